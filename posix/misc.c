@@ -1,0 +1,83 @@
+/*
+ * misc.c - monotonic clock, OS random bytes, CPU count and page size.
+ */
+#include "posix_impl.h"
+
+#include <fcntl.h>
+#include <sched.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
+
+uint64_t shmc_plat_clock_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* For kernels without getrandom (before 3.17). */
+static HRESULT random_from_urandom(unsigned char *p, size_t n)
+{
+    int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return shmc_plat_hresult_from_os(errno);
+    while (n > 0) {
+        ssize_t r = read(fd, p, n);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0) {
+            int err = r < 0 ? errno : EIO;
+            close(fd);
+            return shmc_plat_hresult_from_os(err);
+        }
+        p += r;
+        n -= (size_t)r;
+    }
+    close(fd);
+    return S_OK;
+}
+
+HRESULT shmc_plat_random(void *buf, size_t n)
+{
+    unsigned char *p = buf;
+    if (!buf && n)
+        return E_INVALIDARG;
+    while (n > 0) {
+        ssize_t r = SHMC_ROUTE("getrandom", getrandom(p, n, 0), -1);
+        if (r < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno == ENOSYS)
+                return random_from_urandom(p, n);
+            return shmc_plat_hresult_from_os(errno);
+        }
+        p += r;
+        n -= (size_t)r;
+    }
+    return S_OK;
+}
+
+unsigned shmc_plat_cpu_count(void)
+{
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof(set), &set) == 0) {
+        int n = CPU_COUNT(&set);
+        if (n > 0)
+            return (unsigned)n;
+    }
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (unsigned)n : 1u;
+}
+
+size_t shmc_plat_page_size(void)
+{
+    static _Atomic size_t page;
+    size_t v = atomic_load_explicit(&page, memory_order_relaxed);
+    if (!v) {
+        long p = sysconf(_SC_PAGESIZE);
+        v = p > 0 ? (size_t)p : 4096u;
+        atomic_store_explicit(&page, v, memory_order_relaxed);
+    }
+    return v;
+}

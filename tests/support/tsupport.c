@@ -1,0 +1,114 @@
+/*
+ * tsupport.c - shared test helpers (see tsupport.h).
+ */
+#include "tsupport.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#ifdef _WIN32
+#include <windows.h>
+#else
+#include <dirent.h>
+#endif
+
+void tsupport_dispatch_child(int argc, char **argv, const tsupport_child *children)
+{
+    if (argc < 3 || strcmp(argv[1], "--child") != 0)
+        return;
+    for (const tsupport_child *c = children; c && c->name; c++) {
+        if (!strcmp(c->name, argv[2])) {
+            int rc = c->fn(argc > 3 ? argv[3] : NULL);
+            fflush(stdout);
+            fflush(stderr);
+            exit(rc);
+        }
+    }
+    fprintf(stderr, "no child named %s\n", argv[2]);
+    exit(2);
+}
+
+void tsupport_spawn(shmc_plat_proc *p, const char *name, const char *arg)
+{
+    char exe[4096];
+    assert_hr(shmc_plat_self_exe(exe, sizeof(exe)), S_OK);
+    const char *argv[] = {exe, "--child", name, arg, NULL};
+    assert_hr(shmc_plat_proc_spawn(p, argv), S_OK);
+}
+
+int tsupport_join(shmc_plat_proc *p, uint32_t timeout_ms)
+{
+    HRESULT hr = shmc_plat_proc_wait(p, timeout_ms);
+    if (hr != S_OK) {
+        shmc_plat_proc_kill(p);
+        shmc_plat_proc_wait(p, 10000);
+        shmc_plat_proc_close(p);
+        fail_msg("child did not exit within %u ms (hr 0x%08x)", timeout_ms, (unsigned)hr);
+    }
+    int code = p->exit_code;
+    shmc_plat_proc_close(p);
+    return code;
+}
+
+#define MAX_NAMES 256
+static char names[MAX_NAMES][SHM_MAX_NAME + 1];
+static int n_names;
+
+const char *tsupport_name(char *buf, size_t size, const char *tag)
+{
+    static unsigned counter;
+    shmc_plat_procid self;
+    shmc_plat_proc_self(&self);
+    snprintf(buf, size, "tst-%s-%llu-%u", tag, (unsigned long long)self.pid, ++counter);
+    if (n_names < MAX_NAMES)
+        snprintf(names[n_names++], sizeof(names[0]), "%s", buf);
+    return buf;
+}
+
+void tsupport_check_names_gone(void **state)
+{
+    (void)state;
+    for (int i = 0; i < n_names; i++) {
+        shmc_plat_region r;
+        HRESULT hr = shmc_plat_region_open(&r, names[i]);
+        if (SUCCEEDED(hr)) {
+            shmc_plat_region_close(&r);
+            fail_msg("region %s was left behind", names[i]);
+        }
+        assert_hr(hr, SHM_E_NAME_NOT_FOUND);
+    }
+}
+
+long tsupport_open_handles(void)
+{
+#ifdef _WIN32
+    DWORD n = 0;
+    GetProcessHandleCount(GetCurrentProcess(), &n);
+    return (long)n;
+#else
+    long n = 0;
+    DIR *d = opendir("/proc/self/fd");
+    if (!d)
+        return -1;
+    while (readdir(d))
+        n++;
+    closedir(d);
+    return n;
+#endif
+}
+
+double tsupport_ms_since(uint64_t start_ns)
+{
+    return (double)(shmc_plat_clock_ns() - start_ns) / 1e6;
+}
+
+void tsupport_assert_hr(HRESULT actual, HRESULT expected, const char *expr, const char *file,
+                        int line)
+{
+    if (actual == expected)
+        return;
+    const char *an = ShmHresultName(actual), *en = ShmHresultName(expected);
+    print_error("%s = 0x%08x (%s), expected 0x%08x (%s)\n", expr, (unsigned)actual, an ? an : "?",
+                (unsigned)expected, en ? en : "?");
+    _fail(file, line);
+}

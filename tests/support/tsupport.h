@@ -1,0 +1,72 @@
+/*
+ * tsupport.h - what every shmcom test file shares: cmocka, child processes
+ * (the test re-runs its own executable with `--child NAME ARG`), unique
+ * region names that are checked for leftovers, and HRESULT assertions.
+ */
+#ifndef SHMCOM_TSUPPORT_H
+#define SHMCOM_TSUPPORT_H
+
+#include "platform.h"
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+/* cmocka.h needs the four headers above first */
+#include <cmocka.h>
+#include <stdio.h>
+
+/* A child entry point: returns the process exit code. */
+typedef int (*tsupport_child_fn)(const char *arg);
+
+typedef struct tsupport_child {
+    const char *name;
+    tsupport_child_fn fn;
+} tsupport_child;
+
+/*
+ * If argv asks for a child (`--child NAME [ARG]`), runs it and exits the
+ * process with its code. Call first thing in main.
+ */
+void tsupport_dispatch_child(int argc, char **argv, const tsupport_child *children);
+
+/* Starts this executable as child `name` with `arg` (may be NULL). */
+void tsupport_spawn(shmc_plat_proc *p, const char *name, const char *arg);
+
+/*
+ * Waits up to timeout_ms for a child and returns its exit code; kills it
+ * and fails the test if it does not exit in time.
+ */
+int tsupport_join(shmc_plat_proc *p, uint32_t timeout_ms);
+
+/*
+ * A fresh region name "tst-<tag>-<pid>-<n>", remembered so that
+ * tsupport_check_names_gone() can verify it was removed.
+ */
+const char *tsupport_name(char *buf, size_t size, const char *tag);
+
+/* Fails if any name handed out by tsupport_name still opens. */
+void tsupport_check_names_gone(void **state);
+
+/* Number of open file descriptors (POSIX) or handles (Windows). */
+long tsupport_open_handles(void);
+
+/* Milliseconds since an earlier shmc_plat_clock_ns() reading. */
+double tsupport_ms_since(uint64_t start_ns);
+
+/* HRESULT equality with both values named in the failure message. */
+#define assert_hr(actual, expected) \
+    tsupport_assert_hr((HRESULT)(actual), (HRESULT)(expected), #actual, __FILE__, __LINE__)
+void tsupport_assert_hr(HRESULT actual, HRESULT expected, const char *expr, const char *file,
+                        int line);
+
+/* In a child: print why and return failure. */
+#define CHILD_CHECK(cond)                                                                   \
+    do {                                                                                    \
+        if (!(cond)) {                                                                      \
+            fprintf(stderr, "child: %s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
+            return 1;                                                                       \
+        }                                                                                   \
+    } while (0)
+
+#endif /* SHMCOM_TSUPPORT_H */

@@ -1,0 +1,264 @@
+/*
+ * test_thread.c - threads, thread-local storage (destructors run when a
+ * thread exits), mutex and condition variable, monotonic clock, random
+ * bytes, and the errno/Win32 error mapping.
+ */
+#include "tsupport.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void set_flag(void *arg)
+{
+    atomic_store((_Atomic int *)arg, 1);
+}
+
+static void thread_runs_and_joins(void **state)
+{
+    (void)state;
+    _Atomic int flag = 0;
+    shmc_plat_thread t;
+    assert_hr(shmc_plat_thread_create(&t, set_flag, (void *)&flag), S_OK);
+    shmc_plat_thread_join(&t);
+    assert_int_equal(atomic_load(&flag), 1);
+    assert_hr(shmc_plat_thread_create(&t, NULL, NULL), E_INVALIDARG);
+    assert_hr(shmc_plat_thread_create(NULL, set_flag, NULL), E_INVALIDARG);
+}
+
+static void record_id(void *arg)
+{
+    *(uint64_t *)arg = shmc_plat_thread_self_id();
+}
+
+static void thread_ids_differ(void **state)
+{
+    (void)state;
+    uint64_t other = 0, me = shmc_plat_thread_self_id();
+    shmc_plat_thread t;
+    assert_true(me != 0);
+    assert_int_equal(shmc_plat_thread_self_id(), me);
+    assert_hr(shmc_plat_thread_create(&t, record_id, &other), S_OK);
+    shmc_plat_thread_join(&t);
+    assert_true(other != 0);
+    assert_true(other != me);
+}
+
+/* ---- TLS: the destructor runs on thread exit ---------------------------- */
+
+static shmc_plat_tls tls_key;
+static _Atomic int dtor_calls;
+static void *_Atomic dtor_value;
+
+static void tls_dtor(void *v)
+{
+    atomic_fetch_add(&dtor_calls, 1);
+    atomic_store(&dtor_value, v);
+}
+
+static int tls_cell;
+
+static void tls_thread(void *arg)
+{
+    (void)arg;
+    if (shmc_plat_tls_get(&tls_key) != NULL)
+        return; /* every thread starts with NULL */
+    shmc_plat_tls_set(&tls_key, &tls_cell);
+    /* exits without clearing: the destructor must run */
+}
+
+static void tls_null_thread(void *arg)
+{
+    (void)arg; /* never sets a value: no destructor call */
+}
+
+static void tls_destructor_runs_at_thread_exit(void **state)
+{
+    (void)state;
+    shmc_plat_thread t;
+    atomic_store(&dtor_calls, 0);
+    assert_hr(shmc_plat_tls_create(&tls_key, tls_dtor), S_OK);
+    assert_null(shmc_plat_tls_get(&tls_key));
+    assert_hr(shmc_plat_thread_create(&t, tls_thread, NULL), S_OK);
+    shmc_plat_thread_join(&t);
+    assert_int_equal(atomic_load(&dtor_calls), 1);
+    assert_ptr_equal(atomic_load(&dtor_value), &tls_cell);
+    assert_hr(shmc_plat_thread_create(&t, tls_null_thread, NULL), S_OK);
+    shmc_plat_thread_join(&t);
+    assert_int_equal(atomic_load(&dtor_calls), 1);
+    /* this thread's value is its own */
+    int mine;
+    assert_hr(shmc_plat_tls_set(&tls_key, &mine), S_OK);
+    assert_ptr_equal(shmc_plat_tls_get(&tls_key), &mine);
+    assert_hr(shmc_plat_tls_set(&tls_key, NULL), S_OK);
+    shmc_plat_tls_destroy(&tls_key);
+    assert_hr(shmc_plat_tls_create(NULL, tls_dtor), E_INVALIDARG);
+}
+
+/* ---- mutex and condition variable ----------------------------------------- */
+
+typedef struct box {
+    shmc_plat_mutex m;
+    shmc_plat_cond c;
+    int value;
+    int increments;
+} box;
+
+static void box_add(void *arg)
+{
+    box *b = arg;
+    for (int i = 0; i < 100000; i++) {
+        shmc_plat_mutex_lock(&b->m);
+        b->increments++;
+        shmc_plat_mutex_unlock(&b->m);
+    }
+}
+
+static void mutex_excludes(void **state)
+{
+    (void)state;
+    box b;
+    memset(&b, 0, sizeof(b));
+    shmc_plat_mutex_init(&b.m);
+    shmc_plat_thread t[4];
+    for (int i = 0; i < 4; i++)
+        assert_hr(shmc_plat_thread_create(&t[i], box_add, &b), S_OK);
+    for (int i = 0; i < 4; i++)
+        shmc_plat_thread_join(&t[i]);
+    assert_int_equal(b.increments, 400000);
+    shmc_plat_mutex_fini(&b.m);
+    shmc_plat_mutex_fini(&b.m); /* fini is safe on zeroed memory */
+}
+
+static void box_signal(void *arg)
+{
+    box *b = arg;
+    shmc_plat_mutex_lock(&b->m);
+    b->value = 1;
+    shmc_plat_cond_signal(&b->c);
+    shmc_plat_mutex_unlock(&b->m);
+}
+
+static void cond_signal_and_timeout(void **state)
+{
+    (void)state;
+    box b;
+    memset(&b, 0, sizeof(b));
+    shmc_plat_mutex_init(&b.m);
+    shmc_plat_cond_init(&b.c);
+
+    shmc_plat_mutex_lock(&b.m);
+    uint64_t t0 = shmc_plat_clock_ns();
+    assert_hr(shmc_plat_cond_wait(&b.c, &b.m, 100), S_FALSE);
+    double ms = tsupport_ms_since(t0);
+    assert_true(ms >= 99.0);
+    assert_true(ms < 5000.0);
+    shmc_plat_mutex_unlock(&b.m);
+
+    shmc_plat_thread t;
+    assert_hr(shmc_plat_thread_create(&t, box_signal, &b), S_OK);
+    shmc_plat_mutex_lock(&b.m);
+    t0 = shmc_plat_clock_ns();
+    while (b.value == 0 && tsupport_ms_since(t0) < 20000.0)
+        shmc_plat_cond_wait(&b.c, &b.m, 20000);
+    assert_int_equal(b.value, 1);
+    shmc_plat_mutex_unlock(&b.m);
+    shmc_plat_thread_join(&t);
+    shmc_plat_cond_broadcast(&b.c); /* nobody waits: harmless */
+    shmc_plat_cond_fini(&b.c);
+    shmc_plat_mutex_fini(&b.m);
+}
+
+/* ---- clock, random, machine facts ----------------------------------------- */
+
+static void clock_is_monotonic(void **state)
+{
+    (void)state;
+    uint64_t prev = shmc_plat_clock_ns();
+    for (int i = 0; i < 100000; i++) {
+        uint64_t now = shmc_plat_clock_ns();
+        assert_true(now >= prev);
+        prev = now;
+    }
+    uint64_t t0 = shmc_plat_clock_ns();
+    shmc_plat_sleep_ms(50);
+    assert_true(tsupport_ms_since(t0) >= 49.0);
+}
+
+static void random_bytes(void **state)
+{
+    (void)state;
+    unsigned char a[32], b[32];
+    memset(a, 0, sizeof(a));
+    memset(b, 0, sizeof(b));
+    assert_hr(shmc_plat_random(a, sizeof(a)), S_OK);
+    assert_hr(shmc_plat_random(b, sizeof(b)), S_OK);
+    /* 256 random bits twice: equal only if the generator is broken */
+    assert_memory_not_equal(a, b, sizeof(a));
+    static const unsigned char zero[32];
+    assert_memory_not_equal(a, zero, sizeof(a));
+    /* large requests are filled completely (getrandom returns at most 32 MiB
+     * per call, BCryptGenRandom takes a ULONG): count the bytes still zero */
+    size_t n = 1 << 20;
+    unsigned char *big = calloc(1, n);
+    assert_non_null(big);
+    assert_hr(shmc_plat_random(big, n), S_OK);
+    size_t zeros = 0;
+    for (size_t i = 0; i < n; i++)
+        zeros += big[i] == 0;
+    assert_true(zeros < n / 128); /* about n/256 expected */
+    free(big);
+    assert_hr(shmc_plat_random(NULL, 0), S_OK);
+    assert_hr(shmc_plat_random(NULL, 4), E_INVALIDARG);
+}
+
+static void machine_facts(void **state)
+{
+    (void)state;
+    assert_true(shmc_plat_cpu_count() >= 1);
+    size_t page = shmc_plat_page_size();
+    assert_true(page >= 4096);
+    assert_int_equal(page & (page - 1), 0);
+}
+
+static void os_errors_map(void **state)
+{
+    (void)state;
+#ifdef _WIN32
+    assert_hr(shmc_plat_hresult_from_os(2), SHM_E_NAME_NOT_FOUND);
+    assert_hr(shmc_plat_hresult_from_os(183), SHM_E_NAME_EXISTS);
+    assert_hr(shmc_plat_hresult_from_os(5), E_ACCESSDENIED);
+    assert_hr(shmc_plat_hresult_from_os(8), E_OUTOFMEMORY);
+    assert_hr(shmc_plat_hresult_from_os(87), E_INVALIDARG);
+    assert_hr(shmc_plat_hresult_from_os(1234), HRESULT_FROM_WIN32(1234));
+#else
+    assert_hr(shmc_plat_hresult_from_os(ENOENT), SHM_E_NAME_NOT_FOUND);
+    assert_hr(shmc_plat_hresult_from_os(EEXIST), SHM_E_NAME_EXISTS);
+    assert_hr(shmc_plat_hresult_from_os(EACCES), E_ACCESSDENIED);
+    assert_hr(shmc_plat_hresult_from_os(ENOMEM), E_OUTOFMEMORY);
+    assert_hr(shmc_plat_hresult_from_os(EINVAL), E_INVALIDARG);
+    /* without a COM meaning: the raw errno stays readable */
+    HRESULT hr = shmc_plat_hresult_from_os(EXDEV);
+    assert_true(FAILED(hr));
+    assert_true(SHM_HRESULT_IS_ERRNO(hr));
+    assert_int_equal(HRESULT_CODE(hr), EXDEV);
+#endif
+    assert_true(FAILED(shmc_plat_hresult_from_os(0))); /* a lost errno is still an error */
+}
+
+int main(int argc, char **argv)
+{
+    tsupport_dispatch_child(argc, argv, NULL);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(thread_runs_and_joins),
+        cmocka_unit_test(thread_ids_differ),
+        cmocka_unit_test(tls_destructor_runs_at_thread_exit),
+        cmocka_unit_test(mutex_excludes),
+        cmocka_unit_test(cond_signal_and_timeout),
+        cmocka_unit_test(clock_is_monotonic),
+        cmocka_unit_test(random_bytes),
+        cmocka_unit_test(machine_facts),
+        cmocka_unit_test(os_errors_map),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
