@@ -22,8 +22,8 @@ set(_cm_lib ${_cm_prefix}/lib/libcmocka-static.a)
 
 ExternalProject_Add(cmocka_cross
   PREFIX ${_cm_dir}
-  SOURCE_DIR ${_cm_dir}/src
-  DOWNLOAD_COMMAND sh ${PROJECT_SOURCE_DIR}/cmake/fetch-cmocka.sh ${_cm_dir}
+  SOURCE_DIR ${_cm_dir}/source
+  DOWNLOAD_COMMAND sh ${PROJECT_SOURCE_DIR}/cmake/fetch-cmocka.sh ${_cm_dir} ${_cm_dir}/source
   CMAKE_ARGS
     -DCMAKE_TOOLCHAIN_FILE=${CMAKE_TOOLCHAIN_FILE}
     -DCMAKE_INSTALL_PREFIX=${_cm_prefix}

@@ -1,6 +1,6 @@
 #!/bin/sh
-# fetch-cmocka.sh DEST - put cmocka's source (Debian's cmocka 1.1.5 source
-# package, checked by sha256) into DEST/src, for cross-building the test
+# fetch-cmocka.sh DEST SRC - put cmocka's source (Debian's cmocka 1.1.5
+# source package, checked by sha256, kept in DEST) into SRC, for cross-building the test
 # framework for Windows. Debian ships no cmocka for mingw, and shmcom does
 # not keep cmocka's code in its repository.
 #
@@ -12,7 +12,8 @@
 #      configuration is not touched; no root needed).
 set -eu
 
-dest=${1:?usage: fetch-cmocka.sh DEST}
+dest=${1:?usage: fetch-cmocka.sh DEST SRC}
+src=${2:?usage: fetch-cmocka.sh DEST SRC}
 tarball=cmocka_1.1.5.orig.tar.xz
 sha256=f0ccd8242d55e2fd74b16ba518359151f6f8383ff8aef4976e48393f77bba8b6
 
@@ -90,7 +91,7 @@ if ! verify "$dest/$tarball"; then
     exit 1
 fi
 
-rm -rf "$dest/src"
-mkdir -p "$dest/src"
-tar -xJf "$dest/$tarball" -C "$dest/src" --strip-components=1
-echo "fetch-cmocka: cmocka 1.1.5 source in $dest/src"
+rm -rf "$src"
+mkdir -p "$src"
+tar -xJf "$dest/$tarball" -C "$src" --strip-components=1
+echo "fetch-cmocka: cmocka 1.1.5 source in $src"

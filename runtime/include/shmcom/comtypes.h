@@ -439,8 +439,12 @@ typedef struct tagSTATSTG {
 #define STDMETHODVCALLTYPE
 #define STDAPICALLTYPE
 #define WINAPI
+#ifdef CONST_VTABLE /* as in the Windows headers: vtables const on request */
 #define CONST_VTBL const
-#define interface  struct
+#else
+#define CONST_VTBL
+#endif
+#define interface struct
 
 typedef struct IUnknown IUnknown;
 typedef struct ISequentialStream ISequentialStream;
@@ -500,7 +504,7 @@ struct IStream {
 
 /* Defined by the shmcom library; on Windows they come from uuid.lib. */
 SHMCOM_API extern const GUID GUID_NULL;
-#define IID_NULL   GUID_NULL
+#define IID_NULL  GUID_NULL
 SHMCOM_API extern const IID IID_IUnknown;
 SHMCOM_API extern const IID IID_ISequentialStream;
 SHMCOM_API extern const IID IID_IStream;

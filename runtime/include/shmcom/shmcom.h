@@ -16,6 +16,7 @@
 #include "shmcom/export.h"
 
 #include <stddef.h>
+#include <stdint.h>
 
 #ifdef __cplusplus
 extern "C" {

@@ -1,0 +1,11 @@
+#!/bin/sh
+# quickstart.sh - on a fresh machine: install what is needed, build shmcom
+# (native, default preset) and run its main sample.
+set -eu
+cd "$(dirname "$0")/.."
+scripts/install-deps.sh
+cmake --preset default
+cmake --build --preset default --parallel
+echo
+echo "=== running the main sample: build/default/samples/hello-shared/hello-shared ==="
+build/default/samples/hello-shared/hello-shared

@@ -1,0 +1,58 @@
+/*
+ * misc.c - monotonic clock (QueryPerformanceCounter), OS random bytes
+ * (BCryptGenRandom), CPU count and page size.
+ */
+#include "win_impl.h"
+
+#include <bcrypt.h>
+
+uint64_t shmc_plat_clock_ns(void)
+{
+    static LARGE_INTEGER freq; /* constant after boot; racing writers agree */
+    LARGE_INTEGER now;
+    if (freq.QuadPart == 0)
+        QueryPerformanceFrequency(&freq);
+    QueryPerformanceCounter(&now);
+    uint64_t f = (uint64_t)freq.QuadPart, c = (uint64_t)now.QuadPart;
+    return c / f * 1000000000u + c % f * 1000000000u / f;
+}
+
+HRESULT shmc_plat_random(void *buf, size_t n)
+{
+    unsigned char *p = buf;
+    if (!buf && n)
+        return E_INVALIDARG;
+    while (n > 0) {
+        ULONG chunk = n > 0x40000000u ? 0x40000000u : (ULONG)n;
+        NTSTATUS st = SHMC_ROUTE("BCryptGenRandom",
+                                 BCryptGenRandom(NULL, p, chunk, BCRYPT_USE_SYSTEM_PREFERRED_RNG),
+                                 (NTSTATUS)0xC0000001L /* STATUS_UNSUCCESSFUL */);
+        if (st < 0)
+            return HRESULT_FROM_NT(st);
+        p += chunk;
+        n -= chunk;
+    }
+    return S_OK;
+}
+
+unsigned shmc_plat_cpu_count(void)
+{
+    DWORD n = GetActiveProcessorCount(ALL_PROCESSOR_GROUPS);
+    if (n == 0) {
+        SYSTEM_INFO si;
+        GetSystemInfo(&si);
+        n = si.dwNumberOfProcessors;
+    }
+    return n ? (unsigned)n : 1u;
+}
+
+size_t shmc_plat_page_size(void)
+{
+    static size_t page;
+    if (!page) {
+        SYSTEM_INFO si;
+        GetSystemInfo(&si);
+        page = si.dwPageSize ? si.dwPageSize : 4096u;
+    }
+    return page;
+}

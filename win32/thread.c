@@ -1,0 +1,174 @@
+/*
+ * thread.c - threads (_beginthreadex, so the C runtime knows them), fiber
+ * local storage (its callback is the destructor that runs when a thread
+ * exits), slim reader/writer locks and condition variables.
+ */
+#include "win_impl.h"
+
+#include <process.h>
+#include <stdlib.h>
+#include <string.h>
+
+_Static_assert(sizeof(HANDLE) <= sizeof(((shmc_plat_thread *)0)->opaque), "thread");
+_Static_assert(sizeof(DWORD) <= sizeof(((shmc_plat_tls *)0)->opaque), "tls");
+_Static_assert(sizeof(SRWLOCK) <= sizeof(((shmc_plat_mutex *)0)->opaque), "mutex");
+_Static_assert(sizeof(CONDITION_VARIABLE) <= sizeof(((shmc_plat_cond *)0)->opaque), "cond");
+/* An FLS callback is `VOID NTAPI (PVOID)`; on x64 that is the C calling
+ * convention, so the destructor is passed as is. */
+_Static_assert(sizeof(void *) == 8, "the FLS callback cast assumes x64");
+
+typedef struct start_args {
+    void (*fn)(void *);
+    void *arg;
+} start_args;
+
+static unsigned __stdcall thread_main(void *p)
+{
+    start_args a = *(start_args *)p;
+    free(p);
+    a.fn(a.arg);
+    return 0;
+}
+
+HRESULT shmc_plat_thread_create(shmc_plat_thread *t, void (*fn)(void *), void *arg)
+{
+    if (!t)
+        return E_INVALIDARG;
+    memset(t, 0, sizeof(*t));
+    if (!fn)
+        return E_INVALIDARG;
+    start_args *a = malloc(sizeof(*a));
+    if (!a)
+        return E_OUTOFMEMORY;
+    a->fn = fn;
+    a->arg = arg;
+    uintptr_t h = SHMC_ROUTE("_beginthreadex", _beginthreadex(NULL, 0, thread_main, a, 0, NULL), 0);
+    if (h == 0) {
+        HRESULT hr = errno == EAGAIN ? E_OUTOFMEMORY : shmc_win_last_error();
+        free(a);
+        return hr;
+    }
+    HANDLE hh = (HANDLE)h;
+    memcpy(t->opaque, &hh, sizeof(hh));
+    return S_OK;
+}
+
+void shmc_plat_thread_join(shmc_plat_thread *t)
+{
+    HANDLE h;
+    memcpy(&h, t->opaque, sizeof(h));
+    WaitForSingleObject(h, INFINITE);
+    CloseHandle(h);
+    memset(t, 0, sizeof(*t));
+}
+
+uint64_t shmc_plat_thread_self_id(void)
+{
+    return GetCurrentThreadId();
+}
+
+void shmc_plat_thread_yield(void)
+{
+    SwitchToThread();
+}
+
+void shmc_plat_sleep_ms(uint32_t ms)
+{
+    Sleep(ms);
+}
+
+/* ---- TLS --------------------------------------------------------------- */
+
+HRESULT shmc_plat_tls_create(shmc_plat_tls *k, void (*dtor)(void *))
+{
+    if (!k)
+        return E_INVALIDARG;
+    DWORD idx = FlsAlloc((PFLS_CALLBACK_FUNCTION)(void (*)(void))dtor);
+    if (idx == FLS_OUT_OF_INDEXES)
+        return shmc_win_last_error();
+    memcpy(k->opaque, &idx, sizeof(idx));
+    return S_OK;
+}
+
+static DWORD key_of(const shmc_plat_tls *k)
+{
+    DWORD idx;
+    memcpy(&idx, k->opaque, sizeof(idx));
+    return idx;
+}
+
+void shmc_plat_tls_destroy(shmc_plat_tls *k)
+{
+    FlsFree(key_of(k));
+}
+
+void *shmc_plat_tls_get(const shmc_plat_tls *k)
+{
+    return FlsGetValue(key_of(k));
+}
+
+HRESULT shmc_plat_tls_set(shmc_plat_tls *k, void *value)
+{
+    return FlsSetValue(key_of(k), value) ? S_OK : shmc_win_last_error();
+}
+
+/* ---- lock and condition variable ---------------------------------------- */
+
+static SRWLOCK *lock_of(shmc_plat_mutex *m)
+{
+    return (SRWLOCK *)(void *)m->opaque;
+}
+
+static CONDITION_VARIABLE *cv_of(shmc_plat_cond *c)
+{
+    return (CONDITION_VARIABLE *)(void *)c->opaque;
+}
+
+void shmc_plat_mutex_init(shmc_plat_mutex *m)
+{
+    memset(m, 0, sizeof(*m));
+    InitializeSRWLock(lock_of(m));
+}
+
+void shmc_plat_mutex_fini(shmc_plat_mutex *m)
+{
+    memset(m, 0, sizeof(*m)); /* an SRW lock holds no resources */
+}
+
+void shmc_plat_mutex_lock(shmc_plat_mutex *m)
+{
+    AcquireSRWLockExclusive(lock_of(m));
+}
+
+void shmc_plat_mutex_unlock(shmc_plat_mutex *m)
+{
+    ReleaseSRWLockExclusive(lock_of(m));
+}
+
+void shmc_plat_cond_init(shmc_plat_cond *c)
+{
+    memset(c, 0, sizeof(*c));
+    InitializeConditionVariable(cv_of(c));
+}
+
+void shmc_plat_cond_fini(shmc_plat_cond *c)
+{
+    memset(c, 0, sizeof(*c));
+}
+
+HRESULT shmc_plat_cond_wait(shmc_plat_cond *c, shmc_plat_mutex *m, uint32_t timeout_ms)
+{
+    if (SleepConditionVariableSRW(cv_of(c), lock_of(m), timeout_ms, 0))
+        return S_OK;
+    return GetLastError() == ERROR_TIMEOUT ? S_FALSE : shmc_win_last_error();
+}
+
+void shmc_plat_cond_signal(shmc_plat_cond *c)
+{
+    WakeConditionVariable(cv_of(c));
+}
+
+void shmc_plat_cond_broadcast(shmc_plat_cond *c)
+{
+    WakeAllConditionVariable(cv_of(c));
+}
