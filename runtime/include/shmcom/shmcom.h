@@ -80,6 +80,16 @@ SHMCOM_API HRESULT ShmIIDFromString(const char *text, IID *iid);
  */
 SHMCOM_API int ShmCompareGUID(REFGUID a, REFGUID b);
 
+/* ---- task memory --------------------------------------------------------
+ *
+ * The allocator for [out] data that a callee allocates and the caller
+ * frees, as CoTaskMemAlloc/CoTaskMemFree (on Windows they are those).
+ * ShmCoTaskMemAlloc(0) returns a unique pointer; NULL means out of memory.
+ * ShmCoTaskMemFree(NULL) does nothing.
+ */
+SHMCOM_API void *ShmCoTaskMemAlloc(SIZE_T size);
+SHMCOM_API void ShmCoTaskMemFree(void *p);
+
 /* ---- HRESULT names ----------------------------------------------------- */
 
 /*

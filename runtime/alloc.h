@@ -1,0 +1,26 @@
+/*
+ * alloc.h - every heap allocation of the runtime goes through here, so
+ * that tests can make the n-th one fail (fault injection) and check that
+ * the failure is reported cleanly and nothing leaks.
+ */
+#ifndef SHMCOM_RUNTIME_ALLOC_H
+#define SHMCOM_RUNTIME_ALLOC_H
+
+#include <stddef.h>
+
+void *shmc_malloc(size_t n);
+void *shmc_calloc(size_t count, size_t size);
+void *shmc_realloc(void *p, size_t n);
+void shmc_free(void *p);
+
+/*
+ * Test hook: the n-th allocation from now (1-based) and every later one
+ * fail, until shmc_alloc_fail_reset(). n == 0 clears it. Returns the number
+ * of allocations counted since the last call, so a test can first count
+ * the allocations of a path and then fail each one in turn.
+ * Process-wide and not meant for use while other threads allocate.
+ */
+unsigned long shmc_alloc_fail_at(unsigned long n);
+void shmc_alloc_fail_reset(void);
+
+#endif /* SHMCOM_RUNTIME_ALLOC_H */
