@@ -2,6 +2,7 @@
 # another POSIX system gets its own wait_*.c and proc_*.c here.
 set(SHMCOM_PLATFORM_SOURCES
   errmap.c
+  event.c
   misc.c
   proc.c
   region.c

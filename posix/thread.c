@@ -195,3 +195,14 @@ void shmc_plat_cond_broadcast(shmc_plat_cond *c)
 {
     pthread_cond_broadcast(cv(c));
 }
+
+/* ---- once ----------------------------------------------------------------- */
+
+_Static_assert(sizeof(pthread_once_t) <= sizeof(((shmc_plat_once *)0)->opaque), "once");
+/* SHMC_PLAT_ONCE_INIT (all zero bytes) must be PTHREAD_ONCE_INIT. */
+_Static_assert(PTHREAD_ONCE_INIT == 0, "pthread_once_t must start zeroed");
+
+void shmc_plat_once_run(shmc_plat_once *once, void (*fn)(void))
+{
+    pthread_once((pthread_once_t *)(void *)once->opaque, fn);
+}

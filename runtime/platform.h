@@ -304,6 +304,41 @@ HRESULT shmc_plat_cond_wait(shmc_plat_cond *c, shmc_plat_mutex *m, uint32_t time
 void shmc_plat_cond_signal(shmc_plat_cond *c);
 void shmc_plat_cond_broadcast(shmc_plat_cond *c);
 
+/*
+ * Runs fn exactly once per process, however many threads call with the same
+ * control block at once; the others wait until it has run. A control block
+ * is static storage initialised with SHMC_PLAT_ONCE_INIT.
+ */
+typedef struct shmc_plat_once {
+    alignas(8) unsigned char opaque[16];
+} shmc_plat_once;
+#define SHMC_PLAT_ONCE_INIT \
+    {                       \
+        {                   \
+            0               \
+        }                   \
+    }
+void shmc_plat_once_run(shmc_plat_once *once, void (*fn)(void));
+
+/*
+ * An event an ordinary event loop can wait on: an eventfd (readable while
+ * set) on Linux, a manual-reset event HANDLE on Windows. In-process only.
+ * set/reset never block; set on a set event and reset on a clear one do
+ * nothing.
+ */
+typedef struct shmc_plat_event {
+    alignas(8) unsigned char opaque[8];
+} shmc_plat_event;
+
+HRESULT shmc_plat_event_init(shmc_plat_event *e);
+void shmc_plat_event_fini(shmc_plat_event *e); /* safe on a zeroed event */
+void shmc_plat_event_set(shmc_plat_event *e);
+void shmc_plat_event_reset(shmc_plat_event *e);
+/* S_OK once set, S_FALSE on timeout. */
+HRESULT shmc_plat_event_wait(shmc_plat_event *e, uint32_t timeout_ms);
+/* The fd (POSIX) or HANDLE (Windows) to hand to an event loop. */
+intptr_t shmc_plat_event_handle(const shmc_plat_event *e);
+
 /* ======================================================================
  * Clock, random bytes, machine facts
  * ====================================================================== */

@@ -169,6 +169,71 @@ static void cond_signal_and_timeout(void **state)
     shmc_plat_mutex_fini(&b.m);
 }
 
+/* ---- once and pollable event ------------------------------------------------ */
+
+static shmc_plat_once once_block = SHMC_PLAT_ONCE_INIT;
+static _Atomic int once_calls;
+
+static void once_fn(void)
+{
+    shmc_plat_sleep_ms(20); /* racers must wait for it, not skip it */
+    atomic_fetch_add(&once_calls, 1);
+}
+
+static void once_racer(void *arg)
+{
+    shmc_plat_once_run(&once_block, once_fn);
+    *(int *)arg = atomic_load(&once_calls);
+}
+
+static void once_runs_once(void **state)
+{
+    (void)state;
+    shmc_plat_thread t[4];
+    int seen[4] = {0};
+    for (int i = 0; i < 4; i++)
+        assert_hr(shmc_plat_thread_create(&t[i], once_racer, &seen[i]), S_OK);
+    for (int i = 0; i < 4; i++)
+        shmc_plat_thread_join(&t[i]);
+    shmc_plat_once_run(&once_block, once_fn);
+    assert_int_equal(atomic_load(&once_calls), 1);
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(seen[i], 1); /* nobody returned before it ran */
+}
+
+static void setter(void *arg)
+{
+    shmc_plat_sleep_ms(30);
+    shmc_plat_event_set(arg);
+}
+
+static void event_set_reset_wait(void **state)
+{
+    (void)state;
+    shmc_plat_event e, zero;
+    memset(&zero, 0, sizeof(zero));
+    shmc_plat_event_fini(&zero); /* zeroed: safe */
+    assert_hr(shmc_plat_event_init(&e), S_OK);
+    assert_true(shmc_plat_event_handle(&e) != -1);
+    assert_hr(shmc_plat_event_wait(&e, 0), S_FALSE);
+    uint64_t t0 = shmc_plat_clock_ns();
+    assert_hr(shmc_plat_event_wait(&e, 50), S_FALSE);
+    assert_true(tsupport_ms_since(t0) >= 49.0);
+    shmc_plat_event_set(&e);
+    shmc_plat_event_set(&e); /* twice: still just set */
+    assert_hr(shmc_plat_event_wait(&e, 0), S_OK);
+    assert_hr(shmc_plat_event_wait(&e, 0), S_OK); /* level-triggered */
+    shmc_plat_event_reset(&e);
+    assert_hr(shmc_plat_event_wait(&e, 0), S_FALSE);
+    shmc_plat_event_reset(&e); /* reset on a clear event */
+    assert_hr(shmc_plat_event_wait(&e, 0), S_FALSE);
+    shmc_plat_thread t;
+    assert_hr(shmc_plat_thread_create(&t, setter, &e), S_OK);
+    assert_hr(shmc_plat_event_wait(&e, 20000), S_OK);
+    shmc_plat_thread_join(&t);
+    shmc_plat_event_fini(&e);
+}
+
 /* ---- clock, random, machine facts ----------------------------------------- */
 
 static void clock_is_monotonic(void **state)
@@ -255,6 +320,8 @@ int main(int argc, char **argv)
         cmocka_unit_test(tls_destructor_runs_at_thread_exit),
         cmocka_unit_test(mutex_excludes),
         cmocka_unit_test(cond_signal_and_timeout),
+        cmocka_unit_test(once_runs_once),
+        cmocka_unit_test(event_set_reset_wait),
         cmocka_unit_test(clock_is_monotonic),
         cmocka_unit_test(random_bytes),
         cmocka_unit_test(machine_facts),

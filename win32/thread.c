@@ -172,3 +172,77 @@ void shmc_plat_cond_broadcast(shmc_plat_cond *c)
 {
     WakeAllConditionVariable(cv_of(c));
 }
+
+/* ---- once ----------------------------------------------------------------- */
+
+_Static_assert(sizeof(INIT_ONCE) <= sizeof(((shmc_plat_once *)0)->opaque), "once");
+
+static BOOL CALLBACK once_trampoline(PINIT_ONCE once, PVOID param, PVOID *ctx)
+{
+    (void)once;
+    (void)ctx;
+    void (*fn)(void);
+    memcpy(&fn, &param, sizeof(fn));
+    fn();
+    return TRUE;
+}
+
+void shmc_plat_once_run(shmc_plat_once *once, void (*fn)(void))
+{
+    /* INIT_ONCE_STATIC_INIT is all zero bytes, as SHMC_PLAT_ONCE_INIT */
+    void *param;
+    memcpy(&param, &fn, sizeof(param));
+    InitOnceExecuteOnce((PINIT_ONCE)(void *)once->opaque, once_trampoline, param, NULL);
+}
+
+/* ---- pollable event -------------------------------------------------------- */
+
+static HANDLE event_of(const shmc_plat_event *e)
+{
+    HANDLE h;
+    memcpy(&h, e->opaque, sizeof(h));
+    return h;
+}
+
+HRESULT shmc_plat_event_init(shmc_plat_event *e)
+{
+    memset(e, 0, sizeof(*e));
+    HANDLE h = CreateEventW(NULL, TRUE, FALSE, NULL);
+    if (!h)
+        return shmc_win_last_error();
+    memcpy(e->opaque, &h, sizeof(h));
+    return S_OK;
+}
+
+void shmc_plat_event_fini(shmc_plat_event *e)
+{
+    HANDLE h = event_of(e);
+    if (h)
+        CloseHandle(h);
+    memset(e, 0, sizeof(*e));
+}
+
+void shmc_plat_event_set(shmc_plat_event *e)
+{
+    SetEvent(event_of(e));
+}
+
+void shmc_plat_event_reset(shmc_plat_event *e)
+{
+    ResetEvent(event_of(e));
+}
+
+HRESULT shmc_plat_event_wait(shmc_plat_event *e, uint32_t timeout_ms)
+{
+    DWORD rc = WaitForSingleObject(event_of(e), timeout_ms);
+    if (rc == WAIT_OBJECT_0)
+        return S_OK;
+    if (rc == WAIT_TIMEOUT)
+        return S_FALSE;
+    return shmc_win_last_error();
+}
+
+intptr_t shmc_plat_event_handle(const shmc_plat_event *e)
+{
+    return (intptr_t)event_of(e);
+}
