@@ -54,7 +54,7 @@ extern "C" {
  * refuses tables of another version. */
 #define SHM_PROXYSTUB_ABI 1
 
-#define SHM_NO_SLOT 0xFFFFFFFFu
+#define SHM_NO_SLOT  0xFFFFFFFFu
 #define SHM_NULL_REF 0xFFFFFFFFu
 
 /* Parameter kinds. */
@@ -158,11 +158,10 @@ typedef struct ShmItfMarshaler ShmItfMarshaler;
 typedef struct ShmItfMarshalerVtbl {
     /* Marshals itf (non-NULL) as iid into a buffer allocated with
      * ShmCoTaskMemAlloc, which the caller frees. */
-    HRESULT (*Marshal)(ShmItfMarshaler *m, REFIID iid, IUnknown *itf, void **data,
-                       uint32_t *size);
+    HRESULT (*Marshal)(ShmItfMarshaler *m, REFIID iid, IUnknown *itf, void **data, uint32_t *size);
     /* Reads a record: returns the interface as iid in *ppv (AddRef'd). */
-    HRESULT (*Unmarshal)(ShmItfMarshaler *m, REFIID iid, const void *data, uint32_t size,
-                         void **ppv);
+    HRESULT(*Unmarshal)
+    (ShmItfMarshaler *m, REFIID iid, const void *data, uint32_t size, void **ppv);
     /* Releases what a record holds without reading it (a call failed after
      * the record was written). */
     void (*ReleaseMarshalData)(ShmItfMarshaler *m, const void *data, uint32_t size);
@@ -188,13 +187,13 @@ typedef struct ShmProxyHeader {
 
 /* One call as the engine and the channel see it. */
 typedef struct ShmCallFrame {
-    uint32_t method;       /* vtable slot */
-    void *request;         /* GetBuffer: request_size writable bytes */
+    uint32_t method; /* vtable slot */
+    void *request;   /* GetBuffer: request_size writable bytes */
     uint32_t request_size;
-    const void *reply;     /* SendReceive: the reply frame (possibly hostile memory) */
+    const void *reply; /* SendReceive: the reply frame (possibly hostile memory) */
     uint32_t reply_size;
     ShmItfMarshaler *marshaler; /* GetBuffer: for interface pointers in this call */
-    void *channel_data;    /* the channel's own */
+    void *channel_data;         /* the channel's own */
 } ShmCallFrame;
 
 typedef struct ShmProxyChannelVtbl {
@@ -206,8 +205,8 @@ typedef struct ShmProxyChannelVtbl {
     /* Gives the call a request buffer of `size` bytes and a marshaler.
      * Fails (RPC_E_DISCONNECTED, RPC_E_WRONG_THREAD, ...) if no call can be
      * made; then nothing is to be freed. */
-    HRESULT (*GetBuffer)(ShmProxyChannel *ch, ShmProxyHeader *from, ShmCallFrame *call,
-                         uint32_t size);
+    HRESULT(*GetBuffer)
+    (ShmProxyChannel *ch, ShmProxyHeader *from, ShmCallFrame *call, uint32_t size);
     /* Sends the request and waits for the reply. On S_OK, call->reply and
      * reply_size describe the reply until FreeBuffer. On failure
      * (RPC_E_SERVER_DIED, RPC_E_TIMEOUT, ...) there is no reply. */
