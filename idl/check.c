@@ -254,8 +254,10 @@ static void link_params(idl_ctx *c, idl_method *m, int idx)
             idl_error(c, pa->iid_is_loc, "iid_is: no parameter named '%s'", pa->iid_is);
         idl_param *n = &m->params[j];
         ptype nt = param_type(&n->type);
-        if (nt.base->kind != TY_GUID || n->type.ndims || !(n->kind == PK_VALUE || n->kind == PK_REF))
-            idl_error(c, pa->iid_is_loc, "iid_is: parameter '%s' is not an IID", n->name);
+        /* MIDL and widl want a pointer (REFIID, const IID *) too */
+        if (nt.base->kind != TY_GUID || n->type.ndims || n->kind != PK_REF)
+            idl_error(c, pa->iid_is_loc, "iid_is: parameter '%s' is not a pointer to an IID",
+                      n->name);
         if (!(n->flags & PF_IN) || (n->flags & PF_OUT))
             idl_error(c, pa->iid_is_loc, "iid_is: parameter '%s' must be [in] only", n->name);
         pa->iid_param = j + 1;

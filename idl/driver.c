@@ -92,6 +92,20 @@ static void write_outputs(idl_ctx *c, outfile *o, int n)
     }
 }
 
+/* Make syntax: spaces and '#' escaped, '$' doubled. */
+static void put_dep_path(idl_ctx *c, idl_buf *b, const char *path, int space)
+{
+    if (space)
+        idl_buf_puts(c, b, " ");
+    for (const char *p = path; *p; p++) {
+        if (*p == ' ' || *p == '#' || *p == '\\')
+            idl_buf_puts(c, b, "\\");
+        if (*p == '$')
+            idl_buf_puts(c, b, "$");
+        idl_buf_put(c, b, p, 1);
+    }
+}
+
 static void run(idl_ctx *c)
 {
     const shmidl_options *o = c->opts;
@@ -120,12 +134,37 @@ static void run(idl_ctx *c)
         idl_emit_probe(c);
     if (o->outdir) {
         const char *dir = *o->outdir ? o->outdir : ".";
-        outfile files[3] = {
+        outfile files[4] = {
             {idl_printf(c, "%s/%s.h", dir, c->base), NULL, &c->out_h},
             {idl_printf(c, "%s/%s_p.c", dir, c->base), NULL, &c->out_p},
             {idl_printf(c, "%s/%s_probe.c", dir, c->base), NULL, &c->out_probe},
+            {NULL, NULL, NULL},
         };
-        write_outputs(c, files, o->emit_probe ? 3 : 2);
+        if (!o->emit_probe)
+            files[2] = files[3];
+        int n = o->emit_probe ? 3 : 2;
+        idl_buf dep = {0, 0, 0};
+        if (o->depfile) {
+            put_dep_path(c, &dep, files[0].final, 0);
+            put_dep_path(c, &dep, files[1].final, 1);
+            idl_buf_puts(c, &dep, ":");
+            /* the files list is newest first: print the input first */
+            int nf = 0;
+            for (idl_file *f = c->files; f; f = f->next)
+                nf++;
+            for (int i = nf - 1; i >= 0; i--) {
+                idl_file *f = c->files;
+                for (int k = 0; k < i; k++)
+                    f = f->next;
+                put_dep_path(c, &dep, f->path, 1);
+            }
+            idl_buf_puts(c, &dep, "\n");
+            c->out_dep = dep;
+            files[n].final = o->depfile;
+            files[n].buf = &c->out_dep;
+            n++;
+        }
+        write_outputs(c, files, n);
     }
 }
 
@@ -173,6 +212,7 @@ int shmidl_run(const shmidl_options *opts, shmidl_output *out)
     free(c->out_h.data);
     free(c->out_p.data);
     free(c->out_probe.data);
+    free(c->out_dep.data);
     idl_arena_free(c);
     free(c);
     return rc;

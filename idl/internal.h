@@ -326,7 +326,7 @@ struct idl_ctx {
     const char *ident;  /* base with non-identifier characters as '_' */
     const char *main_file;
     idl_iface *iunknown;
-    idl_buf out_h, out_p, out_probe;
+    idl_buf out_h, out_p, out_probe, out_dep;
 };
 
 /* symtab.c */

@@ -11,13 +11,14 @@
 
 static void usage(FILE *f)
 {
-    fputs("Usage: shmidl [-I DIR]... [-o OUTDIR] [--probe] FILE.idl\n"
+    fputs("Usage: shmidl [-I DIR]... [-o OUTDIR] [--depfile F] [--probe] FILE.idl\n"
           "Compiles FILE.idl (a MIDL subset, see docs/idl.md) into OUTDIR/FILE.h, a header\n"
           "compatible with MIDL's, and OUTDIR/FILE_p.c, the proxies and stubs for the shmcom\n"
           "runtime with the table FILE_ProxyFileInfo.\n"
           "\n"
           "  -I DIR        search DIR for imported files (after the importing file's folder)\n"
           "  -o OUTDIR     write the outputs into OUTDIR (default: the current folder)\n"
+          "  --depfile F   also write F, the outputs' dependencies in make syntax\n"
           "  --probe       also write OUTDIR/FILE_probe.c, a program that prints the layout\n"
           "                of every struct and vtable, to compare with MIDL's header\n"
           "  -h, --help    show this help and exit\n"
@@ -52,6 +53,12 @@ int main(int argc, char **argv)
             goto done;
         } else if (!strcmp(a, "--probe")) {
             o.emit_probe = 1;
+        } else if (!strcmp(a, "--depfile")) {
+            if (i + 1 >= argc) {
+                fprintf(stderr, "shmidl: error: %s needs an argument\n", a);
+                goto usage_error;
+            }
+            o.depfile = argv[++i];
         } else if (!strcmp(a, "-I") || !strcmp(a, "-o")) {
             if (i + 1 >= argc) {
                 fprintf(stderr, "shmidl: error: %s needs an argument\n", a);

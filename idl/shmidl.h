@@ -39,6 +39,9 @@ typedef struct shmidl_options {
     /* Also produce FILE_probe.c: a program that prints the layout of every
      * struct and vtable, for comparison with MIDL's or widl's header. */
     int emit_probe;
+    /* If non-NULL, a make-style dependency file written with the outputs:
+     * the outputs depend on the input and every file it imported. */
+    const char *depfile;
     /* Diagnostics; NULL prints them to stderr. */
     shmidl_diag_fn diag;
     void *diag_ud;
