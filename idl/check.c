@@ -30,12 +30,14 @@ void idl_check_struct(idl_ctx *c, idl_struct *s)
     for (int i = 0; i < s->nfields; i++) {
         idl_field *f = &s->fields[i];
         idl_type *t = idl_resolve(f->type.spec);
+        /* (an anonymous struct gets its typedef name after its body) */
+        const char *of = sname ? idl_printf(c, " of struct '%s'", sname) : "";
         if (f->type.nptr || t->kind == TY_PTRALIAS)
-            idl_error(c, f->loc, "field '%s' of struct '%s' is a pointer: structs must be "
-                                 "pointer-free", f->name, sname ? sname : "");
+            idl_error(c, f->loc, "field '%s'%s is a pointer: structs must be pointer-free",
+                      f->name, of);
         if (t->kind == TY_INTERFACE)
-            idl_error(c, f->loc, "field '%s' of struct '%s' is an interface: structs must be "
-                                 "pointer-free", f->name, sname ? sname : "");
+            idl_error(c, f->loc, "field '%s'%s is an interface: structs must be pointer-free",
+                      f->name, of);
         if (t->kind == TY_VOID)
             idl_error(c, f->loc, "field '%s' has type void", f->name);
     }
