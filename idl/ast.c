@@ -113,8 +113,8 @@ static void report_v(idl_ctx *c, const char *prefix, const char *fmt, va_list ap
 void idl_error(idl_ctx *c, idl_loc loc, const char *fmt, ...)
 {
     char prefix[512];
-    snprintf(prefix, sizeof(prefix), "%s:%d:%d: error: ", loc.file ? loc.file : "<input>",
-             loc.line, loc.col);
+    snprintf(prefix, sizeof(prefix), "%s:%d:%d: error: ", loc.file ? loc.file : "<input>", loc.line,
+             loc.col);
     va_list ap;
     va_start(ap, fmt);
     report_v(c, prefix, fmt, ap);

@@ -20,8 +20,7 @@ idl_type *idl_resolve(idl_type *t)
 int idl_is_data_type(idl_type *t)
 {
     t = idl_resolve(t);
-    return t->kind == TY_BASE || t->kind == TY_GUID || t->kind == TY_ENUM ||
-           t->kind == TY_STRUCT;
+    return t->kind == TY_BASE || t->kind == TY_GUID || t->kind == TY_ENUM || t->kind == TY_STRUCT;
 }
 
 void idl_check_struct(idl_ctx *c, idl_struct *s)
@@ -33,8 +32,8 @@ void idl_check_struct(idl_ctx *c, idl_struct *s)
         /* (an anonymous struct gets its typedef name after its body) */
         const char *of = sname ? idl_printf(c, " of struct '%s'", sname) : "";
         if (f->type.nptr || t->kind == TY_PTRALIAS)
-            idl_error(c, f->loc, "field '%s'%s is a pointer: structs must be pointer-free",
-                      f->name, of);
+            idl_error(c, f->loc, "field '%s'%s is a pointer: structs must be pointer-free", f->name,
+                      of);
         if (t->kind == TY_INTERFACE)
             idl_error(c, f->loc, "field '%s'%s is an interface: structs must be pointer-free",
                       f->name, of);
@@ -203,8 +202,7 @@ static void classify(idl_ctx *c, idl_method *m, int idx)
                           "size_is(, ...)",
                           pa->name);
             if (!out || in)
-                idl_error(c, pa->loc, "callee-allocated array '%s' must be [out] only",
-                          pa->name);
+                idl_error(c, pa->loc, "callee-allocated array '%s' must be [out] only", pa->name);
             pa->kind = PK_ARRAY_ALLOC;
         } else {
             idl_error(c, pa->loc, "too many levels of indirection for an array");
@@ -227,15 +225,13 @@ static void link_params(idl_ctx *c, idl_method *m, int idx)
     if (pa->size_is.present) {
         int j = find_param(m, pa->size_is.name);
         if (j < 0)
-            idl_error(c, pa->size_is.loc, "size_is: no parameter named '%s'",
-                      pa->size_is.name);
+            idl_error(c, pa->size_is.loc, "size_is: no parameter named '%s'", pa->size_is.name);
         if (j == idx)
             idl_error(c, pa->size_is.loc, "size_is: '%s' cannot size itself", pa->name);
         idl_param *n = &m->params[j];
         ptype nt = param_type(&n->type);
         if (!is_integer(nt.base) || n->type.ndims || n->kind == PK_STRING)
-            idl_error(c, pa->size_is.loc, "size_is: parameter '%s' is not an integer",
-                      n->name);
+            idl_error(c, pa->size_is.loc, "size_is: parameter '%s' is not an integer", n->name);
         if (pa->size_is.deref && n->kind != PK_REF)
             idl_error(c, pa->size_is.loc, "size_is: '%s' is not a pointer", n->name);
         if (!pa->size_is.deref && n->kind != PK_VALUE)
@@ -308,8 +304,7 @@ static void resolve_base(idl_ctx *c, idl_iface *itf)
                   "from IUnknown or an interface defined in IDL",
                   b->name);
     if (!b->defined)
-        idl_error(c, itf->base_loc, "base interface '%s' is declared but never defined",
-                  b->name);
+        idl_error(c, itf->base_loc, "base interface '%s' is declared but never defined", b->name);
     itf->base = b;
 }
 
@@ -350,8 +345,7 @@ static void check_iface(idl_ctx *c, idl_iface *itf)
         idl_method *m = &itf->methods[i];
         for (int j = 0; j < i; j++)
             if (!strcmp(itf->methods[j].name, m->name))
-                idl_error(c, m->loc, "duplicate method '%s' in interface '%s'", m->name,
-                          itf->name);
+                idl_error(c, m->loc, "duplicate method '%s' in interface '%s'", m->name, itf->name);
         for (idl_iface *b = itf->base; b; b = b->base) {
             if (b == c->iunknown) {
                 if (!strcmp(m->name, "QueryInterface") || !strcmp(m->name, "AddRef") ||
@@ -362,8 +356,8 @@ static void check_iface(idl_ctx *c, idl_iface *itf)
             }
             for (int j = 0; j < b->nmethods; j++)
                 if (!strcmp(b->methods[j].name, m->name))
-                    idl_error(c, m->loc, "method '%s' is already defined by base '%s'",
-                              m->name, b->name);
+                    idl_error(c, m->loc, "method '%s' is already defined by base '%s'", m->name,
+                              b->name);
         }
         if (itf->a_local) {
             for (int j = 0; j < m->nparams; j++)

@@ -44,10 +44,11 @@ typedef struct outfile {
 /* A temporary name that nobody uses: "wx" (C11) refuses an existing file. */
 static FILE *open_temp(idl_ctx *c, outfile *o)
 {
-    unsigned long seed = (unsigned long)time(NULL) ^ (unsigned long)clock() ^
-                         (unsigned long)(size_t)o;
+    unsigned long seed =
+        (unsigned long)time(NULL) ^ (unsigned long)clock() ^ (unsigned long)(size_t)o;
     for (int i = 0; i < 100; i++) {
-        o->tmp = idl_printf(c, "%s.%lx.tmp", o->final, (seed + (unsigned long)i * 7919u) & 0xFFFFFFu);
+        o->tmp =
+            idl_printf(c, "%s.%lx.tmp", o->final, (seed + (unsigned long)i * 7919u) & 0xFFFFFFu);
         FILE *f = fopen(o->tmp, "wbx");
         if (f)
             return f;

@@ -14,12 +14,15 @@
 #include <inttypes.h>
 #include <string.h>
 
-static void put_spec(idl_ctx *c, idl_buf *b, idl_type *t, int is_const)
+/* expand: spell pointer typedefs out, e.g. REFIID as const IID *: Windows
+ * defines REFIID as const IID *const, whose top-level const the thunks
+ * must not carry (their parameters' addresses go into a void *[]). */
+static void put_spec(idl_ctx *c, idl_buf *b, idl_type *t, int is_const, int expand)
 {
     if (is_const)
         idl_buf_puts(c, b, "const ");
-    if (t->kind == TY_PTRALIAS && !t->cname) {
-        put_spec(c, b, t->ptr_target, t->ptr_target_const);
+    if (t->kind == TY_PTRALIAS && (!t->cname || expand)) {
+        put_spec(c, b, t->ptr_target, t->ptr_target_const, 0);
         idl_buf_puts(c, b, " *");
         return;
     }
@@ -32,8 +35,8 @@ void idl_put_decl(idl_ctx *c, idl_buf *b, const idl_decltype *d, const char *nam
     int spec_const = d->spec_const;
     if (drop_top_const && d->nptr == 0 && d->ndims == 0 && d->spec->kind != TY_PTRALIAS)
         spec_const = 0;
-    put_spec(c, b, d->spec, spec_const);
-    int spelled_ptr = d->spec->kind == TY_PTRALIAS && !d->spec->cname;
+    put_spec(c, b, d->spec, spec_const, drop_top_const);
+    int spelled_ptr = d->spec->kind == TY_PTRALIAS && (!d->spec->cname || drop_top_const);
     if ((!spelled_ptr && *name) || d->nptr)
         idl_buf_puts(c, b, " ");
     for (int i = 0; i < d->nptr; i++) {

@@ -84,8 +84,8 @@ void idl_emit_probe(idl_ctx *c)
             static const char *const unk[] = {"QueryInterface", "AddRef", "Release"};
             for (int i = 0; i < 3 + n; i++) {
                 const char *m = i < 3 ? unk[i] : all[i - 3]->name;
-                idl_buf_printf(c, b, "    P(\"offsetof(%sVtbl, %s)\", offsetof(%sVtbl, %s));\n",
-                               nm, m, nm, m);
+                idl_buf_printf(c, b, "    P(\"offsetof(%sVtbl, %s)\", offsetof(%sVtbl, %s));\n", nm,
+                               m, nm, m);
             }
             break;
         }

@@ -119,9 +119,9 @@ typedef struct idl_type idl_type;
 typedef struct idl_decltype {
     idl_type *spec;
     int spec_const;
-    int nptr;          /* '*' written after the specifier */
-    int ptr_const;     /* bit i: const after the (i+1)-th '*' */
-    int ndims;         /* array dimensions on the name */
+    int nptr;      /* '*' written after the specifier */
+    int ptr_const; /* bit i: const after the (i+1)-th '*' */
+    int ndims;     /* array dimensions on the name */
     uint32_t dims[4];
 } idl_decltype;
 
@@ -247,8 +247,8 @@ struct idl_iface {
     idl_iface *base;
     idl_method *methods;
     int nmethods;
-    int checked;  /* check.c: 1 in progress, 2 done */
-    int nslots;   /* vtable slots, IUnknown's included */
+    int checked; /* check.c: 1 in progress, 2 done */
+    int nslots;  /* vtable slots, IUnknown's included */
 };
 
 typedef struct idl_const {
@@ -275,8 +275,8 @@ typedef enum idl_item_kind {
 typedef struct idl_item {
     idl_item_kind kind;
     struct idl_item *next;
-    const char *text;      /* IT_CPPQUOTE: the quoted text; IT_IMPORT: header name */
-    int import_builtin;    /* IT_IMPORT of unknwn.idl etc. */
+    const char *text;   /* IT_CPPQUOTE: the quoted text; IT_IMPORT: header name */
+    int import_builtin; /* IT_IMPORT of unknwn.idl etc. */
     idl_const *cst;
     idl_struct *st;
     const char *st_typedef; /* IT_STRUCT: the typedef name (if any) */
@@ -316,14 +316,14 @@ struct idl_ctx {
     jmp_buf *jmp;
     idl_arena_block *arena;
     idl_sym *syms[IDL_HASH_SIZE];
-    idl_file *files;   /* every file read (imports are read once) */
+    idl_file *files; /* every file read (imports are read once) */
     int import_depth;
-    idl_item *items;   /* the main file's top-level items, in order */
+    idl_item *items; /* the main file's top-level items, in order */
     idl_item **items_tail;
     idl_iface **ifaces; /* every interface, imported and built-in too */
     int nifaces, ifaces_cap;
-    const char *base;   /* output base name */
-    const char *ident;  /* base with non-identifier characters as '_' */
+    const char *base;  /* output base name */
+    const char *ident; /* base with non-identifier characters as '_' */
     const char *main_file;
     idl_iface *iunknown;
     idl_buf out_h, out_p, out_probe, out_dep;

@@ -218,12 +218,11 @@ static cval expr(parser *p)
 
 /* Names MIDL knows that shmidl refuses. */
 static const char *const refused_types[] = {
-    "BSTR",          "VARIANT",        "VARIANT_BOOL", "SAFEARRAY", "LPSAFEARRAY", "DECIMAL",
-    "CY",            "DATE",           "HANDLE",       "handle_t",  "error_status_t",
-    "int3264",       "__int3264",      "LPVOID",       "SIZE_T",    "INT_PTR",     "UINT_PTR",
-    "LONG_PTR",      "ULONG_PTR",      "DWORD_PTR",    "HWND",      "STATSTG",
-    "LARGE_INTEGER", "ULARGE_INTEGER", "FILETIME",     "IDispatch", "ITypeInfo",   "IStorage",
-    "IMoniker",
+    "BSTR",      "VARIANT",   "VARIANT_BOOL", "SAFEARRAY", "LPSAFEARRAY",    "DECIMAL",
+    "CY",        "DATE",      "HANDLE",       "handle_t",  "error_status_t", "int3264",
+    "__int3264", "LPVOID",    "SIZE_T",       "INT_PTR",   "UINT_PTR",       "LONG_PTR",
+    "ULONG_PTR", "DWORD_PTR", "HWND",         "STATSTG",   "LARGE_INTEGER",  "ULARGE_INTEGER",
+    "FILETIME",  "IDispatch", "ITypeInfo",    "IStorage",  "IMoniker",
 };
 
 static idl_type *named_type(parser *p, const char *name, idl_loc loc)
@@ -239,10 +238,9 @@ static idl_type *named_type(parser *p, const char *name, idl_loc loc)
 
 static int is_base_word(const char *s)
 {
-    static const char *const words[] = {"char",  "small",   "short",  "int",
-                                        "long",  "hyper",   "__int64", "float",
-                                        "double", "boolean", "byte",   "wchar_t",
-                                        "void"};
+    static const char *const words[] = {"char",  "small",   "short", "int",    "long",
+                                        "hyper", "__int64", "float", "double", "boolean",
+                                        "byte",  "wchar_t", "void"};
     for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++)
         if (!strcmp(s, words[i]))
             return 1;
@@ -424,8 +422,7 @@ static void struct_body(parser *p, idl_struct *s)
         if (is_word(p, "struct") || is_word(p, "enum")) {
             idl_token t = peek(p);
             if (t.kind == TK_PUNCT && !strcmp(t.text, "{"))
-                idl_error(p->c, p->tok.loc, "nested %s definitions are not supported",
-                          p->tok.text);
+                idl_error(p->c, p->tok.loc, "nested %s definitions are not supported", p->tok.text);
         }
         idl_decltype spec;
         idl_loc tloc;
@@ -979,8 +976,8 @@ static void parse_interface(parser *p, iface_attrs *a)
     itf->defined = 1;
     itf->imported = !p->is_main;
     if (!a->any)
-        idl_error(p->c, kwloc,
-                  "interface '%s' has no attributes; shmidl needs [object, uuid(...)]", name);
+        idl_error(p->c, kwloc, "interface '%s' has no attributes; shmidl needs [object, uuid(...)]",
+                  name);
     itf->a_object = a->object;
     itf->a_local = a->local;
     if (a->has_uuid)
@@ -1040,9 +1037,8 @@ static void parse_cpp_quote(parser *p)
     add_item(p, IT_CPPQUOTE)->text = text;
 }
 
-static const char *const refused_words[] = {"library",   "coclass",     "dispinterface",
-                                            "module",    "importlib",   "midl_pragma",
-                                            "union"};
+static const char *const refused_words[] = {"library",   "coclass",     "dispinterface", "module",
+                                            "importlib", "midl_pragma", "union"};
 
 static void refuse_word(parser *p)
 {

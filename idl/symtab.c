@@ -155,11 +155,16 @@ typedef struct builtin_ptr {
 } builtin_ptr;
 
 static const builtin_ptr builtin_ptrs[] = {
-    {"REFIID", "REFIID", "IID", 1, 0},          {"REFGUID", "REFGUID", "GUID", 1, 0},
-    {"REFCLSID", "REFCLSID", "CLSID", 1, 0},    {"LPSTR", NULL, "char", 0, 1},
-    {"LPCSTR", NULL, "char", 1, 1},             {"LPWSTR", NULL, "WCHAR", 0, 1},
-    {"LPCWSTR", NULL, "WCHAR", 1, 1},           {"LPOLESTR", "LPOLESTR", "OLECHAR", 0, 1},
-    {"LPCOLESTR", "LPCOLESTR", "OLECHAR", 1, 1}, {"LPUNKNOWN", "LPUNKNOWN", "IUnknown", 0, 0},
+    {"REFIID", "REFIID", "IID", 1, 0},
+    {"REFGUID", "REFGUID", "GUID", 1, 0},
+    {"REFCLSID", "REFCLSID", "CLSID", 1, 0},
+    {"LPSTR", NULL, "char", 0, 1},
+    {"LPCSTR", NULL, "char", 1, 1},
+    {"LPWSTR", NULL, "WCHAR", 0, 1},
+    {"LPCWSTR", NULL, "WCHAR", 1, 1},
+    {"LPOLESTR", "LPOLESTR", "OLECHAR", 0, 1},
+    {"LPCOLESTR", "LPCOLESTR", "OLECHAR", 1, 1},
+    {"LPUNKNOWN", "LPUNKNOWN", "IUnknown", 0, 0},
     {"LPSTREAM", "LPSTREAM", "IStream", 0, 0},
 };
 
@@ -236,8 +241,8 @@ void idl_symtab_init(idl_ctx *c)
 static const char *const builtin_imports[] = {"unknwn.idl", "objidl.idl", "wtypes.idl",
                                               "wtypesbase.idl"};
 static const char *const refused_imports[] = {
-    "oaidl.idl", "ocidl.idl", "oleidl.idl", "objidlbase.idl", "propidl.idl", "servprov.idl",
-    "urlmon.idl", "msxml.idl", "docobj.idl", "shobjidl.idl", "mshtml.idl", "comcat.idl"};
+    "oaidl.idl",  "ocidl.idl", "oleidl.idl", "objidlbase.idl", "propidl.idl", "servprov.idl",
+    "urlmon.idl", "msxml.idl", "docobj.idl", "shobjidl.idl",   "mshtml.idl",  "comcat.idl"};
 
 char *idl_read_file(idl_ctx *c, const char *path, size_t *len)
 {
@@ -376,8 +381,8 @@ int idl_import(idl_ctx *c, const char *name, idl_loc loc, const char *from_file)
             else if (i == 0)
                 cand = join(c, from_file, slash ? (size_t)(slash - from_file) : 0, name);
             else
-                cand = join(c, c->opts->include_dirs[i - 1],
-                            strlen(c->opts->include_dirs[i - 1]), name);
+                cand = join(c, c->opts->include_dirs[i - 1], strlen(c->opts->include_dirs[i - 1]),
+                            name);
             found = normalize(c, cand);
             if (seen_file(c, found))
                 return 0; /* imported once, as MIDL does */

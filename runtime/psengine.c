@@ -119,8 +119,7 @@ static HRESULT check_method(const ShmMethod *m)
             return E_INVALIDARG;
         if (p->kind == SHM_PK_ARRAY_ALLOC && in)
             return E_INVALIDARG;
-        if (wants_in &&
-            (p->in_offset % align || (uint64_t)p->in_offset + size > m->in_size))
+        if (wants_in && (p->in_offset % align || (uint64_t)p->in_offset + size > m->in_size))
             return E_INVALIDARG;
         if (out && (p->out_offset < 4 || p->out_offset % align ||
                     (uint64_t)p->out_offset + size > m->out_size))
@@ -203,9 +202,9 @@ ULONG ShmProxyRelease(void *This)
 typedef struct pwork {
     uint64_t count; /* ARRAY: elements; ARRAY_ALLOC: after the call */
     int count_ok;
-    uint32_t len;    /* [in] variable data, bytes */
-    uint32_t off;    /* its offset in the request */
-    void *rec;       /* [in] interface record (task memory) */
+    uint32_t len; /* [in] variable data, bytes */
+    uint32_t off; /* its offset in the request */
+    void *rec;    /* [in] interface record (task memory) */
     uint32_t rec_size;
     ShmFrameRef ref; /* [out] ref from the reply */
     void *copy;      /* [out] string or array copy for the caller */
@@ -354,9 +353,10 @@ static void write_request(const ShmMethod *m, void **args, pwork *w, unsigned ch
         case SHM_PK_STRING:
         case SHM_PK_ARRAY:
             put_ref(req, p->in_offset, w[i].off, w[i].len);
-            memset(req + w[i].off, 0, (size_t)(shmc_align8(w[i].len)) > size - w[i].off
-                                          ? size - w[i].off
-                                          : (size_t)shmc_align8(w[i].len));
+            memset(req + w[i].off, 0,
+                   (size_t)(shmc_align8(w[i].len)) > size - w[i].off
+                       ? size - w[i].off
+                       : (size_t)shmc_align8(w[i].len));
             memcpy(req + w[i].off, load_ptr(args, i), w[i].len);
             break;
         case SHM_PK_INTERFACE:
@@ -380,7 +380,8 @@ static HRESULT check_reply(const ShmMethod *m, void **args, pwork *w, const shmc
 {
     const ShmParam *ps = m->params;
     ShmFrameRef onstack[SMALL_PARAMS];
-    ShmFrameRef *refs = m->nparams <= SMALL_PARAMS ? onstack : shmc_malloc(sizeof(*refs) * m->nparams);
+    ShmFrameRef *refs =
+        m->nparams <= SMALL_PARAMS ? onstack : shmc_malloc(sizeof(*refs) * m->nparams);
     if (!refs)
         return E_OUTOFMEMORY;
     uint32_t nrefs = 0;
@@ -413,8 +414,7 @@ static HRESULT check_reply(const ShmMethod *m, void **args, pwork *w, const shmc
                 src = f->base + c->out_offset;
             else
                 src = c->kind == SHM_PK_VALUE ? args[j] : load_ptr(args, j);
-            if (shmc_read_count(src, c->elem_size, (c->flags & SHM_PF_SIGNED) != 0,
-                                &w[i].count))
+            if (shmc_read_count(src, c->elem_size, (c->flags & SHM_PF_SIGNED) != 0, &w[i].count))
                 goto done;
             if (shmc_frame_ref_is_null(r)) {
                 if (!shmc_frame_null_ok(r) || w[i].count != 0)
@@ -680,7 +680,8 @@ static HRESULT check_request(const ShmMethod *m, const shmc_frame *f, swork *w)
 {
     const ShmParam *ps = m->params;
     ShmFrameRef onstack[SMALL_PARAMS];
-    ShmFrameRef *refs = m->nparams <= SMALL_PARAMS ? onstack : shmc_malloc(sizeof(*refs) * m->nparams);
+    ShmFrameRef *refs =
+        m->nparams <= SMALL_PARAMS ? onstack : shmc_malloc(sizeof(*refs) * m->nparams);
     if (!refs)
         return E_OUTOFMEMORY;
     uint32_t nrefs = 0;
@@ -803,8 +804,7 @@ static HRESULT stub_args(const ShmMethod *m, const shmc_frame *f, swork *w, void
             break;
         case SHM_PK_ARRAY: {
             size_t n = (size_t)(w[i].count * p->elem_size);
-            const unsigned char *src =
-                p->flags & SHM_PF_IN ? f->base + w[i].ref.offset : NULL;
+            const unsigned char *src = p->flags & SHM_PF_IN ? f->base + w[i].ref.offset : NULL;
             if (src && !(p->flags & SHM_PF_OUT) && (uintptr_t)src % p->elem_align == 0) {
                 /* [in] pointer-free data, bounds checked: passed in place */
                 w[i].ptr = (void *)(uintptr_t)src;
@@ -887,8 +887,7 @@ static HRESULT stub_size_reply(const ShmMethod *m, swork *w, void **args, ShmItf
             uint32_t j = p->size_param - 1u;
             const ShmParam *c = &ps[j];
             const void *src = c->kind == SHM_PK_VALUE ? args[j] : w[j].ptr;
-            if (shmc_read_count(src, c->elem_size, (c->flags & SHM_PF_SIGNED) != 0,
-                                &w[i].count) ||
+            if (shmc_read_count(src, c->elem_size, (c->flags & SHM_PF_SIGNED) != 0, &w[i].count) ||
                 w[i].count > UINT32_MAX || (!w[i].inner && w[i].count))
                 return RPC_E_SERVER_CANTMARSHAL_DATA; /* the callee broke the contract */
             if (!w[i].inner)
@@ -963,9 +962,8 @@ static void write_reply(const ShmMethod *m, swork *w, HRESULT mhr, unsigned char
     }
 }
 
-HRESULT ShmStubInvoke(const ShmInterfaceInfo *info, void *itf, uint32_t method,
-                      const void *request, uint32_t request_size, ShmItfMarshaler *marshaler,
-                      ShmStubReply *reply)
+HRESULT ShmStubInvoke(const ShmInterfaceInfo *info, void *itf, uint32_t method, const void *request,
+                      uint32_t request_size, ShmItfMarshaler *marshaler, ShmStubReply *reply)
 {
     if (!info || !itf || !reply || (!request && request_size))
         return E_INVALIDARG;

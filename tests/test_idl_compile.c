@@ -124,7 +124,8 @@ static void lexer_and_constants(void **state)
     /* non-identifier characters of the file name become '_' */
     assert_string_equal(out.base, "k-1");
     HAS(out.header, "#ifndef SHMIDL_K_1_H");
-    HAS(out.proxy, "const ShmProxyFileInfo k_1_ProxyFileInfo = {\n    SHM_PROXYSTUB_ABI,\n    0,\n    NULL,");
+    HAS(out.proxy,
+        "const ShmProxyFileInfo k_1_ProxyFileInfo = {\n    SHM_PROXYSTUB_ABI,\n    0,\n    NULL,");
     shmidl_output_free(&out);
 }
 

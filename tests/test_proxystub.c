@@ -22,7 +22,7 @@
 
 /* ---- the test marshaler ------------------------------------------------------ */
 
-#define REC_MAGIC  0x52454354u
+#define REC_MAGIC   0x52454354u
 #define MAX_ENTRIES 64
 
 typedef struct rec {
@@ -42,8 +42,7 @@ static int unmarshal_fail; /* make the next Unmarshal fail */
 static const ShmInterfaceInfo *find_info(REFIID iid);
 static HRESULT make_proxy(const ShmInterfaceInfo *info, IUnknown *target, void **ppv);
 
-static HRESULT m_marshal(ShmItfMarshaler *m, REFIID iid, IUnknown *itf, void **data,
-                         uint32_t *size)
+static HRESULT m_marshal(ShmItfMarshaler *m, REFIID iid, IUnknown *itf, void **data, uint32_t *size)
 {
     (void)m;
     int id = 0;
@@ -245,7 +244,7 @@ static void ch_freebuffer(ShmProxyChannel *ch, ShmProxyHeader *from, ShmCallFram
     call->reply = NULL;
 }
 
-static const ShmProxyChannelVtbl channel_vtbl = {ch_qi,         ch_addref,      ch_release,
+static const ShmProxyChannelVtbl channel_vtbl = {ch_qi,        ch_addref,      ch_release,
                                                  ch_getbuffer, ch_sendreceive, ch_freebuffer};
 static ShmProxyChannel channel = {&channel_vtbl};
 
@@ -383,17 +382,17 @@ static HRESULT STDMETHODCALLTYPE o_nothing(IDerived *This)
 }
 static HRESULT STDMETHODCALLTYPE o_bases(IDerived *This, char c, BYTE y, signed char sm,
                                          unsigned char usm, short s, unsigned short us, int i,
-                                         unsigned int ui, LONG l, ULONG ul, hyper h,
-                                         MIDL_uhyper uh, __int64 i64, unsigned __int64 u64,
-                                         float f, double d, boolean b, BOOL B, DWORD dw,
-                                         ULONGLONG ull, HRESULT hr, Color col, double *sum)
+                                         unsigned int ui, LONG l, ULONG ul, hyper h, MIDL_uhyper uh,
+                                         __int64 i64, unsigned __int64 u64, float f, double d,
+                                         boolean b, BOOL B, DWORD dw, ULONGLONG ull, HRESULT hr,
+                                         Color col, double *sum)
 {
     impl(This)->calls++;
-    int ok = c == 'x' && y == 0xFE && sm == -100 && usm == 200 && s == -30000 &&
-             us == 60000 && i == -2000000000 && ui == 4000000000u && l == -123456 &&
-             ul == 0xDEADBEEF && h == -1234567890123LL && uh == 0xFEDCBA9876543210ULL &&
-             i64 == INT64_MIN && u64 == UINT64_MAX && f == 1.5f && d == -2.25 && b == 1 &&
-             B == 7 && dw == 0x80000000u && ull == 42 && hr == E_FAIL && col == BLUE;
+    int ok = c == 'x' && y == 0xFE && sm == -100 && usm == 200 && s == -30000 && us == 60000 &&
+             i == -2000000000 && ui == 4000000000u && l == -123456 && ul == 0xDEADBEEF &&
+             h == -1234567890123LL && uh == 0xFEDCBA9876543210ULL && i64 == INT64_MIN &&
+             u64 == UINT64_MAX && f == 1.5f && d == -2.25 && b == 1 && B == 7 &&
+             dw == 0x80000000u && ull == 42 && hr == E_FAIL && col == BLUE;
     *sum = ok ? (double)f + d : -1;
     return ok ? S_OK : E_INVALIDARG;
 }
@@ -535,8 +534,7 @@ static HRESULT STDMETHODCALLTYPE o_query(IDerived *This, IUnknown *unk, REFIID r
         return E_POINTER;
     return IUnknown_QueryInterface(unk, riid, ppv);
 }
-static HRESULT STDMETHODCALLTYPE o_passiid(IDerived *This, const IID *piid, IUnknown *unk,
-                                           LONG *n)
+static HRESULT STDMETHODCALLTYPE o_passiid(IDerived *This, const IID *piid, IUnknown *unk, LONG *n)
 {
     impl(This)->calls++;
     void *p;
@@ -560,9 +558,9 @@ static HRESULT STDMETHODCALLTYPE o_more(IDerived *This, const char *name, ULONG 
 }
 
 static const IDerivedVtbl obj_vtbl = {
-    o_qi,     o_addref, o_release, o_ping,   o_swap,   o_nothing, o_bases,  o_structs,
-    o_fixed,  o_strings, o_arrays, o_alloc,  o_allocin, o_signed, o_fail,   o_give,
-    o_get,    o_query,  o_passiid, o_stream, o_more};
+    o_qi,      o_addref, o_release, o_ping,   o_swap,    o_nothing, o_bases,
+    o_structs, o_fixed,  o_strings, o_arrays, o_alloc,   o_allocin, o_signed,
+    o_fail,    o_give,   o_get,     o_query,  o_passiid, o_stream,  o_more};
 
 /* ---- fixtures ----------------------------------------------------------------------- */
 
@@ -577,9 +575,9 @@ static int setup(void **state)
     fail_getbuffer = fail_second_getbuffer = fail_sendreceive = S_OK;
     inject_reply = NULL;
     unmarshal_fail = 0;
-    assert_hr(make_proxy(find_info(&IID_IDerived), (IUnknown *)&obj.IDerived_iface,
-                         (void **)&proxy),
-              S_OK);
+    assert_hr(
+        make_proxy(find_info(&IID_IDerived), (IUnknown *)&obj.IDerived_iface, (void **)&proxy),
+        S_OK);
     obj.calls = 0;
     return 0;
 }
@@ -619,8 +617,8 @@ static void tables(void **state)
     assert_string_equal(d->methods[3].name, "Ping");
     assert_string_equal(d->methods[20].name, "More");
     /* IIDs as written in the IDL, in COM's byte order */
-    static const IID expect = {0x6f1f3a10, 0x0000, 0x4000,
-                               {0x80, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x12}};
+    static const IID expect = {
+        0x6f1f3a10, 0x0000, 0x4000, {0x80, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x12}};
     assert_true(IsEqualIID(&IID_IDerived, &expect));
     /* a broken table is refused: overlapping slots, a slot past the fixed part */
     ShmMethod m = d->methods[3];
@@ -675,10 +673,10 @@ static void base_types(void **state)
 {
     (void)state;
     double sum = 0;
-    assert_hr(IDerived_Bases(proxy, 'x', 0xFE, -100, 200, -30000, 60000, -2000000000,
-                             4000000000u, -123456, 0xDEADBEEF, -1234567890123LL,
-                             0xFEDCBA9876543210ULL, INT64_MIN, UINT64_MAX, 1.5f, -2.25, 1, 7,
-                             0x80000000u, 42, E_FAIL, BLUE, &sum),
+    assert_hr(IDerived_Bases(proxy, 'x', 0xFE, -100, 200, -30000, 60000, -2000000000, 4000000000u,
+                             -123456, 0xDEADBEEF, -1234567890123LL, 0xFEDCBA9876543210ULL,
+                             INT64_MIN, UINT64_MAX, 1.5f, -2.25, 1, 7, 0x80000000u, 42, E_FAIL,
+                             BLUE, &sum),
               S_OK);
     assert_true(sum == -0.75);
     /* the object's failure passes through, and [out] data comes back zeroed */
@@ -946,9 +944,9 @@ static void null_pointers_and_bad_slots(void **state)
                   RPC_E_INVALIDMETHOD);
     assert_hr(ShmStubInvoke(info, &obj.IDerived_iface, 21, NULL, 0, &marshaler, &sink.base),
               RPC_E_INVALIDMETHOD);
-    assert_hr(ShmStubInvoke(info, &obj.IDerived_iface, 0xFFFFFFFFu, NULL, 0, &marshaler,
-                            &sink.base),
-              RPC_E_INVALIDMETHOD);
+    assert_hr(
+        ShmStubInvoke(info, &obj.IDerived_iface, 0xFFFFFFFFu, NULL, 0, &marshaler, &sink.base),
+        RPC_E_INVALIDMETHOD);
     assert_hr(ShmProxyInvoke(proxy, 2, NULL), RPC_E_INVALIDMETHOD);
     assert_hr(ShmProxyInvoke(proxy, 21, NULL), RPC_E_INVALIDMETHOD);
     assert_int_equal(obj.calls, calls);
@@ -978,8 +976,14 @@ static void channel_errors(void **state)
 
 /* ---- hostile requests ----------------------------------------------------------- */
 
-enum { SLOT_STRINGS = 9, SLOT_ARRAYS = 10, SLOT_ALLOC = 11, SLOT_SIGNED = 13, SLOT_GIVE = 15,
-       SLOT_QUERY = 17 };
+enum {
+    SLOT_STRINGS = 9,
+    SLOT_ARRAYS = 10,
+    SLOT_ALLOC = 11,
+    SLOT_SIGNED = 13,
+    SLOT_GIVE = 15,
+    SLOT_QUERY = 17
+};
 
 /* Calls the stub with a copy of the frame in a buffer of exactly its size. */
 static HRESULT stub_call(uint32_t slot, const unsigned char *req, uint32_t size)
@@ -1146,8 +1150,8 @@ static void hostile_replies(void **state)
     unsigned char *m = malloc(size);
     static const struct {
         uint32_t at, value;
-    } bad[] = {{4, 16}, {4, 26}, {8, 0xFFFFFFF0u}, {4, 0xFFFFFFF8u}, {12, 24}, {16, 3},
-               {24, 0x00003c00u}, {28, 0x4141u}};
+    } bad[] = {{4, 16},  {4, 26}, {8, 0xFFFFFFF0u},  {4, 0xFFFFFFF8u},
+               {12, 24}, {16, 3}, {24, 0x00003c00u}, {28, 0x4141u}};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         memcpy(m, rep, size);
         put32(m + bad[i].at, bad[i].value);
@@ -1278,8 +1282,8 @@ static HRESULT sc_fail(void)
 static void every_allocation_fails(void **state)
 {
     (void)state;
-    HRESULT (*const scenarios[])(void) = {sc_strings, sc_arrays, sc_alloc, sc_give,
-                                          sc_get,     sc_query,  sc_fail};
+    HRESULT (*const scenarios[])
+    (void) = {sc_strings, sc_arrays, sc_alloc, sc_give, sc_get, sc_query, sc_fail};
     for (size_t s = 0; s < sizeof(scenarios) / sizeof(scenarios[0]); s++) {
         shmc_alloc_fail_at(0);
         assert_hr(scenarios[s](), S_OK);

@@ -64,7 +64,7 @@ extern "C" {
  * refuses tables of another version. */
 #define SHM_PROXYSTUB_ABI 1
 
-#define SHM_NO_SLOT 0xFFFFFFFFu
+#define SHM_NO_SLOT  0xFFFFFFFFu
 #define SHM_NULL_REF 0xFFFFFFFFu
 
 /* Parameter kinds. */
@@ -172,13 +172,12 @@ typedef struct ShmItfMarshaler ShmItfMarshaler;
 typedef struct ShmItfMarshalerVtbl {
     /* Marshals itf (non-NULL) as iid into a buffer allocated with
      * ShmCoTaskMemAlloc, which the caller frees. */
-    HRESULT (*Marshal)(ShmItfMarshaler *m, REFIID iid, IUnknown *itf, void **data,
-                       uint32_t *size);
+    HRESULT (*Marshal)(ShmItfMarshaler *m, REFIID iid, IUnknown *itf, void **data, uint32_t *size);
     /* Reads a record: returns the interface as iid in *ppv (AddRef'd).
      * Consumes the record whether it succeeds or not (no ReleaseMarshalData
      * follows). The record may come from a hostile frame: it is checked. */
-    HRESULT (*Unmarshal)(ShmItfMarshaler *m, REFIID iid, const void *data, uint32_t size,
-                         void **ppv);
+    HRESULT (*Unmarshal)
+    (ShmItfMarshaler *m, REFIID iid, const void *data, uint32_t size, void **ppv);
     /* Releases what a record holds without reading it (a call failed after
      * the record was written). The proxy calls it for [in] records only if
      * the call fails before SendReceive: from SendReceive on, the request's
@@ -206,13 +205,13 @@ typedef struct ShmProxyHeader {
 
 /* One call as the engine and the channel see it. */
 typedef struct ShmCallFrame {
-    uint32_t method;       /* vtable slot */
-    void *request;         /* GetBuffer: request_size writable bytes */
+    uint32_t method; /* vtable slot */
+    void *request;   /* GetBuffer: request_size writable bytes */
     uint32_t request_size;
-    const void *reply;     /* SendReceive: the reply frame (possibly hostile memory) */
+    const void *reply; /* SendReceive: the reply frame (possibly hostile memory) */
     uint32_t reply_size;
     ShmItfMarshaler *marshaler; /* GetBuffer: for interface pointers in this call */
-    void *channel_data;    /* the channel's own */
+    void *channel_data;         /* the channel's own */
 } ShmCallFrame;
 
 typedef struct ShmProxyChannelVtbl {
@@ -230,8 +229,8 @@ typedef struct ShmProxyChannelVtbl {
      * them. The second call replaces the request buffer with one of the new
      * size (the old contents need not be kept) and keeps the marshaler; if
      * it fails, the first buffer stays and FreeBuffer still ends the call. */
-    HRESULT (*GetBuffer)(ShmProxyChannel *ch, ShmProxyHeader *from, ShmCallFrame *call,
-                         uint32_t size);
+    HRESULT (*GetBuffer)
+    (ShmProxyChannel *ch, ShmProxyHeader *from, ShmCallFrame *call, uint32_t size);
     /* Sends the request and waits for the reply. On S_OK, call->reply and
      * reply_size describe the reply until FreeBuffer. On failure
      * (RPC_E_SERVER_DIED, RPC_E_TIMEOUT, ...) there is no reply. */
