@@ -27,17 +27,27 @@
  *  - variable data (strings, sized arrays, interface records): a
  *    ShmFrameRef {offset, length}, both in bytes, offset counted from the
  *    start of the frame (its byte 0), pointing into the variable part.
- *    A NULL pointer (allowed for interface pointers only) is
- *    {SHM_NULL_REF, 0}.
+ *    A NULL pointer (allowed for interface pointers, and for the strings
+ *    and arrays a callee allocates for [out]) is {SHM_NULL_REF, 0}.
  * All integers are little-endian, as the machines shmcom runs on.
  *
- * Variable data starts 8-aligned. A receiver checks every ShmFrameRef
- * against the frame (inside the variable part, no overflow, length a
- * multiple of the element size, strings terminated, counts matching their
- * size_is parameter) before it touches the data; a bad frame gives
+ * Variable data starts 8-aligned: every ShmFrameRef offset is a multiple
+ * of 8 (relative to byte 0, so data is aligned in place when the frame
+ * is), and the referred ranges do not overlap each other or the fixed
+ * part. Bytes after the last of them are ignored. A receiver checks every
+ * ShmFrameRef against the frame (inside the variable part, no overflow,
+ * length a multiple of the element size, strings terminated with no
+ * earlier NUL, counts matching their size_is parameter, no negative count
+ * for a SHM_PF_SIGNED count) before it touches the data; a bad frame gives
  * RPC_E_INVALID_DATA and touches nothing outside it. Frames may sit in
  * memory another process can write: the engine copies what steers it
- * (refs, counts) into locals before checking and using them.
+ * (refs, counts) into locals before checking and using them, and copies
+ * strings before checking their terminator.
+ *
+ * When the method fails (FAILED(hr)), the stub frees or releases what the
+ * callee returned in [out] parameters and the reply is the HRESULT alone
+ * (out_size bytes, the [out] slots zero); the proxy then leaves [out]
+ * pointers NULL and [out] data zeroed, as COM callers expect.
  */
 #ifndef SHMCOM_PROXYSTUB_H
 #define SHMCOM_PROXYSTUB_H
@@ -89,6 +99,10 @@ enum {
     SHM_PF_IN = 1,
     SHM_PF_OUT = 2,
     SHM_PF_RETVAL = 4,
+    /* A count (size_is) parameter of a signed type: a negative value is
+     * refused (E_INVALIDARG from the proxy, RPC_E_INVALID_DATA from a frame)
+     * instead of being read as a huge unsigned count. */
+    SHM_PF_SIGNED = 8,
 };
 
 typedef struct ShmFrameRef {
@@ -159,11 +173,15 @@ typedef struct ShmItfMarshalerVtbl {
     /* Marshals itf (non-NULL) as iid into a buffer allocated with
      * ShmCoTaskMemAlloc, which the caller frees. */
     HRESULT (*Marshal)(ShmItfMarshaler *m, REFIID iid, IUnknown *itf, void **data, uint32_t *size);
-    /* Reads a record: returns the interface as iid in *ppv (AddRef'd). */
-    HRESULT(*Unmarshal)
+    /* Reads a record: returns the interface as iid in *ppv (AddRef'd).
+     * Consumes the record whether it succeeds or not (no ReleaseMarshalData
+     * follows). The record may come from a hostile frame: it is checked. */
+    HRESULT (*Unmarshal)
     (ShmItfMarshaler *m, REFIID iid, const void *data, uint32_t size, void **ppv);
     /* Releases what a record holds without reading it (a call failed after
-     * the record was written). */
+     * the record was written). The proxy calls it for [in] records only if
+     * the call fails before SendReceive: from SendReceive on, the request's
+     * records belong to the channel and the stub. */
     void (*ReleaseMarshalData)(ShmItfMarshaler *m, const void *data, uint32_t size);
 } ShmItfMarshalerVtbl;
 
@@ -204,8 +222,14 @@ typedef struct ShmProxyChannelVtbl {
     ULONG (*Release)(ShmProxyChannel *ch, ShmProxyHeader *from);
     /* Gives the call a request buffer of `size` bytes and a marshaler.
      * Fails (RPC_E_DISCONNECTED, RPC_E_WRONG_THREAD, ...) if no call can be
-     * made; then nothing is to be freed. */
-    HRESULT(*GetBuffer)
+     * made; then nothing is to be freed.
+     * The proxy calls it a second time for the same call, before
+     * SendReceive, when [in] interface pointers are marshaled: their records'
+     * sizes are known only once the marshaler (from the first call) wrote
+     * them. The second call replaces the request buffer with one of the new
+     * size (the old contents need not be kept) and keeps the marshaler; if
+     * it fails, the first buffer stays and FreeBuffer still ends the call. */
+    HRESULT (*GetBuffer)
     (ShmProxyChannel *ch, ShmProxyHeader *from, ShmCallFrame *call, uint32_t size);
     /* Sends the request and waits for the reply. On S_OK, call->reply and
      * reply_size describe the reply until FreeBuffer. On failure
