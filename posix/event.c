@@ -57,7 +57,7 @@ HRESULT shmc_plat_event_wait(shmc_plat_event *e, uint32_t timeout_ms)
     for (;;) {
         int ms = -1;
         if (timeout_ms != SHMC_PLAT_INFINITE) {
-            uint32_t left = shmc_plat__remaining_ms(deadline);
+            uint32_t left = shmc_plat_clock_ms_until(deadline);
             ms = left > 0x7FFFFFFF ? 0x7FFFFFFF : (int)left;
         }
         int rc = poll(&p, 1, ms);

@@ -257,7 +257,7 @@ HRESULT shmc_plat_proc_wait(shmc_plat_proc *p, uint32_t timeout_ms)
         if (check_exited(p))
             return S_OK;
         uint32_t left =
-            deadline == UINT64_MAX ? SHMC_PLAT_INFINITE : shmc_plat__remaining_ms(deadline);
+            deadline == UINT64_MAX ? SHMC_PLAT_INFINITE : shmc_plat_clock_ms_until(deadline);
         if (left == 0)
             return S_FALSE;
         if (fd >= 0) {

@@ -92,7 +92,7 @@ int shmc_plat__fault(const char *syscall)
     return 0;
 }
 
-uint32_t shmc_plat__remaining_ms(uint64_t deadline_ns)
+uint32_t shmc_plat_clock_ms_until(uint64_t deadline_ns)
 {
     uint64_t now = shmc_plat_clock_ns();
     if (now >= deadline_ns)

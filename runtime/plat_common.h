@@ -19,9 +19,6 @@ extern const char *const shmc_plat__routed_syscalls[];
  */
 int shmc_plat__fault(const char *syscall);
 
-/* Milliseconds left until deadline_ns (monotonic), rounded up, 0 if past. */
-uint32_t shmc_plat__remaining_ms(uint64_t deadline_ns);
-
 /* Rounds size up to a multiple of the page size; 0 on overflow. */
 static inline size_t shmc_plat__round_page(size_t size)
 {

@@ -139,7 +139,8 @@ HRESULT shmc_plat_region_access(const shmc_plat_region *r, unsigned *mode);
  */
 
 typedef struct shmc_plat_wword {
-    _Atomic uint32_t value;
+    alignas(8) _Atomic uint32_t value;
+
     _Atomic uint32_t waiters; /* owned by the platform layer */
 } shmc_plat_wword;
 
@@ -345,6 +346,10 @@ intptr_t shmc_plat_event_handle(const shmc_plat_event *e);
 
 /* Monotonic time in nanoseconds (arbitrary epoch, never goes back). */
 uint64_t shmc_plat_clock_ns(void);
+
+/* Milliseconds left until a monotonic deadline, rounded up; 0 if past.
+ * Never returns SHMC_PLAT_INFINITE. */
+uint32_t shmc_plat_clock_ms_until(uint64_t deadline_ns);
 
 /*
  * Fills buf with n bytes from the OS's cryptographic generator

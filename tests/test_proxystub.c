@@ -1282,7 +1282,7 @@ static HRESULT sc_fail(void)
 static void every_allocation_fails(void **state)
 {
     (void)state;
-    HRESULT (*const scenarios[])
+    HRESULT(*const scenarios[])
     (void) = {sc_strings, sc_arrays, sc_alloc, sc_give, sc_get, sc_query, sc_fail};
     for (size_t s = 0; s < sizeof(scenarios) / sizeof(scenarios[0]); s++) {
         shmc_alloc_fail_at(0);

@@ -244,6 +244,8 @@ typedef CLSID *LPCLSID;
 #define CO_E_NOT_SUPPORTED                  ((HRESULT)0x80004021)
 #define CO_E_RELOAD_DLL                     ((HRESULT)0x80004022)
 #define CO_E_MSI_ERROR                      ((HRESULT)0x80004023)
+#define REGDB_E_CLASSNOTREG                 ((HRESULT)0x80040154)
+#define REGDB_E_IIDNOTREG                   ((HRESULT)0x80040155)
 #define CO_E_FIRST                          ((HRESULT)0x800401F0)
 #define CO_E_LAST                           ((HRESULT)0x800401FF)
 #define CO_E_NOTINITIALIZED                 ((HRESULT)0x800401F0)

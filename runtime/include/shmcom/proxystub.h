@@ -176,7 +176,7 @@ typedef struct ShmItfMarshalerVtbl {
     /* Reads a record: returns the interface as iid in *ppv (AddRef'd).
      * Consumes the record whether it succeeds or not (no ReleaseMarshalData
      * follows). The record may come from a hostile frame: it is checked. */
-    HRESULT (*Unmarshal)
+    HRESULT(*Unmarshal)
     (ShmItfMarshaler *m, REFIID iid, const void *data, uint32_t size, void **ppv);
     /* Releases what a record holds without reading it (a call failed after
      * the record was written). The proxy calls it for [in] records only if
@@ -229,7 +229,7 @@ typedef struct ShmProxyChannelVtbl {
      * them. The second call replaces the request buffer with one of the new
      * size (the old contents need not be kept) and keeps the marshaler; if
      * it fails, the first buffer stays and FreeBuffer still ends the call. */
-    HRESULT (*GetBuffer)
+    HRESULT(*GetBuffer)
     (ShmProxyChannel *ch, ShmProxyHeader *from, ShmCallFrame *call, uint32_t size);
     /* Sends the request and waits for the reply. On S_OK, call->reply and
      * reply_size describe the reply until FreeBuffer. On failure

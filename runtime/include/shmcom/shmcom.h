@@ -80,6 +80,109 @@ SHMCOM_API HRESULT ShmIIDFromString(const char *text, IID *iid);
  */
 SHMCOM_API int ShmCompareGUID(REFGUID a, REFGUID b);
 
+/* ---- apartments ----------------------------------------------------------
+ *
+ * A thread joins an apartment before it marshals or calls through proxies:
+ * its own single-threaded apartment (COINIT_APARTMENTTHREADED: objects it
+ * exports are called on this thread only, one call at a time, in arrival
+ * order), or the process's one multithreaded apartment
+ * (COINIT_MULTITHREADED: calls from other apartments run on runtime
+ * threads). A thread that joined none is in the MTA implicitly while the
+ * MTA exists (some thread joined it), as on Windows.
+ *
+ * ShmCoInitializeEx: S_OK when the thread joins, S_FALSE when it already
+ * had joined the same kind (counted: call ShmCoUninitialize as often),
+ * RPC_E_CHANGED_MODE for the other kind, E_INVALIDARG for a non-NULL
+ * reserved or unknown flags. COINIT_DISABLE_OLE1DDE and
+ * COINIT_SPEED_OVER_MEMORY are accepted and ignored.
+ *
+ * ShmCoUninitialize: the last one leaves the apartment. When an apartment
+ * ends (an STA's thread leaves it; the last member leaves the MTA), the
+ * objects it exported are released and their proxies elsewhere answer
+ * RPC_E_DISCONNECTED, and the references its own proxies held are given
+ * back; those proxies then answer CO_E_OBJNOTCONNECTED (Release still works).
+ * A thread that exits without uninitializing is cleaned up the same way.
+ */
+SHMCOM_API HRESULT ShmCoInitializeEx(void *reserved, DWORD coinit);
+SHMCOM_API void ShmCoUninitialize(void);
+
+/*
+ * ShmCoProcessCalls (STA only): runs the calls queued for the calling
+ * thread's STA; if none is queued, waits up to timeout_ms (INFINITE: for
+ * ever) for one and runs it. S_OK when it ran calls, S_FALSE on timeout,
+ * CO_E_NOTINITIALIZED on a thread not initialized, CO_E_NOT_SUPPORTED on an
+ * MTA thread (MTA calls run on runtime threads). An STA also runs its
+ * incoming calls while it waits for the reply to a call of its own, so a
+ * callback into it works.
+ */
+SHMCOM_API HRESULT ShmCoProcessCalls(DWORD timeout_ms);
+
+/*
+ * ShmCoGetApartmentWaitHandle (STA only): a handle an event loop can wait
+ * on, ready while calls wait for this STA; then call ShmCoProcessCalls(0).
+ * An fd (readable) on POSIX, an event HANDLE on Windows, owned by the
+ * apartment: do not close it. Errors as ShmCoProcessCalls.
+ */
+SHMCOM_API HRESULT ShmCoGetApartmentWaitHandle(intptr_t *handle);
+
+/*
+ * ShmCoSetCallTimeout: the longest the calling thread's outgoing calls wait
+ * for their reply (INFINITE, the default, waits for ever). A call that
+ * takes longer returns RPC_E_TIMEOUT; its late reply is dropped and what it
+ * carried is released.
+ */
+SHMCOM_API HRESULT ShmCoSetCallTimeout(DWORD timeout_ms);
+
+/* ---- marshaling -------------------------------------------------------------
+ *
+ * As COM's functions of the same names (Microsoft's documentation and
+ * Wine's conformance tests are the reference), in a runtime without
+ * registry or class factories:
+ *  - a record is read at the stream's position and leaves it at its end;
+ *  - in the object's own apartment, unmarshaling gives the object itself;
+ *    elsewhere a proxy (one identity per object and apartment);
+ *  - MSHLFLAGS_NORMAL records are honoured once (then CO_E_OBJNOTCONNECTED);
+ *    TABLESTRONG ones any number of times, keeping the object alive until
+ *    ShmCoReleaseMarshalData; TABLEWEAK ones while someone else keeps the
+ *    object alive (then CO_E_OBJNOTREG);
+ *  - a failed unmarshal still consumes a NORMAL record.
+ * Errors: E_INVALIDARG for NULL stream, IID, object or out pointer and for
+ * unknown flags; CO_E_NOTINITIALIZED before ShmCoInitializeEx;
+ * E_NOINTERFACE if the object lacks the interface; REGDB_E_IIDNOTREG if it
+ * has it but no proxy/stub is registered for it; STG_E_READFAULT for a
+ * stream that ends inside a record; RPC_E_INVALID_OBJREF for one that is
+ * not a record; the stream's own errors. mshctx: MSHCTX_INPROC (or
+ * MSHCTX_CROSSCTX); MSHCTX_LOCAL (another process) gives E_NOTIMPL in this
+ * version, as do MSHCTX_NOSHAREDMEM and MSHCTX_DIFFERENTMACHINE.
+ */
+SHMCOM_API HRESULT ShmCoMarshalInterface(IStream *stream, REFIID riid, IUnknown *punk, DWORD mshctx,
+                                         void *reserved, DWORD mshlflags);
+SHMCOM_API HRESULT ShmCoUnmarshalInterface(IStream *stream, REFIID riid, void **ppv);
+SHMCOM_API HRESULT ShmCoReleaseMarshalData(IStream *stream);
+SHMCOM_API HRESULT ShmCoGetMarshalSizeMax(ULONG *size, REFIID riid, IUnknown *punk, DWORD mshctx,
+                                          void *reserved, DWORD mshlflags);
+SHMCOM_API HRESULT ShmCoMarshalInterThreadInterfaceInStream(REFIID riid, IUnknown *punk,
+                                                            IStream **stream);
+SHMCOM_API HRESULT ShmCoGetInterfaceAndReleaseStream(IStream *stream, REFIID riid, void **ppv);
+
+/*
+ * ShmCoDisconnectObject: drops every reference the runtime holds on the
+ * object (its stubs, its records); later calls through its proxies give
+ * RPC_E_DISCONNECTED. S_OK also for an object never marshaled;
+ * E_INVALIDARG for NULL.
+ */
+SHMCOM_API HRESULT ShmCoDisconnectObject(IUnknown *punk, DWORD reserved);
+
+/*
+ * ShmCoRegisterProxyStubs: makes the proxies and stubs of one IDL file
+ * (FILE_ProxyFileInfo, generated by shmidl) available to this process. S_OK,
+ * or S_FALSE if they all were registered already; RPC_E_VERSION_MISMATCH
+ * for tables of another shmidl version; E_INVALIDARG for malformed tables.
+ * Registering an interface again replaces its table for new proxies.
+ */
+typedef struct ShmProxyFileInfo ShmProxyFileInfo;
+SHMCOM_API HRESULT ShmCoRegisterProxyStubs(const ShmProxyFileInfo *pfi);
+
 /* ---- task memory --------------------------------------------------------
  *
  * The allocator for [out] data that a callee allocates and the caller

@@ -1,0 +1,305 @@
+/*
+ * rt.h - the runtime's internal objects: apartments, calls, stub managers
+ * (exported objects), proxy managers (imported objects) and the state of
+ * the process and of each thread.
+ *
+ * Who owns what
+ * -------------
+ *   thread  --(inits)-->  apartment (an STA per thread, one MTA)
+ *   apartment  owns  stub managers of the objects it exported, and
+ *                     proxy managers of the objects it imported
+ *   stub manager  holds the object (identity + one interface pointer per
+ *                 interface stub) while it is connected
+ *   proxy manager  holds references on the stub manager's interfaces
+ *                  (held_refs per interface proxy)
+ *   record (a marshaled interface in a stream) holds one strong reference
+ *                 (NORMAL, TABLESTRONG) or one weak one (TABLEWEAK),
+ *                 named by a random nonce the stub manager keeps
+ *
+ * Locking
+ * -------
+ *   rt.lock     every table and list below, stub managers' reference
+ *               counts and records, proxy managers' interface lists,
+ *               apartment membership. Never held while calling an object
+ *               or waiting for a call.
+ *   apt->qlock  the apartment's queue of incoming calls.
+ *   sm->lock    the interface pointers of a stub manager (so that a call on
+ *               an MTA worker and a disconnect on another thread agree on
+ *               whether the object is still there).
+ * Objects are called (QueryInterface, Release, methods) only in their own
+ * apartment: on the STA's thread, or on an MTA thread for MTA objects.
+ */
+#ifndef SHMCOM_RUNTIME_RT_H
+#define SHMCOM_RUNTIME_RT_H
+
+#include "hmap.h"
+#include "platform.h"
+#include "shmcom/proxystub.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+
+typedef struct shmc_apt shmc_apt;
+typedef struct shmc_call shmc_call;
+typedef struct shmc_stubmgr shmc_stubmgr;
+typedef struct shmc_ifstub shmc_ifstub;
+typedef struct shmc_proxymgr shmc_proxymgr;
+typedef struct shmc_ifproxy shmc_ifproxy;
+typedef struct shmc_notifier shmc_notifier;
+
+typedef struct shmc_ipid {
+    uint8_t b[16];
+} shmc_ipid;
+
+/* ---- notifiers ------------------------------------------------------------
+ * A word a thread sleeps on. Each thread has one for the replies to its
+ * outgoing calls; an STA's is also its apartment's doorbell (incoming
+ * calls ring it too), so one wait covers both. Refcounted: a call in
+ * flight keeps its caller's notifier alive even if the caller gave up. */
+struct shmc_notifier {
+    _Atomic uint32_t refs;
+    shmc_plat_wword word; /* bumped for every event */
+    shmc_plat_waiter waiter;
+};
+
+HRESULT shmc_notifier_create(shmc_notifier **out);
+void shmc_notifier_addref(shmc_notifier *n);
+void shmc_notifier_release(shmc_notifier *n);
+/* Bumps the word and wakes one sleeper, or all. */
+void shmc_notifier_ring(shmc_notifier *n, bool all);
+
+/* ---- apartments ------------------------------------------------------------ */
+
+enum { SHMC_STA = 1, SHMC_MTA = 2 };
+
+struct shmc_apt {
+    _Atomic uint32_t refs; /* struct lifetime */
+    uint64_t oxid;         /* random id, names the apartment in records */
+    int model;
+    uint64_t owner_tid; /* STA: the thread */
+    /* under rt.lock */
+    uint32_t members; /* threads initialized in it */
+    bool dead;        /* shut down: no calls, no unmarshaling into it */
+    shmc_apt *next;   /* rt.apts */
+    shmc_stubmgr *stubs;
+    shmc_proxymgr *proxies;
+    shmc_hmap proxy_by_oid;
+    /* incoming calls, under qlock */
+    shmc_plat_mutex qlock;
+    shmc_call *qhead, *qtail;
+    uint32_t qlen;
+    bool qclosed;          /* shutting down: refuse new calls */
+    shmc_notifier *bell;   /* rung when a call is queued (STA: the owner's notifier) */
+    shmc_plat_event event; /* STA: set while calls are queued (lazily created) */
+    bool has_event;
+    /* MTA: the runtime threads that run incoming calls, under qlock */
+    uint32_t workers, idle_workers;
+    bool stopping;
+    struct shmc_worker *worker_list;
+};
+
+void shmc_apt_addref(shmc_apt *apt);
+void shmc_apt_release(shmc_apt *apt);
+
+/* ---- calls ---------------------------------------------------------------- */
+
+enum {
+    SHMC_CALL_METHOD = 1, /* a method of an interface stub */
+    SHMC_CALL_QI,         /* QueryInterface on the object, for a proxy */
+    SHMC_CALL_DESTROY,    /* release a disconnected stub manager's object */
+};
+
+enum {
+    SHMC_CALL_PENDING = 0,
+    SHMC_CALL_RUNNING,
+    SHMC_CALL_DONE,
+    SHMC_CALL_ABANDONED, /* the caller gave up (timeout): drop the reply */
+};
+
+#define SHMC_CALL_INLINE 512 /* request/reply bytes kept in the call itself */
+
+struct shmc_call {
+    _Atomic uint32_t refs; /* caller + queue/callee */
+    _Atomic uint32_t state;
+    uint32_t kind;
+    shmc_call *next;       /* queue link */
+    shmc_notifier *notify; /* the caller's, rung when done */
+    shmc_apt *target;      /* the apartment that runs it */
+    shmc_ifstub *ifstub;   /* METHOD, QI (any interface of the object) */
+    shmc_stubmgr *stubmgr; /* DESTROY */
+    uint32_t method;
+    IID iid;                /* QI: the interface asked for */
+    shmc_ifstub *qi_result; /* QI: the interface stub, with one extref */
+    void *req;
+    uint32_t req_size;
+    void *rep;
+    uint32_t rep_size;
+    HRESULT hr; /* the call's own result (transport, QI, ...) */
+    bool rep_heap, req_heap;
+    _Alignas(8) unsigned char req_inline[SHMC_CALL_INLINE];
+    _Alignas(8) unsigned char rep_inline[SHMC_CALL_INLINE];
+};
+
+HRESULT shmc_call_new(shmc_call **out, uint32_t kind);
+void shmc_call_release(shmc_call *c);
+/*
+ * Queues the call on its target apartment and waits for it (pumping the
+ * caller's STA meanwhile), at most the thread's call timeout. Returns the
+ * transport's result: S_OK when the call ran (c->hr has its own result),
+ * RPC_E_DISCONNECTED if the apartment is gone, RPC_E_TIMEOUT.
+ */
+HRESULT shmc_call_run(shmc_call *c);
+
+/* ---- stub managers ---------------------------------------------------------- */
+
+typedef struct shmc_record {
+    uint64_t nonce;
+    uint32_t mshlflags;
+    shmc_ifstub *ifstub;
+    struct shmc_record *next;
+} shmc_record;
+
+struct shmc_ifstub {
+    _Atomic uint32_t refs; /* struct lifetime */
+    shmc_stubmgr *mgr;
+    IID iid;
+    shmc_ipid ipid;
+    void *itf;                    /* AddRef'd while connected; under mgr->lock */
+    const ShmInterfaceInfo *info; /* NULL for IUnknown */
+    shmc_ifstub *next;
+};
+
+struct shmc_stubmgr {
+    _Atomic uint32_t refs; /* struct lifetime */
+    shmc_apt *apt;         /* owner */
+    uint64_t oid;
+    uint64_t idkey; /* stub_by_identity key (the identity pointer, mixed) */
+    shmc_plat_mutex lock;
+    IUnknown *identity; /* under lock; NULL once disconnected */
+    /* under rt.lock */
+    shmc_ifstub *ifstubs;
+    uint32_t extrefs;  /* strong: NORMAL/TABLESTRONG records, proxies */
+    uint32_t weakrefs; /* TABLEWEAK records */
+    shmc_record *records;
+    bool connected;     /* in the tables, reachable */
+    shmc_stubmgr *next; /* apt->stubs */
+};
+
+void shmc_stubmgr_release(shmc_stubmgr *sm);
+void shmc_ifstub_addref(shmc_ifstub *s);
+void shmc_ifstub_release(shmc_ifstub *s);
+
+/* ---- proxy managers ------------------------------------------------------- */
+
+struct shmc_ifproxy {
+    ShmProxyHeader hdr; /* first: `This` of the generated thunks */
+    shmc_proxymgr *mgr;
+    shmc_ifstub *target; /* in-process: the interface stub (struct ref) */
+    IID iid;
+    uint32_t held_refs; /* strong references held on the stub manager */
+    shmc_ifproxy *next;
+};
+
+enum {
+    SHMC_PM_CONNECTED = 0,
+    SHMC_PM_DISCONNECTED, /* the object was disconnected: RPC_E_DISCONNECTED */
+    SHMC_PM_APT_GONE,     /* our apartment ended: CO_E_OBJNOTCONNECTED */
+};
+
+struct shmc_proxymgr {
+    IUnknown IUnknown_iface; /* the identity */
+    ShmProxyChannel channel;
+    _Atomic uint32_t refs; /* COM references of all its interfaces */
+    _Atomic uint32_t state;
+    shmc_apt *apt;         /* the client apartment */
+    shmc_stubmgr *stubmgr; /* the object (struct ref) */
+    uint64_t oxid, oid;
+    /* under rt.lock */
+    shmc_ifproxy *ifproxies;
+    bool listed; /* in apt->proxies */
+    shmc_proxymgr *next;
+};
+
+/* ---- the process --------------------------------------------------------------- */
+
+typedef struct shmc_thread {
+    shmc_apt *apt;  /* joined with ShmCoInitializeEx, or NULL */
+    uint32_t inits; /* ShmCoInitializeEx count */
+    uint32_t timeout_ms;
+    shmc_notifier *notifier; /* replies to this thread's calls */
+    bool in_dispatch;        /* running an incoming call */
+    bool worker;             /* a runtime thread of the MTA */
+
+} shmc_thread;
+
+typedef struct shmc_rt {
+    shmc_plat_mutex lock;
+    shmc_apt *apts; /* every live apartment */
+    shmc_apt *mta;  /* NULL when no thread is in the MTA */
+    shmc_hmap stub_by_oid;
+    shmc_hmap stub_by_identity;
+    shmc_hmap registry; /* IID hash -> registered interface list */
+    shmc_plat_tls tls;
+    shmc_plat_procid self;
+    HRESULT init_hr;
+} shmc_rt;
+
+extern shmc_rt shmc_g;
+
+/* Sets the runtime up once; returns its set-up result. */
+HRESULT shmc_rt_init(void);
+/* The calling thread's state, created on first use (NULL: out of memory). */
+shmc_thread *shmc_thread_get(void);
+/*
+ * The apartment the calling thread is in: the one it joined, or the MTA
+ * if it joined none and the MTA exists (the implicit MTA). Returns it with
+ * a reference, or NULL (CO_E_NOTINITIALIZED).
+ */
+shmc_apt *shmc_current_apt(void);
+/* The notifier of the calling thread (its STA's doorbell in an STA). */
+shmc_notifier *shmc_thread_notifier(shmc_thread *th);
+
+/* Runs every call queued on the STA `apt`; returns how many ran. */
+unsigned shmc_apt_pump(shmc_apt *apt);
+/* Queues a call on its apartment (false if the apartment refuses it). */
+bool shmc_apt_enqueue(shmc_apt *apt, shmc_call *c);
+/* Runs one incoming call in this thread (which is in c->target). */
+void shmc_call_execute(shmc_call *c);
+
+/* Tables and objects (stubmgr.c, proxymgr.c). */
+shmc_stubmgr *shmc_stubmgr_find_oid(uint64_t oid);
+/* Drops n strong references; collects the stub manager to destroy if it
+ * was the last. Under rt.lock. */
+void shmc_stubmgr_drop_refs_locked(shmc_stubmgr *sm, uint32_t n, bool weak, shmc_stubmgr **destroy);
+/* Takes the stub manager out of the tables (it stays allocated); under rt.lock. */
+void shmc_stubmgr_unlist_locked(shmc_stubmgr *sm);
+/* Releases the object of an unlisted stub manager, in its apartment
+ * (here if this thread is in it, else by a call to it), and drops the
+ * struct reference the caller held. */
+void shmc_stubmgr_destroy(shmc_stubmgr *sm);
+/* Releases the object's pointers; must run in sm->apt. */
+void shmc_stubmgr_release_object(shmc_stubmgr *sm);
+
+/* Runs in the object's apartment: QI for iid, finds or makes the interface
+ * stub and adds one strong reference for the caller. */
+HRESULT shmc_stubmgr_qi(shmc_stubmgr *sm, REFIID iid, shmc_ifstub **out);
+
+const ShmInterfaceInfo *shmc_registry_find(REFIID iid);
+
+/* Apartment shutdown: disconnects its stubs, releases its proxies. */
+void shmc_apt_shutdown(shmc_apt *apt);
+/* Proxy managers of an apartment that ends (proxymgr.c). */
+void shmc_proxymgr_apt_gone_locked(shmc_proxymgr *pm, shmc_stubmgr **destroy, size_t *ndestroy,
+                                   size_t cap);
+
+/* The proxy manager behind an interface proxy or identity of ours, with a
+ * reference, or NULL if punk is not one of our proxies. */
+shmc_proxymgr *shmc_proxymgr_from(IUnknown *punk);
+void shmc_proxymgr_release_ref(shmc_proxymgr *pm);
+
+/* Unmarshal helpers (proxymgr.c). */
+HRESULT shmc_proxymgr_connect(shmc_apt *apt, shmc_stubmgr *sm, shmc_ifstub *ifs, bool transfer_ref,
+                              REFIID riid, void **ppv);
+HRESULT shmc_proxymgr_get_ifstub(shmc_proxymgr *pm, REFIID riid, shmc_ifstub **out);
+
+#endif /* SHMCOM_RUNTIME_RT_H */

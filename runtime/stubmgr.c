@@ -1,0 +1,291 @@
+/*
+ * stubmgr.c - stub managers: an exported object, its interface stubs, the
+ * references other apartments hold on it, and the records (marshaled
+ * interfaces) outstanding for it.
+ *
+ * Reference rules (COM's, as Wine's conformance tests pin them down):
+ *  - a NORMAL or TABLESTRONG record, and every reference a proxy holds,
+ *    is a strong reference (extrefs); a TABLEWEAK record a weak one;
+ *  - the stub manager keeps the object while it is listed; it is
+ *    destroyed when a release brings extrefs to 0 (even if weak records
+ *    remain: TABLEWEAK does not keep an object alive once its strong users
+ *    are gone), when the last weak record is released with no strong
+ *    reference left, by ShmCoDisconnectObject, or when its apartment ends;
+ *  - destroying takes it out of the tables at once (new calls and
+ *    unmarshals fail) and releases the object in its own apartment.
+ */
+#include "alloc.h"
+#include "csprng.h"
+#include "rt.h"
+
+#include <string.h>
+
+void shmc_ifstub_addref(shmc_ifstub *s)
+{
+    atomic_fetch_add_explicit(&s->refs, 1, memory_order_relaxed);
+}
+
+void shmc_ifstub_release(shmc_ifstub *s)
+{
+    if (s && atomic_fetch_sub_explicit(&s->refs, 1, memory_order_acq_rel) == 1)
+        shmc_free(s);
+}
+
+void shmc_stubmgr_release(shmc_stubmgr *sm)
+{
+    if (!sm || atomic_fetch_sub_explicit(&sm->refs, 1, memory_order_acq_rel) != 1)
+        return;
+    shmc_ifstub *s = sm->ifstubs;
+    while (s) {
+        shmc_ifstub *next = s->next;
+        shmc_ifstub_release(s);
+        s = next;
+    }
+    shmc_record *r = sm->records;
+    while (r) {
+        shmc_record *next = r->next;
+        shmc_free(r);
+        r = next;
+    }
+    shmc_apt_release(sm->apt);
+    shmc_plat_mutex_fini(&sm->lock);
+    shmc_free(sm);
+}
+
+shmc_stubmgr *shmc_stubmgr_find_oid(uint64_t oid)
+{
+    return shmc_hmap_get(&shmc_g.stub_by_oid, oid);
+}
+
+void shmc_stubmgr_unlist_locked(shmc_stubmgr *sm)
+{
+    if (!sm->connected)
+        return;
+    sm->connected = false;
+    shmc_hmap_del(&shmc_g.stub_by_oid, sm->oid);
+    if (shmc_hmap_get(&shmc_g.stub_by_identity, sm->idkey) == sm)
+        shmc_hmap_del(&shmc_g.stub_by_identity, sm->idkey);
+    for (shmc_stubmgr **pp = &sm->apt->stubs; *pp; pp = &(*pp)->next) {
+        if (*pp == sm) {
+            *pp = sm->next;
+            break;
+        }
+    }
+    sm->next = NULL;
+    /* outstanding records die with it: they can no longer be honoured */
+    shmc_record *r = sm->records;
+    while (r) {
+        shmc_record *next = r->next;
+        shmc_free(r);
+        r = next;
+    }
+    sm->records = NULL;
+    sm->extrefs = sm->weakrefs = 0;
+}
+
+void shmc_stubmgr_drop_refs_locked(shmc_stubmgr *sm, uint32_t n, bool weak, shmc_stubmgr **destroy)
+{
+    if (!sm->connected || n == 0)
+        return;
+    bool last;
+    if (weak) {
+        sm->weakrefs = sm->weakrefs > n ? sm->weakrefs - n : 0;
+        last = sm->weakrefs == 0 && sm->extrefs == 0;
+    } else {
+        sm->extrefs = sm->extrefs > n ? sm->extrefs - n : 0;
+        last = sm->extrefs == 0;
+    }
+    if (!last)
+        return;
+    shmc_stubmgr_unlist_locked(sm);
+    /* the list's reference now belongs to whoever destroys it */
+    *destroy = sm;
+}
+
+void shmc_stubmgr_release_object(shmc_stubmgr *sm)
+{
+    enum { INLINE = 8 };
+    void *inl[INLINE], **ptrs = inl;
+    size_t n = 0, cap = INLINE;
+
+    /* The interface list is stable once the stub manager is unlisted (no
+     * interface stub is added to a disconnected one), but look under the
+     * lock anyway: a QI may still be finishing on an MTA thread. */
+    shmc_plat_mutex_lock(&shmc_g.lock);
+    size_t count = 1;
+    for (shmc_ifstub *s = sm->ifstubs; s; s = s->next)
+        count++;
+    shmc_plat_mutex_unlock(&shmc_g.lock);
+    if (count > cap) {
+        void **heap = shmc_malloc(count * sizeof(*heap));
+        if (heap) {
+            ptrs = heap;
+            cap = count;
+        }
+    }
+
+    shmc_plat_mutex_lock(&shmc_g.lock);
+    shmc_plat_mutex_lock(&sm->lock);
+    for (shmc_ifstub *s = sm->ifstubs; s; s = s->next) {
+        if (s->itf && n < cap) {
+            ptrs[n++] = s->itf;
+            s->itf = NULL;
+        }
+    }
+    bool more = false;
+    for (shmc_ifstub *s = sm->ifstubs; s; s = s->next)
+        more |= s->itf != NULL;
+    IUnknown *identity = more ? NULL : sm->identity;
+    if (!more)
+        sm->identity = NULL;
+    shmc_plat_mutex_unlock(&sm->lock);
+    shmc_plat_mutex_unlock(&shmc_g.lock);
+
+    for (size_t i = 0; i < n; i++)
+        IUnknown_Release((IUnknown *)ptrs[i]);
+    if (ptrs != inl)
+        shmc_free(ptrs);
+    if (more) /* out of memory for the list: release the rest in rounds */
+        shmc_stubmgr_release_object(sm);
+    else if (identity)
+        IUnknown_Release(identity);
+}
+
+/* true if the calling thread runs code of `apt` (so its objects may be
+ * called here). */
+static bool thread_in(shmc_apt *apt)
+{
+    shmc_thread *th = shmc_thread_get();
+    if (!th)
+        return false;
+    if (th->apt == apt)
+        return true;
+    /* a thread in the implicit MTA may call MTA objects */
+    return apt->model == SHMC_MTA && !th->inits && !th->apt;
+}
+
+void shmc_stubmgr_destroy(shmc_stubmgr *sm)
+{
+    if (!sm)
+        return;
+    if (thread_in(sm->apt)) {
+        shmc_stubmgr_release_object(sm);
+    } else {
+        shmc_call *c;
+        HRESULT hr = shmc_call_new(&c, SHMC_CALL_DESTROY);
+        if (SUCCEEDED(hr)) {
+            c->target = sm->apt;
+            shmc_apt_addref(c->target);
+            c->stubmgr = sm;
+            atomic_fetch_add(&sm->refs, 1);
+            hr = shmc_call_run(c);
+            shmc_call_release(c);
+        }
+        if (hr == RPC_E_DISCONNECTED || hr == E_OUTOFMEMORY) {
+            /* The apartment has ended (its thread will never call the
+             * object again) or we cannot reach it: release here rather
+             * than leak the object. */
+            shmc_stubmgr_release_object(sm);
+        }
+        /* RPC_E_TIMEOUT: the apartment releases it when it gets to it */
+    }
+    shmc_stubmgr_release(sm);
+}
+
+HRESULT shmc_stubmgr_qi(shmc_stubmgr *sm, REFIID iid, shmc_ifstub **out)
+{
+    *out = NULL;
+    shmc_plat_mutex_lock(&sm->lock);
+    IUnknown *identity = sm->identity;
+    if (identity)
+        IUnknown_AddRef(identity);
+    shmc_plat_mutex_unlock(&sm->lock);
+    if (!identity)
+        return RPC_E_DISCONNECTED;
+
+    const ShmInterfaceInfo *info = NULL;
+    if (!IsEqualIID(iid, &IID_IUnknown)) {
+        info = shmc_registry_find(iid);
+        if (!info) {
+            IUnknown_Release(identity);
+            return E_NOINTERFACE; /* no proxy could use it */
+        }
+    }
+    void *itf = NULL;
+    HRESULT hr = IUnknown_QueryInterface(identity, iid, &itf);
+    IUnknown_Release(identity);
+    if (FAILED(hr) || !itf)
+        return FAILED(hr) ? hr : E_NOINTERFACE;
+
+    shmc_ifstub *fresh = NULL;
+    shmc_plat_mutex_lock(&shmc_g.lock);
+    if (!sm->connected) {
+        shmc_plat_mutex_unlock(&shmc_g.lock);
+        IUnknown_Release((IUnknown *)itf);
+        return RPC_E_DISCONNECTED;
+    }
+    shmc_ifstub *s;
+    for (s = sm->ifstubs; s; s = s->next) {
+        if (IsEqualIID(&s->iid, iid))
+            break;
+    }
+    if (!s) {
+        fresh = shmc_calloc(1, sizeof(*fresh));
+        if (!fresh || FAILED(shmc_random(fresh->ipid.b, sizeof(fresh->ipid.b)))) {
+            shmc_plat_mutex_unlock(&shmc_g.lock);
+            shmc_free(fresh);
+            IUnknown_Release((IUnknown *)itf);
+            return E_OUTOFMEMORY;
+        }
+        atomic_init(&fresh->refs, 1); /* the stub manager's list */
+        fresh->mgr = sm;
+        fresh->iid = *iid;
+        fresh->info = info;
+        shmc_plat_mutex_lock(&sm->lock);
+        fresh->itf = itf;
+        shmc_plat_mutex_unlock(&sm->lock);
+        itf = NULL;
+        fresh->next = sm->ifstubs;
+        sm->ifstubs = fresh;
+        s = fresh;
+    }
+    sm->extrefs++;
+    shmc_ifstub_addref(s);
+    shmc_plat_mutex_unlock(&shmc_g.lock);
+    if (itf)
+        IUnknown_Release((IUnknown *)itf);
+    *out = s;
+    return S_OK;
+}
+
+/* ---- ShmCoDisconnectObject ---------------------------------------------- */
+
+HRESULT ShmCoDisconnectObject(IUnknown *punk, DWORD reserved)
+{
+    (void)reserved;
+    if (!punk)
+        return E_INVALIDARG;
+    HRESULT hr = shmc_rt_init();
+    if (FAILED(hr))
+        return hr;
+    shmc_apt *apt = shmc_current_apt();
+    if (!apt)
+        return CO_E_NOTINITIALIZED;
+    shmc_apt_release(apt);
+
+    IUnknown *identity = NULL;
+    hr = IUnknown_QueryInterface(punk, &IID_IUnknown, (void **)&identity);
+    if (FAILED(hr) || !identity)
+        return S_OK; /* nothing of it can have been exported */
+    shmc_plat_mutex_lock(&shmc_g.lock);
+    shmc_stubmgr *sm = shmc_hmap_get(&shmc_g.stub_by_identity, shmc_hmap_mix((uintptr_t)identity));
+    if (sm && sm->connected && sm->identity == identity)
+        shmc_stubmgr_unlist_locked(sm); /* the list's reference is ours now */
+    else
+        sm = NULL;
+    shmc_plat_mutex_unlock(&shmc_g.lock);
+    IUnknown_Release(identity);
+    if (sm)
+        shmc_stubmgr_destroy(sm);
+    return S_OK;
+}
