@@ -1279,11 +1279,13 @@ static HRESULT sc_fail(void)
     return hr;
 }
 
+typedef HRESULT (*scenario_fn)(void);
+
 static void every_allocation_fails(void **state)
 {
     (void)state;
-    HRESULT(*const scenarios[])
-    (void) = {sc_strings, sc_arrays, sc_alloc, sc_give, sc_get, sc_query, sc_fail};
+    static const scenario_fn scenarios[] = {sc_strings, sc_arrays, sc_alloc, sc_give,
+                                            sc_get,     sc_query,  sc_fail};
     for (size_t s = 0; s < sizeof(scenarios) / sizeof(scenarios[0]); s++) {
         shmc_alloc_fail_at(0);
         assert_hr(scenarios[s](), S_OK);

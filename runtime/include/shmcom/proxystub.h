@@ -169,21 +169,24 @@ typedef struct ShmProxyFileInfo {
  * own.
  */
 typedef struct ShmItfMarshaler ShmItfMarshaler;
+// clang-format off
 typedef struct ShmItfMarshalerVtbl {
     /* Marshals itf (non-NULL) as iid into a buffer allocated with
      * ShmCoTaskMemAlloc, which the caller frees. */
-    HRESULT (*Marshal)(ShmItfMarshaler *m, REFIID iid, IUnknown *itf, void **data, uint32_t *size);
+    HRESULT (*Marshal)(ShmItfMarshaler *m, REFIID iid, IUnknown *itf, void **data,
+                       uint32_t *size);
     /* Reads a record: returns the interface as iid in *ppv (AddRef'd).
      * Consumes the record whether it succeeds or not (no ReleaseMarshalData
      * follows). The record may come from a hostile frame: it is checked. */
-    HRESULT(*Unmarshal)
-    (ShmItfMarshaler *m, REFIID iid, const void *data, uint32_t size, void **ppv);
+    HRESULT (*Unmarshal)(ShmItfMarshaler *m, REFIID iid, const void *data, uint32_t size,
+                         void **ppv);
     /* Releases what a record holds without reading it (a call failed after
      * the record was written). The proxy calls it for [in] records only if
      * the call fails before SendReceive: from SendReceive on, the request's
      * records belong to the channel and the stub. */
     void (*ReleaseMarshalData)(ShmItfMarshaler *m, const void *data, uint32_t size);
 } ShmItfMarshalerVtbl;
+// clang-format on
 
 struct ShmItfMarshaler {
     const ShmItfMarshalerVtbl *vtbl;
@@ -214,6 +217,7 @@ typedef struct ShmCallFrame {
     void *channel_data;         /* the channel's own */
 } ShmCallFrame;
 
+// clang-format off
 typedef struct ShmProxyChannelVtbl {
     /* IUnknown of the proxy: identity and reference counting belong to the
      * object's proxy manager, which knows all interface proxies. */
@@ -229,8 +233,8 @@ typedef struct ShmProxyChannelVtbl {
      * them. The second call replaces the request buffer with one of the new
      * size (the old contents need not be kept) and keeps the marshaler; if
      * it fails, the first buffer stays and FreeBuffer still ends the call. */
-    HRESULT(*GetBuffer)
-    (ShmProxyChannel *ch, ShmProxyHeader *from, ShmCallFrame *call, uint32_t size);
+    HRESULT (*GetBuffer)(ShmProxyChannel *ch, ShmProxyHeader *from, ShmCallFrame *call,
+                         uint32_t size);
     /* Sends the request and waits for the reply. On S_OK, call->reply and
      * reply_size describe the reply until FreeBuffer. On failure
      * (RPC_E_SERVER_DIED, RPC_E_TIMEOUT, ...) there is no reply. */
@@ -238,6 +242,7 @@ typedef struct ShmProxyChannelVtbl {
     /* Ends the call: releases the request and the reply. */
     void (*FreeBuffer)(ShmProxyChannel *ch, ShmProxyHeader *from, ShmCallFrame *call);
 } ShmProxyChannelVtbl;
+// clang-format on
 
 struct ShmProxyChannel {
     const ShmProxyChannelVtbl *vtbl;
