@@ -499,7 +499,6 @@ HRESULT ShmCoGetInterfaceAndReleaseStream(IStream *stream, REFIID riid, void **p
     return hr;
 }
 
-
 /* ---- interface pointers inside calls ---------------------------------------------- */
 
 static HRESULT im_marshal(ShmItfMarshaler *m, REFIID iid, IUnknown *itf, void **data,
