@@ -33,7 +33,6 @@ static bool report(const char *name, void *ctx)
     return true;
 }
 
-
 static void no_test_region_left(void **state)
 {
     (void)state;
