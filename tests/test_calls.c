@@ -1,0 +1,854 @@
+/*
+ * test_calls.c - calls through real proxies between apartments of one
+ * process (generated from tests/calls/calltest.idl): every kind of
+ * argument, STA rules (the owner thread runs its calls one at a time, in
+ * order; callbacks reach an STA that waits; the three ways to drive an
+ * STA), MTA objects on runtime threads, object-returning methods, remote
+ * QueryInterface, timeouts, disconnection and apartment ends.
+ */
+#define COBJMACROS
+#include "alloc.h"
+#include "calltest.h"
+#include "tobj.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#ifdef _WIN32
+#include <windows.h>
+#else
+#include <poll.h>
+#endif
+
+/* ---- the object ------------------------------------------------------------- */
+
+/* callees alive now (children included), to catch one that leaks */
+static _Atomic int live_callees;
+
+typedef struct callee {
+    ICallee ICallee_iface;
+    ICallback ICallback_iface;
+    _Atomic int refs;
+    LONG tag;
+    _Atomic int *freed;
+    _Atomic int in_flight, max_in_flight, calls;
+    LONG last_seq[8];
+    bool out_of_order;
+} callee;
+
+static callee *impl_from_ICallee(ICallee *iface)
+{
+    return (callee *)((char *)iface - offsetof(callee, ICallee_iface));
+}
+
+static callee *impl_from_ICallback(ICallback *iface)
+{
+    return (callee *)((char *)iface - offsetof(callee, ICallback_iface));
+}
+
+static callee *callee_new(LONG tag, _Atomic int *freed);
+
+static void enter(callee *c)
+{
+    int n = atomic_fetch_add(&c->in_flight, 1) + 1;
+    int m = atomic_load(&c->max_in_flight);
+    while (n > m && !atomic_compare_exchange_weak(&c->max_in_flight, &m, n)) {}
+    atomic_fetch_add(&c->calls, 1);
+}
+
+static void leave(callee *c)
+{
+    atomic_fetch_sub(&c->in_flight, 1);
+}
+
+static HRESULT STDMETHODCALLTYPE c_QueryInterface(ICallee *iface, REFIID riid, void **ppv)
+{
+    callee *c = impl_from_ICallee(iface);
+    if (IsEqualIID(riid, &IID_IUnknown) || IsEqualIID(riid, &IID_ICallee))
+        *ppv = &c->ICallee_iface;
+    else if (IsEqualIID(riid, &IID_ICallback))
+        *ppv = &c->ICallback_iface;
+    else {
+        *ppv = NULL;
+        return E_NOINTERFACE;
+    }
+    atomic_fetch_add(&c->refs, 1);
+    return S_OK;
+}
+
+static ULONG STDMETHODCALLTYPE c_AddRef(ICallee *iface)
+{
+    return (ULONG)atomic_fetch_add(&impl_from_ICallee(iface)->refs, 1) + 1;
+}
+
+static ULONG STDMETHODCALLTYPE c_Release(ICallee *iface)
+{
+    callee *c = impl_from_ICallee(iface);
+    int left = atomic_fetch_sub(&c->refs, 1) - 1;
+    if (left < 0)
+        abort();
+    if (left == 0) {
+        if (c->freed)
+            atomic_store(c->freed, 1);
+        atomic_fetch_sub(&live_callees, 1);
+        free(c);
+    }
+    return (ULONG)left;
+}
+
+static HRESULT STDMETHODCALLTYPE c_Null(ICallee *iface)
+{
+    (void)iface;
+    return S_OK;
+}
+
+static HRESULT STDMETHODCALLTYPE c_Add(ICallee *iface, LONG a, LONG b, LONG *sum)
+{
+    callee *c = impl_from_ICallee(iface);
+    enter(c);
+    /* a = caller id, b = its sequence number: each caller's calls in order */
+    if (a >= 0 && a < 8) {
+        if (b <= c->last_seq[a])
+            c->out_of_order = true;
+        c->last_seq[a] = b;
+    }
+    shmc_plat_thread_yield(); /* give a concurrent call a chance to overlap */
+    *sum = a + b;
+    leave(c);
+    return S_OK;
+}
+
+static HRESULT STDMETHODCALLTYPE c_Scalars(ICallee *iface, BYTE b, SHORT s, ULONG u, hyper h,
+                                           double d, float f, boolean flag, double *total)
+{
+    (void)iface;
+    *total = (double)b + s + (double)u + (double)h + d + f + (flag ? 1000.0 : 0.0);
+    return S_OK;
+}
+
+static HRESULT STDMETHODCALLTYPE c_Fail(ICallee *iface, HRESULT hr)
+{
+    (void)iface;
+    return hr;
+}
+
+static HRESULT STDMETHODCALLTYPE c_Echo(ICallee *iface, const char *text, char **copy)
+{
+    (void)iface;
+    size_t n = strlen(text) + 1;
+    *copy = ShmCoTaskMemAlloc(n + 4);
+    if (!*copy)
+        return E_OUTOFMEMORY;
+    memcpy(*copy, "re: ", 4);
+    memcpy(*copy + 4, text, n);
+    return S_OK;
+}
+
+static HRESULT STDMETHODCALLTYPE c_Sum(ICallee *iface, ULONG n, const LONG *values, hyper *total)
+{
+    (void)iface;
+    *total = 0;
+    for (ULONG i = 0; i < n; i++)
+        *total += values[i];
+    return S_OK;
+}
+
+static HRESULT STDMETHODCALLTYPE c_Fill(ICallee *iface, ULONG n, BYTE *buffer)
+{
+    (void)iface;
+    for (ULONG i = 0; i < n; i++)
+        buffer[i] = (BYTE)(i * 3 + 1);
+    return S_OK;
+}
+
+static HRESULT STDMETHODCALLTYPE c_Reverse(ICallee *iface, ULONG n, LONG *values)
+{
+    (void)iface;
+    for (ULONG i = 0; i < n / 2; i++) {
+        LONG t = values[i];
+        values[i] = values[n - 1 - i];
+        values[n - 1 - i] = t;
+    }
+    return S_OK;
+}
+
+static HRESULT STDMETHODCALLTYPE c_MakeArray(ICallee *iface, ULONG n, ULONG *count, LONG **values)
+{
+    (void)iface;
+    *values = ShmCoTaskMemAlloc(n * sizeof(LONG) + 1);
+    if (!*values)
+        return E_OUTOFMEMORY;
+    for (ULONG i = 0; i < n; i++)
+        (*values)[i] = (LONG)(i * i);
+    *count = n;
+    return S_OK;
+}
+
+static HRESULT STDMETHODCALLTYPE c_Move(ICallee *iface, CT_POINT p, const CT_FRAME *f,
+                                        CT_FRAME *moved)
+{
+    (void)iface;
+    *moved = *f;
+    moved->origin.x += p.x;
+    moved->origin.y += p.y;
+    moved->origin.z += p.z;
+    moved->tag[7] = 'M';
+    return S_OK;
+}
+
+static HRESULT STDMETHODCALLTYPE c_Call(ICallee *iface, ICallback *cb, LONG value)
+{
+    (void)iface;
+    return cb ? ICallback_Notify(cb, value) : E_POINTER;
+}
+
+static HRESULT STDMETHODCALLTYPE c_GetChild(ICallee *iface, LONG tag, ICallee **child)
+{
+    (void)iface;
+    if (tag < 0) /* take -tag ms first: a reply that may come too late */
+        shmc_plat_sleep_ms((uint32_t)-tag);
+    callee *c = callee_new(tag, NULL);
+    if (!c)
+        return E_OUTOFMEMORY;
+    *child = &c->ICallee_iface;
+    return S_OK;
+}
+
+static HRESULT STDMETHODCALLTYPE c_GetTag(ICallee *iface, LONG *tag)
+{
+    *tag = impl_from_ICallee(iface)->tag;
+    return S_OK;
+}
+
+static HRESULT STDMETHODCALLTYPE c_Query(ICallee *iface, REFIID riid, void **ppv)
+{
+    return ICallee_QueryInterface(iface, riid, ppv);
+}
+
+static HRESULT STDMETHODCALLTYPE c_Wait(ICallee *iface, ULONG ms)
+{
+    (void)iface;
+    shmc_plat_sleep_ms(ms);
+    return S_OK;
+}
+
+static HRESULT STDMETHODCALLTYPE c_GetThreadId(ICallee *iface, hyper *id)
+{
+    (void)iface;
+    *id = (hyper)shmc_plat_thread_self_id();
+    return S_OK;
+}
+
+static HRESULT STDMETHODCALLTYPE c_GetCount(ICallee *iface, LONG *count)
+{
+    *count = atomic_load(&impl_from_ICallee(iface)->calls);
+    return S_OK;
+}
+
+static const ICalleeVtbl callee_vtbl = {
+    c_QueryInterface, c_AddRef, c_Release, c_Null,    c_Add,         c_Scalars,  c_Fail,
+    c_Echo,           c_Sum,    c_Fill,    c_Reverse, c_MakeArray,   c_Move,     c_Call,
+    c_GetChild,       c_GetTag, c_Query,   c_Wait,    c_GetThreadId, c_GetCount,
+};
+
+/* ICallback on the same object: Notify records where and what it got. */
+static _Atomic uint64_t notify_thread;
+static _Atomic LONG notify_value;
+
+static HRESULT STDMETHODCALLTYPE cb_QueryInterface(ICallback *iface, REFIID riid, void **ppv)
+{
+    return c_QueryInterface(&impl_from_ICallback(iface)->ICallee_iface, riid, ppv);
+}
+
+static ULONG STDMETHODCALLTYPE cb_AddRef(ICallback *iface)
+{
+    return c_AddRef(&impl_from_ICallback(iface)->ICallee_iface);
+}
+
+static ULONG STDMETHODCALLTYPE cb_Release(ICallback *iface)
+{
+    return c_Release(&impl_from_ICallback(iface)->ICallee_iface);
+}
+
+static HRESULT STDMETHODCALLTYPE cb_Notify(ICallback *iface, LONG value)
+{
+    (void)iface;
+    atomic_store(&notify_thread, shmc_plat_thread_self_id());
+    atomic_store(&notify_value, value);
+    return S_OK;
+}
+
+static HRESULT STDMETHODCALLTYPE cb_GetThreadId(ICallback *iface, hyper *id)
+{
+    (void)iface;
+    *id = (hyper)shmc_plat_thread_self_id();
+    return S_OK;
+}
+
+static const ICallbackVtbl callback_vtbl = {cb_QueryInterface, cb_AddRef, cb_Release, cb_Notify,
+                                            cb_GetThreadId};
+
+static callee *callee_new(LONG tag, _Atomic int *freed)
+{
+    callee *c = calloc(1, sizeof(*c));
+    if (!c)
+        return NULL;
+    c->ICallee_iface.lpVtbl = &callee_vtbl;
+    c->ICallback_iface.lpVtbl = &callback_vtbl;
+    atomic_init(&c->refs, 1);
+    c->tag = tag;
+    c->freed = freed;
+    atomic_fetch_add(&live_callees, 1);
+    if (freed)
+        atomic_store(freed, 0);
+    return c;
+}
+
+/* ---- set-up ------------------------------------------------------------------- */
+
+typedef struct fixture {
+    callee *obj;
+    _Atomic int freed;
+    IStream *stream;
+    thost *host;
+    ICallee *proxy;
+    uint64_t host_tid;
+} fixture;
+
+static void record_tid(void *arg)
+{
+    *(uint64_t *)arg = shmc_plat_thread_self_id();
+}
+
+/* An object in a host thread's apartment (coinit), and a proxy to it here
+ * in an apartment of `mine`. */
+static fixture *fixture_new(DWORD host_coinit, DWORD mine)
+{
+    static bool registered;
+    if (!registered) {
+        assert_hr(ShmCoRegisterProxyStubs(&calltest_ProxyFileInfo), S_OK);
+        registered = true;
+    }
+    fixture *f = calloc(1, sizeof(*f));
+    assert_non_null(f);
+    assert_hr(ShmCoInitializeEx(NULL, mine), S_OK);
+    f->obj = callee_new(1, &f->freed);
+    assert_hr(shmc_stream_create_heap(0, &f->stream), S_OK);
+    f->host = thost_start(host_coinit, f->stream, &IID_ICallee, (IUnknown *)&f->obj->ICallee_iface,
+                          MSHLFLAGS_NORMAL);
+    assert_hr(thost_marshal_hr(f->host), S_OK);
+    thost_run(f->host, record_tid, &f->host_tid);
+    tstream_rewind(f->stream);
+    assert_hr(ShmCoUnmarshalInterface(f->stream, &IID_ICallee, (void **)&f->proxy), S_OK);
+    assert_ptr_not_equal(f->proxy, &f->obj->ICallee_iface);
+    return f;
+}
+
+/* Releases the proxy (if still held), checks the object went away, stops
+ * the host and leaves the apartment. */
+static void fixture_free(fixture *f)
+{
+    callee *obj = f->obj;
+    ICallee_Release(&obj->ICallee_iface); /* ours, from creation */
+    if (f->proxy)
+        assert_int_equal(ICallee_Release(f->proxy), 0);
+    thost_stop(f->host, false);
+    assert_true(atomic_load(&f->freed));             /* nothing kept it */
+    assert_int_equal(atomic_load(&live_callees), 0); /* nor any child */
+
+    IStream_Release(f->stream);
+    ShmCoUninitialize();
+    free(f);
+}
+
+/* ---- arguments -------------------------------------------------------------------- */
+
+static void every_argument_kind(void **state)
+{
+    (void)state;
+    fixture *f = fixture_new(COINIT_APARTMENTTHREADED, COINIT_APARTMENTTHREADED);
+    ICallee *p = f->proxy;
+    assert_hr(ICallee_Null(p), S_OK);
+
+    LONG sum = 0;
+    assert_hr(ICallee_Add(p, 40, 2, &sum), S_OK);
+    assert_int_equal(sum, 42);
+
+    double total = 0;
+    assert_hr(ICallee_Scalars(p, 200, -30000, 4000000000u, -5000000000LL, 0.5, 0.25f, 1, &total),
+              S_OK);
+    assert_true(total == 200.0 - 30000.0 + 4000000000.0 - 5000000000.0 + 0.5 + 0.25 + 1000.0);
+
+    /* the object's own HRESULTs pass through unchanged, success codes too */
+    assert_hr(ICallee_Fail(p, E_NOTIMPL), E_NOTIMPL);
+    assert_hr(ICallee_Fail(p, (HRESULT)0x8BADF00Du), (HRESULT)0x8BADF00Du);
+    assert_hr(ICallee_Fail(p, S_FALSE), S_FALSE);
+    assert_hr(ICallee_Fail(p, RPC_E_DISCONNECTED), RPC_E_DISCONNECTED);
+
+    char *copy = NULL;
+    assert_hr(ICallee_Echo(p, "hello, apartment", &copy), S_OK);
+    assert_string_equal(copy, "re: hello, apartment");
+    ShmCoTaskMemFree(copy);
+    assert_hr(ICallee_Echo(p, "", &copy), S_OK);
+    assert_string_equal(copy, "re: ");
+    ShmCoTaskMemFree(copy);
+
+    LONG values[1000];
+    hyper expect = 0;
+    for (int i = 0; i < 1000; i++) {
+        values[i] = i * 7 - 3000;
+        expect += values[i];
+    }
+    hyper got = 0;
+    assert_hr(ICallee_Sum(p, 1000, values, &got), S_OK);
+    assert_int_equal(got, expect);
+    assert_hr(ICallee_Sum(p, 0, values, &got), S_OK);
+    assert_int_equal(got, 0);
+
+    BYTE buf[3000];
+    memset(buf, 0, sizeof(buf));
+    assert_hr(ICallee_Fill(p, sizeof(buf), buf), S_OK);
+    for (unsigned i = 0; i < sizeof(buf); i++)
+        assert_int_equal(buf[i], (BYTE)(i * 3 + 1));
+
+    LONG rev[5] = {1, 2, 3, 4, 5};
+    assert_hr(ICallee_Reverse(p, 5, rev), S_OK);
+    assert_int_equal(rev[0], 5);
+    assert_int_equal(rev[4], 1);
+
+    ULONG count = 0;
+    LONG *made = NULL;
+    assert_hr(ICallee_MakeArray(p, 300, &count, &made), S_OK);
+    assert_int_equal(count, 300);
+    assert_non_null(made);
+    assert_int_equal(made[299], 299 * 299);
+    ShmCoTaskMemFree(made);
+
+    CT_POINT pt = {1, 2, 3000000000LL};
+    CT_FRAME fr, moved;
+    memset(&fr, 0, sizeof(fr));
+    memset(&moved, 0, sizeof(moved));
+    fr.width = 640;
+    fr.height = 480;
+    memcpy(fr.tag, "frame01", 8);
+    fr.origin.x = 10;
+    fr.origin.z = -1;
+    assert_hr(ICallee_Move(p, pt, &fr, &moved), S_OK);
+    assert_int_equal(moved.width, 640);
+    assert_int_equal(moved.origin.x, 11);
+    assert_int_equal(moved.origin.y, 2);
+    assert_int_equal(moved.origin.z, 3000000000LL - 1);
+    assert_int_equal(moved.tag[7], 'M');
+
+    /* a NULL [ref] pointer is refused before any call */
+    assert_hr(ICallee_Add(p, 1, 2, NULL), E_POINTER);
+    fixture_free(f);
+}
+
+/* ---- STA rules --------------------------------------------------------------------- */
+
+static void calls_run_on_the_sta_thread(void **state)
+{
+    (void)state;
+    fixture *f = fixture_new(COINIT_APARTMENTTHREADED, COINIT_MULTITHREADED);
+    hyper tid = 0;
+    assert_hr(ICallee_GetThreadId(f->proxy, &tid), S_OK);
+    assert_int_equal((uint64_t)tid, f->host_tid);
+    fixture_free(f);
+}
+
+typedef struct hammer {
+    ICallee *proxy;
+    IStream *stream;
+    int id;
+    HRESULT hr;
+} hammer;
+
+static void hammer_main(void *arg)
+{
+    hammer *h = arg;
+    /* each worker thread is in the MTA and unmarshals its own proxy */
+    ShmCoInitializeEx(NULL, COINIT_MULTITHREADED);
+    h->hr = ShmCoGetInterfaceAndReleaseStream(h->stream, &IID_ICallee, (void **)&h->proxy);
+    for (LONG seq = 1; seq <= 300 && SUCCEEDED(h->hr); seq++) {
+        LONG sum = 0;
+        h->hr = ICallee_Add(h->proxy, h->id, seq, &sum);
+        if (SUCCEEDED(h->hr) && sum != h->id + seq)
+            h->hr = E_UNEXPECTED;
+    }
+    if (h->proxy)
+        ICallee_Release(h->proxy);
+    ShmCoUninitialize();
+}
+
+static void sta_runs_one_call_at_a_time_in_order(void **state)
+{
+    (void)state;
+    fixture *f = fixture_new(COINIT_APARTMENTTHREADED, COINIT_MULTITHREADED);
+    enum { N = 4 };
+    hammer h[N];
+    shmc_plat_thread t[N];
+    for (int i = 0; i < N; i++) {
+        h[i].proxy = NULL;
+        h[i].id = i;
+        assert_hr(ShmCoMarshalInterThreadInterfaceInStream(&IID_ICallee, (IUnknown *)f->proxy,
+                                                           &h[i].stream),
+                  S_OK);
+    }
+    for (int i = 0; i < N; i++)
+        assert_hr(shmc_plat_thread_create(&t[i], hammer_main, &h[i]), S_OK);
+    for (int i = 0; i < N; i++) {
+        shmc_plat_thread_join(&t[i]);
+        assert_hr(h[i].hr, S_OK);
+    }
+    assert_int_equal(atomic_load(&f->obj->max_in_flight), 1); /* one at a time */
+    assert_false(f->obj->out_of_order);                       /* each caller in order */
+    assert_int_equal(atomic_load(&f->obj->calls), N * 300);
+    fixture_free(f);
+}
+
+static void callback_reaches_the_waiting_sta(void **state)
+{
+    (void)state;
+    fixture *f = fixture_new(COINIT_APARTMENTTHREADED, COINIT_APARTMENTTHREADED);
+    callee *mine = callee_new(2, NULL);
+    atomic_store(&notify_thread, 0);
+    atomic_store(&notify_value, 0);
+    /* the host calls back into this STA while it waits for the reply */
+    assert_hr(ICallee_Call(f->proxy, &mine->ICallback_iface, 42), S_OK);
+    assert_int_equal(atomic_load(&notify_value), 42);
+    assert_int_equal(atomic_load(&notify_thread), shmc_plat_thread_self_id());
+    assert_int_equal(atomic_load(&mine->refs), 1); /* the callback's proxy is gone */
+    /* a NULL interface pointer travels as NULL */
+    assert_hr(ICallee_Call(f->proxy, NULL, 1), E_POINTER);
+    ICallee_Release(&mine->ICallee_iface);
+    fixture_free(f);
+}
+
+/* An STA driven by an ordinary event loop through its wait handle. */
+typedef struct loop_host {
+    callee *obj;
+    IStream *stream;
+    _Atomic int ready, stop;
+    _Atomic int dispatched;
+    HRESULT hr;
+} loop_host;
+
+static void event_loop_main(void *arg)
+{
+    loop_host *l = arg;
+    ShmCoInitializeEx(NULL, COINIT_APARTMENTTHREADED);
+    intptr_t h = -1;
+    l->hr = ShmCoGetApartmentWaitHandle(&h);
+    if (SUCCEEDED(l->hr))
+        l->hr = ShmCoMarshalInterface(l->stream, &IID_ICallee, (IUnknown *)&l->obj->ICallee_iface,
+                                      MSHCTX_INPROC, NULL, MSHLFLAGS_NORMAL);
+    atomic_store(&l->ready, 1);
+    while (SUCCEEDED(l->hr) && !atomic_load(&l->stop)) {
+#ifdef _WIN32
+        DWORD rc = WaitForSingleObject((HANDLE)h, 10);
+        bool ready = rc == WAIT_OBJECT_0;
+#else
+        struct pollfd p = {.fd = (int)h, .events = POLLIN};
+        bool ready = poll(&p, 1, 10) > 0;
+#endif
+        if (ready && ShmCoProcessCalls(0) == S_OK)
+            atomic_fetch_add(&l->dispatched, 1);
+    }
+    ShmCoUninitialize();
+}
+
+static void sta_driven_by_event_loop(void **state)
+{
+    (void)state;
+    assert_hr(ShmCoInitializeEx(NULL, COINIT_MULTITHREADED), S_OK);
+    ShmCoRegisterProxyStubs(&calltest_ProxyFileInfo);
+    _Atomic int freed;
+    loop_host l;
+    memset(&l, 0, sizeof(l));
+    l.obj = callee_new(3, &freed);
+    assert_hr(shmc_stream_create_heap(0, &l.stream), S_OK);
+    shmc_plat_thread t;
+    assert_hr(shmc_plat_thread_create(&t, event_loop_main, &l), S_OK);
+    while (!atomic_load(&l.ready))
+        shmc_plat_sleep_ms(1);
+    assert_hr(l.hr, S_OK);
+    ICallee *p = NULL;
+    tstream_rewind(l.stream);
+    assert_hr(ShmCoUnmarshalInterface(l.stream, &IID_ICallee, (void **)&p), S_OK);
+    for (LONG i = 0; i < 50; i++) {
+        LONG tag = 0;
+        assert_hr(ICallee_GetTag(p, &tag), S_OK);
+        assert_int_equal(tag, 3);
+    }
+    assert_true(atomic_load(&l.dispatched) > 0); /* the loop ran them */
+    assert_int_equal(ICallee_Release(p), 0);
+    atomic_store(&l.stop, 1);
+    shmc_plat_thread_join(&t);
+    ICallee_Release(&l.obj->ICallee_iface);
+    assert_true(atomic_load(&freed));
+    IStream_Release(l.stream);
+    ShmCoUninitialize();
+}
+
+/* ---- MTA objects ------------------------------------------------------------------- */
+
+static void mta_object_runs_on_runtime_threads(void **state)
+{
+    (void)state;
+    fixture *f = fixture_new(COINIT_MULTITHREADED, COINIT_APARTMENTTHREADED);
+    hyper tid = 0;
+    assert_hr(ICallee_GetThreadId(f->proxy, &tid), S_OK);
+    assert_true((uint64_t)tid != shmc_plat_thread_self_id());
+    assert_true((uint64_t)tid != f->host_tid); /* a worker, not the host */
+    fixture_free(f);
+}
+
+typedef struct take_arg {
+    IStream *stream;
+    ICallee *got;
+    HRESULT hr;
+} take_arg;
+
+static void take_from_stream(void *arg)
+{
+    take_arg *a = arg;
+    a->hr = ShmCoGetInterfaceAndReleaseStream(a->stream, &IID_ICallee, (void **)&a->got);
+}
+
+static void mta_to_mta_is_direct(void **state)
+{
+    (void)state;
+    assert_hr(ShmCoInitializeEx(NULL, COINIT_MULTITHREADED), S_OK);
+    ShmCoRegisterProxyStubs(&calltest_ProxyFileInfo);
+    callee *c = callee_new(4, NULL);
+    take_arg a = {NULL, NULL, E_FAIL};
+    assert_hr(ShmCoMarshalInterThreadInterfaceInStream(&IID_ICallee, (IUnknown *)&c->ICallee_iface,
+                                                       &a.stream),
+              S_OK);
+    /* another MTA thread gets the object itself, no proxy */
+    thost *h = thost_start(COINIT_MULTITHREADED, NULL, NULL, NULL, 0);
+    thost_run(h, take_from_stream, &a);
+    assert_hr(a.hr, S_OK);
+    assert_ptr_equal(a.got, &c->ICallee_iface);
+    ICallee_Release(a.got);
+    thost_stop(h, false);
+    assert_int_equal(ICallee_Release(&c->ICallee_iface), 0);
+    ShmCoUninitialize();
+}
+
+/* ---- interfaces in and out ----------------------------------------------------------- */
+
+static void object_returning_method(void **state)
+{
+    (void)state;
+    fixture *f = fixture_new(COINIT_APARTMENTTHREADED, COINIT_APARTMENTTHREADED);
+    ICallee *child = NULL;
+    assert_hr(ICallee_GetChild(f->proxy, 7, &child), S_OK);
+    assert_non_null(child);
+    LONG tag = 0;
+    assert_hr(ICallee_GetTag(child, &tag), S_OK);
+    assert_int_equal(tag, 7);
+    hyper tid = 0;
+    assert_hr(ICallee_GetThreadId(child, &tid), S_OK);
+    assert_int_equal((uint64_t)tid, f->host_tid); /* lives in the host's STA */
+    assert_int_equal(ICallee_Release(child), 0);
+    fixture_free(f);
+}
+
+static void iid_is_and_remote_qi(void **state)
+{
+    (void)state;
+    fixture *f = fixture_new(COINIT_APARTMENTTHREADED, COINIT_APARTMENTTHREADED);
+    ICallback *cb = NULL;
+    assert_hr(ICallee_Query(f->proxy, &IID_ICallback, (void **)&cb), S_OK);
+    assert_non_null(cb);
+    hyper tid = 0;
+    assert_hr(ICallback_GetThreadId(cb, &tid), S_OK);
+    assert_int_equal((uint64_t)tid, f->host_tid);
+    /* one identity for every interface proxy of the object */
+    IUnknown *u1 = NULL, *u2 = NULL;
+    assert_hr(ICallback_QueryInterface(cb, &IID_IUnknown, (void **)&u1), S_OK);
+    assert_hr(ICallee_QueryInterface(f->proxy, &IID_IUnknown, (void **)&u2), S_OK);
+    assert_ptr_equal(u1, u2);
+    IUnknown_Release(u1);
+    IUnknown_Release(u2);
+    ICallback *cb2 = NULL;
+    assert_hr(ICallee_QueryInterface(f->proxy, &IID_ICallback, (void **)&cb2), S_OK);
+    assert_ptr_equal(cb, cb2); /* the same interface proxy */
+    ICallback_Release(cb2);
+    ICallback_Release(cb);
+    /* unknown interfaces, by iid_is and by QueryInterface */
+    static const IID nobody = {0x99, 1, 2, {3, 4, 5, 6, 7, 8, 9, 10}};
+    void *none = (void *)1;
+    assert_hr(ICallee_Query(f->proxy, &nobody, &none), E_NOINTERFACE);
+    assert_null(none);
+    none = (void *)1;
+    assert_hr(ICallee_QueryInterface(f->proxy, &nobody, &none), E_NOINTERFACE);
+    assert_null(none);
+    fixture_free(f);
+}
+
+static void proxy_passed_to_third_apartment(void **state)
+{
+    (void)state;
+    fixture *f = fixture_new(COINIT_APARTMENTTHREADED, COINIT_APARTMENTTHREADED);
+    hammer h = {NULL, NULL, 5, E_FAIL};
+    assert_hr(
+        ShmCoMarshalInterThreadInterfaceInStream(&IID_ICallee, (IUnknown *)f->proxy, &h.stream),
+        S_OK);
+    ICallee_Release(f->proxy); /* the record keeps the object */
+    f->proxy = NULL;
+    assert_false(atomic_load(&f->freed));
+    shmc_plat_thread t;
+    assert_hr(shmc_plat_thread_create(&t, hammer_main, &h), S_OK);
+    shmc_plat_thread_join(&t);
+    assert_hr(h.hr, S_OK);
+    assert_int_equal(f->obj->last_seq[5], 300);
+    fixture_free(f);
+}
+
+/* ---- failures ----------------------------------------------------------------------- */
+
+static void timeout_and_late_reply(void **state)
+{
+    (void)state;
+    fixture *f = fixture_new(COINIT_APARTMENTTHREADED, COINIT_MULTITHREADED);
+    assert_hr(ShmCoSetCallTimeout(50), S_OK);
+    uint64_t t0 = shmc_plat_clock_ns();
+    assert_hr(ICallee_Wait(f->proxy, 600), RPC_E_TIMEOUT);
+    double ms = tsupport_ms_since(t0);
+    assert_true(ms >= 49.0);
+    assert_true(ms < 590.0);
+    /* a late [out] interface is released when its reply is dropped */
+    ICallee *child = (ICallee *)1;
+    assert_hr(ICallee_GetChild(f->proxy, -300, &child), RPC_E_TIMEOUT);
+    assert_null(child);
+    assert_hr(ShmCoSetCallTimeout(INFINITE), S_OK);
+    /* the proxy still works, once the host is free again */
+    LONG sum = 0;
+    assert_hr(ICallee_Add(f->proxy, 8, 1, &sum), S_OK);
+    assert_int_equal(sum, 9);
+    fixture_free(f); /* checks that nothing (the late child) is kept */
+}
+
+static void disconnect_on_host(void *arg)
+{
+    fixture *f = arg;
+    ShmCoDisconnectObject((IUnknown *)&f->obj->ICallee_iface, 0);
+}
+
+static void disconnected_object(void **state)
+{
+    (void)state;
+    fixture *f = fixture_new(COINIT_APARTMENTTHREADED, COINIT_APARTMENTTHREADED);
+    thost_run(f->host, disconnect_on_host, f);
+    assert_int_equal(atomic_load(&f->obj->refs), 1); /* only our own */
+    assert_hr(ICallee_Null(f->proxy), RPC_E_DISCONNECTED);
+    LONG sum = 5;
+    assert_hr(ICallee_Add(f->proxy, 1, 1, &sum), RPC_E_DISCONNECTED);
+    assert_int_equal(sum, 0); /* [out] zeroed on failure */
+    fixture_free(f);
+}
+
+static void server_apartment_ends(void **state)
+{
+    (void)state;
+    fixture *f = fixture_new(COINIT_APARTMENTTHREADED, COINIT_APARTMENTTHREADED);
+    thost_stop(f->host, false);
+    f->host = thost_start(COINIT_APARTMENTTHREADED, NULL, NULL, NULL, 0); /* for fixture_free */
+    assert_hr(ICallee_Null(f->proxy), RPC_E_DISCONNECTED);
+    fixture_free(f);
+}
+
+static void client_apartment_ends(void **state)
+{
+    (void)state;
+    fixture *f = fixture_new(COINIT_APARTMENTTHREADED, COINIT_APARTMENTTHREADED);
+    ShmCoUninitialize();
+    assert_hr(ICallee_Null(f->proxy), CO_E_OBJNOTCONNECTED);
+    assert_int_equal(ICallee_Release(f->proxy), 0);
+    f->proxy = NULL;
+    assert_hr(ShmCoInitializeEx(NULL, COINIT_APARTMENTTHREADED), S_OK); /* for fixture_free */
+    fixture_free(f);
+}
+
+typedef struct wrong {
+    ICallee *proxy;
+    HRESULT uninit_hr, sta_hr;
+} wrong;
+
+static void wrong_apartment_main(void *arg)
+{
+    wrong *w = arg;
+    w->uninit_hr = ICallee_Null(w->proxy);
+    ShmCoInitializeEx(NULL, COINIT_APARTMENTTHREADED);
+    w->sta_hr = ICallee_Null(w->proxy);
+    ShmCoUninitialize();
+}
+
+static void used_from_the_wrong_apartment(void **state)
+{
+    (void)state;
+    fixture *f = fixture_new(COINIT_APARTMENTTHREADED, COINIT_APARTMENTTHREADED);
+    wrong w = {f->proxy, E_FAIL, E_FAIL};
+    shmc_plat_thread t;
+    assert_hr(shmc_plat_thread_create(&t, wrong_apartment_main, &w), S_OK);
+    shmc_plat_thread_join(&t);
+    assert_hr(w.uninit_hr, CO_E_NOTINITIALIZED);
+    assert_hr(w.sta_hr, RPC_E_WRONG_THREAD);
+    assert_hr(ICallee_Null(f->proxy), S_OK); /* fine from its own */
+    fixture_free(f);
+}
+
+/* Every allocation of a call fails in turn, on both sides: a clean error,
+ * nothing leaked, the proxy usable afterwards. */
+static void allocation_failures_in_calls(void **state)
+{
+    (void)state;
+    fixture *f = fixture_new(COINIT_APARTMENTTHREADED, COINIT_APARTMENTTHREADED);
+    for (unsigned long n = 1; n <= 40; n++) {
+        char *copy = NULL;
+        ICallee *child = NULL;
+        shmc_alloc_fail_at(n);
+        HRESULT h1 = ICallee_Echo(f->proxy, "allocations", &copy);
+        shmc_alloc_fail_reset();
+        if (SUCCEEDED(h1))
+            ShmCoTaskMemFree(copy);
+        else
+            assert_null(copy);
+        shmc_alloc_fail_at(n);
+        HRESULT h2 = ICallee_GetChild(f->proxy, 9, &child);
+        shmc_alloc_fail_reset();
+        if (SUCCEEDED(h2))
+            ICallee_Release(child);
+        else
+            assert_null(child);
+    }
+    assert_hr(ICallee_Null(f->proxy), S_OK);
+    fixture_free(f);
+}
+
+int main(int argc, char **argv)
+{
+    tsupport_dispatch_child(argc, argv, NULL);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(every_argument_kind),
+        cmocka_unit_test(calls_run_on_the_sta_thread),
+        cmocka_unit_test(sta_runs_one_call_at_a_time_in_order),
+        cmocka_unit_test(callback_reaches_the_waiting_sta),
+        cmocka_unit_test(sta_driven_by_event_loop),
+        cmocka_unit_test(mta_object_runs_on_runtime_threads),
+        cmocka_unit_test(mta_to_mta_is_direct),
+        cmocka_unit_test(object_returning_method),
+        cmocka_unit_test(iid_is_and_remote_qi),
+        cmocka_unit_test(proxy_passed_to_third_apartment),
+        cmocka_unit_test(timeout_and_late_reply),
+        cmocka_unit_test(disconnected_object),
+        cmocka_unit_test(server_apartment_ends),
+        cmocka_unit_test(client_apartment_ends),
+        cmocka_unit_test(used_from_the_wrong_apartment),
+        cmocka_unit_test(allocation_failures_in_calls),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
