@@ -18,16 +18,26 @@
 #include <string.h>
 
 shmc_rt shmc_g;
+shmc_tuning shmc_tune;
 
 static shmc_plat_once rt_once = SHMC_PLAT_ONCE_INIT;
+
+/* recycled notifiers (see rt.h: never freed) */
+static shmc_plat_mutex pool_lock; /* set up with the runtime */
+static shmc_notifier *pool;
 
 static void thread_dtor(void *p);
 
 static void rt_setup(void)
 {
     shmc_plat_mutex_init(&shmc_g.lock);
+    shmc_plat_mutex_init(&pool_lock);
     shmc_plat_proc_self(&shmc_g.self);
     shmc_g.init_hr = shmc_plat_tls_create(&shmc_g.tls, thread_dtor);
+    /* spinning only pays when the other side runs on another CPU */
+    bool multi = shmc_plat_cpu_count() > 1;
+    atomic_store(&shmc_tune.caller_spin_max_ns, multi ? 100000u : 0u);
+    atomic_store(&shmc_tune.callee_spin_ns, multi ? 50000u : 0u);
 }
 
 HRESULT shmc_rt_init(void)
@@ -38,39 +48,69 @@ HRESULT shmc_rt_init(void)
 
 /* ---- notifiers ------------------------------------------------------------ */
 
-HRESULT shmc_notifier_create(shmc_notifier **out)
+HRESULT shmc_notifier_get(shmc_notifier **out)
 {
-    *out = NULL;
-    shmc_notifier *n = shmc_calloc(1, sizeof(*n));
-    if (!n)
-        return E_OUTOFMEMORY;
-    HRESULT hr = shmc_plat_waiter_open_local(&n->waiter, &n->word);
-    if (FAILED(hr)) {
-        shmc_free(n);
-        return hr;
+    shmc_plat_mutex_lock(&pool_lock);
+    shmc_notifier *n = pool;
+    if (n)
+        pool = n->next_free;
+    shmc_plat_mutex_unlock(&pool_lock);
+    if (!n) {
+        n = shmc_calloc(1, sizeof(*n));
+        if (!n) {
+            *out = NULL;
+            return E_OUTOFMEMORY;
+        }
+        HRESULT hr = shmc_plat_waiter_open_local(&n->waiter, &n->word);
+        if (FAILED(hr)) {
+            shmc_free(n);
+            *out = NULL;
+            return hr;
+        }
     }
-    atomic_init(&n->refs, 1);
+    n->next_free = NULL;
     *out = n;
     return S_OK;
 }
 
-void shmc_notifier_addref(shmc_notifier *n)
+void shmc_notifier_put(shmc_notifier *n)
 {
-    atomic_fetch_add_explicit(&n->refs, 1, memory_order_relaxed);
+    if (!n)
+        return;
+    shmc_plat_mutex_lock(&pool_lock);
+    n->next_free = pool;
+    pool = n;
+    shmc_plat_mutex_unlock(&pool_lock);
 }
 
-void shmc_notifier_release(shmc_notifier *n)
+void shmc_notifier_notify(shmc_notifier *n, bool all)
 {
-    if (n && atomic_fetch_sub_explicit(&n->refs, 1, memory_order_acq_rel) == 1) {
-        shmc_plat_waiter_close(&n->waiter);
-        shmc_free(n);
-    }
-}
-
-void shmc_notifier_ring(shmc_notifier *n, bool all)
-{
+    /* the condition changed before this fence; a sleeper counted itself
+     * before checking it: one of us sees the other */
+    atomic_thread_fence(memory_order_seq_cst);
+    if (atomic_load_explicit(&n->sleepers, memory_order_relaxed) == 0)
+        return;
     atomic_fetch_add(&n->word.value, 1);
     shmc_plat_wake(&n->waiter, all);
+}
+
+uint32_t shmc_notifier_wait_prepare(shmc_notifier *n)
+{
+    uint32_t seq = atomic_load(&n->word.value);
+    atomic_fetch_add(&n->sleepers, 1); /* seq_cst: before re-checking the condition */
+    return seq;
+}
+
+void shmc_notifier_wait_cancel(shmc_notifier *n)
+{
+    atomic_fetch_sub(&n->sleepers, 1);
+}
+
+HRESULT shmc_notifier_wait_commit(shmc_notifier *n, uint32_t seq, uint32_t timeout_ms)
+{
+    HRESULT hr = shmc_plat_wait(&n->waiter, seq, timeout_ms);
+    atomic_fetch_sub(&n->sleepers, 1);
+    return hr;
 }
 
 /* ---- threads ----------------------------------------------------------------- */
@@ -97,7 +137,7 @@ shmc_notifier *shmc_thread_notifier(shmc_thread *th)
 {
     if (th->apt && th->apt->model == SHMC_STA)
         return th->apt->bell;
-    if (!th->notifier && FAILED(shmc_notifier_create(&th->notifier)))
+    if (!th->notifier && FAILED(shmc_notifier_get(&th->notifier)))
         return NULL;
     return th->notifier;
 }
@@ -115,7 +155,8 @@ static void thread_dtor(void *p)
         leave_apartment(th);
     }
     shmc_plat_tls_set(&shmc_g.tls, NULL);
-    shmc_notifier_release(th->notifier);
+    shmc_call_free_spare();
+    shmc_notifier_put(th->notifier);
     shmc_free(th);
 }
 
@@ -133,7 +174,7 @@ void shmc_apt_release(shmc_apt *apt)
     if (apt->has_event)
         shmc_plat_event_fini(&apt->event);
     shmc_hmap_fini(&apt->proxy_by_oid);
-    shmc_notifier_release(apt->bell);
+    shmc_notifier_put(apt->bell);
     shmc_plat_mutex_fini(&apt->qlock);
     shmc_free(apt);
 }
@@ -144,20 +185,23 @@ static HRESULT apt_create(int model, shmc_apt **out)
     shmc_apt *apt = shmc_calloc(1, sizeof(*apt));
     if (!apt)
         return E_OUTOFMEMORY;
-    HRESULT hr = shmc_notifier_create(&apt->bell);
+    HRESULT hr = shmc_notifier_get(&apt->bell);
     if (FAILED(hr)) {
         shmc_free(apt);
         return hr;
     }
     apt->oxid = shmc_random_u64();
     if (!apt->oxid) {
-        shmc_notifier_release(apt->bell);
+        shmc_notifier_put(apt->bell);
         shmc_free(apt);
         return E_FAIL;
     }
     atomic_init(&apt->refs, 1); /* the list's (rt.apts) */
     apt->model = model;
     shmc_plat_mutex_init(&apt->qlock);
+    atomic_init(&apt->qstub.next, NULL);
+    atomic_init(&apt->qtail, &apt->qstub);
+    apt->qhead = &apt->qstub;
     *out = apt;
     return S_OK;
 }
@@ -171,8 +215,8 @@ shmc_apt *shmc_current_apt(void)
     shmc_plat_mutex_lock(&shmc_g.lock);
     if (th->apt)
         apt = th->apt; /* joined, or an MTA worker */
-    else if (shmc_g.mta && !shmc_g.mta->dead)
-        apt = shmc_g.mta; /* the implicit MTA */
+    else if (atomic_load(&shmc_g.mta) && !atomic_load(&shmc_g.mta)->dead)
+        apt = atomic_load(&shmc_g.mta); /* the implicit MTA */
     if (apt)
         shmc_apt_addref(apt);
     shmc_plat_mutex_unlock(&shmc_g.lock);
@@ -215,20 +259,20 @@ HRESULT ShmCoInitializeEx(void *reserved, DWORD coinit)
         shmc_plat_mutex_unlock(&shmc_g.lock);
     } else {
         shmc_plat_mutex_lock(&shmc_g.lock);
-        shmc_apt *mta = shmc_g.mta;
+        shmc_apt *mta = atomic_load(&shmc_g.mta);
         if (!mta) {
             shmc_plat_mutex_unlock(&shmc_g.lock);
             hr = apt_create(SHMC_MTA, &fresh);
             if (FAILED(hr))
                 return hr;
             shmc_plat_mutex_lock(&shmc_g.lock);
-            mta = shmc_g.mta; /* another thread may have made it meanwhile */
+            mta = atomic_load(&shmc_g.mta); /* another thread may have made it meanwhile */
             if (!mta) {
                 mta = fresh;
                 fresh = NULL;
                 mta->next = shmc_g.apts;
                 shmc_g.apts = mta;
-                shmc_g.mta = mta;
+                atomic_store(&shmc_g.mta, mta);
             }
         }
         mta->members++;
@@ -247,8 +291,8 @@ static void leave_apartment(shmc_thread *th)
     bool last;
     shmc_plat_mutex_lock(&shmc_g.lock);
     last = --apt->members == 0;
-    if (last && apt == shmc_g.mta)
-        shmc_g.mta = NULL; /* a new MTA can start while this one ends */
+    if (last && apt == atomic_load(&shmc_g.mta))
+        atomic_store(&shmc_g.mta, NULL); /* a new MTA can start while this one ends */
     shmc_plat_mutex_unlock(&shmc_g.lock);
     if (last)
         shmc_apt_shutdown(apt);
@@ -276,49 +320,119 @@ HRESULT ShmCoSetCallTimeout(DWORD timeout_ms)
     return S_OK;
 }
 
-/* ---- the queue of incoming calls --------------------------------------------- */
+/* ---- the queue of incoming calls ---------------------------------------------
+ *
+ * STA: Vyukov's intrusive multi-producer single-consumer queue. A producer
+ * swaps itself in at the tail (one atomic exchange) and links the old tail
+ * to itself; the consumer walks from the head without atomic
+ * read-modify-writes. Between a producer's swap and its link the queue
+ * looks empty to the consumer for a moment; the producer notifies after
+ * linking, so the consumer looks again.
+ * MTA: a list under qlock, since many workers take from it.
+ * Either way, producers count themselves in `producers` while they enqueue,
+ * so that shutdown can close the queue and know nobody is still adding. */
 
-static void start_worker_locked(shmc_apt *apt);
+static void start_worker(shmc_apt *apt);
+
+static void sta_push(shmc_apt *apt, shmc_qnode *n)
+{
+    atomic_store_explicit(&n->next, NULL, memory_order_relaxed);
+    shmc_qnode *prev = atomic_exchange_explicit(&apt->qtail, n, memory_order_acq_rel);
+    atomic_store_explicit(&prev->next, n, memory_order_release);
+}
+
+static shmc_qnode *sta_pop(shmc_apt *apt)
+{
+    shmc_qnode *head = apt->qhead;
+    shmc_qnode *next = atomic_load_explicit(&head->next, memory_order_acquire);
+    if (head == &apt->qstub) {
+        if (!next)
+            return NULL;
+        apt->qhead = next;
+        head = next;
+        next = atomic_load_explicit(&next->next, memory_order_acquire);
+    }
+    if (next) {
+        apt->qhead = next;
+        return head;
+    }
+    if (head != atomic_load_explicit(&apt->qtail, memory_order_acquire))
+        return NULL; /* a producer is between its swap and its link */
+    sta_push(apt, &apt->qstub);
+    next = atomic_load_explicit(&head->next, memory_order_acquire);
+    if (next) {
+        apt->qhead = next;
+        return head;
+    }
+    return NULL;
+}
+
+bool shmc_apt_has_calls(shmc_apt *apt)
+{
+    if (apt->model == SHMC_STA)
+        return atomic_load_explicit(&apt->qtail, memory_order_acquire) != apt->qhead ||
+               atomic_load_explicit(&apt->qhead->next, memory_order_acquire) != NULL;
+    return atomic_load_explicit(&apt->mhead, memory_order_acquire) != NULL;
+}
 
 bool shmc_apt_enqueue(shmc_apt *apt, shmc_call *c)
 {
-    shmc_plat_mutex_lock(&apt->qlock);
-    if (apt->qclosed) {
-        shmc_plat_mutex_unlock(&apt->qlock);
+    atomic_fetch_add(&apt->producers, 1);
+    if (atomic_load(&apt->qclosed)) {
+        atomic_fetch_sub(&apt->producers, 1);
         return false;
     }
-    c->next = NULL;
-    if (apt->qtail)
-        apt->qtail->next = c;
-    else
-        apt->qhead = c;
-    apt->qtail = c;
-    apt->qlen++;
-    if (apt->has_event)
-        shmc_plat_event_set(&apt->event);
-    /* every queued call should find a worker: idle ones take one each */
-    if (apt->model == SHMC_MTA && apt->qlen > apt->idle_workers)
-        start_worker_locked(apt);
-    shmc_plat_mutex_unlock(&apt->qlock);
+    bool more_workers = false;
+    if (apt->model == SHMC_STA) {
+        sta_push(apt, &c->link);
+        if (atomic_load_explicit(&apt->has_event, memory_order_acquire))
+            shmc_plat_event_set(&apt->event);
+    } else {
+        shmc_plat_mutex_lock(&apt->qlock);
+        c->next = NULL;
+        if (apt->mtail)
+            apt->mtail->next = c;
+        else
+            atomic_store_explicit(&apt->mhead, c, memory_order_release);
+        apt->mtail = c;
+        uint32_t queued = atomic_fetch_add(&apt->qlen, 1) + 1;
+        /* every queued call should find a worker: idle ones take one each */
+        more_workers = queued > atomic_load(&apt->idle_workers);
+        shmc_plat_mutex_unlock(&apt->qlock);
+    }
+    atomic_fetch_sub(&apt->producers, 1);
+    if (more_workers)
+        start_worker(apt);
     /* an STA has one sleeper; an MTA needs one idle worker per call */
-    shmc_notifier_ring(apt->bell, apt->model == SHMC_STA);
+    shmc_notifier_notify(apt->bell, apt->model == SHMC_STA);
     return true;
 }
 
 static shmc_call *dequeue(shmc_apt *apt)
 {
-    shmc_plat_mutex_lock(&apt->qlock);
-    shmc_call *c = apt->qhead;
-    if (c) {
-        apt->qhead = c->next;
-        if (!apt->qhead)
-            apt->qtail = NULL;
-        c->next = NULL;
-        apt->qlen--;
+    if (apt->model == SHMC_STA) {
+        shmc_call *c = (shmc_call *)sta_pop(apt);
+        if (!c && atomic_load_explicit(&apt->has_event, memory_order_acquire)) {
+            /* level-triggered: clear the event, then look again, so that a
+             * call queued meanwhile sets it again or is found here */
+            shmc_plat_event_reset(&apt->event);
+            c = (shmc_call *)sta_pop(apt);
+            if (c)
+                shmc_plat_event_set(&apt->event);
+        }
+        return c;
     }
-    /* level-triggered: the event stays set exactly while calls wait */
-    if (!apt->qhead && apt->has_event)
-        shmc_plat_event_reset(&apt->event);
+    if (!atomic_load_explicit(&apt->mhead, memory_order_acquire))
+        return NULL; /* the common idle case, without the lock */
+    shmc_plat_mutex_lock(&apt->qlock);
+    shmc_call *c = atomic_load_explicit(&apt->mhead, memory_order_relaxed);
+    if (c) {
+        atomic_store_explicit(&apt->mhead, c->next, memory_order_relaxed);
+        if (!c->next)
+            apt->mtail = NULL;
+        c->next = NULL;
+        atomic_fetch_sub(&apt->qlen, 1);
+    }
     shmc_plat_mutex_unlock(&apt->qlock);
     return c;
 }
@@ -328,10 +442,19 @@ unsigned shmc_apt_pump(shmc_apt *apt)
     unsigned n = 0;
     shmc_call *c;
     while ((c = dequeue(apt)) != NULL) {
-        shmc_call_execute(c);
+        shmc_call_execute(c, NULL);
         n++;
     }
     return n;
+}
+
+/* Closes the queue: new calls are refused; returns once no producer is
+ * still adding one. */
+static void close_queue(shmc_apt *apt)
+{
+    atomic_store(&apt->qclosed, true);
+    while (atomic_load(&apt->producers) != 0)
+        shmc_plat_thread_yield();
 }
 
 /* ---- MTA workers ------------------------------------------------------------ */
@@ -342,11 +465,8 @@ typedef struct shmc_worker {
     struct shmc_worker *next;
 } shmc_worker;
 
-/* Idle workers keep this long for new calls before they end. */
+/* Idle workers sleep at most this long before they look around again. */
 #define WORKER_IDLE_MS 2000u
-/* Spin this many rounds for a new call before sleeping. */
-#define WORKER_SPIN 2000
-
 /* At most this many MTA workers; further calls wait for a free one. */
 #define MAX_WORKERS 64
 
@@ -362,69 +482,75 @@ static void worker_main(void *arg)
         th->worker = true;
         shmc_apt_addref(apt);
     }
-    for (;;) {
+    /* counted idle whenever it is not running a call; execute counts it
+     * idle again before it tells the caller, so that the caller's next call
+     * does not start another worker */
+    atomic_fetch_add(&apt->idle_workers, 1);
+    shmc_notifier *bell = apt->bell;
+    while (!atomic_load(&apt->stopping)) {
         shmc_call *c = dequeue(apt);
         if (c) {
-            shmc_call_execute(c);
+            atomic_fetch_sub(&apt->idle_workers, 1);
+            shmc_call_execute(c, &apt->idle_workers);
             continue;
         }
-        /* Idle. Counted as idle from here on, so that new calls ring this
-         * worker instead of starting another. */
-        shmc_plat_mutex_lock(&apt->qlock);
-        if (apt->stopping) {
-            shmc_plat_mutex_unlock(&apt->qlock);
-            break;
-        }
-        apt->idle_workers++;
-        uint32_t seq = atomic_load(&apt->bell->word.value);
-        bool work = apt->qhead != NULL;
-        shmc_plat_mutex_unlock(&apt->qlock);
-        for (int i = 0; i < WORKER_SPIN && !work; i++) {
+        /* spin for the next call, then sleep until the bell rings */
+        uint32_t spin = atomic_load_explicit(&shmc_tune.callee_spin_ns, memory_order_relaxed);
+        uint64_t start = shmc_plat_clock_ns();
+        bool work = false;
+        for (unsigned i = 1; spin && !work; i++) {
+            work = shmc_apt_has_calls(apt) || atomic_load(&apt->stopping);
             shmc_plat_cpu_relax();
-            work = atomic_load_explicit(&apt->bell->word.value, memory_order_relaxed) != seq;
+            if ((i & 63) == 0 && shmc_plat_clock_ns() - start >= spin)
+                break;
         }
-        if (!work)
-            shmc_plat_wait(&apt->bell->waiter, seq, WORKER_IDLE_MS);
-        shmc_plat_mutex_lock(&apt->qlock);
-        apt->idle_workers--;
-        bool stop = apt->stopping;
-        shmc_plat_mutex_unlock(&apt->qlock);
-        if (stop)
-            break;
+        if (work)
+            continue;
+        uint32_t seq = shmc_notifier_wait_prepare(bell);
+        if (shmc_apt_has_calls(apt) || atomic_load(&apt->stopping))
+            shmc_notifier_wait_cancel(bell);
+        else
+            shmc_notifier_wait_commit(bell, seq, WORKER_IDLE_MS);
     }
+    atomic_fetch_sub(&apt->idle_workers, 1);
     if (th) {
         th->apt = NULL;
         shmc_apt_release(apt);
     }
 }
 
-static void start_worker_locked(shmc_apt *apt)
+static void start_worker(shmc_apt *apt)
 {
-    if (apt->stopping || apt->workers >= MAX_WORKERS)
-        return;
     shmc_worker *w = shmc_calloc(1, sizeof(*w));
     if (!w)
-        return; /* the calls wait for a busy worker instead */
+        return; /* the call waits for a busy worker instead */
     w->apt = apt;
     shmc_apt_addref(apt);
-    if (FAILED(shmc_plat_thread_create(&w->thread, worker_main, w))) {
+    shmc_plat_mutex_lock(&apt->qlock);
+    bool ok = !atomic_load(&apt->stopping) && apt->workers < MAX_WORKERS &&
+              SUCCEEDED(shmc_plat_thread_create(&w->thread, worker_main, w));
+    if (ok) {
+        w->next = apt->worker_list;
+        apt->worker_list = w;
+        apt->workers++;
+    }
+    shmc_plat_mutex_unlock(&apt->qlock);
+    if (!ok) {
         shmc_apt_release(apt);
         shmc_free(w);
-        return;
     }
-    w->next = apt->worker_list;
-    apt->worker_list = w;
-    apt->workers++;
 }
 
 static void stop_workers(shmc_apt *apt)
 {
     shmc_plat_mutex_lock(&apt->qlock);
-    apt->stopping = true;
+    atomic_store(&apt->stopping, true);
     shmc_worker *list = apt->worker_list;
     apt->worker_list = NULL;
     shmc_plat_mutex_unlock(&apt->qlock);
-    shmc_notifier_ring(apt->bell, true);
+    atomic_fetch_add(&apt->bell->sleepers, 1); /* make the notification wake them */
+    shmc_notifier_notify(apt->bell, true);
+    atomic_fetch_sub(&apt->bell->sleepers, 1);
     while (list) {
         shmc_worker *next = list->next;
         shmc_plat_thread_join(&list->thread);
@@ -449,8 +575,7 @@ static HRESULT own_sta(shmc_apt **out)
     }
     if (th->apt->model != SHMC_STA)
         return CO_E_NOT_SUPPORTED;
-    shmc_apt_addref(th->apt);
-    *out = th->apt;
+    *out = th->apt; /* lives while this thread is in it: no reference */
     return S_OK;
 }
 
@@ -463,28 +588,30 @@ HRESULT ShmCoProcessCalls(DWORD timeout_ms)
     uint64_t deadline = timeout_ms == INFINITE
                             ? UINT64_MAX
                             : shmc_plat_clock_ns() + (uint64_t)timeout_ms * 1000000u;
-    hr = S_FALSE;
-    for (;;) {
-        uint32_t seq = atomic_load(&apt->bell->word.value);
-        if (shmc_apt_pump(apt)) {
-            hr = S_OK;
-            break;
+    uint32_t spin = atomic_load_explicit(&shmc_tune.callee_spin_ns, memory_order_relaxed);
+    uint64_t start = shmc_plat_clock_ns();
+    bool spinning = spin != 0;
+    for (unsigned i = 1;; i++) {
+        if (shmc_apt_pump(apt))
+            return S_OK;
+        /* a short spin catches a caller that is about to send */
+        if (spinning) {
+            shmc_plat_cpu_relax();
+            if ((i & 63) == 0 && shmc_plat_clock_ns() - start >= spin)
+                spinning = false;
+            continue;
         }
         uint32_t left =
             deadline == UINT64_MAX ? SHMC_PLAT_INFINITE : shmc_plat_clock_ms_until(deadline);
         if (left == 0)
-            break;
-        /* a short spin catches a caller that is about to send */
-        bool rang = false;
-        for (int i = 0; i < WORKER_SPIN && !rang; i++) {
-            shmc_plat_cpu_relax();
-            rang = atomic_load_explicit(&apt->bell->word.value, memory_order_relaxed) != seq;
-        }
-        if (!rang)
-            shmc_plat_wait(&apt->bell->waiter, seq, left);
+            return S_FALSE;
+        uint32_t seq = shmc_notifier_wait_prepare(apt->bell);
+        if (shmc_apt_has_calls(apt))
+            shmc_notifier_wait_cancel(apt->bell);
+        else
+            shmc_notifier_wait_commit(apt->bell, seq, left);
+        (void)i;
     }
-    shmc_apt_release(apt);
-    return hr;
 }
 
 HRESULT ShmCoGetApartmentWaitHandle(intptr_t *handle)
@@ -496,20 +623,17 @@ HRESULT ShmCoGetApartmentWaitHandle(intptr_t *handle)
     HRESULT hr = own_sta(&apt);
     if (FAILED(hr))
         return hr;
-    shmc_plat_mutex_lock(&apt->qlock);
-    if (!apt->has_event) {
+    /* only the STA's own thread gets here: no race on creating it */
+    if (!atomic_load(&apt->has_event)) {
         hr = shmc_plat_event_init(&apt->event);
-        if (SUCCEEDED(hr)) {
-            apt->has_event = true;
-            if (apt->qhead)
-                shmc_plat_event_set(&apt->event);
-        }
+        if (FAILED(hr))
+            return hr;
+        atomic_store_explicit(&apt->has_event, true, memory_order_release);
+        if (shmc_apt_has_calls(apt))
+            shmc_plat_event_set(&apt->event);
     }
-    if (apt->has_event)
-        *handle = shmc_plat_event_handle(&apt->event);
-    shmc_plat_mutex_unlock(&apt->qlock);
-    shmc_apt_release(apt);
-    return hr;
+    *handle = shmc_plat_event_handle(&apt->event);
+    return S_OK;
 }
 
 /* ---- shutdown ---------------------------------------------------------------- */
@@ -518,9 +642,7 @@ void shmc_apt_shutdown(shmc_apt *apt)
 {
     /* 1. Refuse new calls and new imports; take the apartment's objects out
      *    of the tables. */
-    shmc_plat_mutex_lock(&apt->qlock);
-    apt->qclosed = true;
-    shmc_plat_mutex_unlock(&apt->qlock);
+    close_queue(apt);
 
     shmc_plat_mutex_lock(&shmc_g.lock);
     apt->dead = true;

@@ -3,17 +3,23 @@
  * process: queued on the target apartment, run there, its reply handed
  * back, and the waiting in between.
  *
- * A call is shared by the caller and the apartment that runs it, each
- * holding a reference. Its state moves PENDING -> RUNNING -> DONE, or to
- * ABANDONED when the caller gives up (call timeout): whichever side loses
- * that race cleans up, so a late reply is dropped (and whatever interface
- * references it carried are released) without the caller ever seeing it.
+ * Ownership instead of reference counts: the caller owns the call (it
+ * made it, it frees it) unless it gives up waiting (call timeout), which
+ * hands the call to the apartment that runs it. The state word decides who
+ * won: PENDING -> RUNNING -> DONE by the callee, or PENDING/RUNNING ->
+ * ABANDONED by the caller, each by compare-and-swap. After DONE the
+ * callee does not touch the call again, except to notify the caller's
+ * notifier, which it read before (notifiers are never freed). After
+ * ABANDONED the caller does not touch it again; the callee drops what it
+ * carries (interface records in its request or reply) and frees it, so a
+ * late reply leaks nothing.
  *
- * Waiting: a caller first spins, watching its notifier, for a while that
- * adapts to how long its recent calls took (a hot callee answers within
- * the spin and nobody makes a system call); then it sleeps on the
- * notifier. An STA caller serves its own incoming calls whenever its
- * notifier rings (reentrancy: callbacks into it work while it waits).
+ * Waiting: a caller spins, watching the call's state (and, in an STA, its
+ * own queue of incoming calls), for a while that adapts to how long its
+ * recent calls took; then it sleeps on its notifier. When both sides run,
+ * a call costs a few cache-line transfers and no system call. An STA
+ * caller serves its incoming calls while it waits (reentrancy: callbacks
+ * into it work).
  */
 #include "alloc.h"
 #include "framerel.h"
@@ -22,50 +28,115 @@
 
 #include <string.h>
 
-/* Spin at most this long for a reply before sleeping; adapted per thread
- * between the bounds below. */
-#define SPIN_NS_START 20000u
-#define SPIN_NS_MIN   1000u
-#define SPIN_NS_MAX   100000u
+/* The caller's spin budget: twice the recent reply time (an exponential
+ * average per thread), so a callee that answers within the budget is met
+ * without a system call on either side; replies slower than the maximum
+ * are waited for asleep after a minimal spin. */
+#define SPIN_NS_MIN 1000u
 
-static _Thread_local uint32_t spin_ns = SPIN_NS_START;
+static _Thread_local uint64_t reply_ns_avg = 20000u;
+
+static uint32_t spin_budget(uint32_t spin_max)
+{
+    if (spin_max == 0)
+        return 0;
+    if (reply_ns_avg > spin_max)
+        return SPIN_NS_MIN; /* slow callee: do not burn a CPU for it */
+    uint64_t b = 2 * reply_ns_avg;
+    return b < SPIN_NS_MIN ? SPIN_NS_MIN : b > spin_max ? spin_max : (uint32_t)b;
+}
+
+/* Each thread keeps its last call and reuses it for the next one. */
+static _Thread_local shmc_call *spare;
 
 HRESULT shmc_call_new(shmc_call **out, uint32_t kind)
 {
-    shmc_call *c = shmc_malloc(sizeof(*c));
-    *out = c;
-    if (!c)
+    shmc_call *c = spare;
+    if (c)
+        spare = NULL;
+    else if (!(c = shmc_malloc(sizeof(*c)))) {
+        *out = NULL;
         return E_OUTOFMEMORY;
+    }
     memset(c, 0, offsetof(shmc_call, req_inline));
-    atomic_init(&c->refs, 1);
     atomic_init(&c->state, SHMC_CALL_PENDING);
     c->kind = kind;
+    *out = c;
     return S_OK;
 }
 
-static void free_frames(shmc_call *c)
+static void call_clear(shmc_call *c)
 {
     if (c->req_heap)
         shmc_free(c->req);
     if (c->rep_heap)
         shmc_free(c->rep);
-    c->req = c->rep = NULL;
-    c->req_heap = c->rep_heap = false;
+    if (c->owns_refs) {
+        if (c->ifstub)
+            shmc_ifstub_release(c->ifstub);
+        if (c->stubmgr)
+            shmc_stubmgr_release(c->stubmgr);
+        if (c->target)
+            shmc_apt_release(c->target);
+    }
 }
 
-void shmc_call_release(shmc_call *c)
+/* The call will outlive its caller's wait: it holds its own references. */
+static void take_refs(shmc_call *c)
 {
-    if (!c || atomic_fetch_sub_explicit(&c->refs, 1, memory_order_acq_rel) != 1)
+    if (c->owns_refs)
         return;
-    free_frames(c);
+    c->owns_refs = true;
     if (c->ifstub)
-        shmc_ifstub_release(c->ifstub);
+        shmc_ifstub_addref(c->ifstub);
     if (c->stubmgr)
-        shmc_stubmgr_release(c->stubmgr);
+        atomic_fetch_add(&c->stubmgr->refs, 1);
     if (c->target)
-        shmc_apt_release(c->target);
-    shmc_notifier_release(c->notify);
-    shmc_free(c);
+        shmc_apt_addref(c->target);
+}
+
+void shmc_call_free(shmc_call *c)
+{
+    if (!c)
+        return;
+    call_clear(c);
+    if (!spare)
+        spare = c;
+    else
+        shmc_free(c);
+}
+
+void shmc_call_free_spare(void)
+{
+    shmc_free(spare);
+    spare = NULL;
+}
+
+/* ---- dropping what nobody will read ----------------------------------------- */
+
+/* Releases what a call carries that nobody will read: interface records in
+ * its request (it never ran) or in its reply (it ran too late). */
+static void drop_call(shmc_call *c, bool ran)
+{
+    if (c->kind == SHMC_CALL_METHOD && c->ifstub->info) {
+        if (!ran)
+            shmc_frame_release_records(c->ifstub->info, c->method, c->req, c->req_size, false,
+                                       &shmc_inproc_marshaler);
+        else if (SUCCEEDED(c->hr) && c->rep)
+            shmc_frame_release_records(c->ifstub->info, c->method, c->rep, c->rep_size, true,
+                                       &shmc_inproc_marshaler);
+    } else if (c->kind == SHMC_CALL_QI && ran && c->qi_result) {
+        shmc_stubmgr *destroy = NULL;
+        shmc_plat_mutex_lock(&shmc_g.lock);
+        shmc_stubmgr_drop_refs_locked(c->qi_result->mgr, 1, false, &destroy);
+        shmc_plat_mutex_unlock(&shmc_g.lock);
+        shmc_ifstub_release(c->qi_result);
+        c->qi_result = NULL;
+        if (destroy)
+            shmc_stubmgr_destroy(destroy);
+    } else if (c->kind == SHMC_CALL_DESTROY && !ran) {
+        shmc_stubmgr_release_object(c->stubmgr); /* must happen regardless */
+    }
 }
 
 /* ---- the caller's side -------------------------------------------------- */
@@ -75,7 +146,12 @@ static bool call_done(shmc_call *c)
     return atomic_load_explicit(&c->state, memory_order_acquire) == SHMC_CALL_DONE;
 }
 
-static void drop_call(shmc_call *c, bool ran);
+/* true if the caller should stop spinning: the reply came, or (STA) calls
+ * for it arrived. */
+static bool wake_condition(shmc_call *c, shmc_apt *my_sta)
+{
+    return call_done(c) || (my_sta && shmc_apt_has_calls(my_sta));
+}
 
 HRESULT shmc_call_run(shmc_call *c)
 {
@@ -85,14 +161,10 @@ HRESULT shmc_call_run(shmc_call *c)
         drop_call(c, false);
         return E_OUTOFMEMORY;
     }
-
-    shmc_notifier_addref(n);
     c->notify = n;
     shmc_apt *my_sta = th->inits && th->apt->model == SHMC_STA ? th->apt : NULL;
 
-    atomic_fetch_add(&c->refs, 1); /* the callee's */
     if (!shmc_apt_enqueue(c->target, c)) {
-        atomic_fetch_sub(&c->refs, 1);
         drop_call(c, false); /* never delivered: what it carries is ours */
         return RPC_E_DISCONNECTED;
     }
@@ -100,29 +172,30 @@ HRESULT shmc_call_run(shmc_call *c)
     uint64_t start = shmc_plat_clock_ns();
     uint64_t deadline =
         th->timeout_ms == INFINITE ? UINT64_MAX : start + (uint64_t)th->timeout_ms * 1000000u;
-    bool single_cpu = shmc_plat_cpu_count() < 2;
-    bool slept = false;
+    uint32_t spin_max = atomic_load_explicit(&shmc_tune.caller_spin_max_ns, memory_order_relaxed);
+    uint32_t budget = spin_budget(spin_max);
+
+    /* spin: both sides running meet here */
+    for (unsigned i = 1; budget && !wake_condition(c, my_sta); i++) {
+        shmc_plat_cpu_relax();
+        if ((i & 63) == 0 && shmc_plat_clock_ns() - start >= budget)
+            break;
+    }
     for (;;) {
-        uint32_t seq = atomic_load(&n->word.value);
         if (my_sta)
-            shmc_apt_pump(my_sta); /* incoming calls, including callbacks */
+            shmc_apt_pump(my_sta); /* incoming calls, callbacks included */
         if (call_done(c))
             break;
-        /* spin while the budget lasts, watching for any ring */
-        if (!slept && !single_cpu) {
-            bool rang = false;
-            for (unsigned i = 1; !rang; i++) {
-                shmc_plat_cpu_relax();
-                rang = atomic_load_explicit(&n->word.value, memory_order_acquire) != seq;
-                if ((i & 63) == 0 && shmc_plat_clock_ns() - start > spin_ns)
-                    break;
-            }
-            if (rang)
-                continue;
+        uint32_t seq = shmc_notifier_wait_prepare(n);
+        if (wake_condition(c, my_sta)) {
+            shmc_notifier_wait_cancel(n);
+            continue;
         }
         uint32_t left =
             deadline == UINT64_MAX ? SHMC_PLAT_INFINITE : shmc_plat_clock_ms_until(deadline);
         if (left == 0) {
+            shmc_notifier_wait_cancel(n);
+            take_refs(c); /* before the call can become the callee's */
             uint32_t s = SHMC_CALL_PENDING;
             if (atomic_compare_exchange_strong(&c->state, &s, SHMC_CALL_ABANDONED))
                 return RPC_E_TIMEOUT; /* never started: the callee drops it */
@@ -131,14 +204,11 @@ HRESULT shmc_call_run(shmc_call *c)
                 return RPC_E_TIMEOUT; /* the callee drops the late reply */
             break;                    /* it finished meanwhile: take the reply */
         }
-        slept = true;
-        shmc_plat_wait(&n->waiter, seq, left);
+        shmc_notifier_wait_commit(n, seq, left);
     }
-    /* adapt: a reply that came while spinning earns a longer spin next time */
-    if (slept)
-        spin_ns = spin_ns / 2 > SPIN_NS_MIN ? spin_ns / 2 : SPIN_NS_MIN;
-    else
-        spin_ns = spin_ns * 2 < SPIN_NS_MAX ? spin_ns * 2 : SPIN_NS_MAX;
+    /* adapt the spin to how long replies take (7/8 old, 1/8 new) */
+    uint64_t took = shmc_plat_clock_ns() - start;
+    reply_ns_avg = (reply_ns_avg * 7 + took) / 8;
     return S_OK;
 }
 
@@ -188,50 +258,29 @@ static void exec_method(shmc_call *c)
         return;
     }
     reply_builder rb = {{&reply_vtbl}, c};
-    shmc_thread *th = shmc_thread_get();
-    bool nested = th ? th->in_dispatch : false;
-    if (th)
-        th->in_dispatch = true;
     c->hr = ShmStubInvoke(ifs->info, itf, c->method, c->req, c->req_size, &shmc_inproc_marshaler,
                           &rb.iface);
-    if (th)
-        th->in_dispatch = nested;
     IUnknown_Release((IUnknown *)itf);
 }
 
-/* Releases what a call that nobody will read carries: interface records in
- * its request (it never ran) or in its reply (it ran too late). */
-static void drop_call(shmc_call *c, bool ran)
+/* The callee frees a call its caller gave up on. */
+static void destroy_abandoned(shmc_call *c)
 {
-    if (c->kind == SHMC_CALL_METHOD && c->ifstub->info) {
-        if (!ran)
-            shmc_frame_release_records(c->ifstub->info, c->method, c->req, c->req_size, false,
-                                       &shmc_inproc_marshaler);
-        else if (SUCCEEDED(c->hr) && c->rep)
-            shmc_frame_release_records(c->ifstub->info, c->method, c->rep, c->rep_size, true,
-                                       &shmc_inproc_marshaler);
-    } else if (c->kind == SHMC_CALL_QI && ran && c->qi_result) {
-        shmc_stubmgr *destroy = NULL;
-        shmc_plat_mutex_lock(&shmc_g.lock);
-        shmc_stubmgr_drop_refs_locked(c->qi_result->mgr, 1, false, &destroy);
-        shmc_plat_mutex_unlock(&shmc_g.lock);
-        shmc_ifstub_release(c->qi_result);
-        c->qi_result = NULL;
-        if (destroy)
-            shmc_stubmgr_destroy(destroy);
-    } else if (c->kind == SHMC_CALL_DESTROY && !ran) {
-        shmc_stubmgr_release_object(c->stubmgr); /* must happen regardless */
-    }
+    call_clear(c);
+    shmc_free(c);
 }
 
-void shmc_call_execute(shmc_call *c)
+void shmc_call_execute(shmc_call *c, _Atomic uint32_t *idle)
 {
     uint32_t s = SHMC_CALL_PENDING;
     if (!atomic_compare_exchange_strong(&c->state, &s, SHMC_CALL_RUNNING)) {
         drop_call(c, false); /* abandoned before it started */
-        shmc_call_release(c);
+        destroy_abandoned(c);
+        if (idle)
+            atomic_fetch_add(idle, 1);
         return;
     }
+
     switch (c->kind) {
     case SHMC_CALL_METHOD:
         exec_method(c);
@@ -247,10 +296,14 @@ void shmc_call_execute(shmc_call *c)
         c->hr = E_UNEXPECTED;
         break;
     }
+    if (idle)
+        atomic_fetch_add(idle, 1);
+    shmc_notifier *n = c->notify; /* read before the call may be freed */
     s = SHMC_CALL_RUNNING;
-    if (atomic_compare_exchange_strong(&c->state, &s, SHMC_CALL_DONE))
-        shmc_notifier_ring(c->notify, true);
-    else
+    if (atomic_compare_exchange_strong(&c->state, &s, SHMC_CALL_DONE)) {
+        shmc_notifier_notify(n, true); /* c belongs to its caller from here */
+    } else {
         drop_call(c, true); /* the caller timed out: nobody reads the reply */
-    shmc_call_release(c);
+        destroy_abandoned(c);
+    }
 }

@@ -148,15 +148,17 @@ static void *ifproxy_ptr(shmc_ifproxy *p)
     return &p->hdr;
 }
 
-/* The caller's apartment, checked against the proxy's. */
+/* The caller's apartment, checked against the proxy's (on every call: no
+ * lock, no reference; only pointers compared). */
 static HRESULT check_apartment(shmc_proxymgr *pm)
 {
-    shmc_apt *cur = shmc_current_apt();
+    shmc_thread *th = shmc_thread_get();
+    if (!th)
+        return E_OUTOFMEMORY;
+    shmc_apt *cur = th->apt ? th->apt : atomic_load(&shmc_g.mta); /* joined, or implicit MTA */
     if (!cur)
         return CO_E_NOTINITIALIZED;
-    bool same = cur == pm->apt;
-    shmc_apt_release(cur);
-    return same ? S_OK : RPC_E_WRONG_THREAD;
+    return cur == pm->apt ? S_OK : RPC_E_WRONG_THREAD;
 }
 
 static HRESULT check_state(shmc_proxymgr *pm)
@@ -260,18 +262,21 @@ HRESULT shmc_proxymgr_get_ifstub(shmc_proxymgr *pm, REFIID riid, shmc_ifstub **o
         shmc_ifstub_release(any);
         return hr;
     }
+    c->owns_refs = true;
     c->target = sm->apt;
     shmc_apt_addref(c->target);
     c->ifstub = any;
     c->iid = *riid;
     hr = shmc_call_run(c);
+    if (hr == RPC_E_TIMEOUT)
+        return hr; /* the call is the callee's now: it drops the result */
     if (SUCCEEDED(hr))
         hr = c->hr;
     if (SUCCEEDED(hr)) {
         *out = c->qi_result;
         c->qi_result = NULL;
     }
-    shmc_call_release(c);
+    shmc_call_free(c);
     if (hr == RPC_E_DISCONNECTED)
         atomic_store(&pm->state, SHMC_PM_DISCONNECTED);
     return hr;
@@ -373,17 +378,17 @@ static HRESULT ch_GetBuffer(ShmProxyChannel *ch, ShmProxyHeader *from, ShmCallFr
     } else {
         c->req = shmc_malloc(size);
         if (!c->req) {
-            shmc_call_release(c);
+            shmc_call_free(c);
             return E_OUTOFMEMORY;
         }
+
         c->req_heap = true;
     }
     c->req_size = size;
     c->method = frame->method;
+    /* borrowed: the proxy keeps them alive while the caller waits */
     c->ifstub = p->target;
-    shmc_ifstub_addref(c->ifstub);
     c->target = p->target->mgr->apt;
-    shmc_apt_addref(c->target);
     frame->request = c->req;
     frame->request_size = size;
     frame->marshaler = &shmc_inproc_marshaler;
@@ -399,6 +404,10 @@ static HRESULT ch_SendReceive(ShmProxyChannel *ch, ShmProxyHeader *from, ShmCall
     frame->reply = NULL;
     frame->reply_size = 0;
     HRESULT hr = shmc_call_run(c);
+    if (hr == RPC_E_TIMEOUT) {
+        frame->channel_data = NULL; /* the call is the callee's now */
+        return hr;
+    }
     if (SUCCEEDED(hr))
         hr = c->hr;
     if (FAILED(hr)) {
@@ -415,7 +424,7 @@ static void ch_FreeBuffer(ShmProxyChannel *ch, ShmProxyHeader *from, ShmCallFram
 {
     (void)ch;
     (void)from;
-    shmc_call_release(frame->channel_data);
+    shmc_call_free(frame->channel_data);
     frame->channel_data = NULL;
     frame->request = NULL;
     frame->reply = NULL;

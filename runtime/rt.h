@@ -52,29 +52,51 @@ typedef struct shmc_ipid {
 } shmc_ipid;
 
 /* ---- notifiers ------------------------------------------------------------
- * A word a thread sleeps on. Each thread has one for the replies to its
- * outgoing calls; an STA's is also its apartment's doorbell (incoming
- * calls ring it too), so one wait covers both. Refcounted: a call in
- * flight keeps its caller's notifier alive even if the caller gave up. */
+ * An event count a thread sleeps on. Each thread has one for the replies to
+ * its outgoing calls; an STA's is also its apartment's doorbell (incoming
+ * calls ring it too), so one wait covers both.
+ *
+ * Nobody pays for a wake-up nobody needs: a thread about to sleep first
+ * counts itself in `sleepers` (wait_prepare), re-checks its condition, and
+ * only then sleeps (wait_commit); a notifier changes the condition, then
+ * bumps the word and wakes only if someone counted itself. Spinning
+ * threads watch their condition directly, so when both sides run, a call
+ * costs no atomic read-modify-write on the notifier at all.
+ *
+ * Notifiers are never freed, only recycled (a pool), so a callee may still
+ * notify a caller's notifier after the caller has moved on: the worst that
+ * can happen is a spurious wake-up of whoever uses it now. */
 struct shmc_notifier {
-    _Atomic uint32_t refs;
-    shmc_plat_wword word; /* bumped for every event */
+    shmc_plat_wword word; /* bumped for every notification with sleepers */
     shmc_plat_waiter waiter;
+    _Atomic uint32_t sleepers;
+    shmc_notifier *next_free;
 };
 
-HRESULT shmc_notifier_create(shmc_notifier **out);
-void shmc_notifier_addref(shmc_notifier *n);
-void shmc_notifier_release(shmc_notifier *n);
-/* Bumps the word and wakes one sleeper, or all. */
-void shmc_notifier_ring(shmc_notifier *n, bool all);
+HRESULT shmc_notifier_get(shmc_notifier **out);
+void shmc_notifier_put(shmc_notifier *n);
+/* After changing the condition: wakes one sleeper, or all. */
+void shmc_notifier_notify(shmc_notifier *n, bool all);
+/* Counts the caller as a sleeper and returns the word to wait on. */
+uint32_t shmc_notifier_wait_prepare(shmc_notifier *n);
+/* The condition held after all: stop counting as a sleeper. */
+void shmc_notifier_wait_cancel(shmc_notifier *n);
+/* Sleeps (unless notified since prepare), then stops counting. S_FALSE on
+ * timeout. */
+HRESULT shmc_notifier_wait_commit(shmc_notifier *n, uint32_t seq, uint32_t timeout_ms);
+
+/* ---- queue links ----------------------------------------------------------- */
+
+typedef struct shmc_qnode {
+    struct shmc_qnode *_Atomic next;
+} shmc_qnode;
 
 /* ---- apartments ------------------------------------------------------------ */
 
 enum { SHMC_STA = 1, SHMC_MTA = 2 };
 
 struct shmc_apt {
-    _Atomic uint32_t refs; /* struct lifetime */
-    uint64_t oxid;         /* random id, names the apartment in records */
+    uint64_t oxid; /* random id, names the apartment in records */
     int model;
     uint64_t owner_tid; /* STA: the thread */
     /* under rt.lock */
@@ -84,18 +106,30 @@ struct shmc_apt {
     shmc_stubmgr *stubs;
     shmc_proxymgr *proxies;
     shmc_hmap proxy_by_oid;
-    /* incoming calls, under qlock */
-    shmc_plat_mutex qlock;
-    shmc_call *qhead, *qtail;
-    uint32_t qlen;
-    bool qclosed;          /* shutting down: refuse new calls */
     shmc_notifier *bell;   /* rung when a call is queued (STA: the owner's notifier) */
     shmc_plat_event event; /* STA: set while calls are queued (lazily created) */
-    bool has_event;
-    /* MTA: the runtime threads that run incoming calls, under qlock */
-    uint32_t workers, idle_workers;
-    bool stopping;
+    _Atomic bool has_event;
+    /* Incoming calls. An STA has one consumer: a lock-free MPSC queue
+     * (Vyukov's intrusive one), the producers counted in `producers` so
+     * that shutdown can close it. The MTA's many workers share a list under
+     * qlock. Kept apart from the fields above (other cache lines): both
+     * sides of a call touch these. */
+    _Alignas(64) _Atomic uint32_t producers;
+    _Atomic bool qclosed;                   /* shutting down: refuse new calls */
+    _Alignas(64) shmc_qnode *_Atomic qtail; /* STA: producers swap here */
+    _Alignas(64) shmc_qnode *qhead;         /* STA: the consumer's end */
+    shmc_qnode qstub;
+    /* MTA, under qlock */
+    shmc_plat_mutex qlock;
+    shmc_call *_Atomic mhead; /* also peeked at without the lock */
+    shmc_call *mtail;
+    _Atomic uint32_t qlen;
+    uint32_t workers;
+    _Atomic uint32_t idle_workers;
+    _Atomic bool stopping;
     struct shmc_worker *worker_list;
+    /* struct lifetime; on a line of its own (taken and dropped often) */
+    _Alignas(64) _Atomic uint32_t refs;
 };
 
 void shmc_apt_addref(shmc_apt *apt);
@@ -119,11 +153,17 @@ enum {
 #define SHMC_CALL_INLINE 512 /* request/reply bytes kept in the call itself */
 
 struct shmc_call {
-    _Atomic uint32_t refs; /* caller + queue/callee */
+    shmc_qnode link; /* first: the STA queue's node */
+    /* Who owns the call: its caller, until it gives up (ABANDONED), then
+     * the apartment that runs it, which frees it. */
     _Atomic uint32_t state;
     uint32_t kind;
-    shmc_call *next;       /* queue link */
-    shmc_notifier *notify; /* the caller's, rung when done */
+    shmc_call *next;       /* the MTA queue's link */
+    shmc_notifier *notify; /* the caller's, notified when done (pooled) */
+    /* What the call targets. Borrowed from the caller (whose proxy keeps
+     * them alive while it waits) unless owns_refs: a caller that gives up
+     * takes references first, since the call then outlives its wait. */
+    bool owns_refs;
     shmc_apt *target;      /* the apartment that runs it */
     shmc_ifstub *ifstub;   /* METHOD, QI (any interface of the object) */
     shmc_stubmgr *stubmgr; /* DESTROY */
@@ -141,12 +181,16 @@ struct shmc_call {
 };
 
 HRESULT shmc_call_new(shmc_call **out, uint32_t kind);
-void shmc_call_release(shmc_call *c);
+/* Frees a call its caller owns (it keeps it as the thread's spare). */
+void shmc_call_free(shmc_call *c);
+void shmc_call_free_spare(void);
 /*
- * Queues the call on its target apartment and waits for it (pumping the
+ * Queues the call on its target apartment and waits for it (serving the
  * caller's STA meanwhile), at most the thread's call timeout. Returns the
  * transport's result: S_OK when the call ran (c->hr has its own result),
- * RPC_E_DISCONNECTED if the apartment is gone, RPC_E_TIMEOUT.
+ * RPC_E_DISCONNECTED if the apartment is gone. RPC_E_TIMEOUT if the caller
+ * gave up: the call then belongs to the callee, which frees it; the caller
+ * must not touch it again. In every other case the caller still owns it.
  */
 HRESULT shmc_call_run(shmc_call *c);
 
@@ -226,16 +270,14 @@ typedef struct shmc_thread {
     shmc_apt *apt;  /* joined with ShmCoInitializeEx, or NULL */
     uint32_t inits; /* ShmCoInitializeEx count */
     uint32_t timeout_ms;
-    shmc_notifier *notifier; /* replies to this thread's calls */
-    bool in_dispatch;        /* running an incoming call */
+    shmc_notifier *notifier; /* replies to this thread's calls (pooled) */
     bool worker;             /* a runtime thread of the MTA */
-
 } shmc_thread;
 
 typedef struct shmc_rt {
     shmc_plat_mutex lock;
-    shmc_apt *apts; /* every live apartment */
-    shmc_apt *mta;  /* NULL when no thread is in the MTA */
+    shmc_apt *apts;        /* every live apartment */
+    shmc_apt *_Atomic mta; /* NULL when no thread is in the MTA; set under lock */
     shmc_hmap stub_by_oid;
     shmc_hmap stub_by_identity;
     shmc_hmap registry; /* IID hash -> registered interface list */
@@ -245,6 +287,34 @@ typedef struct shmc_rt {
 } shmc_rt;
 
 extern shmc_rt shmc_g;
+
+/*
+ * How long waiting threads spin before they sleep. A caller spins while its
+ * reply may be about to come (adapted per thread between 1 us and
+ * caller_spin_max_ns); an idle STA or MTA worker spins callee_spin_ns for
+ * the next call. On a single CPU nobody spins. Benchmarks change them to
+ * measure both sides asleep.
+ */
+typedef struct shmc_tuning {
+    _Atomic uint32_t caller_spin_max_ns;
+    _Atomic uint32_t callee_spin_ns;
+} shmc_tuning;
+extern shmc_tuning shmc_tune;
+
+/* Spins until *word differs from seq (true) or budget_ns passed (false). */
+static inline bool shmc_spin_for_change(_Atomic uint32_t *word, uint32_t seq, uint32_t budget_ns)
+{
+    if (!budget_ns)
+        return false;
+    uint64_t start = shmc_plat_clock_ns();
+    for (unsigned i = 1;; i++) {
+        if (atomic_load_explicit(word, memory_order_acquire) != seq)
+            return true;
+        shmc_plat_cpu_relax();
+        if ((i & 63) == 0 && shmc_plat_clock_ns() - start >= budget_ns)
+            return false;
+    }
+}
 
 /* Sets the runtime up once; returns its set-up result. */
 HRESULT shmc_rt_init(void);
@@ -259,12 +329,16 @@ shmc_apt *shmc_current_apt(void);
 /* The notifier of the calling thread (its STA's doorbell in an STA). */
 shmc_notifier *shmc_thread_notifier(shmc_thread *th);
 
-/* Runs every call queued on the STA `apt`; returns how many ran. */
+/* Runs every call queued on `apt`; returns how many ran. */
 unsigned shmc_apt_pump(shmc_apt *apt);
+/* true if calls wait in the apartment's queue (a cheap peek). */
+bool shmc_apt_has_calls(shmc_apt *apt);
 /* Queues a call on its apartment (false if the apartment refuses it). */
 bool shmc_apt_enqueue(shmc_apt *apt, shmc_call *c);
-/* Runs one incoming call in this thread (which is in c->target). */
-void shmc_call_execute(shmc_call *c);
+/* Runs one incoming call in this thread (which is in c->target). If
+ * `idle` is given, it is incremented just before the caller is told, so an
+ * MTA worker counts as idle again before a new call can arrive. */
+void shmc_call_execute(shmc_call *c, _Atomic uint32_t *idle);
 
 /* Tables and objects (stubmgr.c, proxymgr.c). */
 shmc_stubmgr *shmc_stubmgr_find_oid(uint64_t oid);

@@ -174,12 +174,14 @@ void shmc_stubmgr_destroy(shmc_stubmgr *sm)
         shmc_call *c;
         HRESULT hr = shmc_call_new(&c, SHMC_CALL_DESTROY);
         if (SUCCEEDED(hr)) {
+            c->owns_refs = true;
             c->target = sm->apt;
             shmc_apt_addref(c->target);
             c->stubmgr = sm;
             atomic_fetch_add(&sm->refs, 1);
             hr = shmc_call_run(c);
-            shmc_call_release(c);
+            if (hr != RPC_E_TIMEOUT) /* on timeout the call is the callee's */
+                shmc_call_free(c);
         }
         if (hr == RPC_E_DISCONNECTED || hr == E_OUTOFMEMORY) {
             /* The apartment has ended (its thread will never call the

@@ -48,8 +48,16 @@ static uint64_t creation_time(HANDLE h)
 
 void shmc_plat_proc_self(shmc_plat_procid *id)
 {
+    /* cached: GetProcessTimes goes to the wineserver under Wine; racing
+     * threads compute the same value */
+    static _Atomic uint64_t cached_start;
+    uint64_t st = atomic_load_explicit(&cached_start, memory_order_relaxed);
+    if (!st) {
+        st = creation_time(GetCurrentProcess());
+        atomic_store_explicit(&cached_start, st, memory_order_relaxed);
+    }
     id->pid = GetCurrentProcessId();
-    id->start_time = creation_time(GetCurrentProcess());
+    id->start_time = st;
 }
 
 HRESULT shmc_plat_proc_query(uint64_t pid, shmc_plat_procid *id)

@@ -1,0 +1,450 @@
+/*
+ * bench_calls.c - calls between apartments of one process, next to the
+ * floors of the machine measured in the same run:
+ *   - a two-thread spin ping-pong on a shared word (both threads running);
+ *   - a two-thread futex ping-pong (each side sleeps; a cross-core wake-up);
+ * and the ShmCoMarshalInterThreadInterfaceInStream +
+ * ShmCoGetInterfaceAndReleaseStream pair. In the Windows build (under
+ * Wine) the same calls through Wine's own ole32 are measured too, in the
+ * same process.
+ *
+ *   bench_calls            the full run: prints the table
+ *   bench_calls --quick    a few iterations of everything (a ctest smoke
+ *                          test: it checks that the numbers come out and
+ *                          never judges them)
+ *
+ * "both running": calls back to back, so both sides spin and meet without
+ * a system call. "callee asleep": the callee is told not to spin (it
+ * sleeps as soon as it is idle), so every call has to wake it, as in the
+ * futex ping-pong; the caller spins as usual.
+ * Every figure is the median of ROUNDS rounds.
+ */
+#define COBJMACROS
+#include "bench.h"
+#include "platform.h"
+#include "rt.h"
+#include "shmcom/shmcom.h"
+#include "shstream.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#ifdef _WIN32
+#include <windows.h>
+#endif
+
+#define ROUNDS 7
+
+static bool quick;
+static int calls_per_round(void)
+{
+    return quick ? 50 : 20000;
+}
+static int asleep_calls(void)
+{
+    return quick ? 10 : 2000;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static double median(double *v, int n)
+{
+    qsort(v, (size_t)n, sizeof(*v), cmp_double);
+    return v[n / 2];
+}
+
+#define CHECK(call)                                                                 \
+    do {                                                                            \
+        HRESULT hr_ = (call);                                                       \
+        if (FAILED(hr_)) {                                                          \
+            fprintf(stderr, "%s:%d: %s failed 0x%08x\n", __FILE__, __LINE__, #call, \
+                    (unsigned)hr_);                                                 \
+            exit(1);                                                                \
+        }                                                                           \
+    } while (0)
+
+static double now_us(void)
+{
+    return (double)shmc_plat_clock_ns() / 1000.0;
+}
+
+/* ---- floors ------------------------------------------------------------------ */
+
+typedef struct pp {
+    _Atomic uint32_t ping, pong;
+    int rounds;
+    shmc_plat_wword wa, wb;
+    shmc_plat_waiter a, b;
+} pp;
+
+static void spin_pong(void *arg)
+{
+    pp *p = arg;
+    for (uint32_t i = 1; i <= (uint32_t)p->rounds; i++) {
+        while (atomic_load_explicit(&p->ping, memory_order_acquire) != i)
+            shmc_plat_cpu_relax();
+        atomic_store_explicit(&p->pong, i, memory_order_release);
+    }
+}
+
+static double floor_spin(void)
+{
+    double r[ROUNDS];
+    for (int k = 0; k < ROUNDS; k++) {
+        pp p;
+        memset(&p, 0, sizeof(p));
+        p.rounds = calls_per_round();
+        shmc_plat_thread t;
+        CHECK(shmc_plat_thread_create(&t, spin_pong, &p));
+        double t0 = now_us();
+        for (uint32_t i = 1; i <= (uint32_t)p.rounds; i++) {
+            atomic_store_explicit(&p.ping, i, memory_order_release);
+            while (atomic_load_explicit(&p.pong, memory_order_acquire) != i)
+                shmc_plat_cpu_relax();
+        }
+        r[k] = (now_us() - t0) / p.rounds;
+        shmc_plat_thread_join(&t);
+    }
+    return median(r, ROUNDS);
+}
+
+static void futex_pong(void *arg)
+{
+    pp *p = arg;
+    for (uint32_t i = 1; i <= (uint32_t)p->rounds; i++) {
+        while (atomic_load(&p->wa.value) != i)
+            shmc_plat_wait(&p->a, i - 1, SHMC_PLAT_INFINITE);
+        atomic_store(&p->wb.value, i);
+        shmc_plat_wake(&p->b, false);
+    }
+}
+
+static double floor_futex(void)
+{
+    double r[ROUNDS];
+    for (int k = 0; k < ROUNDS; k++) {
+        pp *p = calloc(1, sizeof(*p));
+        p->rounds = quick ? 20 : 2000;
+        CHECK(shmc_plat_waiter_open_local(&p->a, &p->wa));
+        CHECK(shmc_plat_waiter_open_local(&p->b, &p->wb));
+        shmc_plat_thread t;
+        CHECK(shmc_plat_thread_create(&t, futex_pong, p));
+        double t0 = now_us();
+        for (uint32_t i = 1; i <= (uint32_t)p->rounds; i++) {
+            atomic_store(&p->wa.value, i);
+            shmc_plat_wake(&p->a, false);
+            while (atomic_load(&p->wb.value) != i)
+                shmc_plat_wait(&p->b, i - 1, SHMC_PLAT_INFINITE);
+        }
+        r[k] = (now_us() - t0) / p->rounds;
+        shmc_plat_thread_join(&t);
+        shmc_plat_waiter_close(&p->a);
+        shmc_plat_waiter_close(&p->b);
+        free(p);
+    }
+    return median(r, ROUNDS);
+}
+
+/* ---- the object ------------------------------------------------------------------ */
+
+typedef struct bench_obj {
+    IBench IBench_iface;
+    _Atomic int refs;
+} bench_obj;
+
+static HRESULT STDMETHODCALLTYPE b_QueryInterface(IBench *iface, REFIID riid, void **ppv)
+{
+    if (IsEqualIID(riid, &IID_IUnknown) || IsEqualIID(riid, &IID_IBench)) {
+        *ppv = iface;
+        IBench_AddRef(iface);
+        return S_OK;
+    }
+    *ppv = NULL;
+    return E_NOINTERFACE;
+}
+
+static ULONG STDMETHODCALLTYPE b_AddRef(IBench *iface)
+{
+    return (ULONG)atomic_fetch_add(&((bench_obj *)iface)->refs, 1) + 1;
+}
+
+static ULONG STDMETHODCALLTYPE b_Release(IBench *iface)
+{
+    int left = atomic_fetch_sub(&((bench_obj *)iface)->refs, 1) - 1;
+    if (left == 0)
+        free(iface);
+    return (ULONG)left;
+}
+
+static HRESULT STDMETHODCALLTYPE b_Null(IBench *iface)
+{
+    (void)iface;
+    return S_OK;
+}
+
+static HRESULT STDMETHODCALLTYPE b_Put(IBench *iface, ULONG n, const BYTE *data)
+{
+    (void)iface;
+    return n && data[n - 1] == 0xEE ? S_FALSE : S_OK;
+}
+
+static HRESULT STDMETHODCALLTYPE b_Get(IBench *iface, ULONG n, BYTE *data)
+{
+    (void)iface;
+    if (n)
+        data[n - 1] = 1;
+    return S_OK;
+}
+
+static const IBenchVtbl bench_vtbl = {b_QueryInterface, b_AddRef, b_Release, b_Null, b_Put, b_Get};
+
+static IBench *bench_obj_new(void)
+{
+    bench_obj *o = calloc(1, sizeof(*o));
+    o->IBench_iface.lpVtbl = &bench_vtbl;
+    atomic_init(&o->refs, 1);
+    return &o->IBench_iface;
+}
+
+/* ---- an object in another apartment --------------------------------------------------- */
+
+typedef struct server {
+    DWORD coinit;
+    IStream *stream;
+    _Atomic int ready, stop;
+    shmc_plat_thread thread;
+} server;
+
+static void server_main(void *arg)
+{
+    server *s = arg;
+    CHECK(ShmCoInitializeEx(NULL, s->coinit));
+    IBench *obj = bench_obj_new();
+    CHECK(ShmCoMarshalInterface(s->stream, &IID_IBench, (IUnknown *)obj, MSHCTX_INPROC, NULL,
+                                MSHLFLAGS_NORMAL));
+    IBench_Release(obj);
+    atomic_store(&s->ready, 1);
+    bool sta = s->coinit & COINIT_APARTMENTTHREADED;
+    while (!atomic_load(&s->stop)) {
+        if (sta)
+            ShmCoProcessCalls(50);
+        else
+            shmc_plat_sleep_ms(5);
+    }
+    ShmCoUninitialize();
+}
+
+static IBench *server_start(server *s, DWORD coinit)
+{
+    memset(s, 0, sizeof(*s));
+    s->coinit = coinit;
+    CHECK(shmc_stream_create_heap(0, &s->stream));
+    CHECK(shmc_plat_thread_create(&s->thread, server_main, s));
+    while (!atomic_load(&s->ready))
+        shmc_plat_sleep_ms(1);
+    LARGE_INTEGER zero;
+    zero.QuadPart = 0;
+    CHECK(IStream_Seek(s->stream, zero, STREAM_SEEK_SET, NULL));
+    IBench *p = NULL;
+    CHECK(ShmCoUnmarshalInterface(s->stream, &IID_IBench, (void **)&p));
+    return p;
+}
+
+static void server_stop(server *s, IBench *proxy)
+{
+    IBench_Release(proxy);
+    atomic_store(&s->stop, 1);
+    shmc_plat_thread_join(&s->thread);
+    IStream_Release(s->stream);
+}
+
+typedef struct call_times {
+    double running, asleep;
+} call_times;
+
+static call_times time_null_calls(IBench *p)
+{
+    call_times t;
+    double r[ROUNDS];
+    for (int i = 0; i < 1000; i++) /* warm up (and let the spin budget settle) */
+        CHECK(IBench_Null(p));
+    for (int k = 0; k < ROUNDS; k++) {
+        int n = calls_per_round();
+        double t0 = now_us();
+        for (int i = 0; i < n; i++)
+            IBench_Null(p);
+        r[k] = (now_us() - t0) / n;
+    }
+    t.running = median(r, ROUNDS);
+
+    /* the callee sleeps as soon as a call is done (no spin), so every call
+     * wakes it: what a call costs when the callee is not running */
+    uint32_t saved = atomic_load(&shmc_tune.callee_spin_ns);
+    atomic_store(&shmc_tune.callee_spin_ns, 0);
+    shmc_plat_sleep_ms(20); /* let the callee notice and go to sleep */
+    for (int k = 0; k < ROUNDS; k++) {
+        int n = asleep_calls();
+        double t0 = now_us();
+        for (int i = 0; i < n; i++)
+            IBench_Null(p);
+        r[k] = (now_us() - t0) / n;
+    }
+    t.asleep = median(r, ROUNDS);
+    atomic_store(&shmc_tune.callee_spin_ns, saved);
+    return t;
+}
+
+static call_times bench_null(DWORD callee, DWORD caller)
+{
+    CHECK(ShmCoInitializeEx(NULL, caller));
+    server s;
+    IBench *p = server_start(&s, callee);
+    call_times t = time_null_calls(p);
+    server_stop(&s, p);
+    ShmCoUninitialize();
+    return t;
+}
+
+static double bench_pair(void)
+{
+    CHECK(ShmCoInitializeEx(NULL, COINIT_MULTITHREADED));
+    server s;
+    IBench *p = server_start(&s, COINIT_APARTMENTTHREADED);
+    double r[ROUNDS];
+    for (int k = 0; k < ROUNDS; k++) {
+        int n = calls_per_round();
+        double t0 = now_us();
+        for (int i = 0; i < n; i++) {
+            IStream *st;
+            IBench *q;
+            CHECK(ShmCoMarshalInterThreadInterfaceInStream(&IID_IBench, (IUnknown *)p, &st));
+            CHECK(ShmCoGetInterfaceAndReleaseStream(st, &IID_IBench, (void **)&q));
+            IBench_Release(q);
+        }
+        r[k] = (now_us() - t0) / n;
+    }
+    server_stop(&s, p);
+    ShmCoUninitialize();
+    return median(r, ROUNDS);
+}
+
+/* ---- Wine's own ole32, for comparison (Windows build only) ------------------------------ */
+
+#ifdef _WIN32
+typedef struct ole_server {
+    IStream *marshaled;
+    HANDLE ready;
+    DWORD tid;
+    HANDLE thread;
+} ole_server;
+
+static DWORD WINAPI ole_server_main(void *arg)
+{
+    ole_server *s = arg;
+    MSG msg;
+    CoInitializeEx(NULL, COINIT_APARTMENTTHREADED);
+    IStream *obj = NULL;
+    CreateStreamOnHGlobal(NULL, TRUE, &obj);
+    CoMarshalInterThreadInterfaceInStream(&IID_ISequentialStream, (IUnknown *)obj, &s->marshaled);
+    IStream_Release(obj);
+    PeekMessageA(&msg, NULL, 0, 0, PM_NOREMOVE); /* make the queue */
+    SetEvent(s->ready);
+    while (GetMessageA(&msg, NULL, 0, 0) > 0)
+        DispatchMessageA(&msg);
+    CoUninitialize();
+    return 0;
+}
+
+static void bench_ole32(double *call_us, double *pair_us)
+{
+    ole_server s;
+    memset(&s, 0, sizeof(s));
+    s.ready = CreateEventA(NULL, FALSE, FALSE, NULL);
+    CoInitializeEx(NULL, COINIT_MULTITHREADED);
+    s.thread = CreateThread(NULL, 0, ole_server_main, &s, 0, &s.tid);
+    WaitForSingleObject(s.ready, INFINITE);
+    ISequentialStream *p = NULL;
+    CHECK(CoGetInterfaceAndReleaseStream(s.marshaled, &IID_ISequentialStream, (void **)&p));
+    char b;
+    ULONG got;
+    double r[ROUNDS];
+    int n = quick ? 10 : 2000;
+    for (int k = 0; k < ROUNDS; k++) {
+        double t0 = now_us();
+        for (int i = 0; i < n; i++)
+            ISequentialStream_Read(p, &b, 0, &got);
+        r[k] = (now_us() - t0) / n;
+    }
+    *call_us = median(r, ROUNDS);
+    for (int k = 0; k < ROUNDS; k++) {
+        double t0 = now_us();
+        for (int i = 0; i < n; i++) {
+            IStream *st;
+            ISequentialStream *q;
+            CHECK(
+                CoMarshalInterThreadInterfaceInStream(&IID_ISequentialStream, (IUnknown *)p, &st));
+            CHECK(CoGetInterfaceAndReleaseStream(st, &IID_ISequentialStream, (void **)&q));
+            ISequentialStream_Release(q);
+        }
+        r[k] = (now_us() - t0) / n;
+    }
+    *pair_us = median(r, ROUNDS);
+    ISequentialStream_Release(p);
+    PostThreadMessageA(s.tid, WM_QUIT, 0, 0);
+    WaitForSingleObject(s.thread, INFINITE);
+    CloseHandle(s.thread);
+    CloseHandle(s.ready);
+    CoUninitialize();
+}
+#endif
+
+int main(int argc, char **argv)
+{
+    quick = argc > 1 && !strcmp(argv[1], "--quick");
+    CHECK(ShmCoRegisterProxyStubs(&bench_ProxyFileInfo));
+    if (argc > 2 && !strcmp(argv[1], "--only")) { /* for profiling one figure */
+        DWORD callee =
+            !strcmp(argv[2], "sta-mta") ? COINIT_MULTITHREADED : COINIT_APARTMENTTHREADED;
+        DWORD caller =
+            callee == COINIT_MULTITHREADED ? COINIT_APARTMENTTHREADED : COINIT_MULTITHREADED;
+        for (int i = 0; i < 5; i++) {
+            call_times t = bench_null(callee, caller);
+            printf("%s: running %.3f us, asleep %.3f us\n", argv[2], t.running, t.asleep);
+        }
+        return 0;
+    }
+    double spin = floor_spin();
+    double futex = floor_futex();
+    call_times mta_sta = bench_null(COINIT_APARTMENTTHREADED, COINIT_MULTITHREADED);
+    call_times sta_mta = bench_null(COINIT_MULTITHREADED, COINIT_APARTMENTTHREADED);
+    double pair = bench_pair();
+
+    printf("shmcom calls between apartments (median of %d rounds%s, %u CPUs)\n", ROUNDS,
+           quick ? ", --quick: too short to mean anything" : "", shmc_plat_cpu_count());
+    printf("%-46s %10s  %s\n", "", "us/op", "ratio");
+    printf("%-46s %10.3f\n", "floor: spin ping-pong, 2 threads", spin);
+    printf("%-46s %10.3f\n", "floor: futex ping-pong, 2 threads", futex);
+    printf("%-46s %10.3f  %5.2fx spin floor\n", "null call MTA->STA, both running", mta_sta.running,
+           mta_sta.running / spin);
+    printf("%-46s %10.3f  %5.2fx futex floor\n", "null call MTA->STA, callee asleep",
+           mta_sta.asleep, mta_sta.asleep / futex);
+    printf("%-46s %10.3f  %5.2fx spin floor\n", "null call STA->MTA, both running", sta_mta.running,
+           sta_mta.running / spin);
+    printf("%-46s %10.3f  %5.2fx futex floor\n", "null call STA->MTA, callee asleep",
+           sta_mta.asleep, sta_mta.asleep / futex);
+    printf("%-46s %10.3f\n", "marshal + unmarshal pair (InterThread, proxy)", pair);
+#ifdef _WIN32
+    double ole_call, ole_pair;
+    bench_ole32(&ole_call, &ole_pair);
+    printf("%-46s %10.3f  shmcom %.1fx faster\n", "Wine ole32 null call MTA->STA", ole_call,
+           ole_call / mta_sta.running);
+    printf("%-46s %10.3f  shmcom %.1fx faster\n", "Wine ole32 marshal + unmarshal pair", ole_pair,
+           ole_pair / pair);
+#endif
+    return 0;
+}
