@@ -91,6 +91,17 @@ HRESULT shmc_plat_region_create(shmc_plat_region *r, const char *name, size_t si
     return S_OK;
 }
 
+HRESULT shmc_plat_region_create_init(shmc_plat_region *r, const char *name, size_t size,
+                                     shmc_plat_region_init_fn init, void *ctx)
+{
+    /* A file mapping gets its name when it is created: openers may see the
+     * zero-filled view before init has run (see platform.h). */
+    HRESULT hr = shmc_plat_region_create(r, name, size);
+    if (SUCCEEDED(hr) && init)
+        init(r->base, r->size, ctx);
+    return hr;
+}
+
 HRESULT shmc_plat_region_open(shmc_plat_region *r, const char *name)
 {
     WCHAR wname[SHMC_WIN_NAME_MAX];
