@@ -229,6 +229,11 @@ HRESULT shmc_plat_region_unlink(const char *name)
     return S_OK;
 }
 
+bool shmc_plat_region_names_persist(void)
+{
+    return true;
+}
+
 HRESULT shmc_plat_region_list(const char *prefix, bool (*fn)(const char *name, void *ctx),
                               void *ctx)
 {

@@ -124,6 +124,13 @@ void shmc_plat_region_close(shmc_plat_region *r);
 HRESULT shmc_plat_region_unlink(const char *name);
 
 /*
+ * true if a region's name outlives the processes that use it until it is
+ * unlinked (POSIX), false if it dies with the last handle (Windows). The
+ * layer above reclaims names only where they persist.
+ */
+bool shmc_plat_region_names_persist(void);
+
+/*
  * Lists the names of this user's regions that start with `prefix`, calling
  * fn(name, ctx) for each; fn returns false to stop. Used to reclaim regions
  * of dead processes. On Windows named mappings cannot be listed and die

@@ -117,4 +117,45 @@ HRESULT shmc_region_hdr_read(const shmc_region_hdr *h, size_t mapped, shmc_regio
  */
 bool shmc_region_owner_dead(const shmc_plat_procid *owner);
 
+/* ---- reclaim (reclaim.c) ------------------------------------------------ */
+
+/*
+ * Removes the names of this user's shmcom regions whose creator process
+ * has died (POSIX; a killed creator leaves its name in /dev/shm). Regions
+ * that are not shmcom's (no valid header), not yet published, or whose
+ * owner lives are left alone. *removed (may be NULL) counts the names
+ * removed. S_OK; S_FALSE on Windows, where named mappings die with their
+ * processes and cannot be listed, so there is nothing to do; an error
+ * only if the list of regions cannot be read.
+ */
+HRESULT shmc_reclaim_stale(unsigned *removed);
+
+/*
+ * The same for one name: S_OK if `name` was a shmcom region of a dead
+ * creator and its name was removed, S_FALSE if it was left alone
+ * (alive, not shmcom's, not found; always on Windows).
+ */
+HRESULT shmc_reclaim_name(const char *name);
+
+/*
+ * What a creator calls at the end of its use of a name: removes `name` if
+ * it still names the region whose header holds `nonce` (another process
+ * may, in principle, have removed it and made a new one of that name,
+ * which must survive). Where the check itself fails (no handles left...)
+ * the name is removed anyway rather than leaked. No-op where names do not
+ * persist (Windows). S_OK, or S_FALSE if nothing was removed.
+ */
+HRESULT shmc_region_unlink_own(const char *name, uint64_t nonce);
+
+/*
+ * What creators call: runs shmc_reclaim_stale() on the first call in a
+ * process and then at most once per SHMC_RECLAIM_INTERVAL_MS, so that
+ * creating many streams does not scan /dev/shm each time.
+ */
+#define SHMC_RECLAIM_INTERVAL_MS 10000u
+void shmc_reclaim_maybe(void);
+
+/* For tests: the next shmc_reclaim_maybe() scans again. */
+void shmc_reclaim_maybe_reset(void);
+
 #endif /* SHMCOM_RUNTIME_REGIONHDR_H */

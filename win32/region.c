@@ -142,6 +142,11 @@ HRESULT shmc_plat_region_unlink(const char *name)
     return shmc_plat_region_name_check(name); /* the name dies with its last handle */
 }
 
+bool shmc_plat_region_names_persist(void)
+{
+    return false;
+}
+
 HRESULT shmc_plat_region_list(const char *prefix, bool (*fn)(const char *name, void *ctx),
                               void *ctx)
 {
