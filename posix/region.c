@@ -16,6 +16,10 @@
  * that sees size 0 reports SHM_E_NAME_NOT_FOUND ("not there yet"), which is
  * the truth from its point of view.
  *
+ * Every mapping is followed by a PROT_NONE guard page (map_fd), so that
+ * running off the end of a region faults rather than touching whatever
+ * lies next in the address space.
+ *
  * shmc_plat_region_create_init publishes a region only once it is
  * initialised: the object is made nameless (open(O_TMPFILE) in /dev/shm),
  * sized, mapped and filled, and then given its name with linkat() through
@@ -58,15 +62,37 @@ static void region_zero(shmc_plat_region *r)
     memset(r, 0, sizeof(*r));
 }
 
+/*
+ * Maps `size` bytes of the object read-write, followed by one inaccessible
+ * guard page: address space for both is reserved first (PROT_NONE), then
+ * the object is mapped over the front. An access that runs off the end of
+ * a region faults at once instead of reading or corrupting whatever the
+ * kernel happened to map next.
+ */
 static HRESULT map_fd(shmc_plat_region *r, int fd, size_t size)
 {
-    void *p =
-        SHMC_ROUTE("mmap", mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0), MAP_FAILED);
-    if (p == MAP_FAILED)
+    size_t page = shmc_plat_page_size();
+    if (size > SIZE_MAX - page)
+        return E_OUTOFMEMORY;
+    void *area = mmap(NULL, size + page, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (area == MAP_FAILED)
         return from_errno();
+    void *p =
+        SHMC_ROUTE("mmap", mmap(area, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, fd, 0),
+                   MAP_FAILED);
+    if (p == MAP_FAILED) {
+        HRESULT hr = from_errno();
+        munmap(area, size + page);
+        return hr;
+    }
     r->base = p;
     r->size = size;
     return S_OK;
+}
+
+static void unmap(shmc_plat_region *r)
+{
+    munmap(r->base, r->size + shmc_plat_page_size()); /* with the guard page */
 }
 
 /* Checks the name and size of a region to create: the OS name and the
@@ -159,7 +185,7 @@ HRESULT shmc_plat_region_create_init(shmc_plat_region *r, const char *name, size
 
 fail:
     if (r->base)
-        munmap(r->base, r->size);
+        unmap(r);
     close(fd); /* the nameless object goes with its last reference */
     region_zero(r);
     return hr;
@@ -214,7 +240,7 @@ void shmc_plat_region_close(shmc_plat_region *r)
     if (!r)
         return;
     if (r->base)
-        munmap(r->base, r->size);
+        unmap(r);
     region_zero(r);
 }
 

@@ -55,6 +55,10 @@ extern "C" {
  * Sizes are rounded up to the page size, and an opener sees the rounded
  * size, so creator and opener agree on every platform.
  *
+ * POSIX: each mapping is followed by an inaccessible guard page, so that
+ * an access past the end of a region faults at once. (Windows places
+ * views itself; there is no guard.)
+ *
  * Lifetime of the name:
  *   POSIX:   the name lives until shmc_plat_region_unlink; mappings stay
  *            valid after it. A crashed creator leaves the name behind: the

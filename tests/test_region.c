@@ -214,6 +214,46 @@ static void open_refuses_shared_mode(void **state)
     assert_hr(shmc_plat_region_unlink(name), S_OK);
 }
 
+/* The page after a mapping is inaccessible (platform.h): look it up in
+ * /proc/self/maps, for the creator's mapping and the opener's. */
+static bool guarded(const shmc_plat_region *r)
+{
+    unsigned long want = (unsigned long)((uintptr_t)r->base + r->size);
+    char line[512];
+    bool found = false;
+    FILE *f = fopen("/proc/self/maps", "r");
+    assert_non_null(f);
+    while (fgets(line, sizeof(line), f)) {
+        unsigned long lo, hi;
+        char perms[8];
+        if (sscanf(line, "%lx-%lx %7s", &lo, &hi, perms) != 3)
+            continue;
+        if (lo <= want && want < hi && hi - want >= shmc_plat_page_size())
+            found = !strcmp(perms, "---p");
+    }
+    fclose(f);
+    return found;
+}
+
+static void mappings_have_a_guard_page(void **state)
+{
+    (void)state;
+    char name[64];
+    shmc_plat_region r, o;
+    tsupport_name(name, sizeof(name), "guard");
+    assert_hr(shmc_plat_region_create(&r, name, 3 * 4096 + 1), S_OK);
+    assert_hr(shmc_plat_region_open(&o, name), S_OK);
+    assert_true(guarded(&r));
+    assert_true(guarded(&o));
+    shmc_plat_region_close(&o);
+    shmc_plat_region_close(&r);
+    assert_hr(shmc_plat_region_unlink(name), S_OK);
+    assert_hr(shmc_plat_region_create_init(&r, name, 5000, NULL, NULL), S_OK);
+    assert_true(guarded(&r));
+    shmc_plat_region_close(&r);
+    assert_hr(shmc_plat_region_unlink(name), S_OK);
+}
+
 /* An object of that name with size 0 (creation under way) is not there yet. */
 static void open_of_unsized_object(void **state)
 {
@@ -517,6 +557,7 @@ int main(int argc, char **argv)
 #ifndef _WIN32
         cmocka_unit_test(open_refuses_shared_mode),
         cmocka_unit_test(open_of_unsized_object),
+        cmocka_unit_test(mappings_have_a_guard_page),
 #endif
         cmocka_unit_test(failures_clean_up),
         cmocka_unit_test(fault_counts_calls),
