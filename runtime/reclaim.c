@@ -61,24 +61,6 @@ HRESULT shmc_reclaim_name(const char *name)
     return FAILED(hr) ? hr : S_OK;
 }
 
-static bool nonce_is(const shmc_region_info *info, void *ctx)
-{
-    return info->nonce == *(const uint64_t *)ctx;
-}
-
-HRESULT shmc_region_unlink_own(const char *name, uint64_t nonce)
-{
-    HRESULT hr;
-    if (!shmc_plat_region_names_persist())
-        return S_FALSE;
-    bool ours = header_matches(name, nonce_is, &nonce, &hr);
-    if (!ours && (SUCCEEDED(hr) || hr == SHM_E_NAME_NOT_FOUND))
-        return S_FALSE; /* gone, or someone else's now */
-    /* ours, or we cannot look (out of handles...): remove rather than leak */
-    hr = shmc_plat_region_unlink(name);
-    return SUCCEEDED(hr) ? S_OK : S_FALSE;
-}
-
 typedef struct scan {
     unsigned removed;
 } scan;
@@ -104,14 +86,16 @@ HRESULT shmc_reclaim_stale(unsigned *removed)
     return FAILED(hr) ? hr : S_OK;
 }
 
-/* Monotonic time of the last scan; 0: never. */
+/* Monotonic time of the last scan (0: never), and the minimum gap. */
 static _Atomic uint64_t last_scan_ns;
+static _Atomic uint32_t interval_ms = SHMC_RECLAIM_INTERVAL_MS;
 
 void shmc_reclaim_maybe(void)
 {
     uint64_t now = shmc_plat_clock_ns() | 1u; /* never 0 */
     uint64_t last = atomic_load_explicit(&last_scan_ns, memory_order_relaxed);
-    if (last != 0 && now - last < (uint64_t)SHMC_RECLAIM_INTERVAL_MS * 1000000u)
+    uint32_t gap = atomic_load_explicit(&interval_ms, memory_order_relaxed);
+    if (last != 0 && (gap == SHMC_PLAT_INFINITE || now - last < (uint64_t)gap * 1000000u))
         return;
     /* one thread scans; the others go on */
     if (!atomic_compare_exchange_strong_explicit(&last_scan_ns, &last, now, memory_order_relaxed,
@@ -120,7 +104,8 @@ void shmc_reclaim_maybe(void)
     shmc_reclaim_stale(NULL);
 }
 
-void shmc_reclaim_maybe_reset(void)
+void shmc_reclaim_maybe_reset(uint32_t new_interval_ms)
 {
+    atomic_store_explicit(&interval_ms, new_interval_ms, memory_order_relaxed);
     atomic_store_explicit(&last_scan_ns, 0, memory_order_relaxed);
 }

@@ -12,7 +12,8 @@
  *     16     8   owner_pid    creator, before magic: its process identity
  *     24     8   owner_start    (shmc_plat_procid: pid + start time)
  *     32     8   nonce        creator, before magic: random; tells two
- *                             regions that had the same name apart
+ *                             regions that had the same name apart (for
+ *                             peers that reconnect by name; diagnostics)
  *     40     4   state        creator: SHMC_REGION_LIVE, then CLOSED at
  *                             the end of its use of the name (release)
  *     44     4   hdr_size     creator, before magic: bytes of the kind's
@@ -138,16 +139,6 @@ HRESULT shmc_reclaim_stale(unsigned *removed);
 HRESULT shmc_reclaim_name(const char *name);
 
 /*
- * What a creator calls at the end of its use of a name: removes `name` if
- * it still names the region whose header holds `nonce` (another process
- * may, in principle, have removed it and made a new one of that name,
- * which must survive). Where the check itself fails (no handles left...)
- * the name is removed anyway rather than leaked. No-op where names do not
- * persist (Windows). S_OK, or S_FALSE if nothing was removed.
- */
-HRESULT shmc_region_unlink_own(const char *name, uint64_t nonce);
-
-/*
  * What creators call: runs shmc_reclaim_stale() on the first call in a
  * process and then at most once per SHMC_RECLAIM_INTERVAL_MS, so that
  * creating many streams does not scan /dev/shm each time.
@@ -155,7 +146,11 @@ HRESULT shmc_region_unlink_own(const char *name, uint64_t nonce);
 #define SHMC_RECLAIM_INTERVAL_MS 10000u
 void shmc_reclaim_maybe(void);
 
-/* For tests: the next shmc_reclaim_maybe() scans again. */
-void shmc_reclaim_maybe_reset(void);
+/*
+ * For tests: forgets the last scan, so that the next shmc_reclaim_maybe()
+ * scans, and sets the minimum time between scans after that
+ * (SHMC_PLAT_INFINITE: none until the next reset).
+ */
+void shmc_reclaim_maybe_reset(uint32_t interval_ms);
 
 #endif /* SHMCOM_RUNTIME_REGIONHDR_H */

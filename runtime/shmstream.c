@@ -47,16 +47,18 @@
 typedef struct shared_store {
     shmc_stream_store base;
     shmc_plat_region region;
-    bool creator;   /* closes and removes the name at the end */
-    uint64_t nonce; /* creator: the instance whose name it removes */
+    bool creator; /* closes and removes the name at the end */
 } shared_store;
 
 static void shared_destroy(shmc_stream_store *s)
 {
     shared_store *ss = (shared_store *)(void *)s;
     if (ss->creator) {
+        /* openers check the state; where names persist, remove it too
+         * (the name is ours while we live: nobody else unlinks it) */
         atomic_store_explicit(&s->hdr->region.state, SHMC_REGION_CLOSED, memory_order_release);
-        shmc_region_unlink_own(s->name, ss->nonce);
+        if (shmc_plat_region_names_persist())
+            shmc_plat_region_unlink(s->name);
     }
     shmc_plat_region_close(&ss->region);
     shmc_free(ss);
@@ -178,7 +180,6 @@ HRESULT ShmCreateStreamOnSharedMemory(const char *name, ULONGLONG max_size, DWOR
     if (FAILED(hr))
         goto fail;
     ss->creator = true;
-    ss->nonce = args.nonce;
     store_bind(ss, name, args.capacity, args.data_offset);
     *ppstm = stream;
     return S_OK;
