@@ -95,10 +95,14 @@ static void unmap(shmc_plat_region *r)
     munmap(r->base, r->size + shmc_plat_page_size()); /* with the guard page */
 }
 
-/* Checks the name and size of a region to create: the OS name and the
- * page-rounded size. */
-static HRESULT create_args(char osname[OS_NAME_MAX], const char *name, size_t size, size_t *rounded)
+/* Checks the arguments of a create, leaving *r closed: the OS name and
+ * the page-rounded size. */
+static HRESULT create_args(shmc_plat_region *r, char osname[OS_NAME_MAX], const char *name,
+                           size_t size, size_t *rounded)
 {
+    if (!r)
+        return E_INVALIDARG;
+    region_zero(r);
     HRESULT hr = os_name(osname, name);
     if (FAILED(hr))
         return hr;
@@ -123,10 +127,7 @@ HRESULT shmc_plat_region_create(shmc_plat_region *r, const char *name, size_t si
     char osname[OS_NAME_MAX];
     size_t rounded;
 
-    if (!r)
-        return E_INVALIDARG;
-    region_zero(r);
-    HRESULT hr = create_args(osname, name, size, &rounded);
+    HRESULT hr = create_args(r, osname, name, size, &rounded);
     if (FAILED(hr))
         return hr;
     int fd =
@@ -151,10 +152,7 @@ HRESULT shmc_plat_region_create_init(shmc_plat_region *r, const char *name, size
     char osname[OS_NAME_MAX], proc_path[64], path[sizeof(SHM_DIR) + OS_NAME_MAX];
     size_t rounded;
 
-    if (!r)
-        return E_INVALIDARG;
-    region_zero(r);
-    HRESULT hr = create_args(osname, name, size, &rounded);
+    HRESULT hr = create_args(r, osname, name, size, &rounded);
     if (FAILED(hr))
         return hr;
     int fd = SHMC_ROUTE("open", open(SHM_DIR, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600), -1);

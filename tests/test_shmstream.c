@@ -30,29 +30,6 @@
 
 /* ---- helpers ------------------------------------------------------------ */
 
-static uint64_t size_of(IStream *s)
-{
-    STATSTG st;
-    assert_hr(IStream_Stat(s, &st, STATFLAG_NONAME), S_OK);
-    return st.cbSize.QuadPart;
-}
-
-static uint64_t pos_of(IStream *s)
-{
-    LARGE_INTEGER zero;
-    ULARGE_INTEGER pos;
-    zero.QuadPart = 0;
-    assert_hr(IStream_Seek(s, zero, STREAM_SEEK_CUR, &pos), S_OK);
-    return pos.QuadPart;
-}
-
-static HRESULT seek_to(IStream *s, int64_t to)
-{
-    LARGE_INTEGER li;
-    li.QuadPart = to;
-    return IStream_Seek(s, li, STREAM_SEEK_SET, NULL);
-}
-
 static HRESULT set_size(IStream *s, uint64_t n)
 {
     ULARGE_INTEGER u;
@@ -63,7 +40,7 @@ static HRESULT set_size(IStream *s, uint64_t n)
 static void write_at(IStream *s, int64_t at, const void *p, ULONG n)
 {
     ULONG done = 0;
-    assert_hr(seek_to(s, at), S_OK);
+    tsupport_stream_seek(s, at);
     assert_hr(IStream_Write(s, p, n, &done), S_OK);
     assert_int_equal(done, n);
 }
@@ -71,7 +48,7 @@ static void write_at(IStream *s, int64_t at, const void *p, ULONG n)
 static void read_at(IStream *s, int64_t at, void *p, ULONG n)
 {
     ULONG done = 0;
-    assert_hr(seek_to(s, at), S_OK);
+    tsupport_stream_seek(s, at);
     assert_hr(IStream_Read(s, p, n, &done), S_OK);
     assert_int_equal(done, n);
 }
@@ -276,8 +253,8 @@ static void name_lives_until_creator_released(void **state)
     assert_hr(ShmCreateStreamOnSharedMemory(name, 8192, 0, &a), S_OK);
     write_at(a, 0, "abc", 3);
     assert_hr(ShmOpenStreamOnSharedMemory(name, 0, &b), S_OK);
-    assert_int_equal(pos_of(b), 0); /* its own pointer */
-    assert_int_equal(pos_of(a), 3);
+    assert_int_equal(tsupport_stream_pos(b), 0); /* its own pointer */
+    assert_int_equal(tsupport_stream_pos(a), 3);
     read_at(b, 0, buf, 3);
     assert_memory_equal(buf, "abc", 3);
 
@@ -294,7 +271,7 @@ static void name_lives_until_creator_released(void **state)
     read_at(b, 0, buf, 6);
     assert_memory_equal(buf, "abcdef", 6);
     assert_hr(set_size(b, 5000), S_OK);
-    assert_int_equal(size_of(b), 5000);
+    assert_int_equal(tsupport_stream_size(b), 5000);
 
     /* Re-creating the name while an opener of the old region lives: POSIX
      * frees the name at once, Windows only with the last handle (see
@@ -307,11 +284,11 @@ static void name_lives_until_creator_released(void **state)
     assert_hr(ShmCreateStreamOnSharedMemory(name, 8192, 0, &c), S_OK);
 #else
     assert_hr(hr, S_OK);
-    assert_int_equal(size_of(c), 0);
-    assert_int_equal(size_of(b), 5000);
+    assert_int_equal(tsupport_stream_size(c), 0);
+    assert_int_equal(tsupport_stream_size(b), 5000);
     release_last(b);
 #endif
-    assert_int_equal(size_of(c), 0);
+    assert_int_equal(tsupport_stream_size(c), 0);
     release_last(c);
     open_fails(name, SHM_E_NAME_NOT_FOUND);
 }
@@ -388,8 +365,8 @@ static void another_process_sees_the_same_stream(void **state)
     tsupport_spawn(&child, "share", name);
     assert_int_equal(tsupport_join(&child, 60000), 0);
     /* its size changes and its bytes, here */
-    assert_int_equal(size_of(s), 1000);
-    assert_int_equal(pos_of(s), 6); /* our pointer did not move */
+    assert_int_equal(tsupport_stream_size(s), 1000);
+    assert_int_equal(tsupport_stream_pos(s), 6); /* our pointer did not move */
     read_at(s, 0, buf, 1000);
     assert_memory_equal(buf, "parentchild", 11);
     assert_memory_equal(buf + 500, "mid", 3);
@@ -500,7 +477,7 @@ static void two_processes_write_disjoint_ranges(void **state)
     assert_int_equal(write_slots(s, gt, 0), 0);
     assert_int_equal(tsupport_join(&child, 120000), 0);
 
-    assert_int_equal(size_of(s), 2 * WRITES * SLOT);
+    assert_int_equal(tsupport_stream_size(s), 2 * WRITES * SLOT);
     slot *all = malloc(2 * WRITES * SLOT);
     assert_non_null(all);
     read_at(s, 0, all, 2 * WRITES * SLOT);
@@ -606,7 +583,7 @@ static void killed_creator_leaves_nothing_behind(void **state)
 #endif
     /* the name can be created again */
     assert_hr(ShmCreateStreamOnSharedMemory(c.name, 4096, 0, &again), S_OK);
-    assert_int_equal(size_of(again), 0);
+    assert_int_equal(tsupport_stream_size(again), 0);
     release_last(again);
     assert_false(region_exists(c.name));
 }
@@ -620,7 +597,7 @@ static void create_takes_over_a_dead_name(void **state)
     creator_start(&c);
     creator_kill(&c);
     assert_hr(ShmCreateStreamOnSharedMemory(c.name, 4096, 0, &s), S_OK);
-    assert_int_equal(size_of(s), 0); /* a new stream, not the old bytes */
+    assert_int_equal(tsupport_stream_size(s), 0); /* a new stream, not the old bytes */
     release_last(s);
     assert_false(region_exists(c.name));
 }
@@ -853,7 +830,7 @@ static void check_ops_fail(IStream *s, const char *what)
     STATSTG st;
     IStream *heap = NULL, *c = NULL;
     print_message("operations with %s\n", what);
-    uint64_t pos = pos_of(s); /* Seek CUR needs no header */
+    uint64_t pos = tsupport_stream_pos(s); /* Seek CUR needs no header */
     assert_hr(IStream_Read(s, buf, sizeof(buf), &n), STG_E_INVALIDHEADER);
     assert_int_equal(n, 0);
     n = 77;
@@ -873,14 +850,14 @@ static void check_ops_fail(IStream *s, const char *what)
     assert_int_equal(r.QuadPart, 0);
     assert_int_equal(w.QuadPart, 0);
     assert_hr(IStream_Write(heap, "abc", 3, NULL), S_OK);
-    assert_hr(seek_to(heap, 0), S_OK);
+    tsupport_stream_seek(heap, 0);
     assert_hr(IStream_CopyTo(heap, s, u, &r, &w), STG_E_INVALIDHEADER); /* as a destination */
     assert_int_equal(w.QuadPart, 0);
     release_last(heap);
     assert_hr(IStream_Clone(s, &c), S_OK); /* touches no shared memory */
     assert_hr(IStream_Read(c, buf, sizeof(buf), &n), STG_E_INVALIDHEADER);
     release_last(c);
-    assert_int_equal(pos_of(s), pos);
+    assert_int_equal(tsupport_stream_pos(s), pos);
 }
 
 static void operations_check_the_header(void **state)
@@ -892,7 +869,7 @@ static void operations_check_the_header(void **state)
     assert_hr(ShmCreateStreamOnSharedMemory(name, CAP, 0, &s), S_OK);
     assert_hr(ShmOpenStreamOnSharedMemory(name, 0, &o), S_OK);
     write_at(s, 0, "0123456789", 10);
-    assert_hr(seek_to(s, 3), S_OK);
+    tsupport_stream_seek(s, 3);
     shmc_stream_hdr *h = hdr_of(s);
     for (size_t k = 0; k < N_MUTATIONS; k++) {
         const mutation *m = &mutations[k];
@@ -903,7 +880,7 @@ static void operations_check_the_header(void **state)
         store_field(h, m->offset, m->width, saved);
         read_at(o, 0, buf, 10);
         assert_memory_equal(buf, "0123456789", 10);
-        assert_int_equal(size_of(s), 10);
+        assert_int_equal(tsupport_stream_size(s), 10);
     }
     /* a size that a peer raised to the capacity is honoured, and reads as
      * zeros past what was written */
@@ -1038,7 +1015,7 @@ static void random_op(IStream *s, IStream *sink, uint64_t *x, unsigned *ok, unsi
     default:
         if (r & 0x100) {
             u.QuadPart = cb;
-            assert_hr(seek_to(sink, 0), S_OK);
+            tsupport_stream_seek(sink, 0);
             hr = IStream_CopyTo(s, sink, u, &rd, &wr);
             assert_true(rd.QuadPart <= cb && wr.QuadPart <= rd.QuadPart);
         } else {

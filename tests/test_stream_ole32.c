@@ -90,20 +90,6 @@ static void tf_init(test_factory *f)
 
 /* ---- helpers ---------------------------------------------------------------- */
 
-static void rewind_stream(IStream *s)
-{
-    LARGE_INTEGER zero;
-    zero.QuadPart = 0;
-    assert_hr(IStream_Seek(s, zero, STREAM_SEEK_SET, NULL), S_OK);
-}
-
-static uint64_t size_of(IStream *s)
-{
-    STATSTG st;
-    assert_hr(IStream_Stat(s, &st, STATFLAG_NONAME), S_OK);
-    return st.cbSize.QuadPart;
-}
-
 typedef HRESULT (*make_fn)(IStream **out, char *name, size_t size);
 
 static HRESULT make_heap(IStream **out, char *name, size_t size)
@@ -158,13 +144,13 @@ static void marshal_unmarshal_same_apartment(void **state)
             assert_hr(
                 CoMarshalInterface(s, &IID_IClassFactory, unk, contexts[c], NULL, MSHLFLAGS_NORMAL),
                 S_OK);
-            uint64_t written = size_of(s);
+            uint64_t written = tsupport_stream_size(s);
             assert_true(written > 0 && written <= max);
             assert_true(f.refs > 1); /* the stub holds the object */
-            rewind_stream(s);
+            tsupport_stream_seek(s, 0);
             assert_hr(CoUnmarshalInterface(s, &IID_IClassFactory, (void **)&back), S_OK);
             assert_ptr_equal(back, &f.IClassFactory_iface); /* same apartment */
-            assert_int_equal(size_of(s), written);
+            assert_int_equal(tsupport_stream_size(s), written);
             assert_hr(IClassFactory_LockServer(back, TRUE), S_OK);
             assert_int_equal(f.locks, 1);
             IClassFactory_LockServer(back, FALSE);
@@ -190,24 +176,24 @@ static void release_marshal_data(void **state)
             CoMarshalInterface(s, &IID_IClassFactory, unk, MSHCTX_INPROC, NULL, MSHLFLAGS_NORMAL),
             S_OK);
         assert_true(f.refs > 1);
-        rewind_stream(s);
+        tsupport_stream_seek(s, 0);
         assert_hr(CoReleaseMarshalData(s), S_OK);
         assert_int_equal(f.refs, 1);
         /* a table-strong marshal survives unmarshals until released */
-        rewind_stream(s);
+        tsupport_stream_seek(s, 0);
         assert_hr(IStream_SetSize(s, (ULARGE_INTEGER){.QuadPart = 0}), S_OK);
         assert_hr(CoMarshalInterface(s, &IID_IClassFactory, unk, MSHCTX_INPROC, NULL,
                                      MSHLFLAGS_TABLESTRONG),
                   S_OK);
         for (int i = 0; i < 2; i++) {
             IClassFactory *back = NULL;
-            rewind_stream(s);
+            tsupport_stream_seek(s, 0);
             assert_hr(CoUnmarshalInterface(s, &IID_IClassFactory, (void **)&back), S_OK);
             assert_ptr_equal(back, &f.IClassFactory_iface);
             IClassFactory_Release(back);
             assert_true(f.refs > 1); /* the table still holds it */
         }
-        rewind_stream(s);
+        tsupport_stream_seek(s, 0);
         assert_hr(CoReleaseMarshalData(s), S_OK);
         assert_int_equal(f.refs, 1);
         assert_int_equal(IStream_Release(s), 0);
@@ -278,7 +264,7 @@ static void unmarshal_in_another_apartment(void **state)
                       E_FAIL,
                       false};
         if (!name[0])
-            rewind_stream(s);
+            tsupport_stream_seek(s, 0);
         assert_hr(shmc_plat_thread_create(&t, sta_thread, &a), S_OK);
         shmc_plat_thread_join(&t);
         assert_hr(a.hr_init, S_OK);
@@ -306,18 +292,18 @@ static void copy_to_and_from_hglobal(void **state)
         assert_hr(makers[m](&ours, name, sizeof(name)), S_OK);
         assert_hr(CreateStreamOnHGlobal(NULL, TRUE, &com), S_OK);
         assert_hr(IStream_Write(ours, "from shmcom", 11, NULL), S_OK);
-        rewind_stream(ours);
+        tsupport_stream_seek(ours, 0);
         cb.QuadPart = 100;
         assert_hr(IStream_CopyTo(ours, com, cb, &r, &w), S_OK);
         assert_int_equal(r.QuadPart, 11);
         assert_int_equal(w.QuadPart, 11);
         assert_hr(IStream_Write(com, ", from COM", 10, NULL), S_OK);
-        rewind_stream(com);
+        tsupport_stream_seek(com, 0);
         assert_hr(IStream_SetSize(ours, (ULARGE_INTEGER){.QuadPart = 0}), S_OK);
-        rewind_stream(ours);
+        tsupport_stream_seek(ours, 0);
         assert_hr(IStream_CopyTo(com, ours, cb, &r, &w), S_OK); /* COM writes into ours */
         assert_int_equal(w.QuadPart, 21);
-        rewind_stream(ours);
+        tsupport_stream_seek(ours, 0);
         assert_hr(IStream_Read(ours, buf, sizeof(buf), &n), S_OK);
         assert_int_equal(n, 21);
         assert_memory_equal(buf, "from shmcom, from COM", 21);
