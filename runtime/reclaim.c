@@ -24,26 +24,18 @@
  */
 #include "regionhdr.h"
 
-#include <string.h>
-
-/* Opens `name` and reports whether its header is valid and passes `pred`. */
-static bool header_matches(const char *name, bool (*pred)(const shmc_region_info *, void *),
-                           void *ctx, HRESULT *open_hr)
+/* Maps `name` and reads its header once: true if it is a valid shmcom
+ * header whose owner is dead. Anything it cannot open or judge: false. */
+static bool owner_dead_at(const char *name)
 {
     shmc_plat_region r;
     shmc_region_info info;
-    *open_hr = shmc_plat_region_open(&r, name);
-    if (FAILED(*open_hr))
+    if (FAILED(shmc_plat_region_open(&r, name)))
         return false;
-    bool match = SUCCEEDED(shmc_region_hdr_read(r.base, r.size, &info)) && pred(&info, ctx);
+    bool dead = SUCCEEDED(shmc_region_hdr_read(r.base, r.size, &info)) &&
+                shmc_region_owner_dead(&info.owner);
     shmc_plat_region_close(&r);
-    return match;
-}
-
-static bool owner_is_dead(const shmc_region_info *info, void *ctx)
-{
-    (void)ctx;
-    return shmc_region_owner_dead(&info->owner);
+    return dead;
 }
 
 HRESULT shmc_reclaim_name(const char *name)
@@ -51,9 +43,7 @@ HRESULT shmc_reclaim_name(const char *name)
     HRESULT hr = shmc_plat_region_name_check(name);
     if (FAILED(hr))
         return hr;
-    if (!shmc_plat_region_names_persist())
-        return S_FALSE;
-    if (!header_matches(name, owner_is_dead, NULL, &hr))
+    if (!shmc_plat_region_names_persist() || !owner_dead_at(name))
         return S_FALSE;
     hr = shmc_plat_region_unlink(name);
     if (hr == SHM_E_NAME_NOT_FOUND)

@@ -35,7 +35,6 @@
 
 #include "alloc.h"
 
-#include <stdio.h>
 #include <string.h>
 
 /* "anon-" + 32 hex digits: 128 bits from the OS's generator. */
