@@ -8,8 +8,8 @@
 #include <string.h>
 
 const char *const shmc_plat__routed_syscalls[] = {
-    "shm_open", "ftruncate",  "fchmod",      "fstat",          "mmap",      "shm_unlink",
-    "opendir",  "pidfd_open", "posix_spawn", "pthread_create", "getrandom", NULL,
+    "shm_open",   "ftruncate",   "fchmod",         "fstat",     "mmap", "shm_unlink", "opendir",
+    "pidfd_open", "posix_spawn", "pthread_create", "getrandom", "open", "linkat",     NULL,
 };
 
 static const struct {

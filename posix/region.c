@@ -15,6 +15,18 @@
  * Between shm_open and ftruncate the object exists with size 0; an opener
  * that sees size 0 reports SHM_E_NAME_NOT_FOUND ("not there yet"), which is
  * the truth from its point of view.
+ *
+ * Every mapping is followed by a PROT_NONE guard page (map_fd), so that
+ * running off the end of a region faults rather than touching whatever
+ * lies next in the address space.
+ *
+ * shmc_plat_region_create_init publishes a region only once it is
+ * initialised: the object is made nameless (open(O_TMPFILE) in /dev/shm),
+ * sized, mapped and filled, and then given its name with linkat() through
+ * /proc/self/fd, which fails with EEXIST if the name is taken. An opener
+ * never sees a half-made region, and a creator killed before the link
+ * leaves no name behind (the kernel frees the nameless object). Where
+ * O_TMPFILE is not supported it falls back to create + init.
  */
 #include "posix_impl.h"
 
@@ -50,54 +62,129 @@ static void region_zero(shmc_plat_region *r)
     memset(r, 0, sizeof(*r));
 }
 
+/*
+ * Maps `size` bytes of the object read-write, followed by one inaccessible
+ * guard page: address space for both is reserved first (PROT_NONE), then
+ * the object is mapped over the front. An access that runs off the end of
+ * a region faults at once instead of reading or corrupting whatever the
+ * kernel happened to map next.
+ */
 static HRESULT map_fd(shmc_plat_region *r, int fd, size_t size)
 {
-    void *p =
-        SHMC_ROUTE("mmap", mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0), MAP_FAILED);
-    if (p == MAP_FAILED)
+    size_t page = shmc_plat_page_size();
+    if (size > SIZE_MAX - page)
+        return E_OUTOFMEMORY;
+    void *area = mmap(NULL, size + page, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (area == MAP_FAILED)
         return from_errno();
+    void *p =
+        SHMC_ROUTE("mmap", mmap(area, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, fd, 0),
+                   MAP_FAILED);
+    if (p == MAP_FAILED) {
+        HRESULT hr = from_errno();
+        munmap(area, size + page);
+        return hr;
+    }
     r->base = p;
     r->size = size;
     return S_OK;
 }
 
-HRESULT shmc_plat_region_create(shmc_plat_region *r, const char *name, size_t size)
+static void unmap(shmc_plat_region *r)
 {
-    char osname[OS_NAME_MAX];
-    HRESULT hr;
-    int fd = -1;
+    munmap(r->base, r->size + shmc_plat_page_size()); /* with the guard page */
+}
 
+/* Checks the arguments of a create, leaving *r closed: the OS name and
+ * the page-rounded size. */
+static HRESULT create_args(shmc_plat_region *r, char osname[OS_NAME_MAX], const char *name,
+                           size_t size, size_t *rounded)
+{
     if (!r)
         return E_INVALIDARG;
     region_zero(r);
-    hr = os_name(osname, name);
+    HRESULT hr = os_name(osname, name);
     if (FAILED(hr))
         return hr;
-    size_t rounded = shmc_plat__round_page(size);
-    if (size == 0 || rounded == 0 || (unsigned long long)rounded > (unsigned long long)INT64_MAX)
+    *rounded = shmc_plat__round_page(size);
+    if (size == 0 || *rounded == 0 || (unsigned long long)*rounded > (unsigned long long)INT64_MAX)
         return E_INVALIDARG;
+    return S_OK;
+}
 
-    fd = SHMC_ROUTE("shm_open", shm_open(osname, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600), -1);
+/* Owner-only mode (the umask may have cleared owner bits), size, mapping. */
+static HRESULT size_and_map(shmc_plat_region *r, int fd, size_t rounded)
+{
+    if (SHMC_ROUTE("fchmod", fchmod(fd, S_IRUSR | S_IWUSR), -1) != 0)
+        return from_errno();
+    if (SHMC_ROUTE("ftruncate", ftruncate(fd, (off_t)rounded), -1) != 0)
+        return from_errno();
+    return map_fd(r, fd, rounded);
+}
+
+HRESULT shmc_plat_region_create(shmc_plat_region *r, const char *name, size_t size)
+{
+    char osname[OS_NAME_MAX];
+    size_t rounded;
+
+    HRESULT hr = create_args(r, osname, name, size, &rounded);
+    if (FAILED(hr))
+        return hr;
+    int fd =
+        SHMC_ROUTE("shm_open", shm_open(osname, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600), -1);
     if (fd < 0)
         return from_errno(); /* EEXIST -> SHM_E_NAME_EXISTS */
-    if (SHMC_ROUTE("fchmod", fchmod(fd, S_IRUSR | S_IWUSR), -1) != 0) {
-        hr = from_errno();
-        goto fail_unlink;
+    hr = size_and_map(r, fd, rounded);
+    if (FAILED(hr)) {
+        shm_unlink(osname);
+        close(fd);
+        region_zero(r);
+        return hr;
     }
-    if (SHMC_ROUTE("ftruncate", ftruncate(fd, (off_t)rounded), -1) != 0) {
-        hr = from_errno();
-        goto fail_unlink;
-    }
-    hr = map_fd(r, fd, rounded);
+    close(fd);
+    memcpy(r->name, name, strlen(name) + 1);
+    return S_OK;
+}
+
+HRESULT shmc_plat_region_create_init(shmc_plat_region *r, const char *name, size_t size,
+                                     shmc_plat_region_init_fn init, void *ctx)
+{
+    char osname[OS_NAME_MAX], proc_path[64], path[sizeof(SHM_DIR) + OS_NAME_MAX];
+    size_t rounded;
+
+    HRESULT hr = create_args(r, osname, name, size, &rounded);
     if (FAILED(hr))
-        goto fail_unlink;
+        return hr;
+    int fd = SHMC_ROUTE("open", open(SHM_DIR, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600), -1);
+    if (fd < 0) {
+        if (errno != EOPNOTSUPP && errno != EISDIR && errno != EINVAL)
+            return from_errno();
+        /* no O_TMPFILE here: the name is visible before init runs */
+        hr = shmc_plat_region_create(r, name, size);
+        if (SUCCEEDED(hr) && init)
+            init(r->base, r->size, ctx);
+        return hr;
+    }
+    hr = size_and_map(r, fd, rounded);
+    if (FAILED(hr))
+        goto fail;
+    if (init)
+        init(r->base, r->size, ctx);
+    snprintf(proc_path, sizeof(proc_path), "/proc/self/fd/%d", fd);
+    snprintf(path, sizeof(path), "%s%s", SHM_DIR, osname);
+    if (SHMC_ROUTE("linkat", linkat(AT_FDCWD, proc_path, AT_FDCWD, path, AT_SYMLINK_FOLLOW), -1) !=
+        0) {
+        hr = from_errno(); /* EEXIST -> SHM_E_NAME_EXISTS */
+        goto fail;
+    }
     close(fd);
     memcpy(r->name, name, strlen(name) + 1);
     return S_OK;
 
-fail_unlink:
-    shm_unlink(osname);
-    close(fd);
+fail:
+    if (r->base)
+        unmap(r);
+    close(fd); /* the nameless object goes with its last reference */
     region_zero(r);
     return hr;
 }
@@ -151,7 +238,7 @@ void shmc_plat_region_close(shmc_plat_region *r)
     if (!r)
         return;
     if (r->base)
-        munmap(r->base, r->size);
+        unmap(r);
     region_zero(r);
 }
 
@@ -164,6 +251,11 @@ HRESULT shmc_plat_region_unlink(const char *name)
     if (SHMC_ROUTE("shm_unlink", shm_unlink(osname), -1) != 0)
         return from_errno();
     return S_OK;
+}
+
+bool shmc_plat_region_names_persist(void)
+{
+    return true;
 }
 
 HRESULT shmc_plat_region_list(const char *prefix, bool (*fn)(const char *name, void *ctx),

@@ -55,6 +55,10 @@ extern "C" {
  * Sizes are rounded up to the page size, and an opener sees the rounded
  * size, so creator and opener agree on every platform.
  *
+ * POSIX: each mapping is followed by an inaccessible guard page, so that
+ * an access past the end of a region faults at once. (Windows places
+ * views itself; there is no guard.)
+ *
  * Lifetime of the name:
  *   POSIX:   the name lives until shmc_plat_region_unlink; mappings stay
  *            valid after it. A crashed creator leaves the name behind: the
@@ -83,6 +87,31 @@ HRESULT shmc_plat_region_name_check(const char *name);
 HRESULT shmc_plat_region_create(shmc_plat_region *r, const char *name, size_t size);
 
 /*
+ * What shmc_plat_region_create_init runs on the new mapping (zero-filled,
+ * `size` bytes, page-rounded) before the region is published.
+ */
+typedef void (*shmc_plat_region_init_fn)(void *base, size_t size, void *ctx);
+
+/*
+ * Creates the region `name` as shmc_plat_region_create does (same errors),
+ * running init(base, size, ctx) first, if it is not NULL, so that the
+ * region's header is in place when others can find it:
+ *   POSIX:   the name appears only after init has returned (the object is
+ *            made nameless and linked under its name afterwards): openers
+ *            never see it half-made, and a creator killed during init
+ *            leaves no name. (A kernel without O_TMPFILE gets create +
+ *            init, as on Windows.)
+ *   Windows: a mapping cannot be named later, so the name exists while
+ *            init runs and an opener may map the zero-filled region
+ *            meanwhile; nothing outlives a killed creator anyway.
+ * Either way a reader must treat an all-zero header as "not there yet".
+ * init may run and the name then turn out to be taken (SHM_E_NAME_EXISTS,
+ * and the mapping is discarded), so it must only write into the mapping.
+ */
+HRESULT shmc_plat_region_create_init(shmc_plat_region *r, const char *name, size_t size,
+                                     shmc_plat_region_init_fn init, void *ctx);
+
+/*
  * Opens and maps the existing region `name`. Fails with
  * SHM_E_NAME_NOT_FOUND if there is none, E_ACCESSDENIED if it is not
  * owner-only or not ours, E_INVALIDARG for a bad name.
@@ -97,6 +126,13 @@ void shmc_plat_region_close(shmc_plat_region *r);
  * mappings stay valid. SHM_E_NAME_NOT_FOUND if there was no such name.
  */
 HRESULT shmc_plat_region_unlink(const char *name);
+
+/*
+ * true if a region's name outlives the processes that use it until it is
+ * unlinked (POSIX), false if it dies with the last handle (Windows). The
+ * layer above reclaims names only where they persist.
+ */
+bool shmc_plat_region_names_persist(void);
 
 /*
  * Lists the names of this user's regions that start with `prefix`, calling

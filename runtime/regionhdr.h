@@ -12,7 +12,8 @@
  *     16     8   owner_pid    creator, before magic: its process identity
  *     24     8   owner_start    (shmc_plat_procid: pid + start time)
  *     32     8   nonce        creator, before magic: random; tells two
- *                             regions that had the same name apart
+ *                             regions that had the same name apart (for
+ *                             peers that reconnect by name; diagnostics)
  *     40     4   state        creator: SHMC_REGION_LIVE, then CLOSED at
  *                             the end of its use of the name (release)
  *     44     4   hdr_size     creator, before magic: bytes of the kind's
@@ -116,5 +117,40 @@ HRESULT shmc_region_hdr_read(const shmc_region_hdr *h, size_t mapped, shmc_regio
  * guess.
  */
 bool shmc_region_owner_dead(const shmc_plat_procid *owner);
+
+/* ---- reclaim (reclaim.c) ------------------------------------------------ */
+
+/*
+ * Removes the names of this user's shmcom regions whose creator process
+ * has died (POSIX; a killed creator leaves its name in /dev/shm). Regions
+ * that are not shmcom's (no valid header), not yet published, or whose
+ * owner lives are left alone. *removed (may be NULL) counts the names
+ * removed. S_OK; S_FALSE on Windows, where named mappings die with their
+ * processes and cannot be listed, so there is nothing to do; an error
+ * only if the list of regions cannot be read.
+ */
+HRESULT shmc_reclaim_stale(unsigned *removed);
+
+/*
+ * The same for one name: S_OK if `name` was a shmcom region of a dead
+ * creator and its name was removed, S_FALSE if it was left alone
+ * (alive, not shmcom's, not found; always on Windows).
+ */
+HRESULT shmc_reclaim_name(const char *name);
+
+/*
+ * What creators call: runs shmc_reclaim_stale() on the first call in a
+ * process and then at most once per SHMC_RECLAIM_INTERVAL_MS, so that
+ * creating many streams does not scan /dev/shm each time.
+ */
+#define SHMC_RECLAIM_INTERVAL_MS 10000u
+void shmc_reclaim_maybe(void);
+
+/*
+ * For tests: forgets the last scan, so that the next shmc_reclaim_maybe()
+ * scans, and sets the minimum time between scans after that
+ * (SHMC_PLAT_INFINITE: none until the next reset).
+ */
+void shmc_reclaim_maybe_reset(uint32_t interval_ms);
 
 #endif /* SHMCOM_RUNTIME_REGIONHDR_H */

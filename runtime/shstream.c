@@ -75,12 +75,13 @@ static HRESULT snapshot(const shmc_stream_store *s, uint64_t *size)
     uint64_t magic = atomic_load_explicit(&h->region.magic, memory_order_relaxed);
     uint32_t kind = atomic_load_explicit(&h->region.kind, memory_order_relaxed);
     uint32_t version = atomic_load_explicit(&h->region.version, memory_order_relaxed);
+    uint32_t hdr_size = atomic_load_explicit(&h->region.hdr_size, memory_order_relaxed);
     uint64_t capacity = atomic_load_explicit(&h->capacity, memory_order_relaxed);
     uint64_t data_offset = atomic_load_explicit(&h->data_offset, memory_order_relaxed);
     uint64_t sz = atomic_load_explicit(&h->size, memory_order_acquire);
     if (magic != SHMC_REGION_MAGIC || kind != SHMC_REGION_KIND_STREAM ||
-        version != SHMC_STREAM_VERSION || capacity != s->capacity ||
-        data_offset != s->data_offset || !size_ok(s, sz))
+        version != SHMC_STREAM_VERSION || hdr_size != sizeof(shmc_stream_hdr) ||
+        capacity != s->capacity || data_offset != s->data_offset || !size_ok(s, sz))
         return STG_E_INVALIDHEADER;
     *size = sz;
     return S_OK;

@@ -39,9 +39,9 @@
  *   other's bytes. Shrinking clears [new size, old size).
  *
  * Hostile memory: each operation loads the header fields it depends on
- * once (magic, kind, version, capacity, data_offset: must equal the values
- * validated at open, kept privately; size: must be <= the private
- * capacity) and uses only those locals. A header that fails the check
+ * once (magic, kind, version, header size, capacity, data_offset: must
+ * equal the values validated at open, kept privately; size: must be <=
+ * the private capacity) and uses only those locals. A header that fails the check
  * gives STG_E_INVALIDHEADER and the operation touches nothing.
  *
  * Threads: an IStream object (its seek pointer) is used by one thread at a

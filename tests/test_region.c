@@ -214,6 +214,46 @@ static void open_refuses_shared_mode(void **state)
     assert_hr(shmc_plat_region_unlink(name), S_OK);
 }
 
+/* The page after a mapping is inaccessible (platform.h): look it up in
+ * /proc/self/maps, for the creator's mapping and the opener's. */
+static bool guarded(const shmc_plat_region *r)
+{
+    unsigned long want = (unsigned long)((uintptr_t)r->base + r->size);
+    char line[512];
+    bool found = false;
+    FILE *f = fopen("/proc/self/maps", "r");
+    assert_non_null(f);
+    while (fgets(line, sizeof(line), f)) {
+        unsigned long lo, hi;
+        char perms[8];
+        if (sscanf(line, "%lx-%lx %7s", &lo, &hi, perms) != 3)
+            continue;
+        if (lo <= want && want < hi && hi - want >= shmc_plat_page_size())
+            found = !strcmp(perms, "---p");
+    }
+    fclose(f);
+    return found;
+}
+
+static void mappings_have_a_guard_page(void **state)
+{
+    (void)state;
+    char name[64];
+    shmc_plat_region r, o;
+    tsupport_name(name, sizeof(name), "guard");
+    assert_hr(shmc_plat_region_create(&r, name, 3 * 4096 + 1), S_OK);
+    assert_hr(shmc_plat_region_open(&o, name), S_OK);
+    assert_true(guarded(&r));
+    assert_true(guarded(&o));
+    shmc_plat_region_close(&o);
+    shmc_plat_region_close(&r);
+    assert_hr(shmc_plat_region_unlink(name), S_OK);
+    assert_hr(shmc_plat_region_create_init(&r, name, 5000, NULL, NULL), S_OK);
+    assert_true(guarded(&r));
+    shmc_plat_region_close(&r);
+    assert_hr(shmc_plat_region_unlink(name), S_OK);
+}
+
 /* An object of that name with size 0 (creation under way) is not there yet. */
 static void open_of_unsized_object(void **state)
 {
@@ -369,6 +409,137 @@ static void list_by_prefix(void **state)
     assert_hr(shmc_plat_region_list("x", NULL, &s), E_INVALIDARG);
 }
 
+/* ---- create with an initialiser: publish only what is ready ------------ */
+
+typedef struct init_seen {
+    const char *name;
+    int calls;
+    size_t size;
+    HRESULT open_during_init;
+} init_seen;
+
+static void init_marker(void *base, size_t size, void *ctx)
+{
+    init_seen *rec = ctx;
+    shmc_plat_region o;
+    rec->calls++;
+    rec->size = size;
+    for (size_t i = 0; i < size; i++) {
+        if (((unsigned char *)base)[i] != 0) {
+            rec->size = 0; /* not zero-filled */
+            break;
+        }
+    }
+    /* can another opener find the name yet? */
+    rec->open_during_init = shmc_plat_region_open(&o, rec->name);
+    shmc_plat_region_close(&o);
+    memcpy(base, "ready", 6);
+}
+
+static void create_init_publishes_initialised(void **state)
+{
+    (void)state;
+    char name[64];
+    shmc_plat_region r, o;
+    init_seen record = {name, 0, 0, S_OK};
+    tsupport_name(name, sizeof(name), "init");
+    assert_hr(shmc_plat_region_create_init(&r, name, 5000, init_marker, &record), S_OK);
+    assert_int_equal(record.calls, 1);
+    assert_int_equal(record.size, r.size); /* zero-filled, whole mapping */
+    assert_int_equal(r.size % shmc_plat_page_size(), 0);
+    assert_string_equal(r.name, name);
+#ifdef _WIN32
+    /* a mapping is named from the start (platform.h says so) */
+    assert_hr(record.open_during_init, S_OK);
+#else
+    /* not findable before init returned */
+    assert_hr(record.open_during_init, SHM_E_NAME_NOT_FOUND);
+#endif
+    assert_hr(shmc_plat_region_open(&o, name), S_OK);
+    assert_string_equal((char *)o.base, "ready");
+    unsigned mode = 0;
+    assert_hr(shmc_plat_region_access(&r, &mode), S_OK);
+    assert_int_equal(mode, 0600);
+    shmc_plat_region_close(&o);
+
+    /* the name is taken: an error, and the existing region is untouched */
+    init_seen again = {name, 0, 0, S_OK};
+    memcpy(r.base, "first", 6);
+    assert_hr(shmc_plat_region_create_init(&o, name, 5000, init_marker, &again), SHM_E_NAME_EXISTS);
+    assert_null(o.base);
+    assert_string_equal((char *)r.base, "first");
+
+    /* bad arguments, and no init function */
+    assert_hr(shmc_plat_region_create_init(NULL, name, 10, init_marker, &again), E_INVALIDARG);
+    assert_hr(shmc_plat_region_create_init(&o, "a/b", 10, init_marker, &again), E_INVALIDARG);
+    assert_hr(shmc_plat_region_create_init(&o, NULL, 10, init_marker, &again), E_INVALIDARG);
+    char other[64];
+    tsupport_name(other, sizeof(other), "init");
+    assert_hr(shmc_plat_region_create_init(&o, other, 0, init_marker, &again), E_INVALIDARG);
+    assert_hr(shmc_plat_region_create_init(&o, other, 10, NULL, NULL), S_OK);
+    shmc_plat_region_close(&o);
+    assert_hr(shmc_plat_region_unlink(other), S_OK);
+
+    shmc_plat_region_close(&r);
+    assert_hr(shmc_plat_region_unlink(name), S_OK);
+}
+
+static void create_init_failures_clean_up(void **state)
+{
+    (void)state;
+#ifdef _WIN32
+    static const fault_case cases[] = {
+        {"CreateFileMappingW", 8, E_OUTOFMEMORY, false},
+        {"MapViewOfFile", 5, E_ACCESSDENIED, false},
+    };
+#else
+    static const fault_case cases[] = {
+        {"open", EMFILE, HRESULT_FROM_WIN32(ERROR_TOO_MANY_OPEN_FILES), false},
+        {"fchmod", EPERM, E_ACCESSDENIED, false},
+        {"ftruncate", ENOSPC, HRESULT_FROM_WIN32(ERROR_DISK_FULL), false},
+        {"mmap", ENOMEM, E_OUTOFMEMORY, false},
+        {"linkat", ENOSPC, HRESULT_FROM_WIN32(ERROR_DISK_FULL), false},
+        {"linkat", EEXIST, SHM_E_NAME_EXISTS, false},
+    };
+#endif
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char name[64];
+        shmc_plat_region r, o;
+        init_seen record = {name, 0, 0, S_OK};
+        tsupport_name(name, sizeof(name), "initfault");
+        long handles = tsupport_open_handles();
+        assert_hr(shmc_plat_fault_set(cases[i].syscall, 1, cases[i].native_error), S_OK);
+        assert_hr(shmc_plat_region_create_init(&r, name, 8192, init_marker, &record),
+                  cases[i].expected);
+        shmc_plat_fault_clear_all();
+        assert_null(r.base);
+        assert_int_equal(tsupport_open_handles(), handles);               /* nothing leaked */
+        assert_hr(shmc_plat_region_open(&o, name), SHM_E_NAME_NOT_FOUND); /* no name left */
+    }
+}
+
+#ifndef _WIN32
+/* Without O_TMPFILE: create, then init (the name is visible meanwhile). */
+static void create_init_falls_back(void **state)
+{
+    (void)state;
+    char name[64];
+    shmc_plat_region r, o;
+    init_seen record = {name, 0, 0, S_OK};
+    tsupport_name(name, sizeof(name), "initfb");
+    assert_hr(shmc_plat_fault_set("open", 1, EOPNOTSUPP), S_OK);
+    assert_hr(shmc_plat_region_create_init(&r, name, 100, init_marker, &record), S_OK);
+    shmc_plat_fault_clear_all();
+    assert_int_equal(record.calls, 1);
+    assert_hr(record.open_during_init, S_OK);
+    assert_hr(shmc_plat_region_open(&o, name), S_OK);
+    assert_string_equal((char *)o.base, "ready");
+    shmc_plat_region_close(&o);
+    shmc_plat_region_close(&r);
+    assert_hr(shmc_plat_region_unlink(name), S_OK);
+}
+#endif
+
 static const tsupport_child children[] = {
     {"echo", child_echo},
     {NULL, NULL},
@@ -378,14 +549,25 @@ int main(int argc, char **argv)
 {
     tsupport_dispatch_child(argc, argv, children);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(create_open_share_bytes),  cmocka_unit_test(close_zeroed_is_safe),
-        cmocka_unit_test(name_errors_are_distinct), cmocka_unit_test(child_sees_the_same_bytes),
+        cmocka_unit_test(create_open_share_bytes),
+        cmocka_unit_test(close_zeroed_is_safe),
+        cmocka_unit_test(name_errors_are_distinct),
+        cmocka_unit_test(child_sees_the_same_bytes),
         cmocka_unit_test(owner_only_access),
 #ifndef _WIN32
-        cmocka_unit_test(open_refuses_shared_mode), cmocka_unit_test(open_of_unsized_object),
+        cmocka_unit_test(open_refuses_shared_mode),
+        cmocka_unit_test(open_of_unsized_object),
+        cmocka_unit_test(mappings_have_a_guard_page),
 #endif
-        cmocka_unit_test(failures_clean_up),        cmocka_unit_test(fault_counts_calls),
-        cmocka_unit_test(list_by_prefix),           cmocka_unit_test(tsupport_check_names_gone),
+        cmocka_unit_test(failures_clean_up),
+        cmocka_unit_test(fault_counts_calls),
+        cmocka_unit_test(list_by_prefix),
+        cmocka_unit_test(create_init_publishes_initialised),
+        cmocka_unit_test(create_init_failures_clean_up),
+#ifndef _WIN32
+        cmocka_unit_test(create_init_falls_back),
+#endif
+        cmocka_unit_test(tsupport_check_names_gone),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

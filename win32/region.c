@@ -91,6 +91,17 @@ HRESULT shmc_plat_region_create(shmc_plat_region *r, const char *name, size_t si
     return S_OK;
 }
 
+HRESULT shmc_plat_region_create_init(shmc_plat_region *r, const char *name, size_t size,
+                                     shmc_plat_region_init_fn init, void *ctx)
+{
+    /* A file mapping gets its name when it is created: openers may see the
+     * zero-filled view before init has run (see platform.h). */
+    HRESULT hr = shmc_plat_region_create(r, name, size);
+    if (SUCCEEDED(hr) && init)
+        init(r->base, r->size, ctx);
+    return hr;
+}
+
 HRESULT shmc_plat_region_open(shmc_plat_region *r, const char *name)
 {
     WCHAR wname[SHMC_WIN_NAME_MAX];
@@ -129,6 +140,11 @@ void shmc_plat_region_close(shmc_plat_region *r)
 HRESULT shmc_plat_region_unlink(const char *name)
 {
     return shmc_plat_region_name_check(name); /* the name dies with its last handle */
+}
+
+bool shmc_plat_region_names_persist(void)
+{
+    return false;
 }
 
 HRESULT shmc_plat_region_list(const char *prefix, bool (*fn)(const char *name, void *ctx),

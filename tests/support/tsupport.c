@@ -97,6 +97,30 @@ long tsupport_open_handles(void)
 #endif
 }
 
+uint64_t tsupport_stream_size(IStream *s)
+{
+    STATSTG st;
+    assert_hr(s->lpVtbl->Stat(s, &st, STATFLAG_NONAME), S_OK);
+    return st.cbSize.QuadPart;
+}
+
+uint64_t tsupport_stream_pos(IStream *s)
+{
+    LARGE_INTEGER zero;
+    ULARGE_INTEGER pos;
+    zero.QuadPart = 0;
+    pos.QuadPart = 0xCAFECAFECAFECAFEull;
+    assert_hr(s->lpVtbl->Seek(s, zero, STREAM_SEEK_CUR, &pos), S_OK);
+    return pos.QuadPart;
+}
+
+void tsupport_stream_seek(IStream *s, int64_t pos)
+{
+    LARGE_INTEGER li;
+    li.QuadPart = pos;
+    assert_hr(s->lpVtbl->Seek(s, li, STREAM_SEEK_SET, NULL), S_OK);
+}
+
 double tsupport_ms_since(uint64_t start_ns)
 {
     return (double)(shmc_plat_clock_ns() - start_ns) / 1e6;

@@ -54,6 +54,11 @@ long tsupport_open_handles(void);
 /* Milliseconds since an earlier shmc_plat_clock_ns() reading. */
 double tsupport_ms_since(uint64_t start_ns);
 
+/* Streams (any IStream); each fails the test unless the call gives S_OK. */
+uint64_t tsupport_stream_size(IStream *s);          /* Stat(STATFLAG_NONAME) */
+uint64_t tsupport_stream_pos(IStream *s);           /* Seek(0, STREAM_SEEK_CUR) */
+void tsupport_stream_seek(IStream *s, int64_t pos); /* Seek(pos, STREAM_SEEK_SET) */
+
 /* HRESULT equality with both values named in the failure message. */
 #define assert_hr(actual, expected) \
     tsupport_assert_hr((HRESULT)(actual), (HRESULT)(expected), #actual, __FILE__, __LINE__)

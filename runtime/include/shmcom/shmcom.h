@@ -193,6 +193,66 @@ SHMCOM_API HRESULT ShmCoRegisterProxyStubs(const ShmProxyFileInfo *pfi);
 SHMCOM_API void *ShmCoTaskMemAlloc(SIZE_T size);
 SHMCOM_API void ShmCoTaskMemFree(void *p);
 
+/* ---- shared-memory streams ----------------------------------------------
+ *
+ * A full IStream over a named shared-memory region (a file mapping on
+ * Windows, shm_open + mmap on POSIX). Every process that opens the name
+ * sees the same bytes and the same size; each IStream object (each open,
+ * each Clone) has its own 64-bit seek pointer. The methods behave as those
+ * of CreateStreamOnHGlobal's stream (Read past the end returns fewer
+ * bytes; a seek before the start or with an unknown origin gives
+ * STG_E_SEEKERROR and leaves the pointer; SetSize grows zero-filled and
+ * shrinks; Stat gives STGTY_STREAM, the size, and the name unless
+ * STATFLAG_NONAME; Commit, Revert, UnlockRegion return S_OK and
+ * LockRegion STG_E_INVALIDFUNCTION), except that sizes and positions are
+ * 64-bit and the stream never grows past its capacity: a Write or SetSize
+ * past it fails with STG_E_MEDIUMFULL and writes nothing. A header that
+ * another process corrupted gives STG_E_INVALIDHEADER, never an access
+ * outside the region. Details: docs/stream.md.
+ *
+ * Name lifetime (the same on POSIX and Windows): a name lives until the
+ * stream that created it and all its clones are released, or the
+ * creating process dies; from then on an open of the name fails with
+ * SHM_E_NAME_NOT_FOUND, while streams opened before keep working on the
+ * same bytes until they are released. A killed creator's name is removed
+ * by the next process of the same user that creates a stream.
+ *
+ * Regions are owner-only: mode 0600 on POSIX, a DACL that grants access to
+ * the creating user only on Windows. Names: at most SHM_MAX_NAME bytes of
+ * [A-Za-z0-9_.-], the first a letter, digit or '_'.
+ */
+
+/*
+ * Creates a stream of capacity `max_size` bytes (its size is 0) under
+ * `name`, or under a new unguessable name when `name` is NULL (Stat
+ * reports it). On success *ppstm holds the stream with one reference.
+ *   E_INVALIDARG          ppstm NULL; a malformed name; max_size 0, or so
+ *                         large that the region could not be addressed
+ *   STG_E_INVALIDFLAG     flags is not 0 (no flags are defined yet)
+ *   SHM_E_NAME_EXISTS     a live region of that name exists
+ *   E_OUTOFMEMORY         no memory, or the OS refused a region that size
+ *   other                 an OS failure, mapped as in platform.h
+ * On failure *ppstm (if ppstm is not NULL) is NULL and no name is left.
+ */
+SHMCOM_API HRESULT ShmCreateStreamOnSharedMemory(const char *name, ULONGLONG max_size, DWORD flags,
+                                                 IStream **ppstm);
+
+/*
+ * Opens the stream that another stream object (in any process of the same
+ * user) created under `name`; the new object's seek pointer is at 0.
+ *   E_INVALIDARG          ppstm NULL; name NULL or malformed
+ *   STG_E_INVALIDFLAG     flags is not 0
+ *   SHM_E_NAME_NOT_FOUND  no such name, or its creator has released it or
+ *                         died (see the name lifetime above)
+ *   STG_E_INVALIDHEADER   the region is not a shmcom stream, or its header
+ *                         is inconsistent (corrupt)
+ *   E_ACCESSDENIED        the region belongs to another user or is not
+ *                         owner-only
+ *   E_OUTOFMEMORY, other  as for create
+ * On failure *ppstm (if ppstm is not NULL) is NULL.
+ */
+SHMCOM_API HRESULT ShmOpenStreamOnSharedMemory(const char *name, DWORD flags, IStream **ppstm);
+
 /* ---- HRESULT names ----------------------------------------------------- */
 
 /*
