@@ -61,6 +61,14 @@ void shmc_plat_thread_join(shmc_plat_thread *t)
     memset(t, 0, sizeof(*t));
 }
 
+void shmc_plat_thread_detach(shmc_plat_thread *t)
+{
+    pthread_t th;
+    memcpy(&th, t->opaque, sizeof(th));
+    pthread_detach(th);
+    memset(t, 0, sizeof(*t));
+}
+
 uint64_t shmc_plat_thread_self_id(void)
 {
     static _Thread_local uint64_t tid;

@@ -297,6 +297,9 @@ HRESULT shmc_plat_thread_create(shmc_plat_thread *t, void (*fn)(void *), void *a
 /* Waits for the thread to end and releases it. */
 void shmc_plat_thread_join(shmc_plat_thread *t);
 
+/* Lets the thread end on its own: nobody will join it. */
+void shmc_plat_thread_detach(shmc_plat_thread *t);
+
 /* A number that names the calling thread while it runs (never 0). */
 uint64_t shmc_plat_thread_self_id(void);
 

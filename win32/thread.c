@@ -62,6 +62,14 @@ void shmc_plat_thread_join(shmc_plat_thread *t)
     memset(t, 0, sizeof(*t));
 }
 
+void shmc_plat_thread_detach(shmc_plat_thread *t)
+{
+    HANDLE h;
+    memcpy(&h, t->opaque, sizeof(h));
+    CloseHandle(h); /* the thread runs on; its handle is not needed */
+    memset(t, 0, sizeof(*t));
+}
+
 uint64_t shmc_plat_thread_self_id(void)
 {
     return GetCurrentThreadId();
