@@ -54,6 +54,25 @@ static HRESULT grow(shmc_hmap *m)
     return S_OK;
 }
 
+HRESULT shmc_hmap_reserve(shmc_hmap *m, size_t n)
+{
+    while ((m->count + n) * 4 > m->cap * 3) {
+        HRESULT hr = grow(m);
+        if (FAILED(hr))
+            return hr;
+    }
+    return S_OK;
+}
+
+void *shmc_hmap_take_any(shmc_hmap *m)
+{
+    for (size_t i = 0; i < m->cap; i++) {
+        if (m->slots[i].key)
+            return shmc_hmap_del(m, m->slots[i].key);
+    }
+    return NULL;
+}
+
 HRESULT shmc_hmap_put(shmc_hmap *m, uint64_t key, void *value)
 {
     if (!key)

@@ -28,6 +28,10 @@ void *shmc_hmap_get(const shmc_hmap *m, uint64_t key);
 /* Inserts or replaces. E_OUTOFMEMORY if the table could not grow;
  * E_INVALIDARG for key 0. */
 HRESULT shmc_hmap_put(shmc_hmap *m, uint64_t key, void *value);
+/* Makes room for n more keys, so that the next n puts cannot fail. */
+HRESULT shmc_hmap_reserve(shmc_hmap *m, size_t n);
+/* Removes and returns some value (NULL when empty). */
+void *shmc_hmap_take_any(shmc_hmap *m);
 /* Removes and returns the value, or NULL. */
 void *shmc_hmap_del(shmc_hmap *m, uint64_t key);
 void shmc_hmap_fini(shmc_hmap *m);
