@@ -176,6 +176,7 @@ void shmc_apt_release(shmc_apt *apt)
     shmc_hmap_fini(&apt->proxy_by_oid);
     shmc_notifier_put(apt->bell);
     shmc_plat_mutex_fini(&apt->qlock);
+    shmc_plat_mutex_fini(&apt->remote_lock);
     shmc_free(apt);
 }
 
@@ -199,6 +200,7 @@ static HRESULT apt_create(int model, shmc_apt **out)
     atomic_init(&apt->refs, 1); /* the list's (rt.apts) */
     apt->model = model;
     shmc_plat_mutex_init(&apt->qlock);
+    shmc_plat_mutex_init(&apt->remote_lock);
     atomic_init(&apt->qstub.next, NULL);
     atomic_init(&apt->qtail, &apt->qstub);
     apt->qhead = &apt->qstub;
@@ -405,6 +407,18 @@ bool shmc_apt_enqueue(shmc_apt *apt, shmc_call *c)
         start_worker(apt);
     /* an STA has one sleeper; an MTA needs one idle worker per call */
     shmc_notifier_notify(apt->bell, apt->model == SHMC_STA);
+    /* an STA waiting for a reply from another process sleeps on that
+     * call's word: bump it too (checked after the push, as the STA
+     * registers before it looks at its queue) */
+    if (apt->model == SHMC_STA && atomic_load(&apt->remote_waiting)) {
+        shmc_plat_mutex_lock(&apt->remote_lock);
+        shmc_plat_waiter *w = apt->remote_wait;
+        if (w) {
+            atomic_fetch_add(&w->word->value, 1);
+            shmc_plat_wake(w, true);
+        }
+        shmc_plat_mutex_unlock(&apt->remote_lock);
+    }
     return true;
 }
 
@@ -679,18 +693,29 @@ void shmc_apt_shutdown(shmc_apt *apt)
     for (;;) {
         enum { BATCH = 16 };
         shmc_stubmgr *destroy[BATCH];
-        size_t n = 0;
+        shmc_proxymgr *remote[BATCH];
+        size_t n = 0, nr = 0;
         shmc_plat_mutex_lock(&shmc_g.lock);
-        while (apt->proxies && n < BATCH) {
+        while (apt->proxies && n < BATCH && nr < BATCH) {
             shmc_proxymgr *pm = apt->proxies;
             apt->proxies = pm->next;
             pm->listed = false;
             shmc_proxymgr_apt_gone_locked(pm, destroy, &n, BATCH);
+            /* another process's object: its references go back by message,
+             * outside the lock (a manager already at zero does it itself) */
+            uint32_t refs = atomic_load(&pm->refs);
+            while (pm->conn && refs && !atomic_compare_exchange_weak(&pm->refs, &refs, refs + 1)) {}
+            if (pm->conn && refs)
+                remote[nr++] = pm;
         }
         bool more = apt->proxies != NULL;
         shmc_plat_mutex_unlock(&shmc_g.lock);
         for (size_t i = 0; i < n; i++)
             shmc_stubmgr_destroy(destroy[i]);
+        for (size_t i = 0; i < nr; i++) {
+            shmc_remote_release_refs(remote[i]);
+            IUnknown_Release(&remote[i]->IUnknown_iface);
+        }
         if (!more)
             break;
     }

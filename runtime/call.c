@@ -36,14 +36,20 @@
 
 static _Thread_local uint64_t reply_ns_avg = 20000u;
 
-static uint32_t spin_budget(uint32_t spin_max)
+uint32_t shmc_call_spin_budget(void)
 {
+    uint32_t spin_max = atomic_load_explicit(&shmc_tune.caller_spin_max_ns, memory_order_relaxed);
     if (spin_max == 0)
         return 0;
     if (reply_ns_avg > spin_max)
         return SPIN_NS_MIN; /* slow callee: do not burn a CPU for it */
     uint64_t b = 2 * reply_ns_avg;
     return b < SPIN_NS_MIN ? SPIN_NS_MIN : b > spin_max ? spin_max : (uint32_t)b;
+}
+
+void shmc_call_note_reply(uint64_t ns)
+{
+    reply_ns_avg = (reply_ns_avg * 7 + ns) / 8; /* 7/8 old, 1/8 new */
 }
 
 /* Each thread keeps its last call and reuses it for the next one. */
@@ -118,13 +124,12 @@ void shmc_call_free_spare(void)
  * its request (it never ran) or in its reply (it ran too late). */
 static void drop_call(shmc_call *c, bool ran)
 {
+    ShmItfMarshaler *m = c->marshaler ? c->marshaler : &shmc_inproc_marshaler;
     if (c->kind == SHMC_CALL_METHOD && c->ifstub->info) {
         if (!ran)
-            shmc_frame_release_records(c->ifstub->info, c->method, c->req, c->req_size, false,
-                                       &shmc_inproc_marshaler);
-        else if (SUCCEEDED(c->hr) && c->rep)
-            shmc_frame_release_records(c->ifstub->info, c->method, c->rep, c->rep_size, true,
-                                       &shmc_inproc_marshaler);
+            shmc_frame_release_records(c->ifstub->info, c->method, c->req, c->req_size, false, m);
+        else if (SUCCEEDED(c->hr) && c->rep && !c->reply_to)
+            shmc_frame_release_records(c->ifstub->info, c->method, c->rep, c->rep_size, true, m);
     } else if (c->kind == SHMC_CALL_QI && ran && c->qi_result) {
         shmc_stubmgr *destroy = NULL;
         shmc_plat_mutex_lock(&shmc_g.lock);
@@ -172,8 +177,7 @@ HRESULT shmc_call_run(shmc_call *c)
     uint64_t start = shmc_plat_clock_ns();
     uint64_t deadline =
         th->timeout_ms == INFINITE ? UINT64_MAX : start + (uint64_t)th->timeout_ms * 1000000u;
-    uint32_t spin_max = atomic_load_explicit(&shmc_tune.caller_spin_max_ns, memory_order_relaxed);
-    uint32_t budget = spin_budget(spin_max);
+    uint32_t budget = shmc_call_spin_budget();
 
     /* spin: both sides running meet here */
     for (unsigned i = 1; budget && !wake_condition(c, my_sta); i++) {
@@ -206,9 +210,7 @@ HRESULT shmc_call_run(shmc_call *c)
         }
         shmc_notifier_wait_commit(n, seq, left);
     }
-    /* adapt the spin to how long replies take (7/8 old, 1/8 new) */
-    uint64_t took = shmc_plat_clock_ns() - start;
-    reply_ns_avg = (reply_ns_avg * 7 + took) / 8;
+    shmc_call_note_reply(shmc_plat_clock_ns() - start); /* adapts the spin */
     return S_OK;
 }
 
@@ -258,8 +260,9 @@ static void exec_method(shmc_call *c)
         return;
     }
     reply_builder rb = {{&reply_vtbl}, c};
-    c->hr = ShmStubInvoke(ifs->info, itf, c->method, c->req, c->req_size, &shmc_inproc_marshaler,
-                          &rb.iface);
+    c->hr = ShmStubInvoke(ifs->info, itf, c->method, c->req, c->req_size,
+                          c->marshaler ? c->marshaler : &shmc_inproc_marshaler,
+                          c->reply_to ? c->reply_to : &rb.iface);
     IUnknown_Release((IUnknown *)itf);
 }
 

@@ -14,6 +14,7 @@
 #include "inproc.h"
 #include "rt.h"
 #include "shstream.h"
+#include "xport.h"
 
 #include <string.h>
 
@@ -27,9 +28,8 @@ static HRESULT check_flags(DWORD mshctx, DWORD mshlflags)
     switch (mshctx) {
     case MSHCTX_INPROC:
     case MSHCTX_CROSSCTX:
-        return S_OK;
     case MSHCTX_LOCAL:
-        return E_NOTIMPL; /* cross-process marshaling is not built yet */
+        return S_OK;
     case MSHCTX_NOSHAREDMEM:
     case MSHCTX_DIFFERENTMACHINE:
         return E_NOTIMPL; /* shmcom needs shared memory on one machine */
@@ -124,6 +124,8 @@ static HRESULT marshal_object(shmc_objref *rec, shmc_apt *apt, REFIID riid, IUnk
         goto fail;
 
     shmc_plat_mutex_lock(&shmc_g.lock);
+    if (FAILED(shmc_hmap_reserve(&shmc_g.ipids, 1)))
+        goto fail_locked;
     shmc_stubmgr *sm = shmc_hmap_get(&shmc_g.stub_by_identity, idkey);
     if (sm && (!sm->connected || sm->identity != identity))
         sm = NULL;
@@ -164,6 +166,7 @@ static HRESULT marshal_object(shmc_objref *rec, shmc_apt *apt, REFIID riid, IUnk
         ifs->itf = itf; /* the interface stub's reference */
         shmc_plat_mutex_unlock(&sm->lock);
         itf = NULL;
+        shmc_ipid_add_locked(ifs); /* cannot fail: room reserved above */
         ifs->next = sm->ifstubs;
         sm->ifstubs = ifs;
     }
@@ -214,16 +217,43 @@ HRESULT shmc_marshal_record(shmc_objref *rec, REFIID riid, IUnknown *punk, DWORD
     if (!apt)
         return CO_E_NOTINITIALIZED;
     rec->mshlflags = mshlflags & ~(DWORD)MSHLFLAGS_NOPING;
-    rec->mshctx = MSHCTX_INPROC;
+    rec->mshctx = mshctx == MSHCTX_LOCAL ? MSHCTX_LOCAL : MSHCTX_INPROC;
     rec->iid = *riid;
     rec->pid = shmc_g.self.pid;
     rec->start_time = shmc_g.self.start_time;
     shmc_proxymgr *pm = shmc_proxymgr_from(punk);
-    if (pm) {
+    if (pm && pm->conn) {
+        /* an object of another process: its owner makes the record */
+        hr = shmc_proxymgr_check(pm);
+        if (SUCCEEDED(hr))
+            hr = shmc_remote_add_record(pm, riid, rec->mshlflags, rec->ipid, &rec->nonce);
+        if (SUCCEEDED(hr)) {
+            const shmc_plat_procid *owner = shmc_conn_peer(pm->conn);
+            const char *ep = shmc_conn_endpoint(pm->conn);
+            rec->pid = owner->pid;
+            rec->start_time = owner->start_time;
+            rec->oxid = pm->oxid;
+            rec->oid = pm->oid;
+            rec->endpoint_len = (uint32_t)strlen(ep);
+            memcpy(rec->endpoint, ep, rec->endpoint_len);
+        }
+        shmc_proxymgr_release_ref(pm);
+    } else if (pm) {
         hr = marshal_proxy(rec, pm, riid, mshlflags);
         shmc_proxymgr_release_ref(pm);
     } else {
         hr = marshal_object(rec, apt, riid, punk, mshlflags);
+    }
+    if (SUCCEEDED(hr) && rec->mshctx == MSHCTX_LOCAL && !rec->endpoint_len) {
+        /* another process will need to find this one */
+        char ep[SHMC_XNAME_MAX];
+        hr = shmc_xport_endpoint(ep);
+        if (SUCCEEDED(hr)) {
+            rec->endpoint_len = (uint32_t)strlen(ep);
+            memcpy(rec->endpoint, ep, rec->endpoint_len);
+        } else {
+            shmc_release_record(rec);
+        }
     }
     shmc_apt_release(apt);
     if (FAILED(hr))
@@ -272,7 +302,9 @@ HRESULT ShmCoGetMarshalSizeMax(ULONG *size, REFIID riid, IUnknown *punk, DWORD m
     if (!apt)
         return CO_E_NOTINITIALIZED;
     shmc_apt_release(apt);
-    *size = mshctx == MSHCTX_LOCAL ? SHMC_OBJREF_MAX_SIZE : SHMC_OBJREF_BASE_SIZE;
+    /* a record for another process's object carries its endpoint, whatever
+     * the context: the larger size is the bound */
+    *size = SHMC_OBJREF_MAX_SIZE;
     return S_OK;
 }
 
@@ -342,11 +374,14 @@ HRESULT shmc_unmarshal_record(const shmc_objref *rec, REFIID riid, void **ppv)
     HRESULT hr = shmc_rt_init();
     if (FAILED(hr))
         return hr;
-    if (!same_process(rec))
-        return CO_E_OBJNOTCONNECTED; /* another process's: not reachable yet */
     shmc_apt *apt = shmc_current_apt();
     if (!apt)
         return CO_E_NOTINITIALIZED;
+    if (!same_process(rec)) { /* an object of another process */
+        hr = shmc_remote_unmarshal(rec, apt, IsEqualIID(riid, &GUID_NULL) ? &rec->iid : riid, ppv);
+        shmc_apt_release(apt);
+        return hr;
+    }
     const IID *want = IsEqualIID(riid, &GUID_NULL) ? &rec->iid : riid;
 
     shmc_plat_mutex_lock(&shmc_g.lock);
@@ -423,7 +458,7 @@ HRESULT ShmCoUnmarshalInterface(IStream *stream, REFIID riid, void **ppv)
 HRESULT shmc_release_record(const shmc_objref *rec)
 {
     if (!same_process(rec))
-        return CO_E_OBJNOTCONNECTED;
+        return shmc_remote_release_record(rec);
     shmc_stubmgr *destroy = NULL;
     shmc_plat_mutex_lock(&shmc_g.lock);
     shmc_record *r, **link;

@@ -16,6 +16,7 @@
 #include "alloc.h"
 #include "inproc.h"
 #include "rt.h"
+#include "xport.h"
 
 #include <stddef.h>
 #include <string.h>
@@ -36,16 +37,25 @@ static shmc_proxymgr *impl_from_channel(ShmProxyChannel *ch)
     return (shmc_proxymgr *)((char *)ch - offsetof(shmc_proxymgr, channel));
 }
 
+shmc_proxymgr *shmc_proxymgr_from_channel(ShmProxyChannel *ch)
+{
+    return impl_from_channel(ch);
+}
+
 static void proxymgr_free(shmc_proxymgr *pm)
 {
     shmc_ifproxy *p = pm->ifproxies;
     while (p) {
         shmc_ifproxy *next = p->next;
-        shmc_ifstub_release(p->target);
+        if (p->target)
+            shmc_ifstub_release(p->target);
         shmc_free(p);
         p = next;
     }
-    shmc_stubmgr_release(pm->stubmgr);
+    if (pm->stubmgr)
+        shmc_stubmgr_release(pm->stubmgr);
+    if (pm->conn)
+        shmc_conn_release(pm->conn);
     shmc_apt_release(pm->apt);
     shmc_free(pm);
 }
@@ -74,13 +84,15 @@ static ULONG pm_release(shmc_proxymgr *pm)
             }
         }
     }
-    if (atomic_load(&pm->state) != SHMC_PM_APT_GONE) {
+    if (atomic_load(&pm->state) != SHMC_PM_APT_GONE && !pm->conn) {
         for (shmc_ifproxy *p = pm->ifproxies; p; p = p->next) {
             shmc_stubmgr_drop_refs_locked(p->target->mgr, p->held_refs, false, &destroy);
             p->held_refs = 0;
         }
     }
     shmc_plat_mutex_unlock(&shmc_g.lock);
+    if (pm->conn)
+        shmc_remote_release_refs(pm); /* synchronous: the owner releases them */
     if (destroy)
         shmc_stubmgr_destroy(destroy); /* synchronous, in the object's apartment */
     proxymgr_free(pm);
@@ -93,6 +105,8 @@ void shmc_proxymgr_apt_gone_locked(shmc_proxymgr *pm, shmc_stubmgr **destroy, si
     if (shmc_hmap_get(&pm->apt->proxy_by_oid, pm->oid) == pm)
         shmc_hmap_del(&pm->apt->proxy_by_oid, pm->oid);
     atomic_store(&pm->state, SHMC_PM_APT_GONE);
+    if (pm->conn)
+        return; /* the apartment's shutdown releases these by message */
     shmc_stubmgr *d = NULL;
     for (shmc_ifproxy *p = pm->ifproxies; p; p = p->next) {
         shmc_stubmgr_drop_refs_locked(p->target->mgr, p->held_refs, false, &d);
@@ -165,12 +179,84 @@ static HRESULT check_state(shmc_proxymgr *pm)
 {
     switch (atomic_load(&pm->state)) {
     case SHMC_PM_CONNECTED:
-        return S_OK;
+        /* the object's process died: every call fails at once */
+        return pm->conn && shmc_conn_dead(pm->conn) ? RPC_E_SERVER_DIED : S_OK;
     case SHMC_PM_APT_GONE:
         return CO_E_OBJNOTCONNECTED;
     default:
         return RPC_E_DISCONNECTED;
     }
+}
+
+HRESULT shmc_proxymgr_check(shmc_proxymgr *pm)
+{
+    /* a proxy whose apartment ended says so to anyone */
+    HRESULT hr = check_state(pm);
+    return FAILED(hr) ? hr : check_apartment(pm);
+}
+
+/* Adds (or merges into) the interface proxy of a remote interface, taking
+ * over one reference on it; under rt.lock. */
+static HRESULT add_remote_ifproxy_locked(shmc_proxymgr *pm, const uint8_t ipid[16], REFIID iid,
+                                         const ShmInterfaceInfo *info, shmc_ifproxy **out)
+{
+    shmc_ifproxy *p = find_ifproxy(pm, iid);
+    if (!p) {
+        p = shmc_calloc(1, sizeof(*p));
+        if (!p)
+            return E_OUTOFMEMORY;
+        if (info) {
+            p->hdr.lpVtbl = info->proxy_vtbl;
+            p->hdr.info = info;
+        }
+        p->hdr.channel = &pm->channel;
+        p->mgr = pm;
+        p->iid = *iid;
+        memcpy(p->ipid, ipid, 16);
+        p->next = pm->ifproxies;
+        pm->ifproxies = p;
+    } else if (memcmp(p->ipid, ipid, 16) != 0) {
+        return RPC_E_INVALID_DATA; /* the owner names one interface two ways */
+    }
+    p->held_refs++;
+    *out = p;
+    return S_OK;
+}
+
+/* Gives back one reference on a remote interface we could not keep. */
+static void remote_give_back(shmc_conn *conn, const uint8_t ipid[16])
+{
+    shmc_op_ref op;
+    memset(&op, 0, sizeof(op));
+    memcpy(op.ipid, ipid, 16);
+    op.count = 1;
+    shmc_conn_op(conn, SHMC_OP_RELEASE, &op, sizeof(op), NULL, 0);
+}
+
+/* QueryInterface through a proxy of another process's object. */
+static HRESULT pm_remote_qi(shmc_proxymgr *pm, REFIID riid, void **ppv)
+{
+    HRESULT hr = shmc_proxymgr_check(pm);
+    if (FAILED(hr))
+        return hr;
+    const ShmInterfaceInfo *info = shmc_registry_find(riid);
+    if (!info)
+        return E_NOINTERFACE; /* no proxy for it here */
+    uint8_t ipid[16];
+    hr = shmc_remote_qi(pm, riid, ipid);
+    if (FAILED(hr))
+        return hr;
+    shmc_ifproxy *p;
+    shmc_plat_mutex_lock(&shmc_g.lock);
+    hr = add_remote_ifproxy_locked(pm, ipid, riid, info, &p);
+    if (SUCCEEDED(hr)) {
+        pm_addref(pm);
+        *ppv = ifproxy_ptr(p);
+    }
+    shmc_plat_mutex_unlock(&shmc_g.lock);
+    if (FAILED(hr))
+        remote_give_back(pm->conn, ipid);
+    return hr;
 }
 
 static HRESULT pm_query_interface(shmc_proxymgr *pm, REFIID riid, void **ppv)
@@ -199,6 +285,9 @@ static HRESULT pm_query_interface(shmc_proxymgr *pm, REFIID riid, void **ppv)
     shmc_plat_mutex_unlock(&shmc_g.lock);
     if (p)
         return S_OK;
+
+    if (pm->conn)
+        return pm_remote_qi(pm, riid, ppv);
 
     /* Not known yet: ask the object, in its apartment. */
     shmc_ifstub *ifs;
@@ -509,4 +598,69 @@ fail_locked : {
         shmc_stubmgr_destroy(destroy);
     return hr;
 }
+}
+
+HRESULT shmc_proxymgr_connect_remote(shmc_apt *apt, shmc_conn *conn, uint64_t oxid, uint64_t oid,
+                                     const uint8_t ipid[16], REFIID iid, REFIID riid, void **ppv)
+{
+    *ppv = NULL;
+    const ShmInterfaceInfo *info = NULL;
+    if (!IsEqualIID(iid, &IID_IUnknown) && !(info = shmc_registry_find(iid))) {
+        remote_give_back(conn, ipid); /* no proxy for it here */
+        return E_NOINTERFACE;
+    }
+    shmc_proxymgr *fresh = shmc_calloc(1, sizeof(*fresh));
+    shmc_plat_mutex_lock(&shmc_g.lock);
+    shmc_proxymgr *pm = shmc_hmap_get(&apt->proxy_by_oid, oid);
+    if (pm && (pm->conn != conn || pm->oxid != oxid || atomic_load(&pm->refs) == 0))
+        pm = NULL;
+    HRESULT hr = S_OK;
+    bool created = false;
+    if (!pm) {
+        if (!fresh || FAILED(shmc_hmap_put(&apt->proxy_by_oid, oid, fresh))) {
+            shmc_plat_mutex_unlock(&shmc_g.lock);
+            shmc_free(fresh);
+            remote_give_back(conn, ipid);
+            return E_OUTOFMEMORY;
+        }
+        pm = fresh;
+        fresh = NULL;
+        pm->IUnknown_iface.lpVtbl = &identity_vtbl;
+        pm->channel.vtbl = &shmc_remote_channel_vtbl;
+        atomic_init(&pm->state, SHMC_PM_CONNECTED);
+        pm->apt = apt;
+        shmc_apt_addref(apt);
+        pm->conn = conn;
+        shmc_conn_addref(conn);
+        pm->oxid = oxid;
+        pm->oid = oid;
+        pm->listed = true;
+        pm->next = apt->proxies;
+        apt->proxies = pm;
+        created = true;
+    }
+    shmc_ifproxy *p;
+    hr = add_remote_ifproxy_locked(pm, ipid, iid, info, &p);
+    if (FAILED(hr) && created) {
+        shmc_hmap_del(&apt->proxy_by_oid, oid);
+        apt->proxies = pm->next;
+        pm->listed = false;
+    }
+    if (SUCCEEDED(hr))
+        pm_addref(pm); /* the caller's */
+    shmc_plat_mutex_unlock(&shmc_g.lock);
+    shmc_free(fresh);
+    if (FAILED(hr)) {
+        if (created)
+            proxymgr_free(pm);
+        remote_give_back(conn, ipid);
+        return hr;
+    }
+    if (IsEqualIID(riid, iid)) {
+        *ppv = ifproxy_ptr(p);
+        return S_OK;
+    }
+    hr = pm_query_interface(pm, riid, ppv);
+    pm_release(pm); /* the interface we came in on */
+    return hr;
 }

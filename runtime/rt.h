@@ -46,6 +46,7 @@ typedef struct shmc_ifstub shmc_ifstub;
 typedef struct shmc_proxymgr shmc_proxymgr;
 typedef struct shmc_ifproxy shmc_ifproxy;
 typedef struct shmc_notifier shmc_notifier;
+typedef struct shmc_conn shmc_conn;
 
 typedef struct shmc_ipid {
     uint8_t b[16];
@@ -106,8 +107,13 @@ struct shmc_apt {
     shmc_stubmgr *stubs;
     shmc_proxymgr *proxies;
     shmc_hmap proxy_by_oid;
-    shmc_notifier *bell;   /* rung when a call is queued (STA: the owner's notifier) */
-    shmc_plat_event event; /* STA: set while calls are queued (lazily created) */
+    shmc_notifier *bell; /* rung when a call is queued (STA: the owner's notifier) */
+    /* STA: while its thread waits for a reply from another process it
+     * sleeps on that call's slot word, which calls queued here bump too */
+    _Atomic bool remote_waiting;
+    shmc_plat_mutex remote_lock;
+    shmc_plat_waiter *remote_wait; /* under remote_lock */
+    shmc_plat_event event;         /* STA: set while calls are queued (lazily created) */
     _Atomic bool has_event;
     /* Incoming calls. An STA has one consumer: a lock-free MPSC queue
      * (Vyukov's intrusive one), the producers counted in `producers` so
@@ -168,8 +174,10 @@ struct shmc_call {
     shmc_ifstub *ifstub;   /* METHOD, QI (any interface of the object) */
     shmc_stubmgr *stubmgr; /* DESTROY */
     uint32_t method;
-    IID iid;                /* QI: the interface asked for */
-    shmc_ifstub *qi_result; /* QI: the interface stub, with one extref */
+    ShmStubReply *reply_to;     /* METHOD: where the reply goes (default: rep) */
+    ShmItfMarshaler *marshaler; /* METHOD: for interface pointers (default: in-process) */
+    IID iid;                    /* QI: the interface asked for */
+    shmc_ifstub *qi_result;     /* QI: the interface stub, with one extref */
     void *req;
     uint32_t req_size;
     void *rep;
@@ -193,6 +201,10 @@ void shmc_call_free_spare(void);
  * must not touch it again. In every other case the caller still owns it.
  */
 HRESULT shmc_call_run(shmc_call *c);
+/* How long a caller spins for a reply before sleeping (adapted per thread),
+ * and what a reply took (to adapt it). */
+uint32_t shmc_call_spin_budget(void);
+void shmc_call_note_reply(uint64_t ns);
 
 /* ---- stub managers ---------------------------------------------------------- */
 
@@ -239,6 +251,7 @@ struct shmc_ifproxy {
     ShmProxyHeader hdr; /* first: `This` of the generated thunks */
     shmc_proxymgr *mgr;
     shmc_ifstub *target; /* in-process: the interface stub (struct ref) */
+    uint8_t ipid[16];    /* another process's: the interface's IPID */
     IID iid;
     uint32_t held_refs; /* strong references held on the stub manager */
     shmc_ifproxy *next;
@@ -249,6 +262,8 @@ enum {
     SHMC_PM_DISCONNECTED, /* the object was disconnected: RPC_E_DISCONNECTED */
     SHMC_PM_APT_GONE,     /* our apartment ended: CO_E_OBJNOTCONNECTED */
 };
+/* (a proxy of an object in a process that died answers RPC_E_SERVER_DIED:
+ * that is read from its connection) */
 
 struct shmc_proxymgr {
     IUnknown IUnknown_iface; /* the identity */
@@ -256,7 +271,8 @@ struct shmc_proxymgr {
     _Atomic uint32_t refs; /* COM references of all its interfaces */
     _Atomic uint32_t state;
     shmc_apt *apt;         /* the client apartment */
-    shmc_stubmgr *stubmgr; /* the object (struct ref) */
+    shmc_stubmgr *stubmgr; /* in-process: the object (struct ref) */
+    shmc_conn *conn;       /* another process's: the connection to it (a reference) */
     uint64_t oxid, oid;
     /* under rt.lock */
     shmc_ifproxy *ifproxies;
@@ -281,6 +297,7 @@ typedef struct shmc_rt {
     shmc_hmap stub_by_oid;
     shmc_hmap stub_by_identity;
     shmc_hmap registry; /* IID hash -> registered interface list */
+    shmc_hmap ipids;    /* IPID (first 8 bytes, mixed) -> interface stub */
     shmc_plat_tls tls;
     shmc_plat_procid self;
     HRESULT init_hr;
@@ -371,9 +388,23 @@ void shmc_proxymgr_apt_gone_locked(shmc_proxymgr *pm, shmc_stubmgr **destroy, si
 shmc_proxymgr *shmc_proxymgr_from(IUnknown *punk);
 void shmc_proxymgr_release_ref(shmc_proxymgr *pm);
 
+/* Remote proxy managers (remote.c). */
+HRESULT shmc_remote_qi(shmc_proxymgr *pm, REFIID riid, uint8_t ipid[16]);
+void shmc_remote_release_refs(shmc_proxymgr *pm);
+HRESULT shmc_remote_add_record(shmc_proxymgr *pm, REFIID riid, DWORD mshlflags, uint8_t ipid[16],
+                               uint64_t *nonce);
+
 /* Unmarshal helpers (proxymgr.c). */
 HRESULT shmc_proxymgr_connect(shmc_apt *apt, shmc_stubmgr *sm, shmc_ifstub *ifs, bool transfer_ref,
                               REFIID riid, void **ppv);
 HRESULT shmc_proxymgr_get_ifstub(shmc_proxymgr *pm, REFIID riid, shmc_ifstub **out);
+/* An imported object of another process: finds or makes the proxy
+ * manager for (conn, oid) in apt and takes over one reference on ipid/iid
+ * (already credited by the owner). */
+HRESULT shmc_proxymgr_connect_remote(shmc_apt *apt, shmc_conn *conn, uint64_t oxid, uint64_t oid,
+                                     const uint8_t ipid[16], REFIID iid, REFIID riid, void **ppv);
+/* Checks a proxy can be used by this thread (apartment, state, peer). */
+HRESULT shmc_proxymgr_check(shmc_proxymgr *pm);
+shmc_proxymgr *shmc_proxymgr_from_channel(ShmProxyChannel *ch);
 
 #endif /* SHMCOM_RUNTIME_RT_H */

@@ -17,6 +17,7 @@
 #include "alloc.h"
 #include "csprng.h"
 #include "rt.h"
+#include "xport.h"
 
 #include <string.h>
 
@@ -52,6 +53,34 @@ void shmc_stubmgr_release(shmc_stubmgr *sm)
     shmc_free(sm);
 }
 
+/* ---- the IPID table: interface stubs by their random ids (cross-process
+ * calls name their target by IPID) ---------------------------------------- */
+
+static uint64_t ipid_key(const uint8_t ipid[16])
+{
+    uint64_t k;
+    memcpy(&k, ipid, 8);
+    return shmc_hmap_mix(k);
+}
+
+HRESULT shmc_ipid_add_locked(shmc_ifstub *ifs)
+{
+    return shmc_hmap_put(&shmc_g.ipids, ipid_key(ifs->ipid.b), ifs);
+}
+
+void shmc_ipid_del_locked(shmc_ifstub *ifs)
+{
+    uint64_t k = ipid_key(ifs->ipid.b);
+    if (shmc_hmap_get(&shmc_g.ipids, k) == ifs)
+        shmc_hmap_del(&shmc_g.ipids, k);
+}
+
+shmc_ifstub *shmc_ipid_find_locked(const uint8_t ipid[16])
+{
+    shmc_ifstub *s = shmc_hmap_get(&shmc_g.ipids, ipid_key(ipid));
+    return s && !memcmp(s->ipid.b, ipid, 16) ? s : NULL;
+}
+
 shmc_stubmgr *shmc_stubmgr_find_oid(uint64_t oid)
 {
     return shmc_hmap_get(&shmc_g.stub_by_oid, oid);
@@ -72,6 +101,8 @@ void shmc_stubmgr_unlist_locked(shmc_stubmgr *sm)
         }
     }
     sm->next = NULL;
+    for (shmc_ifstub *s = sm->ifstubs; s; s = s->next)
+        shmc_ipid_del_locked(s);
     /* outstanding records die with it: they can no longer be honoured */
     shmc_record *r = sm->records;
     while (r) {
@@ -247,6 +278,13 @@ HRESULT shmc_stubmgr_qi(shmc_stubmgr *sm, REFIID iid, shmc_ifstub **out)
         fresh->itf = itf;
         shmc_plat_mutex_unlock(&sm->lock);
         itf = NULL;
+        if (FAILED(shmc_hmap_reserve(&shmc_g.ipids, 1))) {
+            shmc_plat_mutex_unlock(&shmc_g.lock);
+            IUnknown_Release((IUnknown *)fresh->itf);
+            shmc_free(fresh);
+            return E_OUTOFMEMORY;
+        }
+        shmc_ipid_add_locked(fresh);
         fresh->next = sm->ifstubs;
         sm->ifstubs = fresh;
         s = fresh;

@@ -1,0 +1,997 @@
+/*
+ * conn.c - connections between processes: making one (client) and
+ * accepting one (server), calls in slots (the client waits, the server's
+ * receiver threads run them), watching the peer process, and closing when
+ * it dies. Layouts in xport.h; protocol in docs/transport.md.
+ *
+ * Trust: the peer can write anything into the connection region at any
+ * time. Each side reads a header field once into a local, checks it, and
+ * uses only the local; frames are checked by the stub engine; a bad value
+ * ends that call with an error, never anything worse.
+ */
+#include "alloc.h"
+#include "conn.h"
+#include "csprng.h"
+#include "framerel.h"
+
+#include <string.h>
+
+/* How long an idle receiver spins, then sleeps at most, before it looks
+ * at the connection again. */
+#define RECEIVER_SLEEP_MS 500u
+/* How often a watcher looks whether it should stop (the peer's death
+ * itself is reported at once). */
+#define WATCH_SLICE_MS 200u
+
+static struct {
+    shmc_plat_mutex lock;
+    shmc_conn *list;        /* every live connection */
+    shmc_hmap client_conns; /* peer identity -> our connection to it */
+} xp;
+
+static shmc_plat_once xp_once = SHMC_PLAT_ONCE_INIT;
+
+static void xp_setup(void)
+{
+    shmc_plat_mutex_init(&xp.lock);
+}
+
+static uint64_t peer_key(const shmc_plat_procid *id)
+{
+    return shmc_hmap_mix(id->pid * 0x9E3779B97F4A7C15ull ^ id->start_time);
+}
+
+/* ---- lifetime ---------------------------------------------------------------- */
+
+void shmc_conn_addref(shmc_conn *c)
+{
+    atomic_fetch_add(&c->refs, 1);
+}
+
+static void conn_free(shmc_conn *c)
+{
+    for (int i = 0; i < SHMC_CONN_SLOTS; i++) {
+        shmc_plat_waiter_close(&c->slot_wake[i]);
+        shmc_plat_region_close(&c->rep_bulk[i]);
+    }
+    shmc_plat_waiter_close(&c->server_bell);
+    shmc_plat_region_close(&c->region);
+    shmc_plat_proc_close(&c->watch);
+    shmc_hmap_fini(&c->credits);
+    shmc_plat_cond_fini(&c->slot_cond);
+    shmc_plat_mutex_fini(&c->slot_lock);
+    shmc_free(c);
+}
+
+void shmc_conn_release(shmc_conn *c)
+{
+    if (c && atomic_fetch_sub(&c->refs, 1) == 1)
+        conn_free(c);
+}
+
+bool shmc_conn_dead(const shmc_conn *c)
+{
+    return atomic_load(&((shmc_conn *)c)->dead);
+}
+
+const char *shmc_conn_endpoint(const shmc_conn *c)
+{
+    return c->peer_endpoint;
+}
+
+const shmc_plat_procid *shmc_conn_peer(const shmc_conn *c)
+{
+    return &c->peer;
+}
+
+static shmc_conn *conn_new(bool is_client)
+{
+    shmc_conn *c = shmc_calloc(1, sizeof(*c));
+    if (!c)
+        return NULL;
+    atomic_init(&c->refs, 1);
+    c->is_client = is_client;
+    shmc_plat_mutex_init(&c->slot_lock);
+    shmc_plat_cond_init(&c->slot_cond);
+    c->free_mask = (1u << SHMC_CONN_SLOTS) - 1;
+    return c;
+}
+
+/* Opens the waiters of a mapped connection (both sides). */
+static HRESULT open_waiters(shmc_conn *c)
+{
+    HRESULT hr =
+        shmc_plat_waiter_open(&c->server_bell, &c->region, offsetof(shmc_conn_hdr, server_bell));
+    for (uint32_t i = 0; i < SHMC_CONN_SLOTS && SUCCEEDED(hr); i++) {
+        size_t off =
+            (size_t)((unsigned char *)shmc_conn_slot(c, i) - (unsigned char *)c->region.base) +
+            offsetof(shmc_slot_hdr, wake);
+        hr = shmc_plat_waiter_open(&c->slot_wake[i], &c->region, off);
+    }
+    return hr;
+}
+
+/* Wakes whoever waits on a slot's wake word. */
+static void wake_slot(shmc_conn *c, uint32_t i)
+{
+    atomic_fetch_add(&c->slot_wake[i].word->value, 1);
+    shmc_plat_wake(&c->slot_wake[i], true);
+}
+
+/* ---- the peer dies ------------------------------------------------------------ */
+
+static void drop_credits(shmc_conn *c);
+
+/* The peer is gone (died, or closed): mark the connection dead, wake
+ * everything that waits on it, and (server) give back what it held. */
+static void conn_peer_gone(shmc_conn *c)
+{
+    if (atomic_exchange(&c->dead, true))
+        return;
+    shmc_plat_mutex_lock(&xp.lock);
+    for (shmc_conn **pp = &xp.list; *pp; pp = &(*pp)->next) {
+        if (*pp == c) {
+            *pp = c->next;
+            break;
+        }
+    }
+    if (c->is_client && shmc_hmap_get(&xp.client_conns, peer_key(&c->peer)) == c)
+        shmc_hmap_del(&xp.client_conns, peer_key(&c->peer));
+    shmc_plat_mutex_unlock(&xp.lock);
+    atomic_store(&c->hdr->state, SHMC_CONN_CLOSED);
+    for (uint32_t i = 0; i < SHMC_CONN_SLOTS; i++)
+        wake_slot(c, i); /* callers waiting for replies see it dead */
+    shmc_plat_mutex_lock(&c->slot_lock);
+    shmc_plat_cond_broadcast(&c->slot_cond);
+    shmc_plat_mutex_unlock(&c->slot_lock);
+    atomic_fetch_add(&c->hdr->server_bell.value, 1); /* receivers stop */
+    shmc_plat_wake(&c->server_bell, true);
+    if (!c->is_client)
+        drop_credits(c);
+    shmc_conn_release(c); /* the list's */
+}
+
+static void watcher_main(void *arg)
+{
+    shmc_conn *c = arg;
+    while (!atomic_load(&c->closing) && !atomic_load(&c->dead)) {
+        if (shmc_plat_proc_wait(&c->watch, WATCH_SLICE_MS) == S_OK) {
+            conn_peer_gone(c);
+            break;
+        }
+    }
+    shmc_conn_release(c); /* the watcher's */
+}
+
+static HRESULT start_watcher(shmc_conn *c)
+{
+    HRESULT hr = shmc_plat_proc_open(&c->watch, &c->peer);
+    if (FAILED(hr))
+        return hr;
+    if (c->watch.exited)
+        return RPC_E_SERVER_DIED;
+    shmc_conn_addref(c);
+    hr = shmc_plat_thread_create(&c->watcher, watcher_main, c);
+    if (FAILED(hr)) {
+        shmc_conn_release(c);
+        return hr;
+    }
+    c->has_watcher = true;
+    return S_OK;
+}
+
+/* ---- connecting (client) -------------------------------------------------------- */
+
+static void conn_init(void *base, size_t size, void *ctx)
+{
+    (void)size;
+    (void)ctx;
+    shmc_conn_hdr *h = base;
+    atomic_store_explicit(&h->nslots, SHMC_CONN_SLOTS, memory_order_relaxed);
+    atomic_store_explicit(&h->area, SHMC_SLOT_AREA, memory_order_relaxed);
+    shmc_region_hdr_init(&h->common, SHMC_REGION_KIND_CONN, SHMC_XPORT_VERSION,
+                         sizeof(shmc_conn_hdr), &shmc_g.self, shmc_random_u64());
+}
+
+static HRESULT conn_connect(const char *endpoint, const shmc_plat_procid *peer, shmc_conn **out)
+{
+    char name[SHMC_XNAME_MAX];
+    *out = NULL;
+    shmc_conn *c = conn_new(true);
+    if (!c)
+        return E_OUTOFMEMORY;
+    c->peer = *peer;
+    memcpy(c->peer_endpoint, endpoint, strlen(endpoint) + 1);
+    HRESULT hr = shmc_xport_random_name(name, sizeof(name), "cn");
+    if (SUCCEEDED(hr))
+        hr = shmc_plat_region_create_init(&c->region, name, SHMC_CONN_SIZE, conn_init, NULL);
+    if (FAILED(hr)) {
+        conn_free(c);
+        return hr;
+    }
+    c->hdr = c->region.base;
+    hr = open_waiters(c);
+    if (SUCCEEDED(hr))
+        hr = shmc_xport_post_connect(endpoint, peer, name);
+    /* wait for the server to accept, watching that it stays alive */
+    uint64_t deadline = shmc_plat_clock_ns() + 10000ull * 1000000u;
+    shmc_plat_waiter accept = {0};
+    if (SUCCEEDED(hr))
+        hr = shmc_plat_waiter_open(&accept, &c->region, offsetof(shmc_conn_hdr, accept));
+    if (SUCCEEDED(hr))
+        hr = shmc_plat_proc_open(&c->watch, peer);
+    while (SUCCEEDED(hr)) {
+        uint32_t seq = atomic_load(&c->hdr->accept.value);
+        if (atomic_load(&c->hdr->state) == SHMC_CONN_ACCEPTED)
+            break;
+        if (c->watch.exited || shmc_plat_proc_wait(&c->watch, 0) == S_OK) {
+            hr = RPC_E_SERVER_DIED;
+            break;
+        }
+        uint32_t left = shmc_plat_clock_ms_until(deadline);
+        if (left == 0) {
+            hr = RPC_E_SERVER_DIED; /* it does not answer */
+            break;
+        }
+        shmc_plat_wait(&accept, seq, left < 50 ? left : 50);
+    }
+    shmc_plat_waiter_close(&accept);
+    /* both sides have it mapped, or it failed: the name is not needed */
+    shmc_plat_region_unlink(name);
+    if (SUCCEEDED(hr) && (atomic_load(&c->hdr->server_pid) != peer->pid ||
+                          atomic_load(&c->hdr->server_start) != peer->start_time))
+        hr = RPC_E_INVALID_DATA; /* someone else answered */
+    shmc_plat_proc_close(&c->watch);
+    if (SUCCEEDED(hr))
+        hr = start_watcher(c);
+    if (FAILED(hr)) {
+        atomic_store(&c->dead, true);
+        conn_free(c);
+        return hr;
+    }
+    *out = c;
+    return S_OK;
+}
+
+HRESULT shmc_conn_get(const char *endpoint, const shmc_plat_procid *peer, shmc_conn **out)
+{
+    *out = NULL;
+    if (FAILED(shmc_plat_region_name_check(endpoint)))
+        return RPC_E_INVALID_OBJREF;
+    shmc_plat_once_run(&xp_once, xp_setup);
+    shmc_plat_mutex_lock(&xp.lock);
+    shmc_conn *c = shmc_hmap_get(&xp.client_conns, peer_key(peer));
+    if (c && (atomic_load(&c->dead) || c->peer.pid != peer->pid ||
+              c->peer.start_time != peer->start_time))
+        c = NULL;
+    if (c) {
+        shmc_conn_addref(c);
+        shmc_plat_mutex_unlock(&xp.lock);
+        *out = c;
+        return S_OK;
+    }
+    shmc_plat_mutex_unlock(&xp.lock);
+
+    HRESULT hr = conn_connect(endpoint, peer, &c);
+    if (FAILED(hr))
+        return hr;
+    shmc_plat_mutex_lock(&xp.lock);
+    shmc_conn *other = shmc_hmap_get(&xp.client_conns, peer_key(peer));
+    if (other && !atomic_load(&other->dead)) {
+        /* another thread connected meanwhile: use that one */
+        shmc_conn_addref(other);
+        shmc_plat_mutex_unlock(&xp.lock);
+        atomic_store(&c->closing, true);
+        conn_peer_gone(c);
+        *out = other;
+        return S_OK;
+    }
+    if (FAILED(shmc_hmap_put(&xp.client_conns, peer_key(peer), c))) {
+        shmc_plat_mutex_unlock(&xp.lock);
+        atomic_store(&c->closing, true);
+        conn_peer_gone(c);
+        return E_OUTOFMEMORY;
+    }
+    c->next = xp.list; /* the list holds the creation reference */
+    xp.list = c;
+    shmc_conn_addref(c);
+    shmc_plat_mutex_unlock(&xp.lock);
+    *out = c;
+    return S_OK;
+}
+
+/* ---- accepting (server) ---------------------------------------------------------- */
+
+static void receiver_start(shmc_conn *c);
+
+void shmc_conn_accept(const char *conn_name, const shmc_plat_procid *client)
+{
+    shmc_plat_once_run(&xp_once, xp_setup);
+    shmc_conn *c = conn_new(false);
+    if (!c)
+        return;
+    c->peer = *client;
+    HRESULT hr = shmc_plat_region_open(&c->region, conn_name);
+    shmc_region_info info;
+    if (SUCCEEDED(hr)) {
+        c->hdr = c->region.base;
+        hr = shmc_region_hdr_read(&c->hdr->common, c->region.size, &info);
+    }
+    /* the region must be what the client said: a connection it owns, of
+     * our layout, big enough for every slot */
+    if (SUCCEEDED(hr) &&
+        (info.kind != SHMC_REGION_KIND_CONN || info.version != SHMC_XPORT_VERSION ||
+         info.owner.pid != client->pid || info.owner.start_time != client->start_time ||
+         c->region.size < SHMC_CONN_SIZE || atomic_load(&c->hdr->nslots) != SHMC_CONN_SLOTS ||
+         atomic_load(&c->hdr->area) != SHMC_SLOT_AREA ||
+         atomic_load(&c->hdr->state) != SHMC_CONN_NEW))
+        hr = RPC_E_INVALID_DATA;
+    if (SUCCEEDED(hr))
+        hr = open_waiters(c);
+    if (SUCCEEDED(hr))
+        hr = start_watcher(c);
+    if (FAILED(hr)) {
+        atomic_store(&c->dead, true);
+        conn_free(c);
+        return;
+    }
+    shmc_plat_mutex_lock(&xp.lock);
+    c->next = xp.list;
+    xp.list = c;
+    shmc_plat_mutex_unlock(&xp.lock);
+
+    atomic_store(&c->hdr->server_pid, shmc_g.self.pid);
+    atomic_store(&c->hdr->server_start, shmc_g.self.start_time);
+    atomic_store(&c->hdr->state, SHMC_CONN_ACCEPTED);
+    shmc_plat_waiter accept;
+    if (SUCCEEDED(shmc_plat_waiter_open(&accept, &c->region, offsetof(shmc_conn_hdr, accept)))) {
+        atomic_fetch_add(&accept.word->value, 1);
+        shmc_plat_wake(&accept, true);
+        shmc_plat_waiter_close(&accept);
+    }
+    receiver_start(c);
+}
+
+/* ---- the client's side of a call ---------------------------------------------------- */
+
+/* Frees slots the server has let go of after we abandoned them; under
+ * slot_lock. */
+static void reclaim_abandoned(shmc_conn *c)
+{
+    uint32_t m = c->abandoned_mask;
+    while (m) {
+        uint32_t i = (uint32_t)__builtin_ctz(m);
+        m &= m - 1;
+        if (atomic_load(&shmc_conn_slot(c, i)->state) == SHMC_SLOT_FREE) {
+            c->abandoned_mask &= ~(1u << i);
+            c->free_mask |= 1u << i;
+        }
+    }
+}
+
+static void bulk_init(void *base, size_t size, void *ctx)
+{
+    (void)size;
+    (void)ctx;
+    shmc_region_hdr_init(base, SHMC_REGION_KIND_BULK, SHMC_XPORT_VERSION, SHMC_BULK_DATA,
+                         &shmc_g.self, shmc_random_u64());
+}
+
+/* Makes a bulk region for `len` bytes of frame. */
+static HRESULT bulk_make(shmc_plat_region *r, uint32_t len)
+{
+    char name[SHMC_XNAME_MAX];
+    HRESULT hr = shmc_xport_random_name(name, sizeof(name), "bk");
+    if (FAILED(hr))
+        return hr;
+    return shmc_plat_region_create_init(r, name, (size_t)SHMC_BULK_DATA + len, bulk_init, NULL);
+}
+
+/* Opens the peer's bulk region `name` holding `len` bytes, checks that
+ * the peer made it, and removes its name (we have it mapped now). */
+static HRESULT bulk_open(shmc_plat_region *r, const char *name, uint32_t len,
+                         const shmc_plat_procid *owner)
+{
+    HRESULT hr = shmc_plat_region_open(r, name);
+    if (FAILED(hr))
+        return RPC_E_INVALID_DATA;
+    shmc_region_info info;
+    hr = shmc_region_hdr_read(r->base, r->size, &info);
+    if (FAILED(hr) || info.kind != SHMC_REGION_KIND_BULK || info.owner.pid != owner->pid ||
+        info.owner.start_time != owner->start_time || r->size < (size_t)SHMC_BULK_DATA + len) {
+        shmc_plat_region_close(r);
+        return RPC_E_INVALID_DATA;
+    }
+    shmc_plat_region_unlink(name);
+    return S_OK;
+}
+
+HRESULT shmc_xcall_begin(shmc_xcall *x, shmc_conn *c, uint32_t size)
+{
+    memset(x, 0, sizeof(*x));
+    x->slot = -1;
+    x->conn = c;
+    shmc_thread *th = shmc_thread_get();
+    uint32_t timeout = th ? th->timeout_ms : INFINITE;
+    uint64_t deadline =
+        timeout == INFINITE ? UINT64_MAX : shmc_plat_clock_ns() + (uint64_t)timeout * 1000000u;
+    shmc_plat_mutex_lock(&c->slot_lock);
+    for (;;) {
+        if (atomic_load(&c->dead)) {
+            shmc_plat_mutex_unlock(&c->slot_lock);
+            return RPC_E_SERVER_DIED;
+        }
+        reclaim_abandoned(c);
+        if (c->free_mask)
+            break;
+        /* all slots busy: calls queue here, within the call timeout */
+        uint32_t left = deadline == UINT64_MAX ? 50 : shmc_plat_clock_ms_until(deadline);
+        if (left == 0) {
+            shmc_plat_mutex_unlock(&c->slot_lock);
+            return RPC_E_TIMEOUT;
+        }
+        shmc_plat_cond_wait(&c->slot_cond, &c->slot_lock, left < 50 ? left : 50);
+    }
+    uint32_t i = (uint32_t)__builtin_ctz(c->free_mask);
+    c->free_mask &= ~(1u << i);
+    shmc_plat_mutex_unlock(&c->slot_lock);
+    x->slot = (int)i;
+    shmc_conn_addref(c);
+    HRESULT hr = shmc_xcall_resize(x, size);
+    if (FAILED(hr))
+        shmc_xcall_end(x);
+    return hr;
+}
+
+HRESULT shmc_xcall_resize(shmc_xcall *x, uint32_t size)
+{
+    if (size <= SHMC_SLOT_AREA) {
+        x->request = shmc_conn_req_area(x->conn, (uint32_t)x->slot);
+        x->req_cap = SHMC_SLOT_AREA;
+        return S_OK;
+    }
+    if (x->req_bulk_made && x->req_cap >= size) {
+        x->request = (unsigned char *)x->req_bulk.base + SHMC_BULK_DATA;
+        return S_OK;
+    }
+    shmc_plat_region r;
+    HRESULT hr = bulk_make(&r, size);
+    if (FAILED(hr))
+        return hr;
+    if (x->req_bulk_made) {
+        shmc_plat_region_unlink(x->req_bulk.name);
+        shmc_plat_region_close(&x->req_bulk);
+    }
+    x->req_bulk = r;
+    x->req_bulk_made = true;
+    x->request = (unsigned char *)r.base + SHMC_BULK_DATA;
+    x->req_cap = size;
+    return S_OK;
+}
+
+/* An STA waiting for a reply is woken by calls queued for it too: it
+ * registers the slot's waiter with its apartment while it sleeps. */
+static void sta_register(shmc_apt *sta, shmc_plat_waiter *w)
+{
+    shmc_plat_mutex_lock(&sta->remote_lock);
+    sta->remote_wait = w;
+    atomic_store(&sta->remote_waiting, true);
+    shmc_plat_mutex_unlock(&sta->remote_lock);
+}
+
+static void sta_unregister(shmc_apt *sta)
+{
+    shmc_plat_mutex_lock(&sta->remote_lock);
+    atomic_store(&sta->remote_waiting, false);
+    sta->remote_wait = NULL;
+    shmc_plat_mutex_unlock(&sta->remote_lock);
+}
+
+HRESULT shmc_xcall_send(shmc_xcall *x, uint32_t kind, uint32_t method, const uint8_t ipid[16],
+                        uint32_t req_len, const void **reply, uint32_t *reply_len, HRESULT *status)
+{
+    shmc_conn *c = x->conn;
+    uint32_t i = (uint32_t)x->slot;
+    shmc_slot_hdr *s = shmc_conn_slot(c, i);
+    *reply = NULL;
+    *reply_len = 0;
+    *status = E_FAIL;
+    if (atomic_load(&c->dead))
+        return RPC_E_SERVER_DIED;
+
+    /* the request: fields first, REQUEST last (release) */
+    atomic_store_explicit(&s->kind, kind, memory_order_relaxed);
+    atomic_store_explicit(&s->method, method, memory_order_relaxed);
+    atomic_store_explicit(&s->req_len, req_len, memory_order_relaxed);
+    if (ipid)
+        memcpy(s->ipid, ipid, 16);
+    uint32_t flags = 0;
+    memset(s->req_bulk, 0, sizeof(s->req_bulk));
+    if (x->req_bulk_made && x->request != shmc_conn_req_area(c, i)) {
+        flags |= SHMC_SLOT_BULK_REQ;
+        memcpy(s->req_bulk, x->req_bulk.name, strlen(x->req_bulk.name));
+    }
+    atomic_store_explicit(&s->flags, flags, memory_order_relaxed);
+    atomic_fetch_add_explicit(&s->seq, 1, memory_order_relaxed);
+    atomic_store_explicit(&s->state, SHMC_SLOT_REQUEST, memory_order_release);
+    /* wake a receiver if all sleep (an event count in the header) */
+    atomic_thread_fence(memory_order_seq_cst);
+    if (atomic_load_explicit(&c->hdr->sleepers, memory_order_relaxed)) {
+        atomic_fetch_add(&c->hdr->server_bell.value, 1);
+        shmc_plat_wake(&c->server_bell, false);
+    }
+
+    shmc_thread *th = shmc_thread_get();
+    shmc_apt *my_sta = th && th->inits && th->apt->model == SHMC_STA ? th->apt : NULL;
+    uint32_t timeout = th ? th->timeout_ms : INFINITE;
+    uint64_t start = shmc_plat_clock_ns();
+    uint64_t deadline = timeout == INFINITE ? UINT64_MAX : start + (uint64_t)timeout * 1000000u;
+    uint32_t budget = shmc_call_spin_budget();
+    for (unsigned k = 1; budget; k++) {
+        if (atomic_load_explicit(&s->state, memory_order_acquire) == SHMC_SLOT_REPLY ||
+            atomic_load(&c->dead) || (my_sta && shmc_apt_has_calls(my_sta)))
+            break;
+        shmc_plat_cpu_relax();
+        if ((k & 63) == 0 && shmc_plat_clock_ns() - start >= budget)
+            break;
+    }
+    for (;;) {
+        if (my_sta)
+            shmc_apt_pump(my_sta); /* callbacks into this STA */
+        if (atomic_load_explicit(&s->state, memory_order_acquire) == SHMC_SLOT_REPLY)
+            break;
+        if (atomic_load(&c->dead))
+            return RPC_E_SERVER_DIED;
+        uint32_t seq = atomic_load(&s->wake.value);
+        if (my_sta)
+            sta_register(my_sta, &c->slot_wake[i]);
+        if (atomic_load_explicit(&s->state, memory_order_acquire) == SHMC_SLOT_REPLY ||
+            atomic_load(&c->dead) || (my_sta && shmc_apt_has_calls(my_sta))) {
+            if (my_sta)
+                sta_unregister(my_sta);
+            continue;
+        }
+        uint32_t left =
+            deadline == UINT64_MAX ? SHMC_PLAT_INFINITE : shmc_plat_clock_ms_until(deadline);
+        if (left == 0) {
+            if (my_sta)
+                sta_unregister(my_sta);
+            uint32_t st = SHMC_SLOT_REQUEST;
+            bool gave_up =
+                atomic_compare_exchange_strong(&s->state, &st, SHMC_SLOT_ABANDONED_EARLY) ||
+                (st == SHMC_SLOT_RUNNING &&
+                 atomic_compare_exchange_strong(&s->state, &st, SHMC_SLOT_ABANDONED));
+            if (gave_up) {
+                /* the server frees the slot when (if) it finishes */
+                shmc_plat_mutex_lock(&c->slot_lock);
+                c->abandoned_mask |= 1u << i;
+                shmc_plat_mutex_unlock(&c->slot_lock);
+                x->slot = -1;
+                return RPC_E_TIMEOUT;
+            }
+            continue; /* the reply came meanwhile */
+        }
+        shmc_plat_wait(&c->slot_wake[i], seq, left);
+        if (my_sta)
+            sta_unregister(my_sta);
+    }
+    shmc_call_note_reply(shmc_plat_clock_ns() - start);
+
+    /* the reply: each field read once, checked, then used */
+    uint32_t rep_len = atomic_load(&s->rep_len);
+    HRESULT server_hr = (HRESULT)atomic_load(&s->status);
+    uint32_t rep_flags = atomic_load(&s->rep_flags);
+    *status = server_hr;
+    if (FAILED(server_hr))
+        return S_OK; /* the server's answer is the error */
+    if (rep_flags & SHMC_SLOT_BULK_REP) {
+        char name[SHMC_XNAME_MAX];
+        if (FAILED(shmc_xport_copy_name(name, s->rep_bulk, sizeof(s->rep_bulk))) ||
+            FAILED(bulk_open(&x->rep_bulk, name, rep_len, &c->peer))) {
+            *status = RPC_E_INVALID_DATA;
+            return S_OK;
+        }
+        *reply = (unsigned char *)x->rep_bulk.base + SHMC_BULK_DATA;
+    } else {
+        if (rep_len > SHMC_SLOT_AREA) {
+            *status = RPC_E_INVALID_DATA;
+            return S_OK;
+        }
+        *reply = shmc_conn_rep_area(c, i);
+    }
+    *reply_len = rep_len;
+    return S_OK;
+}
+
+void shmc_xcall_end(shmc_xcall *x)
+{
+    shmc_conn *c = x->conn;
+    if (!c)
+        return;
+    shmc_plat_region_close(&x->rep_bulk);
+    if (x->req_bulk_made) {
+        shmc_plat_region_unlink(x->req_bulk.name); /* if the server did not */
+        shmc_plat_region_close(&x->req_bulk);
+    }
+    if (x->slot >= 0) {
+        uint32_t i = (uint32_t)x->slot;
+        /* after REPLY (or before sending) the slot is ours again */
+        atomic_store_explicit(&shmc_conn_slot(c, i)->state, SHMC_SLOT_FREE, memory_order_release);
+        shmc_plat_mutex_lock(&c->slot_lock);
+        c->free_mask |= 1u << i;
+        shmc_plat_cond_signal(&c->slot_cond);
+        shmc_plat_mutex_unlock(&c->slot_lock);
+    }
+    shmc_conn_release(c);
+    memset(x, 0, sizeof(*x));
+    x->slot = -1;
+}
+
+HRESULT shmc_conn_op(shmc_conn *c, uint32_t op, const void *in, uint32_t in_len, void *out,
+                     uint32_t out_len)
+{
+    shmc_xcall x;
+    HRESULT hr = shmc_xcall_begin(&x, c, in_len);
+    if (FAILED(hr))
+        return hr;
+    memcpy(x.request, in, in_len);
+    const void *rep;
+    uint32_t rep_len;
+    HRESULT status;
+    hr = shmc_xcall_send(&x, op, 0, NULL, in_len, &rep, &rep_len, &status);
+    if (SUCCEEDED(hr)) {
+        hr = status;
+        if (SUCCEEDED(hr) && out_len) {
+            if (rep_len != out_len)
+                hr = RPC_E_INVALID_DATA;
+            else
+                memcpy(out, rep, out_len);
+        }
+    }
+    shmc_xcall_end(&x); /* (an abandoned slot stays with the server) */
+    return hr;
+}
+
+/* ---- the server's side: receivers ---------------------------------------------------- */
+
+/* Where a stub (or an operation) writes its reply: the slot's reply area,
+ * or a bulk region for a large one. */
+typedef struct slot_reply {
+    ShmStubReply iface;
+    shmc_conn *conn;
+    uint32_t slot;
+    uint32_t len;
+    bool bulk;
+    char bulk_name[SHMC_XNAME_MAX];
+} slot_reply;
+
+static HRESULT slot_reply_get_buffer(ShmStubReply *r, uint32_t size, void **buf)
+{
+    slot_reply *sr = (slot_reply *)r;
+    shmc_conn *c = sr->conn;
+    *buf = NULL;
+    shmc_plat_region_close(&c->rep_bulk[sr->slot]);
+    sr->bulk = false;
+    sr->len = size;
+    if (size <= SHMC_SLOT_AREA) {
+        *buf = shmc_conn_rep_area(c, sr->slot);
+        return S_OK;
+    }
+    HRESULT hr = bulk_make(&c->rep_bulk[sr->slot], size);
+    if (FAILED(hr))
+        return hr;
+    sr->bulk = true;
+    memcpy(sr->bulk_name, c->rep_bulk[sr->slot].name, sizeof(sr->bulk_name));
+    *buf = (unsigned char *)c->rep_bulk[sr->slot].base + SHMC_BULK_DATA;
+    return S_OK;
+}
+
+static const ShmStubReplyVtbl slot_reply_vtbl = {slot_reply_get_buffer};
+
+/* Runs a method call for the connection on the object's apartment. */
+static HRESULT serve_method(shmc_conn *c, const uint8_t ipid[16], uint32_t method, const void *req,
+                            uint32_t req_len, slot_reply *reply)
+{
+    shmc_ifstub *ifs = shmc_conn_lookup_ipid(c, ipid);
+    if (!ifs)
+        return RPC_E_DISCONNECTED; /* not an interface this client holds */
+    HRESULT hr;
+    shmc_apt *apt = ifs->mgr->apt;
+    if (!ifs->info) {
+        hr = RPC_E_INVALIDMETHOD; /* IUnknown has no methods to call */
+    } else if (apt->model == SHMC_MTA) {
+        /* receivers are runtime threads: MTA objects run right here */
+        shmc_stubmgr *sm = ifs->mgr;
+        shmc_plat_mutex_lock(&sm->lock);
+        void *itf = ifs->itf;
+        if (itf)
+            IUnknown_AddRef((IUnknown *)itf);
+        shmc_plat_mutex_unlock(&sm->lock);
+        if (itf) {
+            hr = ShmStubInvoke(ifs->info, itf, method, req, req_len, &shmc_local_marshaler,
+                               &reply->iface);
+            IUnknown_Release((IUnknown *)itf);
+        } else {
+            hr = RPC_E_DISCONNECTED;
+        }
+    } else {
+        /* an STA object: its thread runs the call, we wait */
+        shmc_call *call;
+        hr = shmc_call_new(&call, SHMC_CALL_METHOD);
+        if (SUCCEEDED(hr)) {
+            call->owns_refs = true;
+            call->ifstub = ifs;
+            shmc_ifstub_addref(ifs);
+            call->target = apt;
+            shmc_apt_addref(apt);
+            call->method = method;
+            call->req = (void *)req;
+            call->req_size = req_len;
+            call->reply_to = &reply->iface;
+            call->marshaler = &shmc_local_marshaler;
+            hr = shmc_call_run(call);
+            if (SUCCEEDED(hr))
+                hr = call->hr;
+            if (hr != RPC_E_TIMEOUT)
+                shmc_call_free(call);
+        }
+    }
+    shmc_ifstub_release(ifs);
+    return hr;
+}
+
+/* One claimed slot: read, check, run, answer. */
+static void serve_slot(shmc_conn *c, uint32_t i)
+{
+    shmc_slot_hdr *s = shmc_conn_slot(c, i);
+    shmc_plat_region_close(&c->rep_bulk[i]); /* the previous reply's, if any */
+    uint32_t kind = atomic_load(&s->kind);
+    uint32_t method = atomic_load(&s->method);
+    uint32_t req_len = atomic_load(&s->req_len);
+    uint32_t flags = atomic_load(&s->flags);
+    uint8_t ipid[16];
+    memcpy(ipid, s->ipid, 16);
+    slot_reply reply = {{&slot_reply_vtbl}, c, i, 0, false, {0}};
+    shmc_plat_region bulk = {0};
+    const unsigned char *req = shmc_conn_req_area(c, i);
+    HRESULT status = S_OK;
+
+    if (flags & SHMC_SLOT_BULK_REQ) {
+        char name[SHMC_XNAME_MAX];
+        status = shmc_xport_copy_name(name, s->req_bulk, sizeof(s->req_bulk));
+        if (SUCCEEDED(status))
+            status = bulk_open(&bulk, name, req_len, &c->peer);
+        req = SUCCEEDED(status) ? (unsigned char *)bulk.base + SHMC_BULK_DATA : NULL;
+    } else if (req_len > SHMC_SLOT_AREA) {
+        status = RPC_E_INVALID_DATA;
+    }
+    if (SUCCEEDED(status)) {
+        if (kind == SHMC_OP_METHOD) {
+            status = serve_method(c, ipid, method, req, req_len, &reply);
+        } else {
+            void *out;
+            status = slot_reply_get_buffer(&reply.iface, 64, &out);
+            uint32_t out_len = 0;
+            if (SUCCEEDED(status))
+                status = shmc_remote_serve_op(c, kind, req, req_len, out, 64, &out_len);
+            reply.len = out_len;
+        }
+    }
+    shmc_plat_region_close(&bulk);
+
+    /* the answer: fields first, REPLY last */
+    atomic_store_explicit(&s->rep_len, SUCCEEDED(status) ? reply.len : 0, memory_order_relaxed);
+    atomic_store_explicit(&s->status, (int32_t)status, memory_order_relaxed);
+    memset(s->rep_bulk, 0, sizeof(s->rep_bulk));
+    if (SUCCEEDED(status) && reply.bulk)
+        memcpy(s->rep_bulk, reply.bulk_name, strlen(reply.bulk_name));
+    atomic_store_explicit(&s->rep_flags, SUCCEEDED(status) && reply.bulk ? SHMC_SLOT_BULK_REP : 0,
+                          memory_order_relaxed);
+    uint32_t st = SHMC_SLOT_RUNNING;
+    if (atomic_compare_exchange_strong(&s->state, &st, SHMC_SLOT_REPLY)) {
+        wake_slot(c, i);
+        return;
+    }
+    /* the client gave up: nobody reads the reply; release what it carries */
+    if (SUCCEEDED(status) && kind == SHMC_OP_METHOD && reply.len) {
+        shmc_ifstub *ifs = shmc_conn_lookup_ipid(c, ipid);
+        if (ifs) {
+            const void *rep = reply.bulk ? (unsigned char *)c->rep_bulk[i].base + SHMC_BULK_DATA
+                                         : shmc_conn_rep_area(c, i);
+            shmc_frame_release_records(ifs->info, method, rep, reply.len, true,
+                                       &shmc_local_marshaler);
+            shmc_ifstub_release(ifs);
+        }
+    }
+    shmc_plat_region_close(&c->rep_bulk[i]);
+    atomic_store_explicit(&s->state, SHMC_SLOT_FREE, memory_order_release);
+}
+
+/* A request its client gave up on before any receiver took it: release
+ * the interface records it carries, and free the slot. */
+static void drop_early(shmc_conn *c, uint32_t i)
+{
+    shmc_slot_hdr *s = shmc_conn_slot(c, i);
+    uint32_t kind = atomic_load(&s->kind);
+    uint32_t method = atomic_load(&s->method);
+    uint32_t req_len = atomic_load(&s->req_len);
+    uint32_t flags = atomic_load(&s->flags);
+    uint8_t ipid[16];
+    memcpy(ipid, s->ipid, 16);
+    if (kind == SHMC_OP_METHOD && !(flags & SHMC_SLOT_BULK_REQ) && req_len <= SHMC_SLOT_AREA) {
+        shmc_ifstub *ifs = shmc_conn_lookup_ipid(c, ipid);
+        if (ifs) {
+            shmc_frame_release_records(ifs->info, method, shmc_conn_req_area(c, i), req_len, false,
+                                       &shmc_local_marshaler);
+            shmc_ifstub_release(ifs);
+        }
+    }
+    atomic_store_explicit(&s->state, SHMC_SLOT_FREE, memory_order_release);
+}
+
+/* Claims a slot with a request, or -1. */
+static int claim_slot(shmc_conn *c, bool *more)
+{
+    int got = -1;
+    *more = false;
+    for (uint32_t i = 0; i < SHMC_CONN_SLOTS; i++) {
+        shmc_slot_hdr *s = shmc_conn_slot(c, i);
+        uint32_t st = atomic_load_explicit(&s->state, memory_order_acquire);
+        if (st == SHMC_SLOT_ABANDONED_EARLY &&
+            atomic_compare_exchange_strong(&s->state, &st, SHMC_SLOT_RUNNING)) {
+            drop_early(c, i);
+            continue;
+        }
+        if (st != SHMC_SLOT_REQUEST)
+            continue;
+        if (got >= 0) {
+            *more = true;
+            break;
+        }
+        uint32_t want = SHMC_SLOT_REQUEST;
+        if (atomic_compare_exchange_strong(&s->state, &want, SHMC_SLOT_RUNNING))
+            got = (int)i;
+    }
+    return got;
+}
+
+static bool has_request(shmc_conn *c)
+{
+    for (uint32_t i = 0; i < SHMC_CONN_SLOTS; i++) {
+        if (atomic_load_explicit(&shmc_conn_slot(c, i)->state, memory_order_acquire) ==
+            SHMC_SLOT_REQUEST)
+            return true;
+    }
+    return false;
+}
+
+static void receiver_main(void *arg)
+{
+    shmc_conn *c = arg;
+    atomic_fetch_add(&c->idle_receivers, 1);
+    while (!atomic_load(&c->dead)) {
+        bool more;
+        int i = claim_slot(c, &more);
+        if (i >= 0) {
+            atomic_fetch_sub(&c->idle_receivers, 1);
+            /* others wait and nobody is idle to take them: one more */
+            if (more && atomic_load(&c->idle_receivers) == 0)
+                receiver_start(c);
+            serve_slot(c, (uint32_t)i);
+            atomic_fetch_add(&c->idle_receivers, 1);
+            continue;
+        }
+        uint32_t spin = atomic_load_explicit(&shmc_tune.callee_spin_ns, memory_order_relaxed);
+        uint64_t start = shmc_plat_clock_ns();
+        bool work = false;
+        for (unsigned k = 1; spin && !work; k++) {
+            work = has_request(c) || atomic_load(&c->dead);
+            shmc_plat_cpu_relax();
+            if ((k & 63) == 0 && shmc_plat_clock_ns() - start >= spin)
+                break;
+        }
+        if (work)
+            continue;
+        uint32_t seq = atomic_load(&c->hdr->server_bell.value);
+        atomic_fetch_add(&c->hdr->sleepers, 1);
+        if (!has_request(c) && !atomic_load(&c->dead))
+            shmc_plat_wait(&c->server_bell, seq, RECEIVER_SLEEP_MS);
+        atomic_fetch_sub(&c->hdr->sleepers, 1);
+    }
+    atomic_fetch_sub(&c->idle_receivers, 1);
+    atomic_fetch_sub(&c->receivers, 1);
+    shmc_conn_release(c);
+}
+
+static void receiver_start(shmc_conn *c)
+{
+    if (atomic_fetch_add(&c->receivers, 1) >= SHMC_CONN_SLOTS) {
+        atomic_fetch_sub(&c->receivers, 1);
+        return;
+    }
+    shmc_conn_addref(c);
+    shmc_plat_thread t;
+    if (FAILED(shmc_plat_thread_create(&t, receiver_main, c))) {
+        atomic_fetch_sub(&c->receivers, 1);
+        shmc_conn_release(c);
+        return;
+    }
+    shmc_plat_thread_detach(&t);
+}
+
+/* ---- what a client holds (server) ------------------------------------------------------- */
+
+static uint64_t ipid_key(const uint8_t ipid[16])
+{
+    uint64_t k;
+    memcpy(&k, ipid, 8);
+    return shmc_hmap_mix(k);
+}
+
+HRESULT shmc_conn_credit_locked(shmc_conn *c, shmc_ifstub *ifs, uint32_t n)
+{
+    uint64_t key = ipid_key(ifs->ipid.b);
+    shmc_conn_ref *r = shmc_hmap_get(&c->credits, key);
+    if (r && r->ifs != ifs)
+        return E_UNEXPECTED; /* two IPIDs sharing 64 bits: refuse */
+    if (!r) {
+        r = shmc_calloc(1, sizeof(*r));
+        if (!r || FAILED(shmc_hmap_put(&c->credits, key, r))) {
+            shmc_free(r);
+            return E_OUTOFMEMORY;
+        }
+        r->ifs = ifs;
+        shmc_ifstub_addref(ifs);
+        atomic_fetch_add(&ifs->mgr->refs, 1);
+    }
+    r->count += n;
+    return S_OK;
+}
+
+HRESULT shmc_conn_debit_locked(shmc_conn *c, const uint8_t ipid[16], uint32_t n,
+                               shmc_stubmgr **destroy)
+{
+    uint64_t key = ipid_key(ipid);
+    shmc_conn_ref *r = shmc_hmap_get(&c->credits, key);
+    if (!r || memcmp(r->ifs->ipid.b, ipid, 16) != 0)
+        return CO_E_OBJNOTCONNECTED;
+    if (n > r->count)
+        n = r->count; /* a client cannot give back more than it has */
+    r->count -= n;
+    shmc_stubmgr_drop_refs_locked(r->ifs->mgr, n, false, destroy);
+    return S_OK;
+}
+
+shmc_ifstub *shmc_conn_lookup_ipid(shmc_conn *c, const uint8_t ipid[16])
+{
+    shmc_ifstub *ifs = NULL;
+    shmc_plat_mutex_lock(&shmc_g.lock);
+    shmc_conn_ref *r = shmc_hmap_get(&c->credits, ipid_key(ipid));
+    if (r && r->count && r->ifs->mgr->connected && !memcmp(r->ifs->ipid.b, ipid, 16)) {
+        ifs = r->ifs;
+        shmc_ifstub_addref(ifs);
+    }
+    shmc_plat_mutex_unlock(&shmc_g.lock);
+    return ifs;
+}
+
+/* The client is gone: every reference it held is given back. */
+static void drop_credits(shmc_conn *c)
+{
+    for (;;) {
+        shmc_stubmgr *destroy = NULL;
+        shmc_conn_ref *r = NULL;
+        shmc_plat_mutex_lock(&shmc_g.lock);
+        r = shmc_hmap_take_any(&c->credits);
+        if (r)
+            shmc_stubmgr_drop_refs_locked(r->ifs->mgr, r->count, false, &destroy);
+        shmc_plat_mutex_unlock(&shmc_g.lock);
+        if (!r)
+            break;
+        if (destroy)
+            shmc_stubmgr_destroy(destroy); /* in the object's apartment */
+        shmc_stubmgr_release(r->ifs->mgr);
+        shmc_ifstub_release(r->ifs);
+        shmc_free(r);
+    }
+}

@@ -1,0 +1,94 @@
+/*
+ * conn.h - a connection between this process and another (private
+ * memory): the mapped connection region and what each side keeps about it.
+ * Internal to the transport (endpoint.c, conn.c, remote.c).
+ */
+#ifndef SHMCOM_RUNTIME_CONN_H
+#define SHMCOM_RUNTIME_CONN_H
+
+#include "xport.h"
+
+/* What the server keeps per interface a connection holds references on. */
+typedef struct shmc_conn_ref {
+    shmc_ifstub *ifs; /* a struct reference */
+    uint32_t count;   /* strong references the connection holds */
+} shmc_conn_ref;
+
+struct shmc_conn {
+    _Atomic uint32_t refs;
+    bool is_client; /* we made it to call the peer; else we serve it */
+    shmc_plat_region region;
+    shmc_conn_hdr *hdr;
+    shmc_plat_procid peer;
+    char peer_endpoint[SHMC_XNAME_MAX];          /* client: the server's endpoint */
+    _Atomic bool dead;                           /* the peer died or closed */
+    shmc_plat_waiter server_bell;                /* the client wakes receivers here */
+    shmc_plat_waiter slot_wake[SHMC_CONN_SLOTS]; /* the server wakes callers here */
+    shmc_plat_proc watch;
+    shmc_plat_thread watcher;
+    bool has_watcher;
+    _Atomic bool closing; /* tell the watcher to stop */
+    shmc_conn *next;      /* the transport's list */
+
+    /* client: which slots are free (only the client hands them out) */
+    shmc_plat_mutex slot_lock;
+    shmc_plat_cond slot_cond;
+    uint32_t free_mask;      /* slots free for a new call */
+    uint32_t abandoned_mask; /* slots given up on, until the server frees them */
+
+    /* server */
+    _Atomic uint32_t receivers, idle_receivers;
+    shmc_hmap credits;                          /* ipid (first 8 bytes) -> shmc_conn_ref */
+    shmc_plat_region rep_bulk[SHMC_CONN_SLOTS]; /* kept until the slot is reused */
+};
+
+/* endpoint.c */
+HRESULT shmc_xport_random_name(char *out, size_t size, const char *kind);
+HRESULT shmc_xport_copy_name(char out[SHMC_XNAME_MAX], const char *shared, size_t field);
+HRESULT shmc_xport_post_connect(const char *endpoint, const shmc_plat_procid *server,
+                                const char *conn_name);
+
+/* conn.c: the server accepts a connection posted to its endpoint. */
+void shmc_conn_accept(const char *conn_name, const shmc_plat_procid *client);
+
+/* The slot i of a connection. */
+static inline shmc_slot_hdr *shmc_conn_slot(shmc_conn *c, uint32_t i)
+{
+    return (shmc_slot_hdr *)((unsigned char *)c->region.base + SHMC_SLOT_HDR +
+                             (size_t)i * SHMC_SLOT_STRIDE);
+}
+
+static inline unsigned char *shmc_conn_req_area(shmc_conn *c, uint32_t i)
+{
+    return (unsigned char *)shmc_conn_slot(c, i) + SHMC_SLOT_HDR;
+}
+
+static inline unsigned char *shmc_conn_rep_area(shmc_conn *c, uint32_t i)
+{
+    return shmc_conn_req_area(c, i) + SHMC_SLOT_AREA;
+}
+
+/* conn.c: the client's side of one call in a slot. */
+typedef struct shmc_xcall {
+    shmc_conn *conn;
+    int slot; /* -1: none yet */
+    shmc_plat_region req_bulk, rep_bulk;
+    bool req_bulk_made;
+    uint32_t req_cap; /* bytes writable at the request pointer */
+    void *request;
+} shmc_xcall;
+
+/* Takes a free slot of the connection (waits while all are busy, within
+ * the thread's call timeout) and makes room for a request of `size`. */
+HRESULT shmc_xcall_begin(shmc_xcall *x, shmc_conn *c, uint32_t size);
+/* Makes room for a request of `size` (the engine's second GetBuffer). */
+HRESULT shmc_xcall_resize(shmc_xcall *x, uint32_t size);
+/* Posts the request and waits for the reply: S_OK with *reply, *reply_len
+ * (valid until shmc_xcall_end) and the server's transport status in
+ * *status; RPC_E_SERVER_DIED, RPC_E_TIMEOUT (the slot is abandoned). */
+HRESULT shmc_xcall_send(shmc_xcall *x, uint32_t kind, uint32_t method, const uint8_t ipid[16],
+                        uint32_t req_len, const void **reply, uint32_t *reply_len, HRESULT *status);
+/* Ends the call: gives the slot back, closes bulk regions. */
+void shmc_xcall_end(shmc_xcall *x);
+
+#endif /* SHMCOM_RUNTIME_CONN_H */

@@ -1,0 +1,249 @@
+/*
+ * xport.h - the cross-process transport (docs/transport.md): endpoint and
+ * connection regions, their slots, and the runtime operations that travel
+ * in them. Shared-memory layouts are drawn here and pinned with static
+ * assertions: they are a contract between processes.
+ */
+#ifndef SHMCOM_RUNTIME_XPORT_H
+#define SHMCOM_RUNTIME_XPORT_H
+
+#include "objref.h"
+#include "regionhdr.h"
+#include "rt.h"
+
+#define SHMC_REGION_KIND_ENDPOINT 2u
+#define SHMC_REGION_KIND_CONN     3u
+#define SHMC_REGION_KIND_BULK     4u
+#define SHMC_XPORT_VERSION        1u
+
+/* Names of our regions: "ep.<pid>.<16 hex>", "cn.<pid>.<16 hex>", ... */
+#define SHMC_XNAME_MAX 48
+
+/* ---- the endpoint region ----------------------------------------------------
+ *
+ *   offset size
+ *        0   48  common region header (kind ENDPOINT, owner = the server)
+ *       48    4  nslots      32
+ *       52    4  sleepers    the listener counts itself before it sleeps
+ *       56    8  bell        wait word: clients bump it after posting
+ *      128 32x128 connect slots:
+ *                 0  8 claim        0 free; else the claiming client's pid
+ *                 8  4 posted       1 once the fields below are complete
+ *                16  8 client_pid   \ the client's identity
+ *                24  8 client_start /
+ *                32 64 conn_name    its connection region's name, NUL-ended
+ */
+#define SHMC_EP_SLOTS 32
+
+typedef struct shmc_ep_slot {
+    _Atomic uint64_t claim;
+    _Atomic uint32_t posted;
+    uint32_t reserved0;
+    _Atomic uint64_t client_pid;
+    _Atomic uint64_t client_start;
+    char conn_name[64];
+    uint8_t reserved1[32];
+} shmc_ep_slot;
+
+typedef struct shmc_ep_hdr {
+    shmc_region_hdr common;
+    _Atomic uint32_t nslots;
+    _Atomic uint32_t sleepers;
+    shmc_plat_wword bell;
+    uint8_t reserved[64];
+    shmc_ep_slot slots[SHMC_EP_SLOTS];
+} shmc_ep_hdr;
+
+_Static_assert(sizeof(shmc_ep_slot) == 128, "endpoint slot layout");
+_Static_assert(offsetof(shmc_ep_hdr, nslots) == 48, "endpoint layout");
+_Static_assert(offsetof(shmc_ep_hdr, bell) == 56, "endpoint layout");
+_Static_assert(offsetof(shmc_ep_hdr, slots) == 128, "endpoint layout");
+
+/* ---- the connection region --------------------------------------------------
+ *
+ *   offset size
+ *        0   48  common region header (kind CONN, owner = the client)
+ *       48    4  nslots       16
+ *       52    4  area         bytes of each slot's request and reply areas
+ *       56    4  state        NEW -> ACCEPTED (server) -> CLOSED (either)
+ *       60    4  sleepers     receivers count themselves before sleeping
+ *       64    8  server_bell  wait word: the client bumps it after a request
+ *       72    8  accept       wait word: the server bumps it on accepting
+ *       80    8  server_pid   \ written by the server when it accepts
+ *       88    8  server_start /
+ *     4096       slots, each SHMC_SLOT_STRIDE bytes:
+ *                slot header (256), pad to 4096, request area, reply area
+ */
+#define SHMC_CONN_SLOTS  16
+#define SHMC_SLOT_AREA   ((1u << 20) + 4096u)
+#define SHMC_SLOT_HDR    4096u
+#define SHMC_SLOT_STRIDE (SHMC_SLOT_HDR + 2u * SHMC_SLOT_AREA)
+#define SHMC_CONN_SIZE   ((size_t)SHMC_SLOT_HDR + (size_t)SHMC_CONN_SLOTS * SHMC_SLOT_STRIDE)
+
+enum { SHMC_CONN_NEW = 0, SHMC_CONN_ACCEPTED = 1, SHMC_CONN_CLOSED = 2 };
+
+typedef struct shmc_conn_hdr {
+    shmc_region_hdr common;
+    _Atomic uint32_t nslots;
+    _Atomic uint32_t area;
+    _Atomic uint32_t state;
+    _Atomic uint32_t sleepers;
+    shmc_plat_wword server_bell;
+    shmc_plat_wword accept;
+    _Atomic uint64_t server_pid;
+    _Atomic uint64_t server_start;
+} shmc_conn_hdr;
+
+_Static_assert(offsetof(shmc_conn_hdr, server_bell) == 64, "connection layout");
+_Static_assert(offsetof(shmc_conn_hdr, accept) == 72, "connection layout");
+_Static_assert(offsetof(shmc_conn_hdr, server_start) == 88, "connection layout");
+_Static_assert(sizeof(shmc_conn_hdr) <= SHMC_SLOT_HDR, "connection layout");
+
+/*
+ * Slot header (at the start of each slot, 256 bytes):
+ *     0  4 state     FREE -> REQUEST (client) -> RUNNING (server) -> REPLY
+ *                    (server) -> FREE (client); REQUEST/RUNNING ->
+ *                    ABANDONED (client); ABANDONED -> FREE (server)
+ *     8  8 wake      wait word the client sleeps on for the reply
+ *    16  4 kind      SHMC_OP_*                    \
+ *    20  4 method    vtable slot (METHOD)          |
+ *    24  4 req_len   bytes of the request frame    | client, before REQUEST
+ *    28  4 flags     SHMC_SLOT_BULK_REQ            |
+ *    32 16 ipid      the target interface (METHOD) |
+ *    48 48 req_bulk  bulk region of the request   /
+ *    96  4 rep_len   bytes of the reply frame      \
+ *   100  4 status    the transport's HRESULT       | server, before REPLY
+ *   104  4 rep_flags SHMC_SLOT_BULK_REP            |
+ *   112 48 rep_bulk  bulk region of the reply     /
+ *   160  8 seq       the client's call counter (diagnostics)
+ */
+enum {
+    SHMC_SLOT_FREE = 0,
+    SHMC_SLOT_REQUEST,
+    SHMC_SLOT_RUNNING,
+    SHMC_SLOT_REPLY,
+    SHMC_SLOT_ABANDONED,       /* given up while RUNNING: the server drops the reply */
+    SHMC_SLOT_ABANDONED_EARLY, /* given up before a receiver took it: the
+                                  server drops the request's records */
+};
+
+enum { SHMC_SLOT_BULK_REQ = 1, SHMC_SLOT_BULK_REP = 2 };
+
+typedef struct shmc_slot_hdr {
+    _Atomic uint32_t state;
+    uint32_t reserved0;
+    shmc_plat_wword wake;
+    _Atomic uint32_t kind;
+    _Atomic uint32_t method;
+    _Atomic uint32_t req_len;
+    _Atomic uint32_t flags;
+    uint8_t ipid[16];
+    char req_bulk[SHMC_XNAME_MAX];
+    _Atomic uint32_t rep_len;
+    _Atomic int32_t status;
+    _Atomic uint32_t rep_flags;
+    uint32_t reserved1;
+    char rep_bulk[SHMC_XNAME_MAX];
+    _Atomic uint64_t seq;
+} shmc_slot_hdr;
+
+_Static_assert(offsetof(shmc_slot_hdr, wake) == 8, "slot layout");
+_Static_assert(offsetof(shmc_slot_hdr, ipid) == 32, "slot layout");
+_Static_assert(offsetof(shmc_slot_hdr, rep_len) == 96, "slot layout");
+_Static_assert(offsetof(shmc_slot_hdr, rep_bulk) == 112, "slot layout");
+_Static_assert(offsetof(shmc_slot_hdr, seq) == 160, "slot layout");
+_Static_assert(sizeof(shmc_slot_hdr) <= 256, "slot layout");
+
+/* The bulk region: the common header, then the frame at SHMC_BULK_DATA. */
+#define SHMC_BULK_DATA 4096u
+
+/* ---- runtime operations (slot kind) -------------------------------------- */
+
+enum {
+    SHMC_OP_METHOD = 1,
+    SHMC_OP_CONSUME,        /* in: shmc_op_record; out: - */
+    SHMC_OP_RELEASE_RECORD, /* in: shmc_op_record; out: - */
+    SHMC_OP_ADD_RECORD,     /* in: shmc_op_ref (flags); out: nonce (8 bytes) */
+    SHMC_OP_QI,             /* in: shmc_op_ref (iid); out: ipid (16 bytes) */
+    SHMC_OP_RELEASE,        /* in: shmc_op_ref (count); out: - */
+};
+
+/* A record, as CONSUME and RELEASE_RECORD send it. */
+typedef struct shmc_op_record {
+    uint64_t oxid, oid, nonce;
+    uint8_t ipid[16];
+    GUID iid;
+    uint32_t mshlflags;
+    uint32_t reserved;
+} shmc_op_record;
+
+/* An interface reference the connection holds, and an argument. */
+typedef struct shmc_op_ref {
+    uint8_t ipid[16];
+    GUID iid;           /* QI: the interface asked for */
+    uint32_t count;     /* RELEASE: references given back */
+    uint32_t mshlflags; /* ADD_RECORD */
+} shmc_op_ref;
+
+_Static_assert(sizeof(shmc_op_record) == 64, "operation layout");
+_Static_assert(sizeof(shmc_op_ref) == 40, "operation layout");
+
+/* ---- connections (private memory) ------------------------------------------ */
+
+typedef struct shmc_conn shmc_conn;
+
+/* The process's endpoint name, creating the endpoint (and its listener)
+ * on first use. */
+HRESULT shmc_xport_endpoint(char name[SHMC_XNAME_MAX]);
+
+/* The connection to the process that owns `endpoint` (identity `peer`):
+ * the cached one, or a new one (connecting may take a round trip). With a
+ * reference. RPC_E_SERVER_DIED if that process is gone;
+ * CO_E_OBJNOTCONNECTED if its endpoint does not exist. */
+HRESULT shmc_conn_get(const char *endpoint, const shmc_plat_procid *peer, shmc_conn **out);
+void shmc_conn_addref(shmc_conn *c);
+void shmc_conn_release(shmc_conn *c);
+bool shmc_conn_dead(const shmc_conn *c);
+const char *shmc_conn_endpoint(const shmc_conn *c);
+const shmc_plat_procid *shmc_conn_peer(const shmc_conn *c);
+
+/* A runtime operation through the connection, waiting for the answer:
+ * in/in_len is the payload, out/out_len (may be NULL/0) receives the
+ * answer's payload. Returns the transport's result, or the owner's. */
+HRESULT shmc_conn_op(shmc_conn *c, uint32_t op, const void *in, uint32_t in_len, void *out,
+                     uint32_t out_len);
+
+/* The channel of a proxy manager whose object is in another process. */
+extern const ShmProxyChannelVtbl shmc_remote_channel_vtbl;
+
+/* The marshaler for interface pointers in cross-process frames: records
+ * with MSHCTX_LOCAL. */
+extern ShmItfMarshaler shmc_local_marshaler;
+
+/* Server side: the interface stub an IPID names, if this connection holds
+ * a reference on it (with a struct reference), else NULL. */
+shmc_ifstub *shmc_conn_lookup_ipid(shmc_conn *c, const uint8_t ipid[16]);
+
+/* Server side, under rt.lock: credits n strong references on ifs to the
+ * connection (they are released when the connection closes). */
+HRESULT shmc_conn_credit_locked(shmc_conn *c, shmc_ifstub *ifs, uint32_t n);
+/* Server side, under rt.lock: takes n references back from the
+ * connection; collects the stub manager to destroy if that was the last. */
+HRESULT shmc_conn_debit_locked(shmc_conn *c, const uint8_t ipid[16], uint32_t n,
+                               shmc_stubmgr **destroy);
+
+/* The global IPID table (under rt.lock). */
+HRESULT shmc_ipid_add_locked(shmc_ifstub *ifs);
+void shmc_ipid_del_locked(shmc_ifstub *ifs);
+shmc_ifstub *shmc_ipid_find_locked(const uint8_t ipid[16]);
+
+/* Remote records (marshal.c). */
+HRESULT shmc_remote_unmarshal(const shmc_objref *rec, shmc_apt *apt, REFIID riid, void **ppv);
+HRESULT shmc_remote_release_record(const shmc_objref *rec);
+
+/* Server side: a runtime operation from a connection, in the receiver
+ * thread (remote.c). Writes at most out_cap bytes of answer. */
+HRESULT shmc_remote_serve_op(shmc_conn *c, uint32_t op, const void *in, uint32_t in_len, void *out,
+                             uint32_t out_cap, uint32_t *out_len);
+
+#endif /* SHMCOM_RUNTIME_XPORT_H */
