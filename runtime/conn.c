@@ -13,6 +13,7 @@
 #include "conn.h"
 #include "csprng.h"
 #include "framerel.h"
+#include "regionhdr.h"
 
 #include <string.h>
 
@@ -156,6 +157,10 @@ static void watcher_main(void *arg)
     shmc_conn *c = arg;
     while (!atomic_load(&c->closing) && !atomic_load(&c->dead)) {
         if (shmc_plat_proc_wait(&c->watch, WATCH_SLICE_MS) == S_OK) {
+            /* a killed peer leaves names behind (its endpoint, bulk
+             * regions it made): the survivor removes them, before anyone
+             * learns of the death, so nothing is left once they do */
+            shmc_reclaim_stale(NULL);
             conn_peer_gone(c);
             break;
         }
@@ -830,10 +835,8 @@ static void drop_early(shmc_conn *c, uint32_t i)
 }
 
 /* Claims a slot with a request, or -1. */
-static int claim_slot(shmc_conn *c, bool *more)
+static int claim_slot(shmc_conn *c)
 {
-    int got = -1;
-    *more = false;
     for (uint32_t i = 0; i < SHMC_CONN_SLOTS; i++) {
         shmc_slot_hdr *s = shmc_conn_slot(c, i);
         uint32_t st = atomic_load_explicit(&s->state, memory_order_acquire);
@@ -842,17 +845,11 @@ static int claim_slot(shmc_conn *c, bool *more)
             drop_early(c, i);
             continue;
         }
-        if (st != SHMC_SLOT_REQUEST)
-            continue;
-        if (got >= 0) {
-            *more = true;
-            break;
-        }
-        uint32_t want = SHMC_SLOT_REQUEST;
-        if (atomic_compare_exchange_strong(&s->state, &want, SHMC_SLOT_RUNNING))
-            got = (int)i;
+        if (st == SHMC_SLOT_REQUEST &&
+            atomic_compare_exchange_strong(&s->state, &st, SHMC_SLOT_RUNNING))
+            return (int)i;
     }
-    return got;
+    return -1;
 }
 
 static bool has_request(shmc_conn *c)
@@ -870,12 +867,11 @@ static void receiver_main(void *arg)
     shmc_conn *c = arg;
     atomic_fetch_add(&c->idle_receivers, 1);
     while (!atomic_load(&c->dead)) {
-        bool more;
-        int i = claim_slot(c, &more);
+        int i = claim_slot(c);
         if (i >= 0) {
-            atomic_fetch_sub(&c->idle_receivers, 1);
-            /* others wait and nobody is idle to take them: one more */
-            if (more && atomic_load(&c->idle_receivers) == 0)
+            /* keep one receiver idle, so that a call that takes its time
+             * never holds up the next one (up to one receiver per slot) */
+            if (atomic_fetch_sub(&c->idle_receivers, 1) == 1)
                 receiver_start(c);
             serve_slot(c, (uint32_t)i);
             atomic_fetch_add(&c->idle_receivers, 1);
