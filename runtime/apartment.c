@@ -156,6 +156,7 @@ static void thread_dtor(void *p)
     }
     shmc_plat_tls_set(&shmc_g.tls, NULL);
     shmc_call_free_spare();
+    shmc_remote_free_spare();
     shmc_notifier_put(th->notifier);
     shmc_free(th);
 }

@@ -177,8 +177,15 @@ static ULONG rch_Release(ShmProxyChannel *ch, ShmProxyHeader *from)
     return IUnknown_Release(&shmc_proxymgr_from_channel(ch)->IUnknown_iface);
 }
 
-/* Each thread keeps one call record for its remote calls. */
+/* Each thread keeps one call record for its remote calls (freed when the
+ * thread ends). */
 static _Thread_local shmc_xcall *spare_xcall;
+
+void shmc_remote_free_spare(void)
+{
+    shmc_free(spare_xcall);
+    spare_xcall = NULL;
+}
 
 static HRESULT rch_GetBuffer(ShmProxyChannel *ch, ShmProxyHeader *from, ShmCallFrame *frame,
                              uint32_t size)

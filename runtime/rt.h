@@ -391,6 +391,8 @@ void shmc_proxymgr_release_ref(shmc_proxymgr *pm);
 /* Remote proxy managers (remote.c). */
 HRESULT shmc_remote_qi(shmc_proxymgr *pm, REFIID riid, uint8_t ipid[16]);
 void shmc_remote_release_refs(shmc_proxymgr *pm);
+/* Frees the thread's cached remote call record (at thread end). */
+void shmc_remote_free_spare(void);
 HRESULT shmc_remote_add_record(shmc_proxymgr *pm, REFIID riid, DWORD mshlflags, uint8_t ipid[16],
                                uint64_t *nonce);
 
