@@ -274,7 +274,7 @@ static void remote_finish(remote *r)
 }
 
 /* Kills the server child and reaps it. */
-static inline void remote_kill(remote *r)
+static void remote_kill(remote *r)
 {
     assert_hr(shmc_plat_proc_kill(&r->proc), S_OK);
     assert_hr(shmc_plat_proc_wait(&r->proc, 10000), S_OK);
@@ -420,6 +420,284 @@ static void every_argument_kind_mta_server(void **state)
     every_argument_kind(COINIT_MULTITHREADED);
 }
 
+/* ---- faults ---------------------------------------------------------------------- */
+
+/* The record at the start of a stream, decoded. */
+static void read_record(IStream *stream, shmc_objref *rec, unsigned char *raw, ULONG *len)
+{
+    tstream_rewind(stream);
+    assert_hr(IStream_Read(stream, raw, MB_MAX_RECORD, len), S_OK);
+    assert_hr(shmc_objref_decode(raw, *len, rec), S_OK);
+    tstream_rewind(stream);
+}
+
+#ifndef _WIN32
+typedef struct owned_scan {
+    uint64_t pid;
+    unsigned count;
+} owned_scan;
+
+static bool count_owned(const char *name, void *ctx)
+{
+    owned_scan *sc = ctx;
+    shmc_plat_region r;
+    shmc_region_info info;
+    if (SUCCEEDED(shmc_plat_region_open(&r, name))) {
+        if (SUCCEEDED(shmc_region_hdr_read(r.base, r.size, &info)) && info.owner.pid == sc->pid)
+            sc->count++;
+        shmc_plat_region_close(&r);
+    }
+    return true;
+}
+#endif
+
+/* Nothing of a dead process is left: its endpoint's name no longer opens
+ * (both systems), and (POSIX) no region names it as its creator. */
+static void assert_nothing_left_of(const shmc_objref *rec)
+{
+    char ep[SHMC_OBJREF_ENDPOINT_MAX + 1];
+    memcpy(ep, rec->endpoint, rec->endpoint_len);
+    ep[rec->endpoint_len] = 0;
+    shmc_plat_region r;
+    assert_hr(shmc_plat_region_open(&r, ep), SHM_E_NAME_NOT_FOUND);
+#ifndef _WIN32
+    owned_scan sc = {rec->pid, 0};
+    assert_hr(shmc_plat_region_list("", count_owned, &sc), S_OK);
+    assert_int_equal(sc.count, 0);
+#endif
+}
+
+typedef struct pending {
+    ICallee *proxy;
+    ULONG ms;
+    HRESULT hr;
+    uint64_t returned_ns;
+} pending;
+
+static void pending_main(void *arg)
+{
+    pending *w = arg;
+    assert_hr(ShmCoInitializeEx(NULL, COINIT_MULTITHREADED), S_OK);
+    w->hr = ICallee_Wait(w->proxy, w->ms);
+    w->returned_ns = shmc_plat_clock_ns();
+    ShmCoUninitialize();
+}
+
+/* A server killed while a call runs: the call returns RPC_E_SERVER_DIED
+ * within a second, every later call fails at once the same way, the
+ * proxies release, and nothing of the server is left. */
+static void server_killed_during_call(void **state)
+{
+    (void)state;
+    register_once();
+    assert_hr(ShmCoInitializeEx(NULL, COINIT_MULTITHREADED), S_OK);
+    remote r;
+    remote_start(&r, COINIT_MULTITHREADED, MSHLFLAGS_NORMAL);
+    shmc_objref rec;
+    unsigned char raw[MB_MAX_RECORD];
+    ULONG len;
+    read_record(r.x.stream, &rec, raw, &len);
+    ICallee *p = NULL, *kid = NULL;
+    assert_hr(ShmCoUnmarshalInterface(r.x.stream, &IID_ICallee, (void **)&p), S_OK);
+    assert_hr(ICallee_GetChild(p, 3, &kid), S_OK);
+
+    pending w = {p, 60000, E_FAIL, 0};
+    shmc_plat_thread t;
+    assert_hr(shmc_plat_thread_create(&t, pending_main, &w), S_OK);
+    assert_true(await(&r.x.mb->waiting, 1, 30000)); /* the call runs over there */
+    uint64_t killed = shmc_plat_clock_ns();
+    remote_kill(&r);
+    shmc_plat_thread_join(&t);
+    assert_hr(w.hr, RPC_E_SERVER_DIED);
+    double ms = (double)(w.returned_ns - killed) / 1e6;
+    print_message("the call in progress returned %.2f ms after the kill\n", ms);
+    assert_true(ms < 1000.0);
+
+    /* later calls: at once, the same way, through every proxy */
+    uint64_t t0 = shmc_plat_clock_ns();
+    assert_hr(ICallee_Null(p), RPC_E_SERVER_DIED);
+    LONG tag;
+    assert_hr(ICallee_GetTag(kid, &tag), RPC_E_SERVER_DIED);
+    ICallback *cb = NULL;
+    assert_hr(ICallee_QueryInterface(kid, &IID_ICallback, (void **)&cb), RPC_E_SERVER_DIED);
+    assert_null(cb);
+    assert_true(tsupport_ms_since(t0) < 1000.0);
+    assert_int_equal(ICallee_Release(kid), 0);
+    assert_int_equal(ICallee_Release(p), 0);
+    /* its record names an object that is no more (as of an apartment
+     * that ended) */
+    tstream_rewind(r.x.stream);
+    assert_hr(IStream_Write(r.x.stream, raw, len, NULL), S_OK);
+    tstream_rewind(r.x.stream);
+    p = (ICallee *)&t;
+    assert_hr(ShmCoUnmarshalInterface(r.x.stream, &IID_ICallee, (void **)&p), CO_E_OBJNOTCONNECTED);
+    assert_null(p);
+    assert_nothing_left_of(&rec);
+    xmb_free(&r.x);
+    ShmCoUninitialize();
+}
+
+/* A server that hangs: the call timeout ends the wait with RPC_E_TIMEOUT;
+ * the late reply is dropped (with what it carries) and the connection
+ * goes on working. */
+static void server_hangs_call_times_out(void **state)
+{
+    (void)state;
+    register_once();
+    assert_hr(ShmCoInitializeEx(NULL, COINIT_APARTMENTTHREADED), S_OK);
+    remote r;
+    remote_start(&r, COINIT_MULTITHREADED, MSHLFLAGS_NORMAL);
+    ICallee *p = NULL;
+    assert_hr(ShmCoUnmarshalInterface(r.x.stream, &IID_ICallee, (void **)&p), S_OK);
+    assert_hr(ShmCoSetCallTimeout(200), S_OK);
+    uint64_t t0 = shmc_plat_clock_ns();
+    assert_hr(ICallee_Wait(p, 1500), RPC_E_TIMEOUT);
+    double ms = tsupport_ms_since(t0);
+    assert_true(ms >= 190.0 && ms < 1400.0);
+    /* a late reply that carries an object: the server releases it */
+    ICallee *kid = (ICallee *)&t0;
+    assert_hr(ICallee_GetChild(p, -1000, &kid), RPC_E_TIMEOUT);
+    assert_null(kid);
+    /* meanwhile other calls go through */
+    assert_hr(ICallee_Null(p), S_OK);
+    assert_hr(ShmCoSetCallTimeout(INFINITE), S_OK);
+    /* after the late replies, every slot is usable again */
+    for (int i = 0; i < 40; i++) {
+        LONG sum = 0;
+        assert_hr(ICallee_Add(p, 1, i + 1, &sum), S_OK);
+        assert_int_equal(sum, i + 2);
+    }
+    assert_hr(ICallee_Wait(p, 1200), S_OK); /* after the hung ones ended */
+    assert_int_equal(ICallee_Release(p), 0);
+    remote_finish(&r); /* the late child object was freed over there */
+    ShmCoUninitialize();
+}
+
+/* A client killed while it holds proxies (an object, a child object, a
+ * second interface): the server releases all it held within a second, and
+ * the objects only it held are destroyed. */
+static void client_killed_releases_its_references(void **state)
+{
+    (void)state;
+    register_once();
+    assert_hr(ShmCoInitializeEx(NULL, COINIT_APARTMENTTHREADED), S_OK);
+    xmb x;
+    xmb_create(&x, COINIT_APARTMENTTHREADED, MSHLFLAGS_NORMAL);
+    _Atomic int freed = 0;
+    callee *obj = callee_new(1, &freed);
+    assert_hr(ShmCoMarshalInterface(x.stream, &IID_ICallee, (IUnknown *)&obj->ICallee_iface,
+                                    MSHCTX_LOCAL, NULL, MSHLFLAGS_NORMAL),
+              S_OK);
+    ICallee_Release(&obj->ICallee_iface); /* the record's reference keeps it */
+    shmc_plat_proc child;
+    tsupport_spawn(&child, "holder", x.name);
+    uint64_t t0 = shmc_plat_clock_ns();
+    while (atomic_load(&x.mb->phase) < 1) { /* serve it while it calls in */
+        ShmCoProcessCalls(10);
+        assert_true(tsupport_ms_since(t0) < 30000);
+    }
+    assert_false(atomic_load(&freed));
+    assert_int_equal(atomic_load(&live_callees), 2); /* the object and its child */
+    assert_hr(shmc_plat_proc_kill(&child), S_OK);
+    uint64_t killed = shmc_plat_clock_ns();
+    /* the destruction runs in the object's apartment: this STA */
+    while (atomic_load(&live_callees) && tsupport_ms_since(killed) < 5000)
+        ShmCoProcessCalls(5);
+    double ms = tsupport_ms_since(killed);
+    print_message("the dead client's objects were freed %.2f ms after the kill\n", ms);
+    assert_true(atomic_load(&freed));
+    assert_int_equal(atomic_load(&live_callees), 0);
+    assert_true(ms < 1000.0);
+    assert_hr(shmc_plat_proc_wait(&child, 10000), S_OK);
+    shmc_plat_proc_close(&child);
+    xmb_free(&x);
+    ShmCoUninitialize();
+}
+
+/* 8 client processes of 4 threads each call one MTA object 100,000 times
+ * in total: nothing lost, nothing duplicated. */
+static void many_clients_one_object(void **state)
+{
+    (void)state;
+    register_once();
+    assert_hr(ShmCoInitializeEx(NULL, COINIT_MULTITHREADED), S_OK);
+    xmb x;
+    xmb_create(&x, COINIT_MULTITHREADED, MSHLFLAGS_TABLESTRONG);
+    x.mb->threads = 4;
+    x.mb->calls = 100000 / 32;
+    _Atomic int freed = 0;
+    callee *obj = callee_new(1, &freed);
+    assert_hr(ShmCoMarshalInterface(x.stream, &IID_ICallee, (IUnknown *)&obj->ICallee_iface,
+                                    MSHCTX_LOCAL, NULL, MSHLFLAGS_TABLESTRONG),
+              S_OK);
+    enum { N = 8 };
+    shmc_plat_proc kids[N];
+    for (int i = 0; i < N; i++)
+        tsupport_spawn(&kids[i], "client", x.name);
+    for (int i = 0; i < N; i++)
+        assert_int_equal(tsupport_join(&kids[i], 240000), 0);
+    assert_int_equal(atomic_load(&obj->calls), 100000);
+    assert_int_equal(atomic_load(&obj->in_flight), 0);
+    print_message("at most %d calls ran at once\n", atomic_load(&obj->max_in_flight));
+    /* the clients' references went back; the table record still holds it */
+    assert_false(atomic_load(&freed));
+    tstream_rewind(x.stream);
+    assert_hr(ShmCoReleaseMarshalData(x.stream), S_OK);
+    assert_int_equal(ICallee_Release(&obj->ICallee_iface), 0);
+    assert_true(atomic_load(&freed));
+    xmb_free(&x);
+    ShmCoUninitialize();
+}
+
+/* 64 MiB [in] and [out] arrays (they travel in bulk regions). */
+static void huge_arrays(void **state)
+{
+    (void)state;
+    register_once();
+    assert_hr(ShmCoInitializeEx(NULL, COINIT_MULTITHREADED), S_OK);
+    remote r;
+    remote_start(&r, COINIT_MULTITHREADED, MSHLFLAGS_NORMAL);
+    ICallee *p = NULL;
+    assert_hr(ShmCoUnmarshalInterface(r.x.stream, &IID_ICallee, (void **)&p), S_OK);
+    const ULONG n = 16u << 20; /* LONGs: 64 MiB */
+    LONG *values = malloc((size_t)n * sizeof(LONG));
+    assert_non_null(values);
+    hyper expect = 0;
+    for (ULONG i = 0; i < n; i++) {
+        values[i] = (LONG)(i % 1000003) - 500000;
+        expect += values[i];
+    }
+    hyper got = 0;
+    assert_hr(ICallee_Sum(p, n, values, &got), S_OK);
+    assert_int_equal(got, expect);
+    BYTE *buf = (BYTE *)values;
+    memset(buf, 0, (size_t)n * sizeof(LONG));
+    assert_hr(ICallee_Fill(p, n * (ULONG)sizeof(LONG), buf), S_OK);
+    for (size_t i = 0; i < (size_t)n * sizeof(LONG); i += 4093)
+        assert_int_equal(buf[i], (BYTE)(i * 3 + 1));
+    assert_int_equal(buf[(size_t)n * sizeof(LONG) - 1],
+                     (BYTE)(((size_t)n * sizeof(LONG) - 1) * 3 + 1));
+    /* [in, out]: both ways in one call */
+    for (ULONG i = 0; i < n; i++)
+        values[i] = (LONG)i;
+    assert_hr(ICallee_Reverse(p, n, values), S_OK);
+    assert_int_equal(values[0], (LONG)n - 1);
+    assert_int_equal(values[n - 1], 0);
+    free(values);
+    /* and one a callee allocates */
+    ULONG count = 0;
+    LONG *made = NULL;
+    assert_hr(ICallee_MakeArray(p, n, &count, &made), S_OK);
+    assert_int_equal(count, n);
+    assert_int_equal(made[n - 1], (LONG)((n - 1) * (n - 1)));
+    ShmCoTaskMemFree(made);
+    /* small calls after big ones still take the slots */
+    assert_hr(ICallee_Null(p), S_OK);
+    assert_int_equal(ICallee_Release(p), 0);
+    remote_finish(&r);
+    ShmCoUninitialize();
+}
+
 int main(int argc, char **argv)
 {
     static const tsupport_child children[] = {
@@ -432,6 +710,11 @@ int main(int argc, char **argv)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(every_argument_kind_sta_server),
         cmocka_unit_test(every_argument_kind_mta_server),
+        cmocka_unit_test(huge_arrays),
+        cmocka_unit_test(server_hangs_call_times_out),
+        cmocka_unit_test(server_killed_during_call),
+        cmocka_unit_test(client_killed_releases_its_references),
+        cmocka_unit_test(many_clients_one_object),
         cmocka_unit_test(tsupport_check_names_gone),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
