@@ -59,6 +59,7 @@ static void conn_free(shmc_conn *c)
     shmc_plat_region_close(&c->region);
     shmc_plat_proc_close(&c->watch);
     shmc_hmap_fini(&c->credits);
+    shmc_free(c->made);
     shmc_plat_cond_fini(&c->slot_cond);
     shmc_plat_mutex_fini(&c->slot_lock);
     shmc_free(c);
@@ -147,8 +148,10 @@ static void conn_peer_gone(shmc_conn *c)
     shmc_plat_mutex_unlock(&c->slot_lock);
     atomic_fetch_add(&c->hdr->server_bell.value, 1); /* receivers stop */
     shmc_plat_wake(&c->server_bell, true);
-    if (!c->is_client)
+    if (!c->is_client) {
+        shmc_remote_revoke_made(c);
         drop_credits(c);
+    }
     shmc_conn_release(c); /* the list's */
 }
 
@@ -693,6 +696,13 @@ static HRESULT slot_reply_get_buffer(ShmStubReply *r, uint32_t size, void **buf)
 
 static const ShmStubReplyVtbl slot_reply_vtbl = {slot_reply_get_buffer};
 
+/* Where the reply was written. */
+static const void *slot_reply_data(const slot_reply *sr)
+{
+    return sr->bulk ? (unsigned char *)sr->conn->rep_bulk[sr->slot].base + SHMC_BULK_DATA
+                    : shmc_conn_rep_area(sr->conn, sr->slot);
+}
+
 /* Runs a method call for the connection on the object's apartment. */
 static HRESULT serve_method(shmc_conn *c, const uint8_t ipid[16], uint32_t method, const void *req,
                             uint32_t req_len, slot_reply *reply)
@@ -741,6 +751,8 @@ static HRESULT serve_method(shmc_conn *c, const uint8_t ipid[16], uint32_t metho
                 shmc_call_free(call);
         }
     }
+    if (SUCCEEDED(hr) && ifs->info && reply->len)
+        shmc_remote_note_reply(c, ifs->info, method, slot_reply_data(reply), reply->len);
     shmc_ifstub_release(ifs);
     return hr;
 }
@@ -801,8 +813,7 @@ static void serve_slot(shmc_conn *c, uint32_t i)
     if (SUCCEEDED(status) && kind == SHMC_OP_METHOD && reply.len) {
         shmc_ifstub *ifs = shmc_conn_lookup_ipid(c, ipid);
         if (ifs) {
-            const void *rep = reply.bulk ? (unsigned char *)c->rep_bulk[i].base + SHMC_BULK_DATA
-                                         : shmc_conn_rep_area(c, i);
+            const void *rep = slot_reply_data(&reply);
             shmc_frame_release_records(ifs->info, method, rep, reply.len, true,
                                        &shmc_local_marshaler);
             shmc_ifstub_release(ifs);
@@ -926,6 +937,10 @@ static uint64_t ipid_key(const uint8_t ipid[16])
 
 HRESULT shmc_conn_credit_locked(shmc_conn *c, shmc_ifstub *ifs, uint32_t n)
 {
+    /* the client went away while one of its calls ran: its credits have
+     * been given back (after `dead` was set, under this lock); no new ones */
+    if (atomic_load(&c->dead))
+        return RPC_E_DISCONNECTED;
     uint64_t key = ipid_key(ifs->ipid.b);
     shmc_conn_ref *r = shmc_hmap_get(&c->credits, key);
     if (r && r->ifs != ifs)

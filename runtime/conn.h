@@ -14,6 +14,14 @@ typedef struct shmc_conn_ref {
     uint32_t count;   /* strong references the connection holds */
 } shmc_conn_ref;
 
+/* A record the server made at a client's request, by (oid, nonce). */
+typedef struct shmc_made_record {
+    uint64_t oid, nonce;
+} shmc_made_record;
+
+/* At most this many records outstanding per client (ADD_RECORD). */
+#define SHMC_CONN_MAX_MADE 65536u
+
 struct shmc_conn {
     _Atomic uint32_t refs;
     bool is_client; /* we made it to call the peer; else we serve it */
@@ -38,6 +46,10 @@ struct shmc_conn {
 
     /* server */
     _Atomic uint32_t receivers, idle_receivers;
+    /* records the client asked us for (ADD_RECORD), revoked when it goes
+     * (under rt.lock) */
+    shmc_made_record *made;
+    uint32_t nmade, made_cap;
     shmc_hmap credits;                          /* ipid (first 8 bytes) -> shmc_conn_ref */
     shmc_plat_region rep_bulk[SHMC_CONN_SLOTS]; /* kept until the slot is reused */
 };
@@ -47,6 +59,16 @@ HRESULT shmc_xport_random_name(char *out, size_t size, const char *kind);
 HRESULT shmc_xport_copy_name(char out[SHMC_XNAME_MAX], const char *shared, size_t field);
 HRESULT shmc_xport_post_connect(const char *endpoint, const shmc_plat_procid *server,
                                 const char *conn_name);
+
+/* remote.c: the server revokes the records a client that went away asked
+ * for and nobody took (a proxy marshaled for a third process that never
+ * unmarshaled it; table records it made). */
+void shmc_remote_revoke_made(shmc_conn *c);
+/* remote.c: notes the records in a reply (objects the method returns) as
+ * made for the client, so that they are revoked if it dies before it
+ * takes them. */
+void shmc_remote_note_reply(shmc_conn *c, const ShmInterfaceInfo *info, uint32_t method,
+                            const void *reply, uint32_t len);
 
 /* conn.c: the server accepts a connection posted to its endpoint. */
 void shmc_conn_accept(const char *conn_name, const shmc_plat_procid *client);

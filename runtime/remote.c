@@ -389,6 +389,127 @@ static HRESULT serve_release_record(const shmc_op_record *op)
     return sm ? S_OK : CO_E_OBJNOTCONNECTED;
 }
 
+/* The record (oid, nonce) if it is still outstanding; under rt.lock. */
+static shmc_stubmgr *find_made_locked(const shmc_made_record *m, shmc_record ***link)
+{
+    shmc_stubmgr *sm = shmc_stubmgr_find_oid(m->oid);
+    if (!sm)
+        return NULL;
+    for (shmc_record **pp = &sm->records; *pp; pp = &(*pp)->next) {
+        if ((*pp)->nonce == m->nonce) {
+            *link = pp;
+            return sm;
+        }
+    }
+    return NULL;
+}
+
+/* Notes a record made for the client; under rt.lock. Forgets the ones
+ * already taken before it grows, and refuses past SHMC_CONN_MAX_MADE. */
+static HRESULT note_made_locked(shmc_conn *c, uint64_t oid, uint64_t nonce)
+{
+    if (c->nmade == c->made_cap) {
+        uint32_t kept = 0;
+        for (uint32_t i = 0; i < c->nmade; i++) {
+            shmc_record **link;
+            if (find_made_locked(&c->made[i], &link))
+                c->made[kept++] = c->made[i];
+        }
+        c->nmade = kept;
+    }
+    if (c->nmade == c->made_cap) {
+        if (c->made_cap >= SHMC_CONN_MAX_MADE)
+            return E_OUTOFMEMORY;
+        uint32_t cap = c->made_cap ? c->made_cap * 2 : 16;
+        shmc_made_record *m = shmc_realloc(c->made, cap * sizeof(*m));
+        if (!m)
+            return E_OUTOFMEMORY;
+        c->made = m;
+        c->made_cap = cap;
+    }
+    c->made[c->nmade++] = (shmc_made_record){oid, nonce};
+    return S_OK;
+}
+
+void shmc_remote_revoke_made(shmc_conn *c)
+{
+    for (;;) {
+        shmc_stubmgr *destroy = NULL;
+        shmc_plat_mutex_lock(&shmc_g.lock);
+        if (!c->nmade) {
+            shmc_plat_mutex_unlock(&shmc_g.lock);
+            return;
+        }
+        shmc_made_record m = c->made[--c->nmade];
+        shmc_record **link;
+        shmc_stubmgr *sm = find_made_locked(&m, &link);
+        if (sm) {
+            shmc_record *r = *link;
+            bool weak = r->mshlflags == MSHLFLAGS_TABLEWEAK;
+            *link = r->next;
+            shmc_free(r);
+            shmc_stubmgr_drop_refs_locked(sm, 1, weak, &destroy);
+        }
+        shmc_plat_mutex_unlock(&shmc_g.lock);
+        if (destroy)
+            shmc_stubmgr_destroy(destroy); /* in the object's apartment */
+    }
+}
+
+/* Walks a reply's records (framerel) noting each as made for the client. */
+typedef struct noting_marshaler {
+    ShmItfMarshaler iface;
+    shmc_conn *conn;
+} noting_marshaler;
+
+static void nm_note(ShmItfMarshaler *m, const void *data, uint32_t size)
+{
+    shmc_conn *c = ((noting_marshaler *)m)->conn;
+    shmc_objref rec;
+    if (FAILED(shmc_objref_decode(data, size, &rec)) || rec.pid != shmc_g.self.pid ||
+        rec.start_time != shmc_g.self.start_time)
+        return; /* not ours (a proxy's record names its own owner) */
+    shmc_plat_mutex_lock(&shmc_g.lock);
+    shmc_made_record m0 = {rec.oid, rec.nonce};
+    shmc_record **link;
+    /* a record that cannot be noted is revoked now rather than leaked */
+    shmc_stubmgr *destroy = NULL;
+    shmc_stubmgr *sm = find_made_locked(&m0, &link);
+    if (sm && (atomic_load(&c->dead) || FAILED(note_made_locked(c, rec.oid, rec.nonce)))) {
+        shmc_record *r = *link;
+        bool weak = r->mshlflags == MSHLFLAGS_TABLEWEAK;
+        *link = r->next;
+        shmc_free(r);
+        shmc_stubmgr_drop_refs_locked(sm, 1, weak, &destroy);
+    }
+    shmc_plat_mutex_unlock(&shmc_g.lock);
+    if (destroy)
+        shmc_stubmgr_destroy(destroy);
+}
+
+static HRESULT nm_marshal(ShmItfMarshaler *m, REFIID iid, IUnknown *itf, void **data,
+                          uint32_t *size)
+{
+    (void)m, (void)iid, (void)itf, (void)data, (void)size;
+    return E_UNEXPECTED;
+}
+
+static HRESULT nm_unmarshal(ShmItfMarshaler *m, REFIID iid, const void *data, uint32_t size,
+                            void **ppv)
+{
+    (void)m, (void)iid, (void)data, (void)size, (void)ppv;
+    return E_UNEXPECTED;
+}
+
+static const ShmItfMarshalerVtbl noting_vtbl = {nm_marshal, nm_unmarshal, nm_note};
+
+void shmc_remote_note_reply(shmc_conn *c, const ShmInterfaceInfo *info, uint32_t method,
+                            const void *reply, uint32_t len)
+{
+    noting_marshaler nm = {{&noting_vtbl}, c};
+    shmc_frame_release_records(info, method, reply, len, true, &nm.iface);
+}
+
 static HRESULT serve_add_record(shmc_conn *c, const shmc_op_ref *op, uint64_t *nonce)
 {
     uint32_t flags = op->mshlflags & ~(uint32_t)MSHLFLAGS_NOPING;
@@ -406,6 +527,10 @@ static HRESULT serve_add_record(shmc_conn *c, const shmc_op_ref *op, uint64_t *n
         hr = E_OUTOFMEMORY;
     else if (!sm->connected)
         hr = CO_E_OBJNOTCONNECTED;
+    if (SUCCEEDED(hr) && atomic_load(&c->dead))
+        hr = RPC_E_DISCONNECTED; /* its records were revoked already */
+    if (SUCCEEDED(hr))
+        hr = note_made_locked(c, sm->oid, n);
     if (SUCCEEDED(hr)) {
         if (flags == MSHLFLAGS_TABLEWEAK)
             sm->weakrefs++;
