@@ -231,9 +231,330 @@ static int child_holder(const char *arg)
     CHILD_CHECK(ICallee_GetChild(p, 7, &kid) == S_OK);
     CHILD_CHECK(ICallee_QueryInterface(p, &IID_ICallback, (void **)&cb) == S_OK);
     CHILD_CHECK(ICallback_Notify(cb, 5) == S_OK);
+    /* a record of the child object for a third process that never comes:
+     * the record alone holds that object now */
+    IStream *s = NULL;
+    CHILD_CHECK(shmc_stream_create_heap(0, &s) == S_OK);
+    ICallee *kid2 = NULL;
+    CHILD_CHECK(ICallee_GetChild(p, 8, &kid2) == S_OK);
+    CHILD_CHECK(ShmCoMarshalInterface(s, &IID_ICallee, (IUnknown *)kid2, MSHCTX_LOCAL, NULL,
+                                      MSHLFLAGS_NORMAL) == S_OK);
+    CHILD_CHECK(ICallee_Release(kid2) == 0);
     atomic_store(&x.mb->phase, 1);
     for (;;)
         shmc_plat_sleep_ms(1000); /* until killed */
+}
+
+/* ---- a hostile peer ----------------------------------------------------------------- */
+
+/* A xorshift generator: the hostile child's garbage, reproducible. */
+static uint64_t rnd_state = 0x9E3779B97F4A7C15ull;
+static uint64_t rnd(void)
+{
+    rnd_state ^= rnd_state << 13;
+    rnd_state ^= rnd_state >> 7;
+    rnd_state ^= rnd_state << 17;
+    return rnd_state;
+}
+
+static void rnd_fill(void *p, size_t n)
+{
+    unsigned char *b = p;
+    for (size_t i = 0; i < n; i++)
+        b[i] = (unsigned char)rnd();
+}
+
+/* The hostile child's slots: the runtime's own calls take the lowest free
+ * slot, and the child makes them one at a time, so 8..15 are ours. */
+#define FIRST_BAD_SLOT 8u
+
+/* Posts whatever is in slot i's header and areas as a request, rings the
+ * server, and waits up to 10 s for an answer. false if none came (the
+ * server hangs: what the test is there to catch). */
+static bool bad_request(shmc_conn *c, uint32_t i, HRESULT *status)
+{
+    shmc_slot_hdr *s = shmc_conn_slot(c, i);
+    atomic_store(&s->state, SHMC_SLOT_REQUEST);
+    atomic_fetch_add(&c->hdr->server_bell.value, 1);
+    shmc_plat_wake(&c->server_bell, true);
+    uint64_t start = shmc_plat_clock_ns();
+    while (atomic_load(&s->state) != SHMC_SLOT_REPLY) {
+        if (tsupport_ms_since(start) > 10000)
+            return false;
+        shmc_plat_thread_yield();
+    }
+    *status = (HRESULT)atomic_load(&s->status);
+    atomic_store(&s->state, SHMC_SLOT_FREE);
+    return true;
+}
+
+static void set_request(shmc_conn *c, uint32_t i, uint32_t kind, uint32_t method,
+                        const uint8_t ipid[16], uint32_t req_len, uint32_t flags, const char *bulk)
+{
+    shmc_slot_hdr *s = shmc_conn_slot(c, i);
+    atomic_store(&s->kind, kind);
+    atomic_store(&s->method, method);
+    atomic_store(&s->req_len, req_len);
+    atomic_store(&s->flags, flags);
+    memcpy(s->ipid, ipid, 16);
+    memset(s->req_bulk, 0, sizeof(s->req_bulk));
+    if (bulk)
+        memcpy(s->req_bulk, bulk, strnlen(bulk, sizeof(s->req_bulk)));
+}
+
+/* Rewrites a request frame over and over while the server reads it. */
+typedef struct scribbler {
+    unsigned char *frame;
+    uint32_t len;
+    _Atomic bool stop;
+} scribbler;
+
+static void scribble_main(void *arg)
+{
+    scribbler *sc = arg;
+    uint64_t x = 12345;
+    while (!atomic_load(&sc->stop)) {
+        x = x * 6364136223846793005ull + 1442695040888963407ull;
+        uint32_t at = (uint32_t)(x >> 33) % sc->len;
+        sc->frame[at] = (unsigned char)(x >> 17);
+        if ((x & 7) == 0) /* the first bytes steer the reader most */
+            sc->frame[(x >> 40) % 64] ^= (unsigned char)(x >> 24);
+    }
+}
+
+/*
+ * "hostile": a client that gets a real proxy, then writes garbage into
+ * its connection (unknown kinds and methods, lying lengths, forged bulk
+ * names, frames rewritten while the server reads them, runtime operations
+ * with made-up references, a flood of requests) and into the server's
+ * endpoint. Every bad request must get an answer (an error), and the
+ * server must go on serving. Exits without releasing anything.
+ */
+static int child_hostile(const char *arg)
+{
+    xmb x;
+    CHILD_CHECK(xmb_open(&x, arg));
+    CHILD_CHECK(ShmCoInitializeEx(NULL, COINIT_MULTITHREADED) == S_OK);
+    CHILD_CHECK(ShmCoRegisterProxyStubs(&calltest_ProxyFileInfo) == S_OK);
+    shmc_objref rec;
+    unsigned char raw[MB_MAX_RECORD];
+    ULONG len = 0;
+    CHILD_CHECK(IStream_Read(x.stream, raw, sizeof(raw), &len) == S_OK);
+    CHILD_CHECK(shmc_objref_decode(raw, len, &rec) == S_OK);
+    tstream_rewind(x.stream);
+    ICallee *p = NULL;
+    CHILD_CHECK(ShmCoUnmarshalInterface(x.stream, &IID_ICallee, (void **)&p) == S_OK);
+    CHILD_CHECK(ICallee_Null(p) == S_OK);
+    shmc_proxymgr *pm = shmc_proxymgr_from((IUnknown *)p);
+    CHILD_CHECK(pm && pm->conn);
+    shmc_conn *c = pm->conn;
+    uint8_t ipid[16];
+    memcpy(ipid, ((shmc_ifproxy *)p)->ipid, 16);
+    uint8_t wrong[16];
+    rnd_fill(wrong, 16);
+    HRESULT st = S_OK;
+    const uint32_t b = FIRST_BAD_SLOT;
+    unsigned answered = 0;
+
+    /* unknown kinds; methods of IUnknown and past the vtable */
+    static const uint32_t kinds[] = {0, 7, 99, 0x80000000u, 0xFFFFFFFFu};
+    for (unsigned k = 0; k < sizeof(kinds) / sizeof(kinds[0]); k++) {
+        set_request(c, b, kinds[k], 3, ipid, 0, 0, NULL);
+        CHILD_CHECK(bad_request(c, b, &st) && FAILED(st));
+    }
+    static const uint32_t methods[] = {0, 1, 2, 23, 1000, 0xFFFFFFFFu};
+    for (unsigned k = 0; k < sizeof(methods) / sizeof(methods[0]); k++) {
+        set_request(c, b, SHMC_OP_METHOD, methods[k], ipid, 64, 0, NULL);
+        CHILD_CHECK(bad_request(c, b, &st) && FAILED(st));
+    }
+    /* a method on an interface this connection holds nothing of */
+    set_request(c, b, SHMC_OP_METHOD, 3, wrong, 0, 0, NULL);
+    CHILD_CHECK(bad_request(c, b, &st) && st == RPC_E_DISCONNECTED);
+
+    /* lying lengths */
+    static const uint32_t lens[] = {SHMC_SLOT_AREA + 1, 0x7FFFFFFFu, 0xFFFFFFFFu};
+    for (unsigned k = 0; k < sizeof(lens) / sizeof(lens[0]); k++) {
+        set_request(c, b, SHMC_OP_METHOD, 8 /* Sum */, ipid, lens[k], 0, NULL);
+        CHILD_CHECK(bad_request(c, b, &st) && FAILED(st));
+        set_request(c, b, SHMC_OP_QI, 0, ipid, lens[k], 0, NULL);
+        CHILD_CHECK(bad_request(c, b, &st) && FAILED(st));
+    }
+
+    /* forged bulk regions: missing, not ours, not a bulk region, no NUL,
+     * not a name at all */
+    char unterminated[SHMC_XNAME_MAX];
+    memset(unterminated, 'a', sizeof(unterminated));
+    const char *bulks[] = {"bk.1.0123456789abcdef", x.name, rec.endpoint, unterminated,
+                           "../../etc/passwd",      ""};
+    for (unsigned k = 0; k < sizeof(bulks) / sizeof(bulks[0]); k++) {
+        set_request(c, b, SHMC_OP_METHOD, 8, ipid, 4096, SHMC_SLOT_BULK_REQ, bulks[k]);
+        CHILD_CHECK(bad_request(c, b, &st) && FAILED(st));
+    }
+
+    /* runtime operations with made-up references and records */
+    for (int k = 0; k < 200; k++) {
+        uint32_t op = SHMC_OP_CONSUME + (uint32_t)(rnd() % 5);
+        uint32_t n = op <= SHMC_OP_RELEASE_RECORD ? sizeof(shmc_op_record) : sizeof(shmc_op_ref);
+        rnd_fill(shmc_conn_req_area(c, b), n);
+        if (k % 3 == 0) /* a real IPID with garbage around it */
+            memcpy(shmc_conn_req_area(c, b) + (op <= SHMC_OP_RELEASE_RECORD ? 24 : 0), ipid, 16);
+        set_request(c, b, op, 0, ipid, n, 0, NULL);
+        CHILD_CHECK(bad_request(c, b, &st));
+        answered++;
+    }
+    /* give back far more references than it holds (clamped) ... */
+    shmc_op_ref ref;
+    memset(&ref, 0, sizeof(ref));
+    memcpy(ref.ipid, ipid, 16);
+    ref.count = 0xFFFFFFFFu;
+    memcpy(shmc_conn_req_area(c, b), &ref, sizeof(ref));
+    set_request(c, b, SHMC_OP_RELEASE, 0, ipid, sizeof(ref), 0, NULL);
+    CHILD_CHECK(bad_request(c, b, &st));
+    /* ... after which its calls on that interface are refused */
+    set_request(c, b, SHMC_OP_METHOD, 3, ipid, 0, 0, NULL);
+    CHILD_CHECK(bad_request(c, b, &st) && st == RPC_E_DISCONNECTED);
+    CHILD_CHECK(ICallee_Null(p) == RPC_E_DISCONNECTED);
+    /* a fresh reference through remote QI on an IPID it no longer holds fails */
+    ICallback *cb = NULL;
+    CHILD_CHECK(FAILED(ICallee_QueryInterface(p, &IID_ICallback, (void **)&cb)));
+
+    /* take the object again (a table record) for the rest */
+    ICallee_Release(p);
+    tstream_rewind(x.stream);
+    CHILD_CHECK(ShmCoUnmarshalInterface(x.stream, &IID_ICallee, (void **)&p) == S_OK);
+    memcpy(ipid, ((shmc_ifproxy *)p)->ipid, 16);
+
+    /* random frames for every method, random lengths */
+    for (int k = 0; k < 3000; k++) {
+        uint32_t method = 3 + (uint32_t)(rnd() % 20);
+        /* where a random argument makes the object itself work for ever
+         * (Wait, GetChild with a negative tag sleep; Fill and MakeArray
+         * fill up to 4 GiB): what any caller may ask of those methods */
+        if (method == 9 || method == 11 || method == 14 || method == 17)
+            continue;
+        uint32_t n = (uint32_t)(rnd() % 512);
+        rnd_fill(shmc_conn_req_area(c, b), n);
+        set_request(c, b, SHMC_OP_METHOD, method, ipid, n, 0, NULL);
+        if (!bad_request(c, b, &st)) {
+            fprintf(stderr, "child: no answer to method %u, %u bytes\n", method, n);
+            return 1;
+        }
+        answered++;
+    }
+
+    /* a valid Sum frame (made by a real call's encoding) rewritten while
+     * the server reads it */
+    {
+        enum { N = 200000 };
+        unsigned char *frame = shmc_conn_req_area(c, b);
+        /* the frame of Sum(N, values): take it from a real call */
+        LONG *vals = calloc(N, sizeof(LONG));
+        CHILD_CHECK(vals);
+        hyper total = 0;
+        CHILD_CHECK(ICallee_Sum(p, N, vals, &total) == S_OK);
+        free(vals);
+        uint32_t flen = atomic_load(&shmc_conn_slot(c, 0)->req_len);
+        CHILD_CHECK(flen > N * sizeof(LONG) && flen <= SHMC_SLOT_AREA);
+        scribbler sc = {frame, flen, false};
+        for (int k = 0; k < 300; k++) {
+            memcpy(frame, shmc_conn_req_area(c, 0), flen);
+            set_request(c, b, SHMC_OP_METHOD, 8, ipid, flen, 0, NULL);
+            shmc_plat_thread t;
+            atomic_store(&sc.stop, false);
+            CHILD_CHECK(shmc_plat_thread_create(&t, scribble_main, &sc) == S_OK);
+            bool ok = bad_request(c, b, &st);
+            atomic_store(&sc.stop, true);
+            shmc_plat_thread_join(&t);
+            CHILD_CHECK(ok);
+        }
+    }
+
+    /* a reply it never reads: GetChild's object waits in the reply
+     * for a CONSUME that never comes (the frame is a real call's) */
+    ICallee *kid = NULL;
+    CHILD_CHECK(ICallee_GetChild(p, 77, &kid) == S_OK);
+    uint32_t glen = atomic_load(&shmc_conn_slot(c, 0)->req_len);
+    CHILD_CHECK(glen <= 4096);
+    memcpy(shmc_conn_req_area(c, b), shmc_conn_req_area(c, 0), glen);
+    CHILD_CHECK(ICallee_Release(kid) == 0); /* (its own call in slot 0) */
+    set_request(c, b, SHMC_OP_METHOD, 14, ipid, glen, 0, NULL);
+    CHILD_CHECK(bad_request(c, b, &st) && st == S_OK);
+    memset(shmc_conn_rep_area(c, b), 0, 64); /* so that nothing else finds it */
+
+    /* the state word: a request taken back (abandoned before any receiver
+     * took it) with a garbage frame, a REPLY the client wrote itself */
+    for (int k = 0; k < 200; k++) {
+        uint32_t i = b + 1 + (uint32_t)(rnd() % 7);
+        rnd_fill(shmc_conn_req_area(c, i), 256);
+        set_request(c, i, SHMC_OP_METHOD, 3 + (uint32_t)(rnd() % 20), ipid, 256, 0, NULL);
+        shmc_slot_hdr *s = shmc_conn_slot(c, i);
+        atomic_store(&s->state, SHMC_SLOT_REQUEST);
+        atomic_store(&s->state, (k & 1) ? SHMC_SLOT_ABANDONED_EARLY : SHMC_SLOT_REPLY);
+        atomic_store(&s->state, SHMC_SLOT_ABANDONED);
+    }
+    for (uint32_t i = b; i < SHMC_CONN_SLOTS; i++) /* whatever is left */
+        atomic_store(&shmc_conn_slot(c, i)->state, SHMC_SLOT_FREE);
+
+    /* a flood: every slot of ours keeps asking, without reading a reply */
+    uint64_t t0 = shmc_plat_clock_ns();
+    while (tsupport_ms_since(t0) < 300) {
+        for (uint32_t i = b; i < SHMC_CONN_SLOTS; i++) {
+            set_request(c, i, SHMC_OP_METHOD, 3, ipid, 0, 0, NULL);
+            atomic_store(&shmc_conn_slot(c, i)->state, SHMC_SLOT_REQUEST);
+        }
+        atomic_fetch_add(&c->hdr->server_bell.value, 1);
+        shmc_plat_wake(&c->server_bell, true);
+    }
+    /* the connection header: garbage where the server looks */
+    atomic_store(&c->hdr->sleepers, 0xFFFFFFFFu);
+    atomic_store(&c->hdr->nslots, 0xFFFFFFFFu);
+    atomic_store(&c->hdr->area, 7);
+
+    /* the endpoint: posts that lie (missing, forged, unterminated names;
+     * another process's identity) */
+    char ep[SHMC_OBJREF_ENDPOINT_MAX + 1];
+    memcpy(ep, rec.endpoint, rec.endpoint_len);
+    ep[rec.endpoint_len] = 0;
+    shmc_plat_region epr;
+    CHILD_CHECK(shmc_plat_region_open(&epr, ep) == S_OK);
+    shmc_ep_hdr *eh = epr.base;
+    shmc_plat_procid self;
+    shmc_plat_proc_self(&self);
+    const char *names[] = {"cn.1.0000000000000000", x.name, ep, unterminated, "", "x/y"};
+    for (unsigned k = 0; k < sizeof(names) / sizeof(names[0]); k++) {
+        shmc_ep_slot *es = NULL;
+        for (int tries = 0; !es && tries < 5000; tries++) {
+            for (int i = 0; i < SHMC_EP_SLOTS && !es; i++) {
+                uint64_t zero = 0;
+                if (atomic_compare_exchange_strong(&eh->slots[i].claim, &zero, self.pid))
+                    es = &eh->slots[i];
+            }
+            if (!es)
+                shmc_plat_sleep_ms(1);
+        }
+        CHILD_CHECK(es);
+        atomic_store(&es->client_pid, k == 2 ? rec.pid : self.pid);
+        atomic_store(&es->client_start, k == 3 ? 12345 : self.start_time);
+        memset(es->conn_name, 0, sizeof(es->conn_name));
+        memcpy(es->conn_name, names[k], strnlen(names[k], sizeof(unterminated)));
+        atomic_store(&es->posted, 1);
+        atomic_fetch_add(&eh->bell.value, 1);
+    }
+    /* slots claimed and never posted (as by a process that dies) */
+    for (int k = 0; k < 3; k++) {
+        for (int i = 0; i < SHMC_EP_SLOTS; i++) {
+            uint64_t zero = 0;
+            if (atomic_compare_exchange_strong(&eh->slots[i].claim, &zero, self.pid))
+                break;
+        }
+    }
+    shmc_plat_region_close(&epr);
+
+    atomic_store(&x.mb->result, (int32_t)answered);
+    atomic_store(&x.mb->phase, 1);
+    xmb_close(&x);
+    fflush(stderr);
+    _Exit(0); /* as if killed: no proxy released, no connection closed */
 }
 
 /* ---- set-up -------------------------------------------------------------------- */
@@ -597,7 +918,7 @@ static void client_killed_releases_its_references(void **state)
         assert_true(tsupport_ms_since(t0) < 30000);
     }
     assert_false(atomic_load(&freed));
-    assert_int_equal(atomic_load(&live_callees), 2); /* the object and its child */
+    assert_int_equal(atomic_load(&live_callees), 3); /* the object and two children */
     assert_hr(shmc_plat_proc_kill(&child), S_OK);
     uint64_t killed = shmc_plat_clock_ns();
     /* the destruction runs in the object's apartment: this STA */
@@ -698,12 +1019,162 @@ static void huge_arrays(void **state)
     ShmCoUninitialize();
 }
 
+/* Records that were never handed out, or are spent: forged IPIDs, nonces,
+ * object ids and identities, an endpoint that does not exist or is not a
+ * name, a NORMAL record replayed. None reaches the object. */
+static void forged_and_replayed_records(void **state)
+{
+    (void)state;
+    register_once();
+    assert_hr(ShmCoInitializeEx(NULL, COINIT_MULTITHREADED), S_OK);
+    remote r;
+    remote_start(&r, COINIT_MULTITHREADED, MSHLFLAGS_NORMAL);
+    shmc_objref good, bad;
+    unsigned char raw[MB_MAX_RECORD], buf[MB_MAX_RECORD];
+    ULONG len;
+    read_record(r.x.stream, &good, raw, &len);
+    for (int k = 0; k < 8; k++) {
+        bad = good;
+        const HRESULT want = CO_E_OBJNOTCONNECTED;
+        /* first what a new connection is checked against (the records
+         * after that reuse the connection to the real process) */
+        switch (k) {
+        case 0:
+            memcpy(bad.endpoint, "ep.1.0000000000000000", 21);
+            bad.endpoint_len = 21;
+            break;
+        case 1:
+            memcpy(bad.endpoint, "../../tmp/x", 11);
+            bad.endpoint_len = 11;
+            break;
+        case 2:
+            bad.start_time ^= 1;
+            break; /* not the process that listens there */
+        case 3:
+            bad.pid = 1;
+            break;
+        case 4:
+            bad.ipid[15] ^= 1;
+            break;
+        case 5:
+            bad.ipid[0] ^= 0x80;
+            break;
+        case 6:
+            bad.nonce ^= 1;
+            break;
+        case 7:
+            bad.oid ^= 1;
+            break;
+        }
+        shmc_objref_encode(&bad, buf);
+        tstream_rewind(r.x.stream);
+        assert_hr(IStream_Write(r.x.stream, buf, shmc_objref_size(&bad), NULL), S_OK);
+        tstream_rewind(r.x.stream);
+        ICallee *p = (ICallee *)&len;
+        HRESULT hr = ShmCoUnmarshalInterface(r.x.stream, &IID_ICallee, (void **)&p);
+        if (hr != want)
+            fail_msg("forgery %d: 0x%08x, expected 0x%08x", k, (unsigned)hr, (unsigned)want);
+        assert_null(p);
+    }
+    /* the real record still works, once */
+    tstream_rewind(r.x.stream);
+    assert_hr(IStream_Write(r.x.stream, raw, len, NULL), S_OK);
+    tstream_rewind(r.x.stream);
+    ICallee *p = NULL;
+    assert_hr(ShmCoUnmarshalInterface(r.x.stream, &IID_ICallee, (void **)&p), S_OK);
+    assert_hr(ICallee_Null(p), S_OK);
+    tstream_rewind(r.x.stream);
+    ICallee *again = NULL;
+    assert_hr(ShmCoUnmarshalInterface(r.x.stream, &IID_ICallee, (void **)&again),
+              CO_E_OBJNOTCONNECTED);
+
+    /* a guessed IPID on a live connection: refused */
+    shmc_proxymgr *pm = shmc_proxymgr_from((IUnknown *)p);
+    assert_non_null(pm);
+    shmc_xcall xc;
+    const void *rep;
+    uint32_t rep_len;
+    HRESULT status;
+    uint8_t guess[16];
+    memcpy(guess, ((shmc_ifproxy *)p)->ipid, 16);
+    guess[7] ^= 0x10;
+    assert_hr(shmc_xcall_begin(&xc, pm->conn, 0), S_OK);
+    assert_hr(shmc_xcall_send(&xc, SHMC_OP_METHOD, 3, guess, 0, &rep, &rep_len, &status), S_OK);
+    assert_hr(status, RPC_E_DISCONNECTED);
+    shmc_xcall_end(&xc);
+    /* and after the last release, the IPID it had is refused too */
+    ICallee *kid = NULL;
+    assert_hr(ICallee_GetChild(p, 5, &kid), S_OK);
+    memcpy(guess, ((shmc_ifproxy *)kid)->ipid, 16);
+    assert_int_equal(ICallee_Release(kid), 0);
+    assert_hr(shmc_xcall_begin(&xc, pm->conn, 0), S_OK);
+    assert_hr(shmc_xcall_send(&xc, SHMC_OP_METHOD, 3, guess, 0, &rep, &rep_len, &status), S_OK);
+    assert_hr(status, RPC_E_DISCONNECTED);
+    shmc_xcall_end(&xc);
+    shmc_proxymgr_release_ref(pm);
+
+    assert_int_equal(ICallee_Release(p), 0);
+    remote_finish(&r);
+    ShmCoUninitialize();
+}
+
+/* A peer that writes garbage into its connection and into our endpoint
+ * (child_hostile) cannot crash, hang or corrupt this process: the object
+ * keeps working for others, and what the peer held goes back when it
+ * dies. */
+static void hostile_peer(void **state)
+{
+    (void)state;
+    register_once();
+    assert_hr(ShmCoInitializeEx(NULL, COINIT_MULTITHREADED), S_OK);
+    xmb x;
+    xmb_create(&x, COINIT_MULTITHREADED, MSHLFLAGS_TABLESTRONG);
+    _Atomic int freed = 0;
+    callee *obj = callee_new(1, &freed);
+    assert_hr(ShmCoMarshalInterface(x.stream, &IID_ICallee, (IUnknown *)&obj->ICallee_iface,
+                                    MSHCTX_LOCAL, NULL, MSHLFLAGS_TABLESTRONG),
+              S_OK);
+    int refs_before = atomic_load(&obj->refs); /* ours and the runtime's */
+    shmc_plat_proc child;
+    tsupport_spawn(&child, "hostile", x.name);
+    assert_int_equal(tsupport_join(&child, 240000), 0);
+    assert_int_equal(atomic_load(&x.mb->phase), 1);
+    print_message("%d garbage requests answered\n", atomic_load(&x.mb->result));
+
+    /* what it held went back with its death: the object has the
+     * references it had before (and no interface more) */
+    uint64_t t0 = shmc_plat_clock_ns();
+    while (atomic_load(&obj->refs) != refs_before && tsupport_ms_since(t0) < 1000)
+        shmc_plat_sleep_ms(1);
+    assert_int_equal(atomic_load(&obj->refs), refs_before);
+    /* and the objects it was given but never took are gone */
+    while (atomic_load(&live_callees) != 1 && tsupport_ms_since(t0) < 1000)
+        shmc_plat_sleep_ms(1);
+    assert_int_equal(atomic_load(&live_callees), 1);
+
+    /* and well-behaved clients are still served */
+    x.mb->threads = 2;
+    x.mb->calls = 500;
+    int before = atomic_load(&obj->calls);
+    tsupport_spawn(&child, "client", x.name);
+    assert_int_equal(tsupport_join(&child, 60000), 0);
+    assert_int_equal(atomic_load(&obj->calls) - before, 1000);
+
+    tstream_rewind(x.stream);
+    assert_hr(ShmCoReleaseMarshalData(x.stream), S_OK);
+    assert_int_equal(ICallee_Release(&obj->ICallee_iface), 0);
+    assert_true(atomic_load(&freed));
+    xmb_free(&x);
+    ShmCoUninitialize();
+}
+
 int main(int argc, char **argv)
 {
     static const tsupport_child children[] = {
         {"server", child_server},
         {"client", child_client},
         {"holder", child_holder},
+        {"hostile", child_hostile},
         {NULL, NULL},
     };
     tsupport_dispatch_child(argc, argv, children);
@@ -715,6 +1186,8 @@ int main(int argc, char **argv)
         cmocka_unit_test(server_killed_during_call),
         cmocka_unit_test(client_killed_releases_its_references),
         cmocka_unit_test(many_clients_one_object),
+        cmocka_unit_test(forged_and_replayed_records),
+        cmocka_unit_test(hostile_peer),
         cmocka_unit_test(tsupport_check_names_gone),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -87,8 +87,8 @@ static HRESULT STDMETHODCALLTYPE c_Add(ICallee *iface, LONG a, LONG b, LONG *sum
             c->out_of_order = true;
         c->last_seq[a] = b;
     }
-    shmc_plat_thread_yield(); /* give a concurrent call a chance to overlap */
-    *sum = a + b;
+    shmc_plat_thread_yield();           /* give a concurrent call a chance to overlap */
+    *sum = (LONG)((ULONG)a + (ULONG)b); /* wraps: a hostile caller sends anything */
     leave(c);
     return S_OK;
 }
@@ -164,9 +164,9 @@ static HRESULT STDMETHODCALLTYPE c_Move(ICallee *iface, CT_POINT p, const CT_FRA
 {
     (void)iface;
     *moved = *f;
-    moved->origin.x += p.x;
-    moved->origin.y += p.y;
-    moved->origin.z += p.z;
+    moved->origin.x = (LONG)((ULONG)moved->origin.x + (ULONG)p.x); /* wrapping, as Add */
+    moved->origin.y = (LONG)((ULONG)moved->origin.y + (ULONG)p.y);
+    moved->origin.z = (hyper)((uint64_t)moved->origin.z + (uint64_t)p.z);
     moved->tag[7] = 'M';
     return S_OK;
 }
