@@ -772,8 +772,21 @@ static bool count_owned(const char *name, void *ctx)
 }
 #endif
 
-/* Nothing of a dead process is left: its endpoint's name no longer opens
- * (both systems), and (POSIX) no region names it as its creator. */
+/* (POSIX) No region names the dead process `pid` as its creator. (On
+ * Windows names die with their processes; there is nothing to list.) */
+static void assert_no_regions_of(uint64_t pid)
+{
+#ifndef _WIN32
+    owned_scan sc = {pid, 0};
+    assert_hr(shmc_plat_region_list("", count_owned, &sc), S_OK);
+    assert_int_equal(sc.count, 0);
+#else
+    (void)pid;
+#endif
+}
+
+/* Nothing of a dead server is left: its endpoint's name no longer opens
+ * (both systems), and no region names it as its creator. */
 static void assert_nothing_left_of(const shmc_objref *rec)
 {
     char ep[SHMC_OBJREF_ENDPOINT_MAX + 1];
@@ -781,11 +794,7 @@ static void assert_nothing_left_of(const shmc_objref *rec)
     ep[rec->endpoint_len] = 0;
     shmc_plat_region r;
     assert_hr(shmc_plat_region_open(&r, ep), SHM_E_NAME_NOT_FOUND);
-#ifndef _WIN32
-    owned_scan sc = {rec->pid, 0};
-    assert_hr(shmc_plat_region_list("", count_owned, &sc), S_OK);
-    assert_int_equal(sc.count, 0);
-#endif
+    assert_no_regions_of(rec->pid);
 }
 
 typedef struct pending {
@@ -929,8 +938,10 @@ static void client_killed_releases_its_references(void **state)
     assert_true(atomic_load(&freed));
     assert_int_equal(atomic_load(&live_callees), 0);
     assert_true(ms < 1000.0);
+    uint64_t child_pid = child.id.pid;
     assert_hr(shmc_plat_proc_wait(&child, 10000), S_OK);
     shmc_plat_proc_close(&child);
+    assert_no_regions_of(child_pid); /* the connection it made is gone */
     xmb_free(&x);
     ShmCoUninitialize();
 }
@@ -1016,6 +1027,40 @@ static void huge_arrays(void **state)
     assert_hr(ICallee_Null(p), S_OK);
     assert_int_equal(ICallee_Release(p), 0);
     remote_finish(&r);
+    ShmCoUninitialize();
+}
+
+/* A proxy marshaled on to a third process: that process calls the object
+ * directly (a connection of its own to the object's process), and the
+ * references add up on every side. */
+static void proxy_passed_to_third_process(void **state)
+{
+    (void)state;
+    register_once();
+    assert_hr(ShmCoInitializeEx(NULL, COINIT_MULTITHREADED), S_OK);
+    remote r;
+    remote_start(&r, COINIT_APARTMENTTHREADED, MSHLFLAGS_NORMAL);
+    ICallee *p = NULL;
+    assert_hr(ShmCoUnmarshalInterface(r.x.stream, &IID_ICallee, (void **)&p), S_OK);
+    /* a table record of the proxy: each client child takes it once */
+    tstream_rewind(r.x.stream);
+    assert_hr(ShmCoMarshalInterface(r.x.stream, &IID_ICallee, (IUnknown *)p, MSHCTX_LOCAL, NULL,
+                                    MSHLFLAGS_TABLESTRONG),
+              S_OK);
+    r.x.mb->threads = 2;
+    r.x.mb->calls = 200;
+    for (int i = 0; i < 2; i++) {
+        shmc_plat_proc c;
+        tsupport_spawn(&c, "client", r.x.name);
+        assert_int_equal(tsupport_join(&c, 60000), 0);
+    }
+    LONG count = 0;
+    assert_hr(ICallee_GetCount(p, &count), S_OK);
+    assert_int_equal(count, 800); /* every Add of both children reached it */
+    tstream_rewind(r.x.stream);
+    assert_hr(ShmCoReleaseMarshalData(r.x.stream), S_OK);
+    assert_int_equal(ICallee_Release(p), 0);
+    remote_finish(&r); /* nobody holds it any more: freed over there */
     ShmCoUninitialize();
 }
 
@@ -1186,6 +1231,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(server_killed_during_call),
         cmocka_unit_test(client_killed_releases_its_references),
         cmocka_unit_test(many_clients_one_object),
+        cmocka_unit_test(proxy_passed_to_third_process),
         cmocka_unit_test(forged_and_replayed_records),
         cmocka_unit_test(hostile_peer),
         cmocka_unit_test(tsupport_check_names_gone),
