@@ -201,7 +201,7 @@ static void conn_init(void *base, size_t size, void *ctx)
                          sizeof(shmc_conn_hdr), &shmc_g.self, shmc_random_u64());
 }
 
-static HRESULT conn_connect(const char *endpoint, const shmc_plat_procid *peer, shmc_conn **out)
+HRESULT shmc_conn_connect_new(const char *endpoint, const shmc_plat_procid *peer, shmc_conn **out)
 {
     char name[SHMC_XNAME_MAX];
     *out = NULL;
@@ -230,8 +230,13 @@ static HRESULT conn_connect(const char *endpoint, const shmc_plat_procid *peer, 
         hr = shmc_plat_proc_open(&c->watch, peer);
     while (SUCCEEDED(hr)) {
         uint32_t seq = atomic_load(&c->hdr->accept.value);
-        if (atomic_load(&c->hdr->state) == SHMC_CONN_ACCEPTED)
+        uint32_t state = atomic_load(&c->hdr->state);
+        if (state == SHMC_CONN_ACCEPTED)
             break;
+        if (state == SHMC_CONN_CLOSED) {
+            hr = RPC_E_SERVERCALL_REJECTED; /* it serves us too often already */
+            break;
+        }
         if (c->watch.exited || shmc_plat_proc_wait(&c->watch, 0) == S_OK) {
             hr = RPC_E_SERVER_DIED;
             break;
@@ -280,7 +285,7 @@ HRESULT shmc_conn_get(const char *endpoint, const shmc_plat_procid *peer, shmc_c
     }
     shmc_plat_mutex_unlock(&xp.lock);
 
-    HRESULT hr = conn_connect(endpoint, peer, &c);
+    HRESULT hr = shmc_conn_connect_new(endpoint, peer, &c);
     if (FAILED(hr))
         return hr;
     shmc_plat_mutex_lock(&xp.lock);
@@ -312,6 +317,19 @@ HRESULT shmc_conn_get(const char *endpoint, const shmc_plat_procid *peer, shmc_c
 
 static void receiver_start(shmc_conn *c);
 
+/* How many connections we serve for the process `client`. */
+static uint32_t server_conns_of(const shmc_plat_procid *client)
+{
+    uint32_t n = 0;
+    shmc_plat_mutex_lock(&xp.lock);
+    for (shmc_conn *o = xp.list; o; o = o->next) {
+        if (!o->is_client && o->peer.pid == client->pid && o->peer.start_time == client->start_time)
+            n++;
+    }
+    shmc_plat_mutex_unlock(&xp.lock);
+    return n;
+}
+
 void shmc_conn_accept(const char *conn_name, const shmc_plat_procid *client)
 {
     shmc_plat_once_run(&xp_once, xp_setup);
@@ -334,6 +352,20 @@ void shmc_conn_accept(const char *conn_name, const shmc_plat_procid *client)
          atomic_load(&c->hdr->area) != SHMC_SLOT_AREA ||
          atomic_load(&c->hdr->state) != SHMC_CONN_NEW))
         hr = RPC_E_INVALID_DATA;
+    /* a client needs one connection (two while its threads race to
+     * connect): a process that posts more is refused, so it cannot make us
+     * start threads without end (one listener accepts: no race here) */
+    if (SUCCEEDED(hr) && server_conns_of(client) >= SHMC_MAX_CONNS_PER_CLIENT) {
+        atomic_store(&c->hdr->state, SHMC_CONN_CLOSED);
+        shmc_plat_waiter accept;
+        if (SUCCEEDED(
+                shmc_plat_waiter_open(&accept, &c->region, offsetof(shmc_conn_hdr, accept)))) {
+            atomic_fetch_add(&accept.word->value, 1);
+            shmc_plat_wake(&accept, true);
+            shmc_plat_waiter_close(&accept);
+        }
+        hr = RPC_E_SERVERCALL_REJECTED;
+    }
     if (SUCCEEDED(hr))
         hr = open_waiters(c);
     if (SUCCEEDED(hr))
@@ -899,6 +931,12 @@ static void receiver_main(void *arg)
         }
         if (work)
             continue;
+        if (atomic_load(&c->hdr->state) == SHMC_CONN_CLOSED) {
+            /* the client let this connection go (one it made twice) */
+            atomic_store(&c->closing, true);
+            conn_peer_gone(c);
+            break;
+        }
         uint32_t seq = atomic_load(&c->hdr->server_bell.value);
         atomic_fetch_add(&c->hdr->sleepers, 1);
         if (!has_request(c) && !atomic_load(&c->dead))

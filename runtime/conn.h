@@ -19,6 +19,9 @@ typedef struct shmc_made_record {
     uint64_t oid, nonce;
 } shmc_made_record;
 
+/* At most this many connections served per client process. */
+#define SHMC_MAX_CONNS_PER_CLIENT 4u
+
 /* At most this many records outstanding per client (ADD_RECORD). */
 #define SHMC_CONN_MAX_MADE 65536u
 
@@ -69,6 +72,12 @@ void shmc_remote_revoke_made(shmc_conn *c);
  * takes them. */
 void shmc_remote_note_reply(shmc_conn *c, const ShmInterfaceInfo *info, uint32_t method,
                             const void *reply, uint32_t len);
+
+/* conn.c: a new connection to the process that owns `endpoint`, outside
+ * the cache shmc_conn_get keeps (what shmc_conn_get uses; tests use it to
+ * open more than one). RPC_E_SERVERCALL_REJECTED if the server already
+ * serves SHMC_MAX_CONNS_PER_CLIENT connections of this process. */
+HRESULT shmc_conn_connect_new(const char *endpoint, const shmc_plat_procid *peer, shmc_conn **out);
 
 /* conn.c: the server accepts a connection posted to its endpoint. */
 void shmc_conn_accept(const char *conn_name, const shmc_plat_procid *client);
