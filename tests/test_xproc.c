@@ -469,6 +469,26 @@ static int child_hostile(const char *arg)
         }
     }
 
+    /* more connections than one process needs: refused past the limit */
+    {
+        char epn[SHMC_OBJREF_ENDPOINT_MAX + 1];
+        memcpy(epn, rec.endpoint, rec.endpoint_len);
+        epn[rec.endpoint_len] = 0;
+        shmc_plat_procid server = {rec.pid, rec.start_time};
+        int made = 0, refused = 0;
+        for (int k = 0; k < (int)SHMC_MAX_CONNS_PER_CLIENT + 2; k++) {
+            shmc_conn *extra = NULL;
+            HRESULT hr = shmc_conn_connect_new(epn, &server, &extra);
+            if (hr == S_OK)
+                made++; /* kept: they count until this process dies */
+            else if (hr == RPC_E_SERVERCALL_REJECTED)
+                refused++;
+            else
+                CHILD_CHECK(!"unexpected connect result");
+        }
+        CHILD_CHECK(made == (int)SHMC_MAX_CONNS_PER_CLIENT - 1 && refused == 3);
+    }
+
     /* a reply it never reads: GetChild's object waits in the reply
      * for a CONSUME that never comes (the frame is a real call's) */
     ICallee *kid = NULL;
