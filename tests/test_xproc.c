@@ -12,6 +12,7 @@
  * parent creates; the child's role and its arguments come in the mailbox.
  */
 #define COBJMACROS
+#include "alloc.h"
 #include "callee.h"
 #include "calltest.h"
 #include "conn.h"
@@ -116,10 +117,19 @@ static void note_wait(bool entering)
     }
 }
 
+/* What the parent tells a server child (mailbox cmd). */
+enum {
+    CMD_NONE = 0,
+    CMD_EXIT,         /* stop serving now */
+    CMD_DISCONNECT,   /* ShmCoDisconnectObject, then wait for CMD_EXIT */
+    CMD_UNINITIALIZE, /* leave the apartment, then wait for CMD_EXIT */
+};
+
 /*
  * "server": an object in an apartment of mb->coinit, marshaled for
- * another process into the stream (phase 1), served until it is freed
- * (then phase 2) or the parent says stop. Exits 0 if nothing leaked.
+ * another process into the stream (phase 1), served until every other
+ * reference to it is gone or the parent says otherwise (then phase 2).
+ * Exits 0 if nothing leaked.
  */
 static int child_server(const char *arg)
 {
@@ -127,6 +137,7 @@ static int child_server(const char *arg)
     CHILD_CHECK(xmb_open(&x, arg));
     child_mb = &x;
     callee_wait_hook = note_wait;
+    bool sta = x.mb->coinit == COINIT_APARTMENTTHREADED;
     CHILD_CHECK(ShmCoInitializeEx(NULL, x.mb->coinit) == S_OK);
     CHILD_CHECK(ShmCoRegisterProxyStubs(&calltest_ProxyFileInfo) == S_OK);
     x.mb->tid = shmc_plat_thread_self_id();
@@ -135,26 +146,40 @@ static int child_server(const char *arg)
     CHILD_CHECK(obj);
     CHILD_CHECK(ShmCoMarshalInterface(x.stream, &IID_ICallee, (IUnknown *)&obj->ICallee_iface,
                                       MSHCTX_LOCAL, NULL, x.mb->mshlflags) == S_OK);
-    ICallee_Release(&obj->ICallee_iface); /* the record's reference keeps it */
     atomic_store(&x.mb->phase, 1);
+    /* serve until only our own reference is left (the runtime lets go of
+     * the object when the last remote reference goes) */
     uint64_t start = shmc_plat_clock_ns();
-    while (!atomic_load(&freed) && !atomic_load(&x.mb->cmd)) {
-        if (x.mb->coinit == COINIT_APARTMENTTHREADED)
+    uint32_t cmd;
+    while ((cmd = atomic_load(&x.mb->cmd)) == CMD_NONE && atomic_load(&obj->refs) > 1) {
+        if (sta)
             ShmCoProcessCalls(20);
         else
             shmc_plat_sleep_ms(1);
         CHILD_CHECK(tsupport_ms_since(start) < 120000);
     }
-    if (atomic_load(&x.mb->cmd) == 2) {
-        /* a table record: the parent says when to let it go */
-        tstream_rewind(x.stream);
-        CHILD_CHECK(ShmCoReleaseMarshalData(x.stream) == S_OK);
-        while (!atomic_load(&freed) && x.mb->coinit == COINIT_APARTMENTTHREADED)
-            ShmCoProcessCalls(20);
+    bool in_apartment = true;
+    if (cmd == CMD_DISCONNECT)
+        CHILD_CHECK(ShmCoDisconnectObject((IUnknown *)&obj->ICallee_iface, 0) == S_OK);
+    ICallee_Release(&obj->ICallee_iface);
+    if (cmd == CMD_UNINITIALIZE) {
+        ShmCoUninitialize(); /* the apartment ends: its objects are let go */
+        in_apartment = false;
     }
     CHILD_CHECK(atomic_load(&freed));
     atomic_store(&x.mb->phase, 2);
-    ShmCoUninitialize();
+    if (cmd == CMD_DISCONNECT || cmd == CMD_UNINITIALIZE) {
+        /* stay alive (and serving) while the parent calls in */
+        while (atomic_load(&x.mb->cmd) != CMD_EXIT) {
+            if (sta && in_apartment)
+                ShmCoProcessCalls(20);
+            else
+                shmc_plat_sleep_ms(1);
+            CHILD_CHECK(tsupport_ms_since(start) < 120000);
+        }
+    }
+    if (in_apartment)
+        ShmCoUninitialize();
     CHILD_CHECK(atomic_load(&live_callees) == 0);
     child_mb = NULL;
     xmb_close(&x);
@@ -1050,6 +1075,143 @@ static void huge_arrays(void **state)
     ShmCoUninitialize();
 }
 
+/* The object's own process disconnects it, or its apartment ends: the
+ * client's calls fail with RPC_E_DISCONNECTED (as between apartments), and
+ * its proxies still release cleanly. */
+static void server_disconnects_or_apartment_ends(uint32_t cmd, DWORD coinit)
+{
+    register_once();
+    assert_hr(ShmCoInitializeEx(NULL, COINIT_APARTMENTTHREADED), S_OK);
+    remote r;
+    remote_start(&r, coinit, MSHLFLAGS_NORMAL);
+    ICallee *p = NULL, *kid = NULL;
+    assert_hr(ShmCoUnmarshalInterface(r.x.stream, &IID_ICallee, (void **)&p), S_OK);
+    assert_hr(ICallee_GetChild(p, 4, &kid), S_OK);
+    assert_hr(ICallee_Null(p), S_OK);
+    atomic_store(&r.x.mb->cmd, cmd);
+    assert_true(await(&r.x.mb->phase, 2, 30000)); /* the object is gone over there */
+    assert_hr(ICallee_Null(p), RPC_E_DISCONNECTED);
+    LONG sum = 5;
+    assert_hr(ICallee_Add(p, 1, 1, &sum), RPC_E_DISCONNECTED);
+    assert_int_equal(sum, 0); /* [out] zeroed on failure */
+    ICallback *cb = NULL;
+    assert_true(FAILED(ICallee_QueryInterface(p, &IID_ICallback, (void **)&cb)));
+    LONG tag = 0;
+    if (cmd == CMD_DISCONNECT) /* the child object is another object: fine */
+        assert_hr(ICallee_GetTag(kid, &tag), S_OK);
+    else /* its apartment ended with it */
+        assert_hr(ICallee_GetTag(kid, &tag), RPC_E_DISCONNECTED);
+    assert_int_equal(ICallee_Release(kid), 0);
+    assert_int_equal(ICallee_Release(p), 0);
+    atomic_store(&r.x.mb->cmd, CMD_EXIT);
+    remote_finish(&r);
+    ShmCoUninitialize();
+}
+
+static void server_disconnects_object(void **state)
+{
+    (void)state;
+    server_disconnects_or_apartment_ends(CMD_DISCONNECT, COINIT_APARTMENTTHREADED);
+    server_disconnects_or_apartment_ends(CMD_DISCONNECT, COINIT_MULTITHREADED);
+}
+
+static void server_apartment_ends(void **state)
+{
+    (void)state;
+    server_disconnects_or_apartment_ends(CMD_UNINITIALIZE, COINIT_APARTMENTTHREADED);
+    server_disconnects_or_apartment_ends(CMD_UNINITIALIZE, COINIT_MULTITHREADED);
+}
+
+typedef struct wrong {
+    ICallee *proxy;
+    HRESULT uninit_hr, sta_hr;
+} wrong;
+
+static void wrong_apartment_main(void *arg)
+{
+    wrong *w = arg;
+    w->uninit_hr = ICallee_Null(w->proxy);
+    ShmCoInitializeEx(NULL, COINIT_APARTMENTTHREADED);
+    w->sta_hr = ICallee_Null(w->proxy);
+    ShmCoUninitialize();
+}
+
+/* The client's apartment ends while it holds proxies: they are released
+ * (the server's objects go), and calls through them say so; a proxy of
+ * an STA is refused on other threads. */
+static void client_apartment_ends_and_wrong_thread(void **state)
+{
+    (void)state;
+    register_once();
+    assert_hr(ShmCoInitializeEx(NULL, COINIT_APARTMENTTHREADED), S_OK);
+    remote r;
+    remote_start(&r, COINIT_MULTITHREADED, MSHLFLAGS_NORMAL);
+    ICallee *p = NULL, *kid = NULL;
+    assert_hr(ShmCoUnmarshalInterface(r.x.stream, &IID_ICallee, (void **)&p), S_OK);
+    assert_hr(ICallee_GetChild(p, 4, &kid), S_OK);
+
+    wrong w = {p, E_FAIL, E_FAIL};
+    shmc_plat_thread t;
+    assert_hr(shmc_plat_thread_create(&t, wrong_apartment_main, &w), S_OK);
+    shmc_plat_thread_join(&t);
+    assert_hr(w.uninit_hr, CO_E_NOTINITIALIZED);
+    assert_hr(w.sta_hr, RPC_E_WRONG_THREAD);
+    assert_hr(ICallee_Null(p), S_OK); /* fine from its own */
+
+    ShmCoUninitialize();
+    assert_true(await(&r.x.mb->phase, 2, 30000)); /* both objects let go over there */
+    assert_hr(ICallee_Null(p), CO_E_OBJNOTCONNECTED);
+    assert_int_equal(ICallee_Release(kid), 0);
+    assert_int_equal(ICallee_Release(p), 0);
+    remote_finish(&r);
+}
+
+/* Every allocation of a cross-process call fails in turn on the caller's
+ * side: a clean error, nothing leaked on either side, the proxy usable
+ * afterwards. */
+static void allocation_failures_in_calls(void **state)
+{
+    (void)state;
+    register_once();
+    assert_hr(ShmCoInitializeEx(NULL, COINIT_APARTMENTTHREADED), S_OK);
+    remote r;
+    remote_start(&r, COINIT_MULTITHREADED, MSHLFLAGS_NORMAL);
+    ICallee *p = NULL;
+    assert_hr(ShmCoUnmarshalInterface(r.x.stream, &IID_ICallee, (void **)&p), S_OK);
+    int failed = 0;
+    for (unsigned long n = 1; n <= 40; n++) {
+        char *copy = NULL;
+        ICallee *child = NULL;
+        ICallback *cb = NULL;
+        shmc_alloc_fail_at(n);
+        HRESULT h1 = ICallee_Echo(p, "allocations", &copy);
+        shmc_alloc_fail_reset();
+        if (SUCCEEDED(h1))
+            ShmCoTaskMemFree(copy);
+        else
+            assert_null(copy), failed++;
+        shmc_alloc_fail_at(n);
+        HRESULT h2 = ICallee_GetChild(p, 9, &child);
+        shmc_alloc_fail_reset();
+        if (SUCCEEDED(h2))
+            ICallee_Release(child);
+        else
+            assert_null(child), failed++;
+        shmc_alloc_fail_at(n);
+        HRESULT h3 = ICallee_QueryInterface(p, &IID_ICallback, (void **)&cb);
+        shmc_alloc_fail_reset();
+        if (SUCCEEDED(h3))
+            ICallback_Release(cb);
+        else
+            assert_null(cb), failed++;
+    }
+    assert_true(failed > 0); /* the hook reached these paths */
+    assert_hr(ICallee_Null(p), S_OK);
+    assert_int_equal(ICallee_Release(p), 0);
+    remote_finish(&r); /* the server saw every child object freed */
+    ShmCoUninitialize();
+}
+
 /* A proxy marshaled on to a third process: that process calls the object
  * directly (a connection of its own to the object's process), and the
  * references add up on every side. */
@@ -1252,6 +1414,10 @@ int main(int argc, char **argv)
         cmocka_unit_test(client_killed_releases_its_references),
         cmocka_unit_test(many_clients_one_object),
         cmocka_unit_test(proxy_passed_to_third_process),
+        cmocka_unit_test(server_disconnects_object),
+        cmocka_unit_test(server_apartment_ends),
+        cmocka_unit_test(client_apartment_ends_and_wrong_thread),
+        cmocka_unit_test(allocation_failures_in_calls),
         cmocka_unit_test(forged_and_replayed_records),
         cmocka_unit_test(hostile_peer),
         cmocka_unit_test(tsupport_check_names_gone),
