@@ -127,8 +127,11 @@ enum {
 /*
  * Hot words on cache lines of their own (128 bytes apart, so that the
  * adjacent-line prefetcher does not couple them either).
- *   parent_*, stream, sock_path, events   written by the parent before the
- *                                         child starts; read-only after
+ *   parent_*, stream, sock_path, events,  written by the parent before the
+ *   mc_name                               child starts; read-only after
+ *   fresh_name                            parent, while the region exists
+ *   (the names are there so that a child whose parent was killed can
+ *   remove what the parent can no longer remove)
  *   cmd.value (seq), op, arg              parent; op and arg before seq
  *   ack.value, status, default_spin       child; status before ack
  *   ping, fping                           parent during a ping-pong
@@ -139,6 +142,8 @@ typedef struct mailbox {
     char stream[SHM_MAX_NAME + 1];
     char sock_path[108];
     char event_ping[64], event_pong[64];
+    char mc_name[SHM_MAX_NAME + 1];
+    char fresh_name[SHM_MAX_NAME + 1];
     _Atomic uint32_t op, arg;
     _Atomic int32_t status;
     _Atomic uint32_t default_spin;
@@ -229,12 +234,42 @@ static bool peer_gone(void)
     return g.have_peer && shmc_plat_proc_wait(&g.peer, 0) == S_OK;
 }
 
+/* Child: the parent is gone without cleaning up (killed); removes the
+ * names it made, which nobody else would. */
+static void remove_parent_names(void)
+{
+    mailbox *mb = g.mb;
+    char name[SHM_MAX_NAME + 1];
+    const char *names[] = {mb->stream, mb->mc_name, mb->fresh_name};
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        memcpy(name, names[i], sizeof(name));
+        name[SHM_MAX_NAME] = 0;
+        if (name[0])
+            shmc_plat_region_unlink(name);
+    }
+    char path[sizeof(mb->sock_path)];
+    memcpy(path, mb->sock_path, sizeof(path));
+    path[sizeof(path) - 1] = 0;
+    remove(path);
+    shmc_plat_region_unlink(g.mb_name);
+}
+
+/* The other process has exited: the end of the benchmark. */
+static void peer_died(const char *what)
+{
+    if (g.is_child) {
+        remove_parent_names();
+        fail("%s: the parent exited", what);
+    }
+    fail("%s: the child exited (code %d)", what, g.peer.exit_code);
+}
+
 /* Called now and then from every wait loop: gives up on a dead peer or
  * a wait that has lasted STUCK_NS. */
 static void stuck_check(uint64_t start_ns, const char *what)
 {
     if (peer_gone())
-        fail("%s: the other process exited (code %d)", what, g.peer.exit_code);
+        peer_died(what);
     if (shmc_plat_clock_ns() - start_ns > STUCK_NS)
         fail("%s: no answer in %llu s", what, (unsigned long long)(STUCK_NS / 1000000000ull));
 }
@@ -498,6 +533,7 @@ static int child_main(const char *name)
         return 1;
     }
     g.mb = g.mbr.base;
+    snprintf(g.mb_name, sizeof(g.mb_name), "%s", name); /* removed only if the parent dies */
     shmc_plat_procid parent = {g.mb->parent_pid, g.mb->parent_start};
     CHECK(shmc_plat_proc_open(&g.peer, &parent));
     g.have_peer = true;
@@ -514,7 +550,7 @@ static int child_main(const char *name)
         /* no time limit here: only the parent's death ends this wait */
         while ((seq = atomic_load(&g.mb->cmd.value)) == done) {
             if (shmc_plat_wait(&g.cmd, done, 1000) != S_OK && peer_gone())
-                fail("the parent exited");
+                peer_died("waiting for a command");
         }
         uint32_t op = atomic_load(&g.mb->op), arg = atomic_load(&g.mb->arg);
         HRESULT hr = E_INVALIDARG;
@@ -738,11 +774,13 @@ static double floor_memcpy_fresh(const unsigned char *src, uint32_t size, uint32
         shmc_plat_region r;
         snprintf(g.fresh_name, sizeof(g.fresh_name), "tst-bxp-%llu-%u",
                  (unsigned long long)self.pid, 100 + i);
+        memcpy(g.mb->fresh_name, g.fresh_name, sizeof(g.fresh_name));
         CHECK(shmc_plat_region_create(&r, g.fresh_name, (size_t)size + 4096));
         memcpy((unsigned char *)r.base + 4096, src, size);
         shmc_plat_region_close(&r);
         shmc_plat_region_unlink(g.fresh_name);
         g.fresh_name[0] = 0;
+        g.mb->fresh_name[0] = 0;
     }
     return (double)size * iters / (now_us() - t0) / 1000.0;
 }
@@ -839,6 +877,7 @@ static IBench *parent_setup(unsigned char **buf_out, uint32_t *default_spin)
     open_waiters();
     CHECK(ShmCreateStreamOnSharedMemory(g.mb->stream, 64 * 1024, 0, &g.stream));
     snprintf(g.mc_name, sizeof(g.mc_name), "tst-bxp-%llu-3", pid);
+    memcpy(g.mb->mc_name, g.mc_name, sizeof(g.mc_name));
     CHECK(shmc_plat_region_create(&g.mc, g.mc_name, 16 * MiB));
     unsigned char *buf = malloc(16 * MiB);
     if (!buf)
