@@ -333,6 +333,17 @@ static void put_ref(unsigned char *frame, uint32_t slot, uint32_t off, uint32_t 
     memcpy(frame + slot + 4, &len, 4);
 }
 
+/* Zeroes frame[from, to) within the frame's size: the padding after a
+ * piece of data, so that no stale bytes reach the peer (the data itself is
+ * written once, not zeroed first). */
+static void zero_pad(unsigned char *frame, uint32_t size, uint64_t from, uint64_t to)
+{
+    if (to > size)
+        to = size;
+    if (from < to)
+        memset(frame + from, 0, (size_t)(to - from));
+}
+
 static void write_request(const ShmMethod *m, void **args, pwork *w, unsigned char *req,
                           uint32_t size)
 {
@@ -353,22 +364,17 @@ static void write_request(const ShmMethod *m, void **args, pwork *w, unsigned ch
         case SHM_PK_STRING:
         case SHM_PK_ARRAY:
             put_ref(req, p->in_offset, w[i].off, w[i].len);
-            memset(req + w[i].off, 0,
-                   (size_t)(shmc_align8(w[i].len)) > size - w[i].off
-                       ? size - w[i].off
-                       : (size_t)shmc_align8(w[i].len));
             memcpy(req + w[i].off, load_ptr(args, i), w[i].len);
+            zero_pad(req, size, w[i].off + w[i].len, w[i].off + shmc_align8(w[i].len));
             break;
         case SHM_PK_INTERFACE:
             if (!w[i].rec) {
                 put_ref(req, p->in_offset, SHM_NULL_REF, 0);
             } else {
                 put_ref(req, p->in_offset, w[i].off, w[i].rec_size);
-                size_t pad = shmc_align8(w[i].rec_size) > size - w[i].off
-                                 ? size - w[i].off
-                                 : (size_t)shmc_align8(w[i].rec_size);
-                memset(req + w[i].off, 0, pad);
                 memcpy(req + w[i].off, w[i].rec, w[i].rec_size);
+                zero_pad(req, size, w[i].off + w[i].rec_size,
+                         w[i].off + shmc_align8(w[i].rec_size));
             }
             break;
         }
@@ -956,9 +962,8 @@ static void write_reply(const ShmMethod *m, swork *w, HRESULT mhr, unsigned char
             continue;
         }
         put_ref(rep, p->out_offset, w[i].off, w[i].len);
-        size_t pad = (size_t)shmc_align8(w[i].len);
-        memset(rep + w[i].off, 0, pad < size - w[i].off ? pad : size - w[i].off);
         memcpy(rep + w[i].off, data, w[i].len);
+        zero_pad(rep, size, w[i].off + w[i].len, w[i].off + shmc_align8(w[i].len));
     }
 }
 
