@@ -44,6 +44,8 @@ static uint64_t peer_key(const shmc_plat_procid *id)
 
 /* ---- lifetime ---------------------------------------------------------------- */
 
+static void bulk_drop(shmc_plat_region *r);
+
 void shmc_conn_addref(shmc_conn *c)
 {
     atomic_fetch_add(&c->refs, 1);
@@ -51,9 +53,10 @@ void shmc_conn_addref(shmc_conn *c)
 
 static void conn_free(shmc_conn *c)
 {
-    for (int i = 0; i < SHMC_CONN_SLOTS; i++) {
+    for (uint32_t i = 0; i < SHMC_CONN_SLOTS; i++) {
         shmc_plat_waiter_close(&c->slot_wake[i]);
-        shmc_plat_region_close(&c->rep_bulk[i]);
+        bulk_drop(&c->bulk_out[i]);
+        shmc_plat_region_close(&c->bulk_in[i]);
     }
     shmc_plat_waiter_close(&c->server_bell);
     shmc_plat_region_close(&c->region);
@@ -417,33 +420,73 @@ static void bulk_init(void *base, size_t size, void *ctx)
                          &shmc_g.self, shmc_random_u64());
 }
 
-/* Makes a bulk region for `len` bytes of frame. */
-static HRESULT bulk_make(shmc_plat_region *r, uint32_t len)
+/* Lets go of a bulk region of ours: its name too, if the peer never
+ * opened it (and so never removed it). */
+static void bulk_drop(shmc_plat_region *r)
 {
-    char name[SHMC_XNAME_MAX];
-    HRESULT hr = shmc_xport_random_name(name, sizeof(name), "bk");
-    if (FAILED(hr))
-        return hr;
-    return shmc_plat_region_create_init(r, name, (size_t)SHMC_BULK_DATA + len, bulk_init, NULL);
+    if (r->base)
+        shmc_plat_region_unlink(r->name);
+    shmc_plat_region_close(r);
 }
 
-/* Opens the peer's bulk region `name` holding `len` bytes, checks that
- * the peer made it, and removes its name (we have it mapped now). */
-static HRESULT bulk_open(shmc_plat_region *r, const char *name, uint32_t len,
-                         const shmc_plat_procid *owner)
+/* Room for `len` bytes of frame in a bulk region of ours kept in *r: the
+ * one there if it is big enough, else a new one. */
+static HRESULT bulk_out_get(shmc_plat_region *r, uint32_t len, unsigned char **data)
 {
-    HRESULT hr = shmc_plat_region_open(r, name);
-    if (FAILED(hr))
-        return RPC_E_INVALID_DATA;
-    shmc_region_info info;
-    hr = shmc_region_hdr_read(r->base, r->size, &info);
-    if (FAILED(hr) || info.kind != SHMC_REGION_KIND_BULK || info.owner.pid != owner->pid ||
-        info.owner.start_time != owner->start_time || r->size < (size_t)SHMC_BULK_DATA + len) {
-        shmc_plat_region_close(r);
-        return RPC_E_INVALID_DATA;
+    if (!r->base || r->size < (size_t)SHMC_BULK_DATA + len) {
+        bulk_drop(r);
+        char name[SHMC_XNAME_MAX];
+        HRESULT hr = shmc_xport_random_name(name, sizeof(name), "bk");
+        if (SUCCEEDED(hr))
+            hr = shmc_plat_region_create_init(r, name, (size_t)SHMC_BULK_DATA + len, bulk_init,
+                                              NULL);
+        if (FAILED(hr)) {
+            memset(r, 0, sizeof(*r));
+            return hr;
+        }
     }
-    shmc_plat_region_unlink(name);
+    *data = (unsigned char *)r->base + SHMC_BULK_DATA;
     return S_OK;
+}
+
+/* The peer's bulk region `shared_name` (a field of the slot) holding `len`
+ * bytes, mapped in *r: the one kept there if it has that name, else the
+ * region opened, checked (a bulk region the peer made, big enough) and
+ * its name removed. */
+static HRESULT bulk_in_get(shmc_plat_region *r, const char *shared_name, size_t field, uint32_t len,
+                           const shmc_plat_procid *owner, const unsigned char **data)
+{
+    char name[SHMC_XNAME_MAX];
+    if (FAILED(shmc_xport_copy_name(name, shared_name, field)))
+        return RPC_E_INVALID_DATA;
+    if (!r->base || strcmp(r->name, name) != 0) {
+        shmc_plat_region_close(r);
+        if (FAILED(shmc_plat_region_open(r, name)))
+            return RPC_E_INVALID_DATA;
+        shmc_region_info info;
+        HRESULT hr = shmc_region_hdr_read(r->base, r->size, &info);
+        if (FAILED(hr) || info.kind != SHMC_REGION_KIND_BULK || info.owner.pid != owner->pid ||
+            info.owner.start_time != owner->start_time) {
+            shmc_plat_region_close(r);
+            return RPC_E_INVALID_DATA;
+        }
+        shmc_plat_region_unlink(name);
+    }
+    if (r->size < (size_t)SHMC_BULK_DATA + len)
+        return RPC_E_INVALID_DATA; /* (kept: a later frame may fit) */
+    *data = (const unsigned char *)r->base + SHMC_BULK_DATA;
+    return S_OK;
+}
+
+/* After a call: a region larger than SHMC_BULK_KEEP_MAX is not kept. */
+static void bulk_trim(shmc_plat_region *r, bool ours)
+{
+    if (r->base && r->size > SHMC_BULK_KEEP_MAX) {
+        if (ours)
+            bulk_drop(r);
+        else
+            shmc_plat_region_close(r);
+    }
 }
 
 HRESULT shmc_xcall_begin(shmc_xcall *x, shmc_conn *c, uint32_t size)
@@ -485,27 +528,20 @@ HRESULT shmc_xcall_begin(shmc_xcall *x, shmc_conn *c, uint32_t size)
 
 HRESULT shmc_xcall_resize(shmc_xcall *x, uint32_t size)
 {
+    uint32_t i = (uint32_t)x->slot;
     if (size <= SHMC_SLOT_AREA) {
-        x->request = shmc_conn_req_area(x->conn, (uint32_t)x->slot);
+        x->request = shmc_conn_req_area(x->conn, i);
         x->req_cap = SHMC_SLOT_AREA;
+        x->bulk_req = false;
         return S_OK;
     }
-    if (x->req_bulk_made && x->req_cap >= size) {
-        x->request = (unsigned char *)x->req_bulk.base + SHMC_BULK_DATA;
-        return S_OK;
-    }
-    shmc_plat_region r;
-    HRESULT hr = bulk_make(&r, size);
+    unsigned char *data;
+    HRESULT hr = bulk_out_get(&x->conn->bulk_out[i], size, &data);
     if (FAILED(hr))
         return hr;
-    if (x->req_bulk_made) {
-        shmc_plat_region_unlink(x->req_bulk.name);
-        shmc_plat_region_close(&x->req_bulk);
-    }
-    x->req_bulk = r;
-    x->req_bulk_made = true;
-    x->request = (unsigned char *)r.base + SHMC_BULK_DATA;
+    x->request = data;
     x->req_cap = size;
+    x->bulk_req = true;
     return S_OK;
 }
 
@@ -546,11 +582,15 @@ HRESULT shmc_xcall_send(shmc_xcall *x, uint32_t kind, uint32_t method, const uin
     if (ipid)
         memcpy(s->ipid, ipid, 16);
     uint32_t flags = 0;
-    memset(s->req_bulk, 0, sizeof(s->req_bulk));
-    if (x->req_bulk_made && x->request != shmc_conn_req_area(c, i)) {
+    if (x->bulk_req) {
         flags |= SHMC_SLOT_BULK_REQ;
-        memcpy(s->req_bulk, x->req_bulk.name, strlen(x->req_bulk.name));
+        memset(s->req_bulk, 0, sizeof(s->req_bulk));
+        memcpy(s->req_bulk, c->bulk_out[i].name, strlen(c->bulk_out[i].name));
     }
+    /* the reply region we still have mapped, which the server may reuse */
+    memset(s->rep_bulk, 0, sizeof(s->rep_bulk));
+    if (c->bulk_in[i].base)
+        memcpy(s->rep_bulk, c->bulk_in[i].name, strlen(c->bulk_in[i].name));
     atomic_store_explicit(&s->flags, flags, memory_order_relaxed);
     atomic_fetch_add_explicit(&s->seq, 1, memory_order_relaxed);
     atomic_store_explicit(&s->state, SHMC_SLOT_REQUEST, memory_order_release);
@@ -602,7 +642,11 @@ HRESULT shmc_xcall_send(shmc_xcall *x, uint32_t kind, uint32_t method, const uin
                 (st == SHMC_SLOT_RUNNING &&
                  atomic_compare_exchange_strong(&s->state, &st, SHMC_SLOT_ABANDONED));
             if (gave_up) {
-                /* the server frees the slot when (if) it finishes */
+                /* the server frees the slot when (if) it finishes; what it
+                 * keeps of the slot's bulk regions is unknown now: ours are
+                 * let go (its mappings stay valid) */
+                bulk_drop(&c->bulk_out[i]);
+                shmc_plat_region_close(&c->bulk_in[i]);
                 shmc_plat_mutex_lock(&c->slot_lock);
                 c->abandoned_mask |= 1u << i;
                 shmc_plat_mutex_unlock(&c->slot_lock);
@@ -622,16 +666,18 @@ HRESULT shmc_xcall_send(shmc_xcall *x, uint32_t kind, uint32_t method, const uin
     HRESULT server_hr = (HRESULT)atomic_load(&s->status);
     uint32_t rep_flags = atomic_load(&s->rep_flags);
     *status = server_hr;
+    if (x->bulk_req && !(rep_flags & SHMC_SLOT_BULK_REQ_KEPT))
+        bulk_drop(&c->bulk_out[i]); /* the server did not keep it: a new one next time */
     if (FAILED(server_hr))
         return S_OK; /* the server's answer is the error */
     if (rep_flags & SHMC_SLOT_BULK_REP) {
-        char name[SHMC_XNAME_MAX];
-        if (FAILED(shmc_xport_copy_name(name, s->rep_bulk, sizeof(s->rep_bulk))) ||
-            FAILED(bulk_open(&x->rep_bulk, name, rep_len, &c->peer))) {
+        const unsigned char *data;
+        if (FAILED(bulk_in_get(&c->bulk_in[i], s->rep_bulk, sizeof(s->rep_bulk), rep_len, &c->peer,
+                               &data))) {
             *status = RPC_E_INVALID_DATA;
             return S_OK;
         }
-        *reply = (unsigned char *)x->rep_bulk.base + SHMC_BULK_DATA;
+        *reply = data;
     } else {
         if (rep_len > SHMC_SLOT_AREA) {
             *status = RPC_E_INVALID_DATA;
@@ -648,13 +694,10 @@ void shmc_xcall_end(shmc_xcall *x)
     shmc_conn *c = x->conn;
     if (!c)
         return;
-    shmc_plat_region_close(&x->rep_bulk);
-    if (x->req_bulk_made) {
-        shmc_plat_region_unlink(x->req_bulk.name); /* if the server did not */
-        shmc_plat_region_close(&x->req_bulk);
-    }
     if (x->slot >= 0) {
         uint32_t i = (uint32_t)x->slot;
+        bulk_trim(&c->bulk_out[i], true);
+        bulk_trim(&c->bulk_in[i], false);
         /* after REPLY (or before sending) the slot is ours again */
         atomic_store_explicit(&shmc_conn_slot(c, i)->state, SHMC_SLOT_FREE, memory_order_release);
         shmc_plat_mutex_lock(&c->slot_lock);
@@ -710,19 +753,19 @@ static HRESULT slot_reply_get_buffer(ShmStubReply *r, uint32_t size, void **buf)
     slot_reply *sr = (slot_reply *)r;
     shmc_conn *c = sr->conn;
     *buf = NULL;
-    shmc_plat_region_close(&c->rep_bulk[sr->slot]);
     sr->bulk = false;
     sr->len = size;
     if (size <= SHMC_SLOT_AREA) {
         *buf = shmc_conn_rep_area(c, sr->slot);
         return S_OK;
     }
-    HRESULT hr = bulk_make(&c->rep_bulk[sr->slot], size);
+    unsigned char *data;
+    HRESULT hr = bulk_out_get(&c->bulk_out[sr->slot], size, &data);
     if (FAILED(hr))
         return hr;
     sr->bulk = true;
-    memcpy(sr->bulk_name, c->rep_bulk[sr->slot].name, sizeof(sr->bulk_name));
-    *buf = (unsigned char *)c->rep_bulk[sr->slot].base + SHMC_BULK_DATA;
+    memcpy(sr->bulk_name, c->bulk_out[sr->slot].name, sizeof(sr->bulk_name));
+    *buf = data;
     return S_OK;
 }
 
@@ -731,7 +774,7 @@ static const ShmStubReplyVtbl slot_reply_vtbl = {slot_reply_get_buffer};
 /* Where the reply was written. */
 static const void *slot_reply_data(const slot_reply *sr)
 {
-    return sr->bulk ? (unsigned char *)sr->conn->rep_bulk[sr->slot].base + SHMC_BULK_DATA
+    return sr->bulk ? (unsigned char *)sr->conn->bulk_out[sr->slot].base + SHMC_BULK_DATA
                     : shmc_conn_rep_area(sr->conn, sr->slot);
 }
 
@@ -789,31 +832,50 @@ static HRESULT serve_method(shmc_conn *c, const uint8_t ipid[16], uint32_t metho
     return hr;
 }
 
+/* Before serving slot i: the reply region we kept for it stays only if
+ * the client says it still has it mapped (else it is let go, and removed
+ * if it never opened it). */
+static void check_kept_reply(shmc_conn *c, uint32_t i)
+{
+    shmc_plat_region *r = &c->bulk_out[i];
+    if (!r->base)
+        return;
+    char held[SHMC_XNAME_MAX];
+    shmc_slot_hdr *s = shmc_conn_slot(c, i);
+    if (FAILED(shmc_xport_copy_name(held, s->rep_bulk, sizeof(s->rep_bulk))) ||
+        strcmp(held, r->name) != 0 || r->size > SHMC_BULK_KEEP_MAX)
+        bulk_drop(r);
+}
+
+/* The request frame of slot i: in the slot, or in the client's bulk
+ * region (mapped and kept in bulk_in[i]). */
+static HRESULT request_frame(shmc_conn *c, uint32_t i, uint32_t flags, uint32_t req_len,
+                             const unsigned char **req)
+{
+    shmc_slot_hdr *s = shmc_conn_slot(c, i);
+    if (flags & SHMC_SLOT_BULK_REQ)
+        return bulk_in_get(&c->bulk_in[i], s->req_bulk, sizeof(s->req_bulk), req_len, &c->peer,
+                           req);
+    if (req_len > SHMC_SLOT_AREA)
+        return RPC_E_INVALID_DATA;
+    *req = shmc_conn_req_area(c, i);
+    return S_OK;
+}
+
 /* One claimed slot: read, check, run, answer. */
 static void serve_slot(shmc_conn *c, uint32_t i)
 {
     shmc_slot_hdr *s = shmc_conn_slot(c, i);
-    shmc_plat_region_close(&c->rep_bulk[i]); /* the previous reply's, if any */
     uint32_t kind = atomic_load(&s->kind);
     uint32_t method = atomic_load(&s->method);
     uint32_t req_len = atomic_load(&s->req_len);
     uint32_t flags = atomic_load(&s->flags);
     uint8_t ipid[16];
     memcpy(ipid, s->ipid, 16);
+    check_kept_reply(c, i);
     slot_reply reply = {{&slot_reply_vtbl}, c, i, 0, false, {0}};
-    shmc_plat_region bulk = {0};
-    const unsigned char *req = shmc_conn_req_area(c, i);
-    HRESULT status = S_OK;
-
-    if (flags & SHMC_SLOT_BULK_REQ) {
-        char name[SHMC_XNAME_MAX];
-        status = shmc_xport_copy_name(name, s->req_bulk, sizeof(s->req_bulk));
-        if (SUCCEEDED(status))
-            status = bulk_open(&bulk, name, req_len, &c->peer);
-        req = SUCCEEDED(status) ? (unsigned char *)bulk.base + SHMC_BULK_DATA : NULL;
-    } else if (req_len > SHMC_SLOT_AREA) {
-        status = RPC_E_INVALID_DATA;
-    }
+    const unsigned char *req = NULL;
+    HRESULT status = request_frame(c, i, flags, req_len, &req);
     if (SUCCEEDED(status)) {
         if (kind == SHMC_OP_METHOD) {
             status = serve_method(c, ipid, method, req, req_len, &reply);
@@ -826,16 +888,21 @@ static void serve_slot(shmc_conn *c, uint32_t i)
             reply.len = out_len;
         }
     }
-    shmc_plat_region_close(&bulk);
+    /* a large request region is not kept; a kept one is reused by the
+     * client only if we say we have it */
+    bulk_trim(&c->bulk_in[i], false);
+    uint32_t rep_flags =
+        (flags & SHMC_SLOT_BULK_REQ) && c->bulk_in[i].base ? (uint32_t)SHMC_SLOT_BULK_REQ_KEPT : 0u;
 
     /* the answer: fields first, REPLY last */
     atomic_store_explicit(&s->rep_len, SUCCEEDED(status) ? reply.len : 0, memory_order_relaxed);
     atomic_store_explicit(&s->status, (int32_t)status, memory_order_relaxed);
-    memset(s->rep_bulk, 0, sizeof(s->rep_bulk));
-    if (SUCCEEDED(status) && reply.bulk)
+    if (SUCCEEDED(status) && reply.bulk) {
+        memset(s->rep_bulk, 0, sizeof(s->rep_bulk));
         memcpy(s->rep_bulk, reply.bulk_name, strlen(reply.bulk_name));
-    atomic_store_explicit(&s->rep_flags, SUCCEEDED(status) && reply.bulk ? SHMC_SLOT_BULK_REP : 0,
-                          memory_order_relaxed);
+        rep_flags |= SHMC_SLOT_BULK_REP;
+    }
+    atomic_store_explicit(&s->rep_flags, rep_flags, memory_order_relaxed);
     uint32_t st = SHMC_SLOT_RUNNING;
     if (atomic_compare_exchange_strong(&s->state, &st, SHMC_SLOT_REPLY)) {
         wake_slot(c, i);
@@ -845,13 +912,14 @@ static void serve_slot(shmc_conn *c, uint32_t i)
     if (SUCCEEDED(status) && kind == SHMC_OP_METHOD && reply.len) {
         shmc_ifstub *ifs = shmc_conn_lookup_ipid(c, ipid);
         if (ifs) {
-            const void *rep = slot_reply_data(&reply);
-            shmc_frame_release_records(ifs->info, method, rep, reply.len, true,
+            shmc_frame_release_records(ifs->info, method, slot_reply_data(&reply), reply.len, true,
                                        &shmc_local_marshaler);
             shmc_ifstub_release(ifs);
         }
     }
-    shmc_plat_region_close(&c->rep_bulk[i]);
+    /* and it let go of the slot's bulk regions: so do we */
+    bulk_drop(&c->bulk_out[i]);
+    shmc_plat_region_close(&c->bulk_in[i]);
     atomic_store_explicit(&s->state, SHMC_SLOT_FREE, memory_order_release);
 }
 
@@ -866,14 +934,17 @@ static void drop_early(shmc_conn *c, uint32_t i)
     uint32_t flags = atomic_load(&s->flags);
     uint8_t ipid[16];
     memcpy(ipid, s->ipid, 16);
-    if (kind == SHMC_OP_METHOD && !(flags & SHMC_SLOT_BULK_REQ) && req_len <= SHMC_SLOT_AREA) {
+    const unsigned char *req;
+    if (kind == SHMC_OP_METHOD && SUCCEEDED(request_frame(c, i, flags, req_len, &req))) {
         shmc_ifstub *ifs = shmc_conn_lookup_ipid(c, ipid);
         if (ifs) {
-            shmc_frame_release_records(ifs->info, method, shmc_conn_req_area(c, i), req_len, false,
+            shmc_frame_release_records(ifs->info, method, req, req_len, false,
                                        &shmc_local_marshaler);
             shmc_ifstub_release(ifs);
         }
     }
+    bulk_drop(&c->bulk_out[i]);
+    shmc_plat_region_close(&c->bulk_in[i]);
     atomic_store_explicit(&s->state, SHMC_SLOT_FREE, memory_order_release);
 }
 

@@ -53,8 +53,12 @@ struct shmc_conn {
      * (under rt.lock) */
     shmc_made_record *made;
     uint32_t nmade, made_cap;
-    shmc_hmap credits;                          /* ipid (first 8 bytes) -> shmc_conn_ref */
-    shmc_plat_region rep_bulk[SHMC_CONN_SLOTS]; /* kept until the slot is reused */
+    shmc_hmap credits; /* ipid (first 8 bytes) -> shmc_conn_ref */
+    /* bulk regions kept per slot (xport.h): ours (client: requests;
+     * server: replies) and the peer's, mapped (client: replies; server:
+     * requests). Only the side that runs the slot's call touches them. */
+    shmc_plat_region bulk_out[SHMC_CONN_SLOTS];
+    shmc_plat_region bulk_in[SHMC_CONN_SLOTS];
 };
 
 /* endpoint.c */
@@ -102,9 +106,8 @@ static inline unsigned char *shmc_conn_rep_area(shmc_conn *c, uint32_t i)
 /* conn.c: the client's side of one call in a slot. */
 typedef struct shmc_xcall {
     shmc_conn *conn;
-    int slot; /* -1: none yet */
-    shmc_plat_region req_bulk, rep_bulk;
-    bool req_bulk_made;
+    int slot;         /* -1: none (yet, or given up on) */
+    bool bulk_req;    /* the request is in the slot's bulk region */
     uint32_t req_cap; /* bytes writable at the request pointer */
     void *request;
 } shmc_xcall;
@@ -119,7 +122,8 @@ HRESULT shmc_xcall_resize(shmc_xcall *x, uint32_t size);
  * *status; RPC_E_SERVER_DIED, RPC_E_TIMEOUT (the slot is abandoned). */
 HRESULT shmc_xcall_send(shmc_xcall *x, uint32_t kind, uint32_t method, const uint8_t ipid[16],
                         uint32_t req_len, const void **reply, uint32_t *reply_len, HRESULT *status);
-/* Ends the call: gives the slot back, closes bulk regions. */
+/* Ends the call: gives the slot back (unless it was given up on) and the
+ * reference on the connection. */
 void shmc_xcall_end(shmc_xcall *x);
 
 #endif /* SHMCOM_RUNTIME_CONN_H */

@@ -260,10 +260,7 @@ static void rch_FreeBuffer(ShmProxyChannel *ch, ShmProxyHeader *from, ShmCallFra
     shmc_xcall *x = frame->channel_data;
     if (!x)
         return;
-    if (x->slot >= 0 || x->req_bulk_made || x->rep_bulk.base)
-        shmc_xcall_end(x);
-    else if (x->conn) /* abandoned (timeout): the slot stays with the server */
-        shmc_conn_release(x->conn);
+    shmc_xcall_end(x); /* (a slot given up on stays with the server) */
     if (!spare_xcall)
         spare_xcall = x;
     else

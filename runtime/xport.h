@@ -110,10 +110,12 @@ _Static_assert(sizeof(shmc_conn_hdr) <= SHMC_SLOT_HDR, "connection layout");
  *    24  4 req_len   bytes of the request frame    | client, before REQUEST
  *    28  4 flags     SHMC_SLOT_BULK_REQ            |
  *    32 16 ipid      the target interface (METHOD) |
- *    48 48 req_bulk  bulk region of the request   /
+ *    48 48 req_bulk  bulk region of the request    |
+ *   112 48 rep_bulk  the client: the reply region /
+ *                    it still has mapped (or "")
  *    96  4 rep_len   bytes of the reply frame      \
  *   100  4 status    the transport's HRESULT       | server, before REPLY
- *   104  4 rep_flags SHMC_SLOT_BULK_REP            |
+ *   104  4 rep_flags SHMC_SLOT_BULK_REP, _REQ_KEPT |
  *   112 48 rep_bulk  bulk region of the reply     /
  *   160  8 seq       the client's call counter (diagnostics)
  */
@@ -127,7 +129,19 @@ enum {
                                   server drops the request's records */
 };
 
-enum { SHMC_SLOT_BULK_REQ = 1, SHMC_SLOT_BULK_REP = 2 };
+/*
+ * Bulk regions are kept per slot for the next large frame (up to
+ * SHMC_BULK_KEEP_MAX bytes of region), so that a stream of large calls
+ * does not make, fault in and free a region each time:
+ *  - a request region the server has mapped is reused by the client only
+ *    if the server said so in its reply (SHMC_SLOT_BULK_REQ_KEPT);
+ *  - a reply region is reused by the server only if the client names it
+ *    in the next request's rep_bulk field (it still has it mapped).
+ * Names are removed by the side that opens a region; a region that was
+ * never opened is removed by its maker when it lets it go.
+ */
+enum { SHMC_SLOT_BULK_REQ = 1, SHMC_SLOT_BULK_REP = 2, SHMC_SLOT_BULK_REQ_KEPT = 4 };
+#define SHMC_BULK_KEEP_MAX ((size_t)(32u << 20) + SHMC_BULK_DATA)
 
 typedef struct shmc_slot_hdr {
     _Atomic uint32_t state;
