@@ -1068,6 +1068,27 @@ static void huge_arrays(void **state)
     assert_int_equal(count, n);
     assert_int_equal(made[n - 1], (LONG)((n - 1) * (n - 1)));
     ShmCoTaskMemFree(made);
+    /* bulk regions kept between calls: growing, shrinking, past what is
+     * kept and back, in both directions; each answer still right */
+    static const ULONG sizes[] = {600000, 600000, 900000, 300000, 12u << 20, 400000, 700000};
+    LONG *v = malloc((12u << 20) * sizeof(LONG));
+    assert_non_null(v);
+    for (unsigned k = 0; k < sizeof(sizes) / sizeof(sizes[0]); k++) {
+        ULONG m = sizes[k];
+        hyper want = 0;
+        for (ULONG i = 0; i < m; i++) {
+            v[i] = (LONG)(i ^ (k * 7919u));
+            want += v[i];
+        }
+        assert_hr(ICallee_Sum(p, m, v, &got), S_OK);
+        assert_int_equal(got, want);
+        memset(v, 0, (size_t)m * sizeof(LONG));
+        assert_hr(ICallee_Fill(p, m * (ULONG)sizeof(LONG), (BYTE *)v), S_OK);
+        size_t last = (size_t)m * sizeof(LONG) - 1;
+        assert_int_equal(((BYTE *)v)[last], (BYTE)(last * 3 + 1));
+        assert_int_equal(((BYTE *)v)[last / 2], (BYTE)((last / 2) * 3 + 1));
+    }
+    free(v);
     /* small calls after big ones still take the slots */
     assert_hr(ICallee_Null(p), S_OK);
     assert_int_equal(ICallee_Release(p), 0);
