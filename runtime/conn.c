@@ -98,7 +98,7 @@ static shmc_conn *conn_new(bool is_client)
     c->is_client = is_client;
     shmc_plat_mutex_init(&c->slot_lock);
     shmc_plat_cond_init(&c->slot_cond);
-    c->free_mask = (1u << SHMC_CONN_SLOTS) - 1;
+    atomic_init(&c->free_mask, (1u << SHMC_CONN_SLOTS) - 1);
     return c;
 }
 
@@ -407,7 +407,7 @@ static void reclaim_abandoned(shmc_conn *c)
         m &= m - 1;
         if (atomic_load(&shmc_conn_slot(c, i)->state) == SHMC_SLOT_FREE) {
             c->abandoned_mask &= ~(1u << i);
-            c->free_mask |= 1u << i;
+            atomic_fetch_or(&c->free_mask, 1u << i);
         }
     }
 }
@@ -489,35 +489,67 @@ static void bulk_trim(shmc_plat_region *r, bool ours)
     }
 }
 
+/* Takes a free slot without a lock, or -1. */
+static int take_free_slot(shmc_conn *c)
+{
+    uint32_t m = atomic_load_explicit(&c->free_mask, memory_order_relaxed);
+    while (m) {
+        uint32_t bit = m & (0u - m);
+        if (atomic_compare_exchange_weak(&c->free_mask, &m, m & ~bit))
+            return __builtin_ctz(bit);
+    }
+    return -1;
+}
+
+/* Gives a slot back, waking a caller that waits for one. */
+static void give_back_slot(shmc_conn *c, uint32_t i)
+{
+    atomic_fetch_or(&c->free_mask, 1u << i);
+    if (atomic_load(&c->slot_waiters)) {
+        shmc_plat_mutex_lock(&c->slot_lock);
+        shmc_plat_cond_signal(&c->slot_cond);
+        shmc_plat_mutex_unlock(&c->slot_lock);
+    }
+}
+
 HRESULT shmc_xcall_begin(shmc_xcall *x, shmc_conn *c, uint32_t size)
 {
     memset(x, 0, sizeof(*x));
     x->slot = -1;
     x->conn = c;
-    shmc_thread *th = shmc_thread_get();
-    uint32_t timeout = th ? th->timeout_ms : INFINITE;
-    uint64_t deadline =
-        timeout == INFINITE ? UINT64_MAX : shmc_plat_clock_ns() + (uint64_t)timeout * 1000000u;
-    shmc_plat_mutex_lock(&c->slot_lock);
-    for (;;) {
-        if (atomic_load(&c->dead)) {
-            shmc_plat_mutex_unlock(&c->slot_lock);
-            return RPC_E_SERVER_DIED;
-        }
-        reclaim_abandoned(c);
-        if (c->free_mask)
-            break;
+    int i = take_free_slot(c);
+    if (i < 0) {
         /* all slots busy: calls queue here, within the call timeout */
-        uint32_t left = deadline == UINT64_MAX ? 50 : shmc_plat_clock_ms_until(deadline);
-        if (left == 0) {
-            shmc_plat_mutex_unlock(&c->slot_lock);
-            return RPC_E_TIMEOUT;
+        shmc_thread *th = shmc_thread_get();
+        uint32_t timeout = th ? th->timeout_ms : INFINITE;
+        uint64_t deadline =
+            timeout == INFINITE ? UINT64_MAX : shmc_plat_clock_ns() + (uint64_t)timeout * 1000000u;
+        shmc_plat_mutex_lock(&c->slot_lock);
+        atomic_fetch_add(&c->slot_waiters, 1);
+        for (;;) {
+            if (atomic_load(&c->dead)) {
+                i = -1;
+                break;
+            }
+            reclaim_abandoned(c);
+            if ((i = take_free_slot(c)) >= 0)
+                break;
+            uint32_t left = deadline == UINT64_MAX ? 50 : shmc_plat_clock_ms_until(deadline);
+            if (left == 0) {
+                i = -2;
+                break;
+            }
+            shmc_plat_cond_wait(&c->slot_cond, &c->slot_lock, left < 50 ? left : 50);
         }
-        shmc_plat_cond_wait(&c->slot_cond, &c->slot_lock, left < 50 ? left : 50);
+        atomic_fetch_sub(&c->slot_waiters, 1);
+        shmc_plat_mutex_unlock(&c->slot_lock);
+        if (i < 0)
+            return i == -1 ? RPC_E_SERVER_DIED : RPC_E_TIMEOUT;
     }
-    uint32_t i = (uint32_t)__builtin_ctz(c->free_mask);
-    c->free_mask &= ~(1u << i);
-    shmc_plat_mutex_unlock(&c->slot_lock);
+    if (atomic_load(&c->dead)) {
+        give_back_slot(c, (uint32_t)i);
+        return RPC_E_SERVER_DIED;
+    }
     x->slot = (int)i;
     shmc_conn_addref(c);
     HRESULT hr = shmc_xcall_resize(x, size);
@@ -543,6 +575,13 @@ HRESULT shmc_xcall_resize(shmc_xcall *x, uint32_t size)
     x->req_cap = size;
     x->bulk_req = true;
     return S_OK;
+}
+
+/* Wakes a receiver of the connection. */
+static void ring_server(shmc_conn *c)
+{
+    atomic_fetch_add(&c->hdr->server_bell.value, 1);
+    shmc_plat_wake(&c->server_bell, false);
 }
 
 /* An STA waiting for a reply is woken by calls queued for it too: it
@@ -587,19 +626,15 @@ HRESULT shmc_xcall_send(shmc_xcall *x, uint32_t kind, uint32_t method, const uin
         memset(s->req_bulk, 0, sizeof(s->req_bulk));
         memcpy(s->req_bulk, c->bulk_out[i].name, strlen(c->bulk_out[i].name));
     }
-    /* the reply region we still have mapped, which the server may reuse */
-    memset(s->rep_bulk, 0, sizeof(s->rep_bulk));
     if (c->bulk_in[i].base)
-        memcpy(s->rep_bulk, c->bulk_in[i].name, strlen(c->bulk_in[i].name));
+        flags |= SHMC_SLOT_REP_HELD; /* the server may reuse that reply region */
     atomic_store_explicit(&s->flags, flags, memory_order_relaxed);
-    atomic_fetch_add_explicit(&s->seq, 1, memory_order_relaxed);
     atomic_store_explicit(&s->state, SHMC_SLOT_REQUEST, memory_order_release);
-    /* wake a receiver if all sleep (an event count in the header) */
+    /* wake a receiver if some sleep and none is about to look */
     atomic_thread_fence(memory_order_seq_cst);
-    if (atomic_load_explicit(&c->hdr->sleepers, memory_order_relaxed)) {
-        atomic_fetch_add(&c->hdr->server_bell.value, 1);
-        shmc_plat_wake(&c->server_bell, false);
-    }
+    if (atomic_load_explicit(&c->hdr->sleepers, memory_order_relaxed) &&
+        !atomic_load_explicit(&c->hdr->looking, memory_order_relaxed))
+        ring_server(c);
 
     shmc_thread *th = shmc_thread_get();
     shmc_apt *my_sta = th && th->inits && th->apt->model == SHMC_STA ? th->apt : NULL;
@@ -655,6 +690,10 @@ HRESULT shmc_xcall_send(shmc_xcall *x, uint32_t kind, uint32_t method, const uin
             }
             continue; /* the reply came meanwhile */
         }
+        /* not taken yet: make sure a receiver wakes for it (the one that
+         * was looking may have taken another call meanwhile) */
+        if (atomic_load(&s->state) == SHMC_SLOT_REQUEST && atomic_load(&c->hdr->sleepers))
+            ring_server(c);
         shmc_plat_wait(&c->slot_wake[i], seq, left);
         if (my_sta)
             sta_unregister(my_sta);
@@ -670,7 +709,13 @@ HRESULT shmc_xcall_send(shmc_xcall *x, uint32_t kind, uint32_t method, const uin
         bulk_drop(&c->bulk_out[i]); /* the server did not keep it: a new one next time */
     if (FAILED(server_hr))
         return S_OK; /* the server's answer is the error */
-    if (rep_flags & SHMC_SLOT_BULK_REP) {
+    if (rep_flags & SHMC_SLOT_REP_INLINE) {
+        if (rep_len > SHMC_SLOT_INLINE_MAX) {
+            *status = RPC_E_INVALID_DATA;
+            return S_OK;
+        }
+        *reply = s->inline_rep;
+    } else if (rep_flags & SHMC_SLOT_BULK_REP) {
         const unsigned char *data;
         if (FAILED(bulk_in_get(&c->bulk_in[i], s->rep_bulk, sizeof(s->rep_bulk), rep_len, &c->peer,
                                &data))) {
@@ -700,10 +745,7 @@ void shmc_xcall_end(shmc_xcall *x)
         bulk_trim(&c->bulk_in[i], false);
         /* after REPLY (or before sending) the slot is ours again */
         atomic_store_explicit(&shmc_conn_slot(c, i)->state, SHMC_SLOT_FREE, memory_order_release);
-        shmc_plat_mutex_lock(&c->slot_lock);
-        c->free_mask |= 1u << i;
-        shmc_plat_cond_signal(&c->slot_cond);
-        shmc_plat_mutex_unlock(&c->slot_lock);
+        give_back_slot(c, i);
     }
     shmc_conn_release(c);
     memset(x, 0, sizeof(*x));
@@ -744,7 +786,7 @@ typedef struct slot_reply {
     shmc_conn *conn;
     uint32_t slot;
     uint32_t len;
-    bool bulk;
+    bool bulk, inline_rep;
     char bulk_name[SHMC_XNAME_MAX];
 } slot_reply;
 
@@ -754,7 +796,12 @@ static HRESULT slot_reply_get_buffer(ShmStubReply *r, uint32_t size, void **buf)
     shmc_conn *c = sr->conn;
     *buf = NULL;
     sr->bulk = false;
+    sr->inline_rep = size <= SHMC_SLOT_INLINE_MAX;
     sr->len = size;
+    if (sr->inline_rep) {
+        *buf = shmc_conn_slot(c, sr->slot)->inline_rep;
+        return S_OK;
+    }
     if (size <= SHMC_SLOT_AREA) {
         *buf = shmc_conn_rep_area(c, sr->slot);
         return S_OK;
@@ -774,6 +821,8 @@ static const ShmStubReplyVtbl slot_reply_vtbl = {slot_reply_get_buffer};
 /* Where the reply was written. */
 static const void *slot_reply_data(const slot_reply *sr)
 {
+    if (sr->inline_rep)
+        return shmc_conn_slot(sr->conn, sr->slot)->inline_rep;
     return sr->bulk ? (unsigned char *)sr->conn->bulk_out[sr->slot].base + SHMC_BULK_DATA
                     : shmc_conn_rep_area(sr->conn, sr->slot);
 }
@@ -835,15 +884,10 @@ static HRESULT serve_method(shmc_conn *c, const uint8_t ipid[16], uint32_t metho
 /* Before serving slot i: the reply region we kept for it stays only if
  * the client says it still has it mapped (else it is let go, and removed
  * if it never opened it). */
-static void check_kept_reply(shmc_conn *c, uint32_t i)
+static void check_kept_reply(shmc_conn *c, uint32_t i, uint32_t flags)
 {
     shmc_plat_region *r = &c->bulk_out[i];
-    if (!r->base)
-        return;
-    char held[SHMC_XNAME_MAX];
-    shmc_slot_hdr *s = shmc_conn_slot(c, i);
-    if (FAILED(shmc_xport_copy_name(held, s->rep_bulk, sizeof(s->rep_bulk))) ||
-        strcmp(held, r->name) != 0 || r->size > SHMC_BULK_KEEP_MAX)
+    if (r->base && (!(flags & SHMC_SLOT_REP_HELD) || r->size > SHMC_BULK_KEEP_MAX))
         bulk_drop(r);
 }
 
@@ -862,6 +906,8 @@ static HRESULT request_frame(shmc_conn *c, uint32_t i, uint32_t flags, uint32_t 
     return S_OK;
 }
 
+static void count_looking(shmc_conn *c, int d);
+
 /* One claimed slot: read, check, run, answer. */
 static void serve_slot(shmc_conn *c, uint32_t i)
 {
@@ -872,8 +918,8 @@ static void serve_slot(shmc_conn *c, uint32_t i)
     uint32_t flags = atomic_load(&s->flags);
     uint8_t ipid[16];
     memcpy(ipid, s->ipid, 16);
-    check_kept_reply(c, i);
-    slot_reply reply = {{&slot_reply_vtbl}, c, i, 0, false, {0}};
+    check_kept_reply(c, i, flags);
+    slot_reply reply = {{&slot_reply_vtbl}, c, i, 0, false, false, {0}};
     const unsigned char *req = NULL;
     HRESULT status = request_frame(c, i, flags, req_len, &req);
     if (SUCCEEDED(status)) {
@@ -901,8 +947,11 @@ static void serve_slot(shmc_conn *c, uint32_t i)
         memset(s->rep_bulk, 0, sizeof(s->rep_bulk));
         memcpy(s->rep_bulk, reply.bulk_name, strlen(reply.bulk_name));
         rep_flags |= SHMC_SLOT_BULK_REP;
+    } else if (SUCCEEDED(status) && reply.inline_rep) {
+        rep_flags |= SHMC_SLOT_REP_INLINE;
     }
     atomic_store_explicit(&s->rep_flags, rep_flags, memory_order_relaxed);
+    count_looking(c, 1); /* about to look for the next request */
     uint32_t st = SHMC_SLOT_RUNNING;
     if (atomic_compare_exchange_strong(&s->state, &st, SHMC_SLOT_REPLY)) {
         wake_slot(c, i);
@@ -976,29 +1025,54 @@ static bool has_request(shmc_conn *c)
     return false;
 }
 
+/* The receivers' counts, and their mirror in the header for the client. */
+static void count_looking(shmc_conn *c, int d)
+{
+    atomic_fetch_add(&c->looking, (uint32_t)d);
+    atomic_fetch_add(&c->hdr->looking, (uint32_t)d);
+}
+
+static void count_sleeping(shmc_conn *c, int d)
+{
+    atomic_fetch_add(&c->sleeping, (uint32_t)d);
+    atomic_fetch_add(&c->hdr->sleepers, (uint32_t)d);
+}
+
+/*
+ * A receiver thread. Idle, it spins for a while (only one receiver of a
+ * connection spins at a time: more would only take CPUs from the callers)
+ * and then sleeps on the server bell. A receiver counts as "looking" from
+ * just before it publishes a reply until it sleeps or takes the next
+ * request, so a client that posts a request right after a reply sees that
+ * someone will find it and does not wake anybody.
+ */
 static void receiver_main(void *arg)
 {
     shmc_conn *c = arg;
     atomic_fetch_add(&c->idle_receivers, 1);
+    count_looking(c, 1);
     while (!atomic_load(&c->dead)) {
         int i = claim_slot(c);
         if (i >= 0) {
+            count_looking(c, -1);
             /* keep one receiver idle, so that a call that takes its time
              * never holds up the next one (up to one receiver per slot) */
             if (atomic_fetch_sub(&c->idle_receivers, 1) == 1)
                 receiver_start(c);
-            serve_slot(c, (uint32_t)i);
+            serve_slot(c, (uint32_t)i); /* counts itself looking before it replies */
             atomic_fetch_add(&c->idle_receivers, 1);
             continue;
         }
         uint32_t spin = atomic_load_explicit(&shmc_tune.callee_spin_ns, memory_order_relaxed);
-        uint64_t start = shmc_plat_clock_ns();
         bool work = false;
-        for (unsigned k = 1; spin && !work; k++) {
-            work = has_request(c) || atomic_load(&c->dead);
-            shmc_plat_cpu_relax();
-            if ((k & 63) == 0 && shmc_plat_clock_ns() - start >= spin)
-                break;
+        if (spin && atomic_load(&c->looking) == 1) {
+            uint64_t start = shmc_plat_clock_ns();
+            for (unsigned k = 1; !work; k++) {
+                work = has_request(c) || atomic_load(&c->dead);
+                shmc_plat_cpu_relax();
+                if ((k & 63) == 0 && shmc_plat_clock_ns() - start >= spin)
+                    break;
+            }
         }
         if (work)
             continue;
@@ -1008,12 +1082,17 @@ static void receiver_main(void *arg)
             conn_peer_gone(c);
             break;
         }
+        /* sleep: counted first, then the last look (the client posts, then
+         * reads the counts; one of us sees the other) */
         uint32_t seq = atomic_load(&c->hdr->server_bell.value);
-        atomic_fetch_add(&c->hdr->sleepers, 1);
+        count_sleeping(c, 1);
+        count_looking(c, -1);
         if (!has_request(c) && !atomic_load(&c->dead))
             shmc_plat_wait(&c->server_bell, seq, RECEIVER_SLEEP_MS);
-        atomic_fetch_sub(&c->hdr->sleepers, 1);
+        count_looking(c, 1);
+        count_sleeping(c, -1);
     }
+    count_looking(c, -1);
     atomic_fetch_sub(&c->idle_receivers, 1);
     atomic_fetch_sub(&c->receivers, 1);
     shmc_conn_release(c);

@@ -44,11 +44,16 @@ struct shmc_conn {
     /* client: which slots are free (only the client hands them out) */
     shmc_plat_mutex slot_lock;
     shmc_plat_cond slot_cond;
-    uint32_t free_mask;      /* slots free for a new call */
-    uint32_t abandoned_mask; /* slots given up on, until the server frees them */
+    _Atomic uint32_t free_mask;    /* slots free for a new call (no lock) */
+    _Atomic uint32_t slot_waiters; /* callers waiting for a free slot */
+    uint32_t abandoned_mask;       /* slots given up on, until the server frees
+                                      them (under slot_lock) */
 
     /* server */
     _Atomic uint32_t receivers, idle_receivers;
+    /* receivers awake and about to look for a request, and asleep: the
+     * counts we decide by (the header has a mirror for the client) */
+    _Atomic uint32_t looking, sleeping;
     /* records the client asked us for (ADD_RECORD), revoked when it goes
      * (under rt.lock) */
     shmc_made_record *made;

@@ -63,14 +63,17 @@ _Static_assert(offsetof(shmc_ep_hdr, slots) == 128, "endpoint layout");
  *
  *   offset size
  *        0   48  common region header (kind CONN, owner = the client)
- *       48    4  nslots       16
- *       52    4  area         bytes of each slot's request and reply areas
+ *       48    4  sleepers     receivers asleep on server_bell   \ the server's
+ *       52    4  looking      receivers awake and about to look  / counts (a
+ *                             for a request; the client wakes    | mirror: it
+ *                             one only if none looks             / never reads them)
  *       56    4  state        NEW -> ACCEPTED (server) -> CLOSED (either)
- *       60    4  sleepers     receivers count themselves before sleeping
- *       64    8  server_bell  wait word: the client bumps it after a request
+ *       64    8  server_bell  wait word: the client bumps it to wake a receiver
  *       72    8  accept       wait word: the server bumps it on accepting
  *       80    8  server_pid   \ written by the server when it accepts
  *       88    8  server_start /
+ *       96    4  nslots       16
+ *      100    4  area         bytes of each slot's request and reply areas
  *     4096       slots, each SHMC_SLOT_STRIDE bytes:
  *                slot header (256), pad to 4096, request area, reply area
  */
@@ -84,40 +87,46 @@ enum { SHMC_CONN_NEW = 0, SHMC_CONN_ACCEPTED = 1, SHMC_CONN_CLOSED = 2 };
 
 typedef struct shmc_conn_hdr {
     shmc_region_hdr common;
-    _Atomic uint32_t nslots;
-    _Atomic uint32_t area;
-    _Atomic uint32_t state;
     _Atomic uint32_t sleepers;
+    _Atomic uint32_t looking;
+    _Atomic uint32_t state;
+    uint32_t reserved0;
     shmc_plat_wword server_bell;
     shmc_plat_wword accept;
     _Atomic uint64_t server_pid;
     _Atomic uint64_t server_start;
+    _Atomic uint32_t nslots;
+    _Atomic uint32_t area;
 } shmc_conn_hdr;
 
+_Static_assert(offsetof(shmc_conn_hdr, sleepers) == 48, "connection layout");
+_Static_assert(offsetof(shmc_conn_hdr, state) == 56, "connection layout");
+_Static_assert(offsetof(shmc_conn_hdr, nslots) == 96, "connection layout");
 _Static_assert(offsetof(shmc_conn_hdr, server_bell) == 64, "connection layout");
 _Static_assert(offsetof(shmc_conn_hdr, accept) == 72, "connection layout");
 _Static_assert(offsetof(shmc_conn_hdr, server_start) == 88, "connection layout");
 _Static_assert(sizeof(shmc_conn_hdr) <= SHMC_SLOT_HDR, "connection layout");
 
 /*
- * Slot header (at the start of each slot, 256 bytes):
+ * Slot header (at the start of each slot, 256 bytes). Everything a small
+ * call needs is in its first cache line, so that a null call moves one
+ * line each way, as a spin ping-pong does:
  *     0  4 state     FREE -> REQUEST (client) -> RUNNING (server) -> REPLY
  *                    (server) -> FREE (client); REQUEST/RUNNING ->
  *                    ABANDONED (client); ABANDONED -> FREE (server)
+ *     4  4 flags     SHMC_SLOT_BULK_REQ, _REP_HELD    client, before REQUEST
  *     8  8 wake      wait word the client sleeps on for the reply
- *    16  4 kind      SHMC_OP_*                    \
- *    20  4 method    vtable slot (METHOD)          |
- *    24  4 req_len   bytes of the request frame    | client, before REQUEST
- *    28  4 flags     SHMC_SLOT_BULK_REQ            |
- *    32 16 ipid      the target interface (METHOD) |
- *    48 48 req_bulk  bulk region of the request    |
- *   112 48 rep_bulk  the client: the reply region /
- *                    it still has mapped (or "")
- *    96  4 rep_len   bytes of the reply frame      \
- *   100  4 status    the transport's HRESULT       | server, before REPLY
- *   104  4 rep_flags SHMC_SLOT_BULK_REP, _REQ_KEPT |
- *   112 48 rep_bulk  bulk region of the reply     /
- *   160  8 seq       the client's call counter (diagnostics)
+ *    16  4 kind      SHMC_OP_*                        client
+ *    20  4 method    vtable slot (METHOD)             client
+ *    24  4 req_len   bytes of the request frame       client
+ *    28  4 rep_len   bytes of the reply frame         server, before REPLY
+ *    32 16 ipid      the target interface (METHOD)    client
+ *    48  4 status    the transport's HRESULT          server
+ *    52  4 rep_flags SHMC_SLOT_BULK_REP, _REQ_KEPT,   server
+ *                    _REP_INLINE
+ *    56  8 inline    a reply of at most 8 bytes        server
+ *    64 48 req_bulk  bulk region of the request       client
+ *   128 48 rep_bulk  bulk region of the reply         server
  */
 enum {
     SHMC_SLOT_FREE = 0,
@@ -135,37 +144,45 @@ enum {
  * does not make, fault in and free a region each time:
  *  - a request region the server has mapped is reused by the client only
  *    if the server said so in its reply (SHMC_SLOT_BULK_REQ_KEPT);
- *  - a reply region is reused by the server only if the client names it
- *    in the next request's rep_bulk field (it still has it mapped).
+ *  - a reply region is reused by the server only if the client says in
+ *    the next request that it still has it mapped (SHMC_SLOT_REP_HELD).
  * Names are removed by the side that opens a region; a region that was
  * never opened is removed by its maker when it lets it go.
  */
-enum { SHMC_SLOT_BULK_REQ = 1, SHMC_SLOT_BULK_REP = 2, SHMC_SLOT_BULK_REQ_KEPT = 4 };
+enum {
+    SHMC_SLOT_BULK_REQ = 1,      /* flags: the request is in req_bulk */
+    SHMC_SLOT_REP_HELD = 2,      /* flags: the client still maps the last reply region */
+    SHMC_SLOT_BULK_REP = 1,      /* rep_flags: the reply is in rep_bulk */
+    SHMC_SLOT_BULK_REQ_KEPT = 2, /* rep_flags: the server keeps the request region */
+    SHMC_SLOT_REP_INLINE = 4,    /* rep_flags: the reply is in inline_rep */
+};
 #define SHMC_BULK_KEEP_MAX ((size_t)(32u << 20) + SHMC_BULK_DATA)
 
 typedef struct shmc_slot_hdr {
     _Atomic uint32_t state;
-    uint32_t reserved0;
+    _Atomic uint32_t flags;
     shmc_plat_wword wake;
     _Atomic uint32_t kind;
     _Atomic uint32_t method;
     _Atomic uint32_t req_len;
-    _Atomic uint32_t flags;
-    uint8_t ipid[16];
-    char req_bulk[SHMC_XNAME_MAX];
     _Atomic uint32_t rep_len;
+    uint8_t ipid[16];
     _Atomic int32_t status;
     _Atomic uint32_t rep_flags;
-    uint32_t reserved1;
+    unsigned char inline_rep[8];
+    char req_bulk[SHMC_XNAME_MAX];
+    uint8_t reserved0[16];
     char rep_bulk[SHMC_XNAME_MAX];
-    _Atomic uint64_t seq;
 } shmc_slot_hdr;
+
+/* A reply this small travels in the slot header's first line. */
+#define SHMC_SLOT_INLINE_MAX 8u
 
 _Static_assert(offsetof(shmc_slot_hdr, wake) == 8, "slot layout");
 _Static_assert(offsetof(shmc_slot_hdr, ipid) == 32, "slot layout");
-_Static_assert(offsetof(shmc_slot_hdr, rep_len) == 96, "slot layout");
-_Static_assert(offsetof(shmc_slot_hdr, rep_bulk) == 112, "slot layout");
-_Static_assert(offsetof(shmc_slot_hdr, seq) == 160, "slot layout");
+_Static_assert(offsetof(shmc_slot_hdr, inline_rep) == 56, "slot layout");
+_Static_assert(offsetof(shmc_slot_hdr, req_bulk) == 64, "slot layout");
+_Static_assert(offsetof(shmc_slot_hdr, rep_bulk) == 128, "slot layout");
 _Static_assert(sizeof(shmc_slot_hdr) <= 256, "slot layout");
 
 /* The bulk region: the common header, then the frame at SHMC_BULK_DATA. */
