@@ -119,6 +119,8 @@ int sample_proc_wait(sample_proc *p, uint32_t timeout_ms)
 {
     if (p->exited)
         return 1;
+    if (!p->handle)
+        return -1;
     DWORD rc = WaitForSingleObject((HANDLE)p->handle, timeout_ms);
     if (rc == WAIT_TIMEOUT)
         return 0;
@@ -132,7 +134,7 @@ int sample_proc_wait(sample_proc *p, uint32_t timeout_ms)
 
 void sample_proc_kill(sample_proc *p)
 {
-    if (!p->exited)
+    if (!p->exited && p->handle)
         TerminateProcess((HANDLE)p->handle, 137); /* 128 + SIGKILL, as on POSIX */
 }
 
@@ -241,6 +243,8 @@ int sample_proc_start(sample_proc *p, const char *const argv[])
 
 int sample_proc_wait(sample_proc *p, uint32_t timeout_ms)
 {
+    if (p->handle <= 0)
+        return p->exited ? 1 : -1; /* waitpid(0 or -1) would wait for any child */
     /* waitpid has no timeout: look every millisecond (a pidfd would do
      * better on Linux; this works on every POSIX system) */
     double start = sample_now_ms();
@@ -265,7 +269,7 @@ int sample_proc_wait(sample_proc *p, uint32_t timeout_ms)
 
 void sample_proc_kill(sample_proc *p)
 {
-    if (!p->exited) /* not yet reaped, so the pid is still ours */
+    if (!p->exited && p->handle > 0) /* not yet reaped, so the pid is still ours */
         kill((pid_t)p->handle, SIGKILL);
 }
 

@@ -314,6 +314,8 @@ static void plugin_stop(slot *sl, int kill)
         IHost_Release(sl->site);
         sl->site = NULL;
     }
+    if (!sl->proc.handle)
+        return; /* no process (it never started, or is reaped already) */
     if (sample_proc_wait(&sl->proc, EXIT_MS) == 0) {
         say("plugin %u: pid %lu did not exit; killing it", sl->index, sl->proc.pid);
         sample_proc_kill(&sl->proc);
@@ -355,6 +357,7 @@ static void worker_main(void *arg)
     ShmCoSetCallTimeout(j->timeout_ms); /* for this thread's calls */
     if (plugin_start(sl) != 0) {
         atomic_store(&j->failed, 1);
+        plugin_stop(sl, 1);
         goto out;
     }
     atomic_store(&sl->state, SLOT_WORKING);
@@ -414,6 +417,7 @@ static void worker_main(void *arg)
         say("plugin %u: restarting it (restart %u)", sl->index, sl->restarts);
         if (plugin_start(sl) != 0) {
             atomic_store(&j->failed, 1);
+            plugin_stop(sl, 1);
             goto out;
         }
         atomic_store(&sl->state, SLOT_WORKING);
