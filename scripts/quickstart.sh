@@ -7,5 +7,6 @@ scripts/install-deps.sh
 cmake --preset default
 cmake --build --preset default --parallel
 echo
-echo "=== running the main sample: build/default/samples/hello-shared/hello-shared ==="
-build/default/samples/hello-shared/hello-shared
+echo "=== running the main sample: build/default/samples/plugin-host/plugin-host ==="
+echo "=== (a host and 3 plugin processes; try --crash-plugin 2 or --hang-plugin 2) ==="
+build/default/samples/plugin-host/plugin-host
