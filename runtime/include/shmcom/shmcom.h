@@ -152,8 +152,16 @@ SHMCOM_API HRESULT ShmCoSetCallTimeout(DWORD timeout_ms);
  * has it but no proxy/stub is registered for it; STG_E_READFAULT for a
  * stream that ends inside a record; RPC_E_INVALID_OBJREF for one that is
  * not a record; the stream's own errors. mshctx: MSHCTX_INPROC (or
- * MSHCTX_CROSSCTX); MSHCTX_LOCAL (another process) gives E_NOTIMPL in this
- * version, as do MSHCTX_NOSHAREDMEM and MSHCTX_DIFFERENTMACHINE.
+ * MSHCTX_CROSSCTX) for another apartment of this process; MSHCTX_LOCAL for
+ * another process of the same user on this machine (the record can also
+ * be unmarshaled in this process); MSHCTX_NOSHAREDMEM and
+ * MSHCTX_DIFFERENTMACHINE give E_NOTIMPL.
+ * Across processes (docs/transport.md): unmarshaling a record whose
+ * process has died, or that names no object it holds (forged, spent),
+ * gives CO_E_OBJNOTCONNECTED; a process that already serves 4 connections
+ * of ours refuses another with RPC_E_SERVERCALL_REJECTED. References a
+ * process holds are released when it dies, and so are records made for it
+ * that nobody took.
  */
 SHMCOM_API HRESULT ShmCoMarshalInterface(IStream *stream, REFIID riid, IUnknown *punk, DWORD mshctx,
                                          void *reserved, DWORD mshlflags);
