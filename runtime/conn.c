@@ -630,9 +630,11 @@ HRESULT shmc_xcall_send(shmc_xcall *x, uint32_t kind, uint32_t method, const uin
         flags |= SHMC_SLOT_REP_HELD; /* the server may reuse that reply region */
     atomic_store_explicit(&s->flags, flags, memory_order_relaxed);
     atomic_store_explicit(&s->state, SHMC_SLOT_REQUEST, memory_order_release);
-    /* wake a receiver if some sleep and none is about to look */
+    /* wake a receiver if some sleep and none is about to look (the
+     * receiver that replied last in this slot, or any other) */
     atomic_thread_fence(memory_order_seq_cst);
-    if (atomic_load_explicit(&c->hdr->sleepers, memory_order_relaxed) &&
+    if (!(atomic_load_explicit(&s->rep_flags, memory_order_relaxed) & SHMC_SLOT_LOOKING) &&
+        atomic_load_explicit(&c->hdr->sleepers, memory_order_relaxed) &&
         !atomic_load_explicit(&c->hdr->looking, memory_order_relaxed))
         ring_server(c);
 
@@ -908,8 +910,10 @@ static HRESULT request_frame(shmc_conn *c, uint32_t i, uint32_t flags, uint32_t 
 
 static void count_looking(shmc_conn *c, int d);
 
-/* One claimed slot: read, check, run, answer. */
-static void serve_slot(shmc_conn *c, uint32_t i)
+/* One claimed slot: read, check, run, answer. true if the reply went out
+ * with SHMC_SLOT_LOOKING set (the caller clears it before it stops
+ * looking). */
+static bool serve_slot(shmc_conn *c, uint32_t i)
 {
     shmc_slot_hdr *s = shmc_conn_slot(c, i);
     uint32_t kind = atomic_load(&s->kind);
@@ -950,12 +954,12 @@ static void serve_slot(shmc_conn *c, uint32_t i)
     } else if (SUCCEEDED(status) && reply.inline_rep) {
         rep_flags |= SHMC_SLOT_REP_INLINE;
     }
-    atomic_store_explicit(&s->rep_flags, rep_flags, memory_order_relaxed);
+    atomic_store_explicit(&s->rep_flags, rep_flags | SHMC_SLOT_LOOKING, memory_order_relaxed);
     count_looking(c, 1); /* about to look for the next request */
     uint32_t st = SHMC_SLOT_RUNNING;
     if (atomic_compare_exchange_strong(&s->state, &st, SHMC_SLOT_REPLY)) {
         wake_slot(c, i);
-        return;
+        return true;
     }
     /* the client gave up: nobody reads the reply; release what it carries */
     if (SUCCEEDED(status) && kind == SHMC_OP_METHOD && reply.len) {
@@ -969,7 +973,9 @@ static void serve_slot(shmc_conn *c, uint32_t i)
     /* and it let go of the slot's bulk regions: so do we */
     bulk_drop(&c->bulk_out[i]);
     shmc_plat_region_close(&c->bulk_in[i]);
+    atomic_fetch_and(&s->rep_flags, ~(uint32_t)SHMC_SLOT_LOOKING);
     atomic_store_explicit(&s->state, SHMC_SLOT_FREE, memory_order_release);
+    return false;
 }
 
 /* A request its client gave up on before any receiver took it: release
@@ -1038,6 +1044,17 @@ static void count_sleeping(shmc_conn *c, int d)
     atomic_fetch_add(&c->hdr->sleepers, (uint32_t)d);
 }
 
+/* Clears the SHMC_SLOT_LOOKING this receiver set (a seq_cst
+ * read-modify-write: ordered before its next look for requests). */
+static void unhint(shmc_conn *c, int *hinted)
+{
+    if (*hinted >= 0) {
+        atomic_fetch_and(&shmc_conn_slot(c, (uint32_t)*hinted)->rep_flags,
+                         ~(uint32_t)SHMC_SLOT_LOOKING);
+        *hinted = -1;
+    }
+}
+
 /*
  * A receiver thread. Idle, it spins for a while (only one receiver of a
  * connection spins at a time: more would only take CPUs from the callers)
@@ -1049,17 +1066,20 @@ static void count_sleeping(shmc_conn *c, int d)
 static void receiver_main(void *arg)
 {
     shmc_conn *c = arg;
+    int hinted = -1; /* the slot whose SHMC_SLOT_LOOKING we set */
     atomic_fetch_add(&c->idle_receivers, 1);
     count_looking(c, 1);
     while (!atomic_load(&c->dead)) {
         int i = claim_slot(c);
         if (i >= 0) {
+            unhint(c, &hinted);
             count_looking(c, -1);
             /* keep one receiver idle, so that a call that takes its time
              * never holds up the next one (up to one receiver per slot) */
             if (atomic_fetch_sub(&c->idle_receivers, 1) == 1)
                 receiver_start(c);
-            serve_slot(c, (uint32_t)i); /* counts itself looking before it replies */
+            if (serve_slot(c, (uint32_t)i)) /* counts itself looking before it replies */
+                hinted = i;
             atomic_fetch_add(&c->idle_receivers, 1);
             continue;
         }
@@ -1085,6 +1105,7 @@ static void receiver_main(void *arg)
         /* sleep: counted first, then the last look (the client posts, then
          * reads the counts; one of us sees the other) */
         uint32_t seq = atomic_load(&c->hdr->server_bell.value);
+        unhint(c, &hinted);
         count_sleeping(c, 1);
         count_looking(c, -1);
         if (!has_request(c) && !atomic_load(&c->dead))
@@ -1092,6 +1113,7 @@ static void receiver_main(void *arg)
         count_looking(c, 1);
         count_sleeping(c, -1);
     }
+    unhint(c, &hinted);
     count_looking(c, -1);
     atomic_fetch_sub(&c->idle_receivers, 1);
     atomic_fetch_sub(&c->receivers, 1);

@@ -155,6 +155,11 @@ enum {
     SHMC_SLOT_BULK_REP = 1,      /* rep_flags: the reply is in rep_bulk */
     SHMC_SLOT_BULK_REQ_KEPT = 2, /* rep_flags: the server keeps the request region */
     SHMC_SLOT_REP_INLINE = 4,    /* rep_flags: the reply is in inline_rep */
+    /* rep_flags: the receiver that replied here will look for the next
+     * request before it sleeps (it clears this first): a client that posts
+     * in this slot and sees it needs no wake-up and no look at the
+     * connection header, so a hot call touches only this line */
+    SHMC_SLOT_LOOKING = 8,
 };
 #define SHMC_BULK_KEEP_MAX ((size_t)(32u << 20) + SHMC_BULK_DATA)
 
