@@ -5,15 +5,21 @@
 # the folder of the generated FILE.h. The outputs are rebuilt when the .idl
 # file, a file it imports (through shmidl's depfile) or shmidl changes.
 #
-# shmidl is the imported executable shmcom::shmidl: in shmcom's own build,
-# the compiler built for the build machine (also in a cross build); from an
-# installed shmcom, the installed one, or the one SHMCOM_SHMIDL names.
+# shmidl is the executable target shmcom::shmidl, always a program for the
+# build machine: in shmcom's own build, the one it builds (in a cross build,
+# a second time with the build machine's compiler) or the one SHMCOM_SHMIDL
+# names; from an installed shmcom, see shmcomConfig.cmake (SHMCOM_SHMIDL,
+# else the package's own if it runs here, else shmidl on PATH).
 include_guard(GLOBAL)
 
 function(shmcom_add_idl target)
   cmake_parse_arguments(PARSE_ARGV 1 A "" "OUTPUT_DIR" "INCLUDE_DIRS")
   if(NOT TARGET shmcom::shmidl)
-    message(FATAL_ERROR "shmcom_add_idl: no shmcom::shmidl (find_package(shmcom) first)")
+    get_property(why GLOBAL PROPERTY SHMCOM_SHMIDL_MISSING)
+    if(NOT why)
+      set(why "no shmcom::shmidl (find_package(shmcom) first)")
+    endif()
+    message(FATAL_ERROR "shmcom_add_idl(${target}): ${why}")
   endif()
   if(NOT A_UNPARSED_ARGUMENTS)
     message(FATAL_ERROR "shmcom_add_idl(${target}): no .idl file given")
