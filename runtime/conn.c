@@ -633,10 +633,13 @@ HRESULT shmc_xcall_send(shmc_xcall *x, uint32_t kind, uint32_t method, const uin
     /* wake a receiver if some sleep and none is about to look (the
      * receiver that replied last in this slot, or any other) */
     atomic_thread_fence(memory_order_seq_cst);
+    bool rang = false; /* a receiver wakes for this request */
     if (!(atomic_load_explicit(&s->rep_flags, memory_order_relaxed) & SHMC_SLOT_LOOKING) &&
         atomic_load_explicit(&c->hdr->sleepers, memory_order_relaxed) &&
-        !atomic_load_explicit(&c->hdr->looking, memory_order_relaxed))
+        !atomic_load_explicit(&c->hdr->looking, memory_order_relaxed)) {
         ring_server(c);
+        rang = true;
+    }
 
     shmc_thread *th = shmc_thread_get();
     shmc_apt *my_sta = th && th->inits && th->apt->model == SHMC_STA ? th->apt : NULL;
@@ -692,10 +695,13 @@ HRESULT shmc_xcall_send(shmc_xcall *x, uint32_t kind, uint32_t method, const uin
             }
             continue; /* the reply came meanwhile */
         }
-        /* not taken yet: make sure a receiver wakes for it (the one that
-         * was looking may have taken another call meanwhile) */
-        if (atomic_load(&s->state) == SHMC_SLOT_REQUEST && atomic_load(&c->hdr->sleepers))
+        /* not taken yet and nobody was woken for it: make sure a receiver
+         * wakes (the one that was looking may have taken another call) */
+        if (!rang && atomic_load(&s->state) == SHMC_SLOT_REQUEST &&
+            atomic_load(&c->hdr->sleepers)) {
             ring_server(c);
+            rang = true;
+        }
         shmc_plat_wait(&c->slot_wake[i], seq, left);
         if (my_sta)
             sta_unregister(my_sta);
