@@ -389,9 +389,9 @@ bool shmc_apt_enqueue(shmc_apt *apt, shmc_call *c)
             shmc_plat_event_set(&apt->event);
     } else {
         shmc_plat_mutex_lock(&apt->qlock);
-        c->next = NULL;
+        atomic_store_explicit(&c->link.next, NULL, memory_order_relaxed);
         if (apt->mtail)
-            apt->mtail->next = c;
+            atomic_store_explicit(&apt->mtail->link.next, &c->link, memory_order_relaxed);
         else
             atomic_store_explicit(&apt->mhead, c, memory_order_release);
         apt->mtail = c;
@@ -427,10 +427,10 @@ static shmc_call *dequeue(shmc_apt *apt)
     shmc_plat_mutex_lock(&apt->qlock);
     shmc_call *c = atomic_load_explicit(&apt->mhead, memory_order_relaxed);
     if (c) {
-        atomic_store_explicit(&apt->mhead, c->next, memory_order_relaxed);
-        if (!c->next)
+        shmc_call *next = (shmc_call *)atomic_load_explicit(&c->link.next, memory_order_relaxed);
+        atomic_store_explicit(&apt->mhead, next, memory_order_relaxed);
+        if (!next)
             apt->mtail = NULL;
-        c->next = NULL;
         atomic_fetch_sub(&apt->qlen, 1);
     }
     shmc_plat_mutex_unlock(&apt->qlock);

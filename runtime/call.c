@@ -49,18 +49,46 @@ static uint32_t spin_budget(uint32_t spin_max)
 /* Each thread keeps its last call and reuses it for the next one. */
 static _Thread_local shmc_call *spare;
 
+_Static_assert(offsetof(shmc_call, rep_inline) + 4 <= SHMC_CACHE_LINE,
+               "the reply's HRESULT shares line 0 with the call's state");
+
+static shmc_call *call_alloc(void)
+{
+    void *raw = shmc_malloc(sizeof(shmc_call) + SHMC_CACHE_LINE - 1);
+    if (!raw)
+        return NULL;
+    uintptr_t a = ((uintptr_t)raw + SHMC_CACHE_LINE - 1) & ~(uintptr_t)(SHMC_CACHE_LINE - 1);
+    shmc_call *c = (shmc_call *)a;
+    c->raw = raw;
+    return c;
+}
+
 HRESULT shmc_call_new(shmc_call **out, uint32_t kind)
 {
     shmc_call *c = spare;
     if (c)
         spare = NULL;
-    else if (!(c = shmc_malloc(sizeof(*c)))) {
+    else if (!(c = call_alloc())) {
         *out = NULL;
         return E_OUTOFMEMORY;
     }
-    memset(c, 0, offsetof(shmc_call, req_inline));
+    /* field by field rather than a memset of the header: the callee wrote
+     * line 0 last, and the rest is read only when set */
+    atomic_init(&c->link.next, NULL);
     atomic_init(&c->state, SHMC_CALL_PENDING);
-    c->kind = kind;
+    c->hr = S_OK;
+    c->rep_size = 0;
+    c->req_size = 0;
+    c->method = 0;
+    c->kind = (uint8_t)kind;
+    c->req_heap = false;
+    c->rep_heap = false;
+    c->owns_refs = false;
+    c->ifstub = NULL;
+    c->notify = NULL;
+    c->target = NULL;
+    c->stubmgr = NULL;
+    c->qi_result = NULL;
     *out = c;
     return S_OK;
 }
@@ -68,9 +96,10 @@ HRESULT shmc_call_new(shmc_call **out, uint32_t kind)
 static void call_clear(shmc_call *c)
 {
     if (c->req_heap)
-        shmc_free(c->req);
+        shmc_free(c->req_ext);
     if (c->rep_heap)
-        shmc_free(c->rep);
+        shmc_free(c->rep_ext);
+    c->req_heap = c->rep_heap = false;
     if (c->owns_refs) {
         if (c->ifstub)
             shmc_ifstub_release(c->ifstub);
@@ -103,12 +132,13 @@ void shmc_call_free(shmc_call *c)
     if (!spare)
         spare = c;
     else
-        shmc_free(c);
+        shmc_free(c->raw);
 }
 
 void shmc_call_free_spare(void)
 {
-    shmc_free(spare);
+    if (spare)
+        shmc_free(spare->raw);
     spare = NULL;
 }
 
@@ -120,11 +150,11 @@ static void drop_call(shmc_call *c, bool ran)
 {
     if (c->kind == SHMC_CALL_METHOD && c->ifstub->info) {
         if (!ran)
-            shmc_frame_release_records(c->ifstub->info, c->method, c->req, c->req_size, false,
-                                       &shmc_inproc_marshaler);
-        else if (SUCCEEDED(c->hr) && c->rep)
-            shmc_frame_release_records(c->ifstub->info, c->method, c->rep, c->rep_size, true,
-                                       &shmc_inproc_marshaler);
+            shmc_frame_release_records(c->ifstub->info, c->method, shmc_call_req(c), c->req_size,
+                                       false, &shmc_inproc_marshaler);
+        else if (SUCCEEDED(c->hr) && c->rep_size)
+            shmc_frame_release_records(c->ifstub->info, c->method, shmc_call_rep(c), c->rep_size,
+                                       true, &shmc_inproc_marshaler);
     } else if (c->kind == SHMC_CALL_QI && ran && c->qi_result) {
         shmc_stubmgr *destroy = NULL;
         shmc_plat_mutex_lock(&shmc_g.lock);
@@ -224,19 +254,18 @@ static HRESULT reply_get_buffer(ShmStubReply *r, uint32_t size, void **buf)
     shmc_call *c = ((reply_builder *)r)->call;
     *buf = NULL;
     if (c->rep_heap) {
-        shmc_free(c->rep);
+        shmc_free(c->rep_ext);
         c->rep_heap = false;
+        c->rep_size = 0;
     }
-    if (size <= SHMC_CALL_INLINE) {
-        c->rep = c->rep_inline;
-    } else {
-        c->rep = shmc_malloc(size);
-        if (!c->rep)
+    if (size > SHMC_CALL_INLINE) {
+        c->rep_ext = shmc_malloc(size);
+        if (!c->rep_ext)
             return E_OUTOFMEMORY;
         c->rep_heap = true;
     }
     c->rep_size = size;
-    *buf = c->rep;
+    *buf = shmc_call_rep(c);
     return S_OK;
 }
 
@@ -258,8 +287,8 @@ static void exec_method(shmc_call *c)
         return;
     }
     reply_builder rb = {{&reply_vtbl}, c};
-    c->hr = ShmStubInvoke(ifs->info, itf, c->method, c->req, c->req_size, &shmc_inproc_marshaler,
-                          &rb.iface);
+    c->hr = ShmStubInvoke(ifs->info, itf, c->method, shmc_call_req(c), c->req_size,
+                          &shmc_inproc_marshaler, &rb.iface);
     IUnknown_Release((IUnknown *)itf);
 }
 
@@ -267,7 +296,7 @@ static void exec_method(shmc_call *c)
 static void destroy_abandoned(shmc_call *c)
 {
     call_clear(c);
-    shmc_free(c);
+    shmc_free(c->raw);
 }
 
 void shmc_call_execute(shmc_call *c, _Atomic uint32_t *idle)

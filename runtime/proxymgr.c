@@ -352,9 +352,10 @@ static HRESULT ch_GetBuffer(ShmProxyChannel *ch, ShmProxyHeader *from, ShmCallFr
         if (!buf)
             return E_OUTOFMEMORY; /* the first buffer stays */
         if (c->req_heap)
-            shmc_free(c->req);
-        c->req = buf;
+            shmc_free(c->req_ext);
         c->req_heap = buf != c->req_inline;
+        if (c->req_heap)
+            c->req_ext = buf;
         c->req_size = size;
         frame->request = buf;
         frame->request_size = size;
@@ -373,15 +374,12 @@ static HRESULT ch_GetBuffer(ShmProxyChannel *ch, ShmProxyHeader *from, ShmCallFr
     hr = shmc_call_new(&c, SHMC_CALL_METHOD);
     if (FAILED(hr))
         return hr;
-    if (size <= SHMC_CALL_INLINE) {
-        c->req = c->req_inline;
-    } else {
-        c->req = shmc_malloc(size);
-        if (!c->req) {
+    if (size > SHMC_CALL_INLINE) {
+        c->req_ext = shmc_malloc(size);
+        if (!c->req_ext) {
             shmc_call_free(c);
             return E_OUTOFMEMORY;
         }
-
         c->req_heap = true;
     }
     c->req_size = size;
@@ -389,7 +387,7 @@ static HRESULT ch_GetBuffer(ShmProxyChannel *ch, ShmProxyHeader *from, ShmCallFr
     /* borrowed: the proxy keeps them alive while the caller waits */
     c->ifstub = p->target;
     c->target = p->target->mgr->apt;
-    frame->request = c->req;
+    frame->request = shmc_call_req(c);
     frame->request_size = size;
     frame->marshaler = &shmc_inproc_marshaler;
     frame->channel_data = c;
@@ -415,7 +413,7 @@ static HRESULT ch_SendReceive(ShmProxyChannel *ch, ShmProxyHeader *from, ShmCall
             atomic_store(&pm->state, SHMC_PM_DISCONNECTED);
         return hr;
     }
-    frame->reply = c->rep;
+    frame->reply = c->rep_size ? shmc_call_rep(c) : NULL;
     frame->reply_size = c->rep_size;
     return S_OK;
 }

@@ -151,34 +151,62 @@ enum {
 };
 
 #define SHMC_CALL_INLINE 512 /* request/reply bytes kept in the call itself */
+#define SHMC_CACHE_LINE  64
 
+/*
+ * A call, laid out for the two threads that share it. Line 0 is the
+ * handoff line: everything the callee reads to run a method call and
+ * everything it writes to complete it (the state, the result and the first
+ * bytes of the reply), so that when both sides run, a call whose reply fits
+ * there moves one cache line to the callee and back. Every line a thread
+ * writes costs a transfer when the other one reads it next, and a write
+ * into a line the other side is spinning on costs two: fields the callee
+ * does not need for a method call live further on.
+ *
+ * Who writes what: the caller fills the call before it queues it and reads
+ * it after DONE; in between only the callee writes (line 0, the reply, and
+ * qi_result); the queue writes `link` (see apartment.c).
+ */
 struct shmc_call {
-    shmc_qnode link; /* first: the STA queue's node */
+    /* ---- line 0 ---- */
+    _Alignas(SHMC_CACHE_LINE) shmc_qnode link; /* first: the queues' node */
     /* Who owns the call: its caller, until it gives up (ABANDONED), then
      * the apartment that runs it, which frees it. */
     _Atomic uint32_t state;
-    uint32_t kind;
-    shmc_call *next;       /* the MTA queue's link */
+    HRESULT hr;            /* callee: the call's own result (transport, QI, ...) */
+    uint32_t rep_size;     /* callee */
+    uint32_t req_size;     /* caller */
+    uint32_t method;       /* caller */
+    uint8_t kind;          /* caller */
+    bool req_heap;         /* caller: the request is at req_ext, not req_inline */
+    bool rep_heap;         /* callee: the reply is at rep_ext, not rep_inline */
+    bool owns_refs;        /* caller (see below) */
+    shmc_ifstub *ifstub;   /* METHOD, QI (any interface of the object) */
     shmc_notifier *notify; /* the caller's, notified when done (pooled) */
+    /* the reply starts in line 0 (its HRESULT and the first out bytes) */
+    _Alignas(8) unsigned char rep_inline[SHMC_CALL_INLINE];
+    /* ---- the rest: read by the callee only for QI, DESTROY or big frames ---- */
     /* What the call targets. Borrowed from the caller (whose proxy keeps
      * them alive while it waits) unless owns_refs: a caller that gives up
      * takes references first, since the call then outlives its wait. */
-    bool owns_refs;
-    shmc_apt *target;      /* the apartment that runs it */
-    shmc_ifstub *ifstub;   /* METHOD, QI (any interface of the object) */
-    shmc_stubmgr *stubmgr; /* DESTROY */
-    uint32_t method;
-    IID iid;                /* QI: the interface asked for */
-    shmc_ifstub *qi_result; /* QI: the interface stub, with one extref */
-    void *req;
-    uint32_t req_size;
-    void *rep;
-    uint32_t rep_size;
-    HRESULT hr; /* the call's own result (transport, QI, ...) */
-    bool rep_heap, req_heap;
+    shmc_apt *target;        /* the apartment that runs it */
+    shmc_stubmgr *stubmgr;   /* DESTROY */
+    shmc_ifstub *qi_result;  /* QI: the interface stub, with one extref (callee) */
+    IID iid;                 /* QI: the interface asked for */
+    void *req_ext, *rep_ext; /* heap frames (req_heap, rep_heap) */
+    void *raw;               /* the allocation (the call is line-aligned in it) */
     _Alignas(8) unsigned char req_inline[SHMC_CALL_INLINE];
-    _Alignas(8) unsigned char rep_inline[SHMC_CALL_INLINE];
 };
+
+static inline void *shmc_call_req(shmc_call *c)
+{
+    return c->req_heap ? c->req_ext : c->req_inline;
+}
+
+static inline void *shmc_call_rep(shmc_call *c)
+{
+    return c->rep_heap ? c->rep_ext : c->rep_inline;
+}
 
 HRESULT shmc_call_new(shmc_call **out, uint32_t kind);
 /* Frees a call its caller owns (it keeps it as the thread's spare). */
