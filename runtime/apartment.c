@@ -199,9 +199,7 @@ static HRESULT apt_create(int model, shmc_apt **out)
     atomic_init(&apt->refs, 1); /* the list's (rt.apts) */
     apt->model = model;
     shmc_plat_mutex_init(&apt->qlock);
-    atomic_init(&apt->qstub.next, NULL);
-    atomic_init(&apt->qtail, &apt->qstub);
-    apt->qhead = &apt->qstub;
+    atomic_init(&apt->inbox, NULL);
     *out = apt;
     return S_OK;
 }
@@ -322,72 +320,107 @@ HRESULT ShmCoSetCallTimeout(DWORD timeout_ms)
 
 /* ---- the queue of incoming calls ---------------------------------------------
  *
- * STA: Vyukov's intrusive multi-producer single-consumer queue. A producer
- * swaps itself in at the tail (one atomic exchange) and links the old tail
- * to itself; the consumer walks from the head without atomic
- * read-modify-writes. Between a producer's swap and its link the queue
- * looks empty to the consumer for a moment; the producer notifies after
- * linking, so the consumer looks again.
- * MTA: a list under qlock, since many workers take from it.
- * Either way, producers count themselves in `producers` while they enqueue,
- * so that shutdown can close the queue and know nobody is still adding. */
+ * STA: producers push a call on `inbox`, a stack, with one compare-and-swap;
+ * the STA's thread takes the whole stack with another when it finds its own
+ * list `pending` empty, and appends it there reversed, so calls run in the
+ * order their pushes took effect. When both sides run, a call moves the
+ * inbox's line to its caller and back and the call's line 0 to the callee
+ * and back, and nothing else: nobody writes a line the other side spins on
+ * except to hand something over (a queue with a stub node, such as Vyukov's,
+ * also moves its tail and stub lines on every call that empties it).
+ * Shutdown closes the inbox by swapping in a sentinel, which producers see
+ * in their compare-and-swap: no call can be pushed after the last look.
+ * MTA: a list under qlock, since many workers take from it; producers count
+ * themselves in `producers` while they enqueue, so that shutdown can close
+ * the queue and know nobody is still adding. */
 
 static void start_worker(shmc_apt *apt);
 
-static void sta_push(shmc_apt *apt, shmc_qnode *n)
+/* The closed inbox; never a call. */
+static shmc_qnode inbox_closed;
+
+static bool inbox_push(shmc_apt *apt, shmc_qnode *n)
 {
-    atomic_store_explicit(&n->next, NULL, memory_order_relaxed);
-    shmc_qnode *prev = atomic_exchange_explicit(&apt->qtail, n, memory_order_acq_rel);
-    atomic_store_explicit(&prev->next, n, memory_order_release);
+    shmc_qnode *top = atomic_load_explicit(&apt->inbox, memory_order_relaxed);
+    do {
+        if (top == &inbox_closed)
+            return false;
+        atomic_store_explicit(&n->next, top, memory_order_relaxed);
+    } while (!atomic_compare_exchange_weak_explicit(&apt->inbox, &top, n, memory_order_release,
+                                                    memory_order_relaxed));
+    return true;
+}
+
+/* Appends a stack taken from the inbox (newest first) to `pending`. */
+static void pending_append(shmc_apt *apt, shmc_qnode *top)
+{
+    if (!top || top == &inbox_closed)
+        return;
+    shmc_qnode *oldest = top;
+    if (atomic_load_explicit(&top->next, memory_order_relaxed)) {
+        /* several: reverse them (one alone is left untouched: its line
+         * stays clean until the call completes) */
+        shmc_qnode *prev = NULL, *n = top;
+        while (n) {
+            shmc_qnode *next = atomic_load_explicit(&n->next, memory_order_relaxed);
+            atomic_store_explicit(&n->next, prev, memory_order_relaxed);
+            prev = n;
+            n = next;
+        }
+        oldest = prev;
+    }
+    if (apt->pending)
+        atomic_store_explicit(&apt->pending_tail->next, oldest, memory_order_relaxed);
+    else
+        apt->pending = oldest;
+    apt->pending_tail = top;
 }
 
 static shmc_qnode *sta_pop(shmc_apt *apt)
 {
-    shmc_qnode *head = apt->qhead;
-    shmc_qnode *next = atomic_load_explicit(&head->next, memory_order_acquire);
-    if (head == &apt->qstub) {
-        if (!next)
-            return NULL;
-        apt->qhead = next;
-        head = next;
-        next = atomic_load_explicit(&next->next, memory_order_acquire);
+    if (!apt->pending) {
+        shmc_qnode *top = atomic_load_explicit(&apt->inbox, memory_order_relaxed);
+        while (top && top != &inbox_closed &&
+               !atomic_compare_exchange_weak_explicit(&apt->inbox, &top, NULL, memory_order_acquire,
+                                                      memory_order_relaxed))
+            ;
+        pending_append(apt, top);
     }
-    if (next) {
-        apt->qhead = next;
-        return head;
+    shmc_qnode *n = apt->pending;
+    if (n) {
+        apt->pending = atomic_load_explicit(&n->next, memory_order_relaxed);
+        if (!apt->pending)
+            apt->pending_tail = NULL;
     }
-    if (head != atomic_load_explicit(&apt->qtail, memory_order_acquire))
-        return NULL; /* a producer is between its swap and its link */
-    sta_push(apt, &apt->qstub);
-    next = atomic_load_explicit(&head->next, memory_order_acquire);
-    if (next) {
-        apt->qhead = next;
-        return head;
-    }
-    return NULL;
+    return n;
 }
 
 bool shmc_apt_has_calls(shmc_apt *apt)
 {
-    if (apt->model == SHMC_STA)
-        return atomic_load_explicit(&apt->qtail, memory_order_acquire) != apt->qhead ||
-               atomic_load_explicit(&apt->qhead->next, memory_order_acquire) != NULL;
+    if (apt->model == SHMC_STA) {
+        shmc_qnode *top = atomic_load_explicit(&apt->inbox, memory_order_acquire);
+        return apt->pending || (top && top != &inbox_closed);
+    }
     return atomic_load_explicit(&apt->mhead, memory_order_acquire) != NULL;
 }
 
 bool shmc_apt_enqueue(shmc_apt *apt, shmc_call *c)
 {
+    if (apt->model == SHMC_STA) {
+        if (!inbox_push(apt, &c->link))
+            return false;
+        if (atomic_load_explicit(&apt->has_event, memory_order_acquire))
+            shmc_plat_event_set(&apt->event);
+        shmc_notifier_notify(apt->bell, true); /* an STA has one sleeper */
+        return true;
+    }
     atomic_fetch_add(&apt->producers, 1);
     if (atomic_load(&apt->qclosed)) {
         atomic_fetch_sub(&apt->producers, 1);
         return false;
     }
     bool more_workers = false;
-    if (apt->model == SHMC_STA) {
-        sta_push(apt, &c->link);
-        if (atomic_load_explicit(&apt->has_event, memory_order_acquire))
-            shmc_plat_event_set(&apt->event);
-    } else {
+    {
         shmc_plat_mutex_lock(&apt->qlock);
         atomic_store_explicit(&c->link.next, NULL, memory_order_relaxed);
         if (apt->mtail)
@@ -403,8 +436,7 @@ bool shmc_apt_enqueue(shmc_apt *apt, shmc_call *c)
     atomic_fetch_sub(&apt->producers, 1);
     if (more_workers)
         start_worker(apt);
-    /* an STA has one sleeper; an MTA needs one idle worker per call */
-    shmc_notifier_notify(apt->bell, apt->model == SHMC_STA);
+    shmc_notifier_notify(apt->bell, false); /* one idle worker per call */
     return true;
 }
 
@@ -452,6 +484,11 @@ unsigned shmc_apt_pump(shmc_apt *apt)
  * still adding one. */
 static void close_queue(shmc_apt *apt)
 {
+    if (apt->model == SHMC_STA) {
+        /* by the STA's thread: what was pushed joins its own list */
+        pending_append(apt, atomic_exchange(&apt->inbox, &inbox_closed));
+        return;
+    }
     atomic_store(&apt->qclosed, true);
     while (atomic_load(&apt->producers) != 0)
         shmc_plat_thread_yield();

@@ -109,16 +109,18 @@ struct shmc_apt {
     shmc_notifier *bell;   /* rung when a call is queued (STA: the owner's notifier) */
     shmc_plat_event event; /* STA: set while calls are queued (lazily created) */
     _Atomic bool has_event;
-    /* Incoming calls. An STA has one consumer: a lock-free MPSC queue
-     * (Vyukov's intrusive one), the producers counted in `producers` so
-     * that shutdown can close it. The MTA's many workers share a list under
-     * qlock. Kept apart from the fields above (other cache lines): both
-     * sides of a call touch these. */
-    _Alignas(64) _Atomic uint32_t producers;
-    _Atomic bool qclosed;                   /* shutting down: refuse new calls */
-    _Alignas(64) shmc_qnode *_Atomic qtail; /* STA: producers swap here */
-    _Alignas(64) shmc_qnode *qhead;         /* STA: the consumer's end */
-    shmc_qnode qstub;
+    /* Incoming calls. An STA's: a stack producers push on with one
+     * compare-and-swap (inbox), which its thread takes whole and keeps in
+     * arrival order in `pending` (see apartment.c); shutdown closes the
+     * inbox by swapping in a sentinel. The MTA's many workers share a list
+     * under qlock, the producers counted in `producers` so that shutdown
+     * can close it. Kept apart from the fields above (other cache lines):
+     * both sides of a call touch these. */
+    _Alignas(64) shmc_qnode *_Atomic inbox; /* STA: NULL, a stack, or closed */
+    _Alignas(64) shmc_qnode *pending;       /* STA, its thread's: taken, oldest first */
+    shmc_qnode *pending_tail;
+    _Atomic uint32_t producers; /* MTA */
+    _Atomic bool qclosed;       /* MTA: shutting down: refuse new calls */
     /* MTA, under qlock */
     shmc_plat_mutex qlock;
     shmc_call *_Atomic mhead; /* also peeked at without the lock */
