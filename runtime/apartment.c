@@ -176,24 +176,24 @@ void shmc_apt_release(shmc_apt *apt)
     shmc_hmap_fini(&apt->proxy_by_oid);
     shmc_notifier_put(apt->bell);
     shmc_plat_mutex_fini(&apt->qlock);
-    shmc_free(apt);
+    shmc_free_lines(apt);
 }
 
 static HRESULT apt_create(int model, shmc_apt **out)
 {
     *out = NULL;
-    shmc_apt *apt = shmc_calloc(1, sizeof(*apt));
+    shmc_apt *apt = shmc_calloc_lines(sizeof(*apt));
     if (!apt)
         return E_OUTOFMEMORY;
     HRESULT hr = shmc_notifier_get(&apt->bell);
     if (FAILED(hr)) {
-        shmc_free(apt);
+        shmc_free_lines(apt);
         return hr;
     }
     apt->oxid = shmc_random_u64();
     if (!apt->oxid) {
         shmc_notifier_put(apt->bell);
-        shmc_free(apt);
+        shmc_free_lines(apt);
         return E_FAIL;
     }
     atomic_init(&apt->refs, 1); /* the list's (rt.apts) */

@@ -49,26 +49,15 @@ static uint32_t spin_budget(uint32_t spin_max)
 /* Each thread keeps its last call and reuses it for the next one. */
 static _Thread_local shmc_call *spare;
 
-_Static_assert(offsetof(shmc_call, rep_inline) + 4 <= SHMC_CACHE_LINE,
+_Static_assert(offsetof(shmc_call, rep_inline) + 4 <= SHMC_LINE,
                "the reply's HRESULT shares line 0 with the call's state");
-
-static shmc_call *call_alloc(void)
-{
-    void *raw = shmc_malloc(sizeof(shmc_call) + SHMC_CACHE_LINE - 1);
-    if (!raw)
-        return NULL;
-    uintptr_t a = ((uintptr_t)raw + SHMC_CACHE_LINE - 1) & ~(uintptr_t)(SHMC_CACHE_LINE - 1);
-    shmc_call *c = (shmc_call *)a;
-    c->raw = raw;
-    return c;
-}
 
 HRESULT shmc_call_new(shmc_call **out, uint32_t kind)
 {
     shmc_call *c = spare;
     if (c)
         spare = NULL;
-    else if (!(c = call_alloc())) {
+    else if (!(c = shmc_malloc_lines(sizeof(*c)))) {
         *out = NULL;
         return E_OUTOFMEMORY;
     }
@@ -132,13 +121,13 @@ void shmc_call_free(shmc_call *c)
     if (!spare)
         spare = c;
     else
-        shmc_free(c->raw);
+        shmc_free_lines(c);
 }
 
 void shmc_call_free_spare(void)
 {
     if (spare)
-        shmc_free(spare->raw);
+        shmc_free_lines(spare);
     spare = NULL;
 }
 
@@ -296,7 +285,7 @@ static void exec_method(shmc_call *c)
 static void destroy_abandoned(shmc_call *c)
 {
     call_clear(c);
-    shmc_free(c->raw);
+    shmc_free_lines(c);
 }
 
 void shmc_call_execute(shmc_call *c, _Atomic uint32_t *idle)

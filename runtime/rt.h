@@ -32,6 +32,7 @@
 #ifndef SHMCOM_RUNTIME_RT_H
 #define SHMCOM_RUNTIME_RT_H
 
+#include "alloc.h"
 #include "hmap.h"
 #include "platform.h"
 #include "shmcom/proxystub.h"
@@ -116,8 +117,8 @@ struct shmc_apt {
      * under qlock, the producers counted in `producers` so that shutdown
      * can close it. Kept apart from the fields above (other cache lines):
      * both sides of a call touch these. */
-    _Alignas(64) shmc_qnode *_Atomic inbox; /* STA: NULL, a stack, or closed */
-    _Alignas(64) shmc_qnode *pending;       /* STA, its thread's: taken, oldest first */
+    _Alignas(SHMC_LINE) shmc_qnode *_Atomic inbox; /* STA: NULL, a stack, or closed */
+    _Alignas(SHMC_LINE) shmc_qnode *pending;       /* STA, its thread's: taken, oldest first */
     shmc_qnode *pending_tail;
     _Atomic uint32_t producers; /* MTA */
     _Atomic bool qclosed;       /* MTA: shutting down: refuse new calls */
@@ -131,7 +132,7 @@ struct shmc_apt {
     _Atomic bool stopping;
     struct shmc_worker *worker_list;
     /* struct lifetime; on a line of its own (taken and dropped often) */
-    _Alignas(64) _Atomic uint32_t refs;
+    _Alignas(SHMC_LINE) _Atomic uint32_t refs;
 };
 
 void shmc_apt_addref(shmc_apt *apt);
@@ -153,7 +154,6 @@ enum {
 };
 
 #define SHMC_CALL_INLINE 512 /* request/reply bytes kept in the call itself */
-#define SHMC_CACHE_LINE  64
 
 /*
  * A call, laid out for the two threads that share it. Line 0 is the
@@ -171,7 +171,7 @@ enum {
  */
 struct shmc_call {
     /* ---- line 0 ---- */
-    _Alignas(SHMC_CACHE_LINE) shmc_qnode link; /* first: the queues' node */
+    _Alignas(SHMC_LINE) shmc_qnode link; /* first: the queues' node */
     /* Who owns the call: its caller, until it gives up (ABANDONED), then
      * the apartment that runs it, which frees it. */
     _Atomic uint32_t state;
@@ -196,7 +196,6 @@ struct shmc_call {
     shmc_ifstub *qi_result;  /* QI: the interface stub, with one extref (callee) */
     IID iid;                 /* QI: the interface asked for */
     void *req_ext, *rep_ext; /* heap frames (req_heap, rep_heap) */
-    void *raw;               /* the allocation (the call is line-aligned in it) */
     _Alignas(8) unsigned char req_inline[SHMC_CALL_INLINE];
 };
 
@@ -248,8 +247,6 @@ struct shmc_stubmgr {
     shmc_apt *apt;         /* owner */
     uint64_t oid;
     uint64_t idkey; /* stub_by_identity key (the identity pointer, mixed) */
-    shmc_plat_mutex lock;
-    IUnknown *identity; /* under lock; NULL once disconnected */
     /* under rt.lock */
     shmc_ifstub *ifstubs;
     uint32_t extrefs;  /* strong: NORMAL/TABLESTRONG records, proxies */
@@ -257,6 +254,11 @@ struct shmc_stubmgr {
     shmc_record *records;
     bool connected;     /* in the tables, reachable */
     shmc_stubmgr *next; /* apt->stubs */
+    /* taken by the callee on every call: a line away from `apt`, which
+     * callers read on every call */
+    unsigned char line_gap[SHMC_LINE];
+    shmc_plat_mutex lock;
+    IUnknown *identity; /* under lock; NULL once disconnected */
 };
 
 void shmc_stubmgr_release(shmc_stubmgr *sm);
