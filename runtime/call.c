@@ -6,13 +6,16 @@
  * Ownership instead of reference counts: the caller owns the call (it
  * made it, it frees it) unless it gives up waiting (call timeout), which
  * hands the call to the apartment that runs it. The state word decides who
- * won: PENDING -> RUNNING -> DONE by the callee, or PENDING/RUNNING ->
- * ABANDONED by the caller, each by compare-and-swap. After DONE the
- * callee does not touch the call again, except to notify the caller's
- * notifier, which it read before (notifiers are never freed). After
- * ABANDONED the caller does not touch it again; the callee drops what it
- * carries (interface records in its request or reply) and frees it, so a
- * late reply leaks nothing.
+ * won: PENDING -> DONE by the callee, or PENDING -> ABANDONED by the
+ * caller, each by compare-and-swap. After DONE the callee does not touch
+ * the call again, except to notify the caller's notifier, which it read
+ * before (notifiers are never freed). After ABANDONED the caller does not
+ * touch it again; the callee drops what it carries (interface records in
+ * its request, if it did not run it, or in its reply) and frees it, so a
+ * late reply leaks nothing. The callee does not mark a call it starts (it
+ * only skips one it finds abandoned already): the caller spins on the
+ * state's cache line, and a write into it before the reply would cost two
+ * more transfers of the line.
  *
  * Waiting: a caller spins, watching the call's state (and, in an STA, its
  * own queue of incoming calls), for a while that adapts to how long its
@@ -217,10 +220,7 @@ HRESULT shmc_call_run(shmc_call *c)
             take_refs(c); /* before the call can become the callee's */
             uint32_t s = SHMC_CALL_PENDING;
             if (atomic_compare_exchange_strong(&c->state, &s, SHMC_CALL_ABANDONED))
-                return RPC_E_TIMEOUT; /* never started: the callee drops it */
-            s = SHMC_CALL_RUNNING;
-            if (atomic_compare_exchange_strong(&c->state, &s, SHMC_CALL_ABANDONED))
-                return RPC_E_TIMEOUT; /* the callee drops the late reply */
+                return RPC_E_TIMEOUT; /* the callee drops it, or its late reply */
             break;                    /* it finished meanwhile: take the reply */
         }
         shmc_notifier_wait_commit(n, seq, left);
@@ -260,25 +260,28 @@ static HRESULT reply_get_buffer(ShmStubReply *r, uint32_t size, void **buf)
 
 static const ShmStubReplyVtbl reply_vtbl = {reply_get_buffer};
 
-static void exec_method(shmc_call *c)
+/* Returns the interface it called, with the reference that kept the object
+ * alive through the call: released once the caller has its reply, so that
+ * the last write into the call follows the reply's closely. */
+static IUnknown *exec_method(shmc_call *c)
 {
     shmc_ifstub *ifs = c->ifstub;
     shmc_stubmgr *sm = ifs->mgr;
-    void *itf;
+    IUnknown *itf;
     shmc_plat_mutex_lock(&sm->lock);
     itf = ifs->itf;
     if (itf) /* the object stays alive through the call */
-        IUnknown_AddRef((IUnknown *)itf);
+        IUnknown_AddRef(itf);
     shmc_plat_mutex_unlock(&sm->lock);
     if (!itf) {
         c->hr = RPC_E_DISCONNECTED;
         drop_call(c, false); /* the stub never saw the request */
-        return;
+        return NULL;
     }
     reply_builder rb = {{&reply_vtbl}, c};
     c->hr = ShmStubInvoke(ifs->info, itf, c->method, shmc_call_req(c), c->req_size,
                           &shmc_inproc_marshaler, &rb.iface);
-    IUnknown_Release((IUnknown *)itf);
+    return itf;
 }
 
 /* The callee frees a call its caller gave up on. */
@@ -290,8 +293,7 @@ static void destroy_abandoned(shmc_call *c)
 
 void shmc_call_execute(shmc_call *c, _Atomic uint32_t *idle)
 {
-    uint32_t s = SHMC_CALL_PENDING;
-    if (!atomic_compare_exchange_strong(&c->state, &s, SHMC_CALL_RUNNING)) {
+    if (atomic_load_explicit(&c->state, memory_order_acquire) == SHMC_CALL_ABANDONED) {
         drop_call(c, false); /* abandoned before it started */
         destroy_abandoned(c);
         if (idle)
@@ -299,9 +301,10 @@ void shmc_call_execute(shmc_call *c, _Atomic uint32_t *idle)
         return;
     }
 
+    IUnknown *held = NULL;
     switch (c->kind) {
     case SHMC_CALL_METHOD:
-        exec_method(c);
+        held = exec_method(c);
         break;
     case SHMC_CALL_QI:
         c->hr = shmc_stubmgr_qi(c->ifstub->mgr, &c->iid, &c->qi_result);
@@ -317,11 +320,13 @@ void shmc_call_execute(shmc_call *c, _Atomic uint32_t *idle)
     if (idle)
         atomic_fetch_add(idle, 1);
     shmc_notifier *n = c->notify; /* read before the call may be freed */
-    s = SHMC_CALL_RUNNING;
+    uint32_t s = SHMC_CALL_PENDING;
     if (atomic_compare_exchange_strong(&c->state, &s, SHMC_CALL_DONE)) {
         shmc_notifier_notify(n, true); /* c belongs to its caller from here */
     } else {
         drop_call(c, true); /* the caller timed out: nobody reads the reply */
         destroy_abandoned(c);
     }
+    if (held)
+        IUnknown_Release(held);
 }

@@ -147,8 +147,7 @@ enum {
 };
 
 enum {
-    SHMC_CALL_PENDING = 0,
-    SHMC_CALL_RUNNING,
+    SHMC_CALL_PENDING = 0, /* queued or running */
     SHMC_CALL_DONE,
     SHMC_CALL_ABANDONED, /* the caller gave up (timeout): drop the reply */
 };
