@@ -9,7 +9,7 @@
  * ring one notifier, so the STA thread sleeps in one place and wakes for
  * either: that is what lets a callback reach an STA that is waiting for a
  * reply (reentrancy). MTA calls made by other apartments run on runtime
- * worker threads, started when calls arrive and none is idle.
+ * worker threads, started when calls arrive and none is spare.
  */
 #include "alloc.h"
 #include "csprng.h"
@@ -199,7 +199,7 @@ static HRESULT apt_create(int model, shmc_apt **out)
     atomic_init(&apt->refs, 1); /* the list's (rt.apts) */
     apt->model = model;
     shmc_plat_mutex_init(&apt->qlock);
-    atomic_init(&apt->inbox, NULL);
+    atomic_init(&apt->inbox, 0);
     *out = apt;
     return S_OK;
 }
@@ -320,41 +320,72 @@ HRESULT ShmCoSetCallTimeout(DWORD timeout_ms)
 
 /* ---- the queue of incoming calls ---------------------------------------------
  *
- * STA: producers push a call on `inbox`, a stack, with one compare-and-swap;
- * the STA's thread takes the whole stack with another when it finds its own
- * list `pending` empty, and appends it there reversed, so calls run in the
- * order their pushes took effect. When both sides run, a call moves the
- * inbox's line to its caller and back and the call's line 0 to the callee
- * and back, and nothing else: nobody writes a line the other side spins on
- * except to hand something over (a queue with a stub node, such as Vyukov's,
- * also moves its tail and stub lines on every call that empties it).
- * Shutdown closes the inbox by swapping in a sentinel, which producers see
- * in their compare-and-swap: no call can be pushed after the last look.
- * MTA: a list under qlock, since many workers take from it; producers count
- * themselves in `producers` while they enqueue, so that shutdown can close
- * the queue and know nobody is still adding. */
+ * Producers push a call on `inbox`, a stack, with one compare-and-swap;
+ * consumers take the whole stack with another. When both sides run, a call
+ * moves the inbox's line to its caller and back and the call's line 0 to
+ * the callee and back, and nothing else: nobody writes a line the other
+ * side spins on except to hand something over (a queue with a stub node,
+ * such as Vyukov's, also moves its tail and stub lines on every call that
+ * empties it; a list under a lock moves the lock's line as well).
+ *
+ * STA: its thread takes the stack when its own list `pending` is empty and
+ * appends it there reversed, so calls run one at a time in the order their
+ * pushes took effect.
+ * MTA: a worker takes the stack, runs the oldest call and pushes the others
+ * back for other workers. `spare_workers` counts the workers not running a
+ * call minus the calls in the inbox: a producer decrements it after its
+ * push and starts a worker if no spare one was left; a worker increments it
+ * when it has run a call (before it tells the caller, so that the caller's
+ * next call finds it spare). Taking a call changes neither side of the
+ * difference, so a worker's take writes nothing but the inbox, and a worker
+ * is started exactly when every worker is busy or spoken for: a producer
+ * that read an idle count could start one needlessly whenever a worker took
+ * the call between the push and the read.
+ *
+ * Shutdown sets bit 0 of the inbox, which a producer's compare-and-swap
+ * sees: no call is pushed after that, and what was pushed before is still
+ * taken and run (it fails cleanly once the objects are gone). */
 
 static void start_worker(shmc_apt *apt);
 
-/* The closed inbox; never a call. */
-static shmc_qnode inbox_closed;
+#define INBOX_CLOSED ((uintptr_t)1) /* calls are line-aligned: bit 0 is free */
 
-static bool inbox_push(shmc_apt *apt, shmc_qnode *n)
+static shmc_qnode *inbox_list(uintptr_t v)
 {
-    shmc_qnode *top = atomic_load_explicit(&apt->inbox, memory_order_relaxed);
+    return (shmc_qnode *)(v & ~INBOX_CLOSED);
+}
+
+/* Pushes first..last (linked through next), unless the inbox is closed and
+ * the calls are new (`back`: calls taken earlier, given back). */
+static bool inbox_push(shmc_apt *apt, shmc_qnode *first, shmc_qnode *last, bool back)
+{
+    uintptr_t top = atomic_load_explicit(&apt->inbox, memory_order_relaxed);
     do {
-        if (top == &inbox_closed)
+        if ((top & INBOX_CLOSED) && !back)
             return false;
-        atomic_store_explicit(&n->next, top, memory_order_relaxed);
-    } while (!atomic_compare_exchange_weak_explicit(&apt->inbox, &top, n, memory_order_release,
-                                                    memory_order_relaxed));
+        atomic_store_explicit(&last->next, inbox_list(top), memory_order_relaxed);
+    } while (!atomic_compare_exchange_weak_explicit(&apt->inbox, &top,
+                                                    (uintptr_t)first | (top & INBOX_CLOSED),
+                                                    memory_order_seq_cst, memory_order_relaxed));
     return true;
 }
 
-/* Appends a stack taken from the inbox (newest first) to `pending`. */
-static void pending_append(shmc_apt *apt, shmc_qnode *top)
+/* Takes every call pushed, newest first; a closed inbox stays closed. */
+static shmc_qnode *inbox_take(shmc_apt *apt)
 {
-    if (!top || top == &inbox_closed)
+    uintptr_t top = atomic_load_explicit(&apt->inbox, memory_order_seq_cst);
+    while (inbox_list(top) &&
+           !atomic_compare_exchange_weak_explicit(&apt->inbox, &top, top & INBOX_CLOSED,
+                                                  memory_order_seq_cst, memory_order_relaxed))
+        ;
+    return inbox_list(top);
+}
+
+/* STA: moves what was pushed into `pending` (empty), oldest first. */
+static void sta_take(shmc_apt *apt)
+{
+    shmc_qnode *top = inbox_take(apt);
+    if (!top)
         return;
     shmc_qnode *oldest = top;
     if (atomic_load_explicit(&top->next, memory_order_relaxed)) {
@@ -369,129 +400,93 @@ static void pending_append(shmc_apt *apt, shmc_qnode *top)
         }
         oldest = prev;
     }
-    if (apt->pending)
-        atomic_store_explicit(&apt->pending_tail->next, oldest, memory_order_relaxed);
-    else
-        apt->pending = oldest;
-    apt->pending_tail = top;
+    apt->pending = oldest;
 }
 
-static shmc_qnode *sta_pop(shmc_apt *apt)
+static shmc_call *sta_next(shmc_apt *apt)
 {
-    if (!apt->pending) {
-        shmc_qnode *top = atomic_load_explicit(&apt->inbox, memory_order_relaxed);
-        while (top && top != &inbox_closed &&
-               !atomic_compare_exchange_weak_explicit(&apt->inbox, &top, NULL, memory_order_acquire,
-                                                      memory_order_relaxed))
-            ;
-        pending_append(apt, top);
-    }
     shmc_qnode *n = apt->pending;
-    if (n) {
+    if (n)
         apt->pending = atomic_load_explicit(&n->next, memory_order_relaxed);
-        if (!apt->pending)
-            apt->pending_tail = NULL;
+    return (shmc_call *)n;
+}
+
+/* One call for an MTA thread. */
+static shmc_qnode *mta_take(shmc_apt *apt)
+{
+    if (!inbox_list(atomic_load_explicit(&apt->inbox, memory_order_relaxed)))
+        return NULL; /* the common idle case, without a write */
+    shmc_qnode *top = inbox_take(apt);
+    if (!top)
+        return NULL;
+    shmc_qnode *prev = NULL, *oldest = top, *n;
+    while ((n = atomic_load_explicit(&oldest->next, memory_order_relaxed)) != NULL) {
+        prev = oldest;
+        oldest = n;
     }
-    return n;
+    if (prev) { /* the others go back, to the workers spare for them */
+        inbox_push(apt, top, prev, true);
+        shmc_notifier_notify(apt->bell, true);
+    }
+    return oldest;
 }
 
 bool shmc_apt_has_calls(shmc_apt *apt)
 {
-    if (apt->model == SHMC_STA) {
-        shmc_qnode *top = atomic_load_explicit(&apt->inbox, memory_order_acquire);
-        return apt->pending || (top && top != &inbox_closed);
-    }
-    return atomic_load_explicit(&apt->mhead, memory_order_acquire) != NULL;
+    return (apt->model == SHMC_STA && apt->pending) ||
+           inbox_list(atomic_load_explicit(&apt->inbox, memory_order_acquire));
 }
 
 bool shmc_apt_enqueue(shmc_apt *apt, shmc_call *c)
 {
+    if (!inbox_push(apt, &c->link, &c->link, false))
+        return false;
     if (apt->model == SHMC_STA) {
-        if (!inbox_push(apt, &c->link))
-            return false;
         if (atomic_load_explicit(&apt->has_event, memory_order_acquire))
             shmc_plat_event_set(&apt->event);
         shmc_notifier_notify(apt->bell, true); /* an STA has one sleeper */
         return true;
     }
-    atomic_fetch_add(&apt->producers, 1);
-    if (atomic_load(&apt->qclosed)) {
-        atomic_fetch_sub(&apt->producers, 1);
-        return false;
-    }
-    bool more_workers = false;
-    {
-        shmc_plat_mutex_lock(&apt->qlock);
-        atomic_store_explicit(&c->link.next, NULL, memory_order_relaxed);
-        if (apt->mtail)
-            atomic_store_explicit(&apt->mtail->link.next, &c->link, memory_order_relaxed);
-        else
-            atomic_store_explicit(&apt->mhead, c, memory_order_release);
-        apt->mtail = c;
-        uint32_t queued = atomic_fetch_add(&apt->qlen, 1) + 1;
-        /* every queued call should find a worker: idle ones take one each */
-        more_workers = queued > atomic_load(&apt->idle_workers);
-        shmc_plat_mutex_unlock(&apt->qlock);
-    }
-    atomic_fetch_sub(&apt->producers, 1);
-    if (more_workers)
+    if (atomic_fetch_sub(&apt->spare_workers, 1) <= 0)
         start_worker(apt);
     shmc_notifier_notify(apt->bell, false); /* one idle worker per call */
     return true;
-}
-
-static shmc_call *dequeue(shmc_apt *apt)
-{
-    if (apt->model == SHMC_STA) {
-        shmc_call *c = (shmc_call *)sta_pop(apt);
-        if (!c && atomic_load_explicit(&apt->has_event, memory_order_acquire)) {
-            /* level-triggered: clear the event, then look again, so that a
-             * call queued meanwhile sets it again or is found here */
-            shmc_plat_event_reset(&apt->event);
-            c = (shmc_call *)sta_pop(apt);
-            if (c)
-                shmc_plat_event_set(&apt->event);
-        }
-        return c;
-    }
-    if (!atomic_load_explicit(&apt->mhead, memory_order_acquire))
-        return NULL; /* the common idle case, without the lock */
-    shmc_plat_mutex_lock(&apt->qlock);
-    shmc_call *c = atomic_load_explicit(&apt->mhead, memory_order_relaxed);
-    if (c) {
-        shmc_call *next = (shmc_call *)atomic_load_explicit(&c->link.next, memory_order_relaxed);
-        atomic_store_explicit(&apt->mhead, next, memory_order_relaxed);
-        if (!next)
-            apt->mtail = NULL;
-        atomic_fetch_sub(&apt->qlen, 1);
-    }
-    shmc_plat_mutex_unlock(&apt->qlock);
-    return c;
 }
 
 unsigned shmc_apt_pump(shmc_apt *apt)
 {
     unsigned n = 0;
     shmc_call *c;
-    while ((c = dequeue(apt)) != NULL) {
+    if (apt->model == SHMC_MTA) {
+        while ((c = (shmc_call *)mta_take(apt)) != NULL) {
+            shmc_call_execute(c, &apt->spare_workers); /* one call less waits */
+            n++;
+        }
+        return n;
+    }
+    /* STA: the calls queued by now (a nested pump may run some of them),
+     * not those that arrive meanwhile, so that a caller calling back to
+     * back cannot keep an event loop inside ShmCoProcessCalls */
+    if (!apt->pending)
+        sta_take(apt);
+    while ((c = sta_next(apt)) != NULL) {
         shmc_call_execute(c, NULL);
         n++;
+    }
+    if (atomic_load_explicit(&apt->has_event, memory_order_acquire)) {
+        /* level-triggered: clear the event, then look again, so that a
+         * call queued meanwhile sets it again */
+        shmc_plat_event_reset(&apt->event);
+        if (shmc_apt_has_calls(apt))
+            shmc_plat_event_set(&apt->event);
     }
     return n;
 }
 
-/* Closes the queue: new calls are refused; returns once no producer is
- * still adding one. */
+/* Closes the queue: calls pushed from now on are refused. */
 static void close_queue(shmc_apt *apt)
 {
-    if (apt->model == SHMC_STA) {
-        /* by the STA's thread: what was pushed joins its own list */
-        pending_append(apt, atomic_exchange(&apt->inbox, &inbox_closed));
-        return;
-    }
-    atomic_store(&apt->qclosed, true);
-    while (atomic_load(&apt->producers) != 0)
-        shmc_plat_thread_yield();
+    atomic_fetch_or(&apt->inbox, INBOX_CLOSED);
 }
 
 /* ---- MTA workers ------------------------------------------------------------ */
@@ -519,16 +514,14 @@ static void worker_main(void *arg)
         th->worker = true;
         shmc_apt_addref(apt);
     }
-    /* counted idle whenever it is not running a call; execute counts it
-     * idle again before it tells the caller, so that the caller's next call
-     * does not start another worker */
-    atomic_fetch_add(&apt->idle_workers, 1);
+    /* counted spare by start_worker; execute counts it spare again before
+     * it tells the caller, so that the caller's next call does not start
+     * another worker */
     shmc_notifier *bell = apt->bell;
     while (!atomic_load(&apt->stopping)) {
-        shmc_call *c = dequeue(apt);
+        shmc_call *c = (shmc_call *)mta_take(apt);
         if (c) {
-            atomic_fetch_sub(&apt->idle_workers, 1);
-            shmc_call_execute(c, &apt->idle_workers);
+            shmc_call_execute(c, &apt->spare_workers);
             continue;
         }
         /* spin for the next call, then sleep until the bell rings */
@@ -549,7 +542,7 @@ static void worker_main(void *arg)
         else
             shmc_notifier_wait_commit(bell, seq, WORKER_IDLE_MS);
     }
-    atomic_fetch_sub(&apt->idle_workers, 1);
+    atomic_fetch_sub(&apt->spare_workers, 1);
     if (th) {
         th->apt = NULL;
         shmc_apt_release(apt);
@@ -564,12 +557,15 @@ static void start_worker(shmc_apt *apt)
     w->apt = apt;
     shmc_apt_addref(apt);
     shmc_plat_mutex_lock(&apt->qlock);
+    atomic_fetch_add(&apt->spare_workers, 1); /* before it can run a call */
     bool ok = !atomic_load(&apt->stopping) && apt->workers < MAX_WORKERS &&
               SUCCEEDED(shmc_plat_thread_create(&w->thread, worker_main, w));
     if (ok) {
         w->next = apt->worker_list;
         apt->worker_list = w;
         apt->workers++;
+    } else {
+        atomic_fetch_sub(&apt->spare_workers, 1);
     }
     shmc_plat_mutex_unlock(&apt->qlock);
     if (!ok) {

@@ -291,13 +291,13 @@ static void destroy_abandoned(shmc_call *c)
     shmc_free_lines(c);
 }
 
-void shmc_call_execute(shmc_call *c, _Atomic uint32_t *idle)
+void shmc_call_execute(shmc_call *c, _Atomic int32_t *spare_workers)
 {
     if (atomic_load_explicit(&c->state, memory_order_acquire) == SHMC_CALL_ABANDONED) {
         drop_call(c, false); /* abandoned before it started */
         destroy_abandoned(c);
-        if (idle)
-            atomic_fetch_add(idle, 1);
+        if (spare_workers)
+            atomic_fetch_add(spare_workers, 1);
         return;
     }
 
@@ -317,8 +317,8 @@ void shmc_call_execute(shmc_call *c, _Atomic uint32_t *idle)
         c->hr = E_UNEXPECTED;
         break;
     }
-    if (idle)
-        atomic_fetch_add(idle, 1);
+    if (spare_workers)
+        atomic_fetch_add(spare_workers, 1);
     shmc_notifier *n = c->notify; /* read before the call may be freed */
     uint32_t s = SHMC_CALL_PENDING;
     if (atomic_compare_exchange_strong(&c->state, &s, SHMC_CALL_DONE)) {

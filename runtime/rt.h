@@ -110,25 +110,19 @@ struct shmc_apt {
     shmc_notifier *bell;   /* rung when a call is queued (STA: the owner's notifier) */
     shmc_plat_event event; /* STA: set while calls are queued (lazily created) */
     _Atomic bool has_event;
-    /* Incoming calls. An STA's: a stack producers push on with one
-     * compare-and-swap (inbox), which its thread takes whole and keeps in
-     * arrival order in `pending` (see apartment.c); shutdown closes the
-     * inbox by swapping in a sentinel. The MTA's many workers share a list
-     * under qlock, the producers counted in `producers` so that shutdown
-     * can close it. Kept apart from the fields above (other cache lines):
-     * both sides of a call touch these. */
-    _Alignas(SHMC_LINE) shmc_qnode *_Atomic inbox; /* STA: NULL, a stack, or closed */
-    _Alignas(SHMC_LINE) shmc_qnode *pending;       /* STA, its thread's: taken, oldest first */
-    shmc_qnode *pending_tail;
-    _Atomic uint32_t producers; /* MTA */
-    _Atomic bool qclosed;       /* MTA: shutting down: refuse new calls */
-    /* MTA, under qlock */
+    /* Incoming calls: a stack that producers push on with one
+     * compare-and-swap and consumers take whole with another (see
+     * apartment.c); bit 0 set: closed (shutting down), no new calls. Next
+     * to it the MTA's count of workers not running a call minus the calls
+     * waiting for one, which a producer decrements right after its push.
+     * Both sides of every call touch this line. */
+    _Alignas(SHMC_LINE) _Atomic uintptr_t inbox;
+    _Atomic int32_t spare_workers; /* MTA */
+    /* STA, its thread's: calls taken from the inbox, oldest first */
+    _Alignas(SHMC_LINE) shmc_qnode *pending;
+    /* MTA workers, under qlock */
     shmc_plat_mutex qlock;
-    shmc_call *_Atomic mhead; /* also peeked at without the lock */
-    shmc_call *mtail;
-    _Atomic uint32_t qlen;
     uint32_t workers;
-    _Atomic uint32_t idle_workers;
     _Atomic bool stopping;
     struct shmc_worker *worker_list;
     /* struct lifetime; on a line of its own (taken and dropped often) */
@@ -367,9 +361,9 @@ bool shmc_apt_has_calls(shmc_apt *apt);
 /* Queues a call on its apartment (false if the apartment refuses it). */
 bool shmc_apt_enqueue(shmc_apt *apt, shmc_call *c);
 /* Runs one incoming call in this thread (which is in c->target). If
- * `idle` is given, it is incremented just before the caller is told, so an
- * MTA worker counts as idle again before a new call can arrive. */
-void shmc_call_execute(shmc_call *c, _Atomic uint32_t *idle);
+ * `spare_workers` is given, it is incremented just before the caller is told, so an
+ * MTA worker counts as spare again before a new call can arrive. */
+void shmc_call_execute(shmc_call *c, _Atomic int32_t *spare_workers);
 
 /* Tables and objects (stubmgr.c, proxymgr.c). */
 shmc_stubmgr *shmc_stubmgr_find_oid(uint64_t oid);
