@@ -56,14 +56,14 @@ HRESULT shmc_notifier_get(shmc_notifier **out)
         pool = n->next_free;
     shmc_plat_mutex_unlock(&pool_lock);
     if (!n) {
-        n = shmc_calloc(1, sizeof(*n));
+        n = shmc_calloc_lines(sizeof(*n));
         if (!n) {
             *out = NULL;
             return E_OUTOFMEMORY;
         }
         HRESULT hr = shmc_plat_waiter_open_local(&n->waiter, &n->word);
         if (FAILED(hr)) {
-            shmc_free(n);
+            shmc_free_lines(n);
             *out = NULL;
             return hr;
         }

@@ -130,6 +130,7 @@ static HRESULT add_ifproxy_locked(shmc_proxymgr *pm, shmc_ifstub *ifs, shmc_ifpr
         p->hdr.channel = &pm->channel;
         p->mgr = pm;
         p->target = ifs;
+        p->target_apt = ifs->mgr->apt;
         shmc_ifstub_addref(ifs);
         p->iid = ifs->iid;
         p->next = pm->ifproxies;
@@ -386,7 +387,7 @@ static HRESULT ch_GetBuffer(ShmProxyChannel *ch, ShmProxyHeader *from, ShmCallFr
     c->method = frame->method;
     /* borrowed: the proxy keeps them alive while the caller waits */
     c->ifstub = p->target;
-    c->target = p->target->mgr->apt;
+    c->target = p->target_apt;
     frame->request = shmc_call_req(c);
     frame->request_size = size;
     frame->marshaler = &shmc_inproc_marshaler;

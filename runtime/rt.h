@@ -66,9 +66,13 @@ typedef struct shmc_ipid {
  *
  * Notifiers are never freed, only recycled (a pool), so a callee may still
  * notify a caller's notifier after the caller has moved on: the worst that
- * can happen is a spurious wake-up of whoever uses it now. */
+ * can happen is a spurious wake-up of whoever uses it now.
+ *
+ * Every thread that notifies reads `sleepers`, so a notifier has its cache
+ * line(s) to itself: a neighbour written on every call (an object's
+ * reference count, say) would move the line on every notification. */
 struct shmc_notifier {
-    shmc_plat_wword word; /* bumped for every notification with sleepers */
+    _Alignas(SHMC_LINE) shmc_plat_wword word; /* bumped for every notification with sleepers */
     shmc_plat_waiter waiter;
     _Atomic uint32_t sleepers;
     shmc_notifier *next_free;
@@ -264,6 +268,9 @@ struct shmc_ifproxy {
     ShmProxyHeader hdr; /* first: `This` of the generated thunks */
     shmc_proxymgr *mgr;
     shmc_ifstub *target; /* in-process: the interface stub (struct ref) */
+    /* target->mgr->apt, kept here so that a call reads nothing of the
+     * callee's (its lines may share a line with what the callee writes) */
+    shmc_apt *target_apt;
     IID iid;
     uint32_t held_refs; /* strong references held on the stub manager */
     shmc_ifproxy *next;
