@@ -115,21 +115,30 @@ HRESULT shmc_notifier_wait_commit(shmc_notifier *n, uint32_t seq, uint32_t timeo
 
 /* ---- threads ----------------------------------------------------------------- */
 
+/* The platform's TLS slot owns the thread's state (its destructor cleans
+ * up); this copy saves a call to it, and the runtime's once, on every
+ * call between apartments. */
+static _Thread_local shmc_thread *cur_thread;
+
 shmc_thread *shmc_thread_get(void)
 {
-    if (FAILED(shmc_rt_init()))
-        return NULL;
-    shmc_thread *th = shmc_plat_tls_get(&shmc_g.tls);
+    shmc_thread *th = cur_thread;
     if (th)
         return th;
-    th = shmc_calloc(1, sizeof(*th));
-    if (!th)
+    if (FAILED(shmc_rt_init()))
         return NULL;
-    th->timeout_ms = INFINITE;
-    if (FAILED(shmc_plat_tls_set(&shmc_g.tls, th))) {
-        shmc_free(th);
-        return NULL;
+    th = shmc_plat_tls_get(&shmc_g.tls);
+    if (!th) {
+        th = shmc_calloc(1, sizeof(*th));
+        if (!th)
+            return NULL;
+        th->timeout_ms = INFINITE;
+        if (FAILED(shmc_plat_tls_set(&shmc_g.tls, th))) {
+            shmc_free(th);
+            return NULL;
+        }
     }
+    cur_thread = th;
     return th;
 }
 
@@ -155,6 +164,7 @@ static void thread_dtor(void *p)
         leave_apartment(th);
     }
     shmc_plat_tls_set(&shmc_g.tls, NULL);
+    cur_thread = NULL;
     shmc_call_free_spare();
     shmc_notifier_put(th->notifier);
     shmc_free(th);
