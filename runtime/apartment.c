@@ -534,15 +534,21 @@ static void worker_main(void *arg)
             shmc_call_execute(c, &apt->spare_workers);
             continue;
         }
-        /* spin for the next call, then sleep until the bell rings */
+        /* spin for the next call, then sleep until the bell rings (the
+         * clock counts from the first 64 looks on, as in ShmCoProcessCalls) */
         uint32_t spin = atomic_load_explicit(&shmc_tune.callee_spin_ns, memory_order_relaxed);
-        uint64_t start = shmc_plat_clock_ns();
+        uint64_t start = 0;
         bool work = false;
         for (unsigned i = 1; spin && !work; i++) {
             work = shmc_apt_has_calls(apt) || atomic_load(&apt->stopping);
             shmc_plat_cpu_relax();
-            if ((i & 63) == 0 && shmc_plat_clock_ns() - start >= spin)
-                break;
+            if ((i & (SPIN_UNTIMED - 1)) == 0) {
+                uint64_t now = shmc_plat_clock_ns();
+                if (!start)
+                    start = now;
+                else if (now - start >= spin)
+                    break;
+            }
         }
         if (work)
             continue;
@@ -628,15 +634,24 @@ HRESULT ShmCoProcessCalls(DWORD timeout_ms)
     HRESULT hr = own_sta(&apt);
     if (FAILED(hr))
         return hr;
-    uint64_t deadline = timeout_ms == INFINITE
-                            ? UINT64_MAX
-                            : shmc_plat_clock_ns() + (uint64_t)timeout_ms * 1000000u;
     uint32_t spin = atomic_load_explicit(&shmc_tune.callee_spin_ns, memory_order_relaxed);
-    uint64_t start = shmc_plat_clock_ns();
     bool spinning = spin != 0;
+    /* the clock is read only once no call came within the first looks (a
+     * read costs about as much as the rest of a look): the timeout and the
+     * spin count from there, a few microseconds late at most */
+    uint64_t start = 0, deadline = UINT64_MAX;
     for (unsigned i = 1;; i++) {
         if (shmc_apt_pump(apt))
             return S_OK;
+        if (spinning && i < SPIN_UNTIMED) {
+            shmc_plat_cpu_relax();
+            continue;
+        }
+        if (!start) {
+            start = shmc_plat_clock_ns();
+            if (timeout_ms != INFINITE)
+                deadline = start + (uint64_t)timeout_ms * 1000000u;
+        }
         /* a short spin catches a caller that is about to send */
         if (spinning) {
             shmc_plat_cpu_relax();

@@ -333,6 +333,12 @@ typedef struct shmc_tuning {
 } shmc_tuning;
 extern shmc_tuning shmc_tune;
 
+/* Spinning threads look this many times before they first read the clock
+ * (a power of two; 64 looks take about a microsecond): when both sides
+ * run, the awaited change usually comes sooner, and a clock read costs as
+ * much as a look. */
+#define SPIN_UNTIMED 64u
+
 /* Spins until *word differs from seq (true) or budget_ns passed (false). */
 static inline bool shmc_spin_for_change(_Atomic uint32_t *word, uint32_t seq, uint32_t budget_ns)
 {
