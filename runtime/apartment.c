@@ -384,6 +384,10 @@ static bool inbox_push(shmc_apt *apt, shmc_qnode *first, shmc_qnode *last, bool 
 static shmc_qnode *inbox_take(shmc_apt *apt)
 {
     uintptr_t top = atomic_load_explicit(&apt->inbox, memory_order_seq_cst);
+    /* the newest call's line 0 is read next: its transfer overlaps the
+     * compare-and-swap's instead of following it */
+    if (inbox_list(top))
+        shmc_plat_prefetch(inbox_list(top));
     while (inbox_list(top) &&
            !atomic_compare_exchange_weak_explicit(&apt->inbox, &top, top & INBOX_CLOSED,
                                                   memory_order_seq_cst, memory_order_relaxed))

@@ -226,6 +226,10 @@ HRESULT shmc_call_run(shmc_call *c)
         }
         shmc_notifier_wait_commit(n, seq, left);
     }
+    /* The callee is done with the call: claim line 0 now (the callee wrote
+     * it last), so that its transfer overlaps the reading of the reply and
+     * the making of the next call rather than stalling that call's push. */
+    atomic_store_explicit(&c->link.next, NULL, memory_order_relaxed);
     /* adapt the spin to how long replies take (7/8 old, 1/8 new), sampled
      * on every 8th call: the clock read would delay the caller's next call */
     if ((++calls_made & 7) == 0) {
