@@ -22,7 +22,8 @@
  *               counts and records, proxy managers' interface lists,
  *               apartment membership. Never held while calling an object
  *               or waiting for a call.
- *   apt->qlock  the apartment's queue of incoming calls.
+ *   apt->qlock  the MTA's list of worker threads. (Incoming calls need no
+ *               lock: see the inbox, apartment.c.)
  *   sm->lock    the interface pointers of a stub manager (so that a call on
  *               an MTA worker and a disconnect on another thread agree on
  *               whether the object is still there).
