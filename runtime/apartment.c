@@ -32,6 +32,7 @@ static void rt_setup(void)
 {
     shmc_plat_mutex_init(&shmc_g.lock);
     shmc_plat_mutex_init(&pool_lock);
+    shmc_call_setup();
     shmc_plat_proc_self(&shmc_g.self);
     shmc_g.init_hr = shmc_plat_tls_create(&shmc_g.tls, thread_dtor);
     /* spinning only pays when the other side runs on another CPU */
@@ -417,6 +418,80 @@ static void sta_take(shmc_apt *apt)
     apt->pending = oldest;
 }
 
+/* ---- watched calls (see call.c) ---------------------------------------------
+ *
+ * `watch` and `watch_ready` belong to the STA's thread. A call sent to it
+ * through its watch is run before the calls taken from the inbox with it:
+ * they were sent by other threads, in no order with it. */
+
+/* A watched call that was sent (REQUEST) goes to watch_ready. */
+static void sta_ready(shmc_apt *apt, shmc_call *c)
+{
+    if (!apt->watch_ready) {
+        apt->watch_ready = c;
+        return;
+    }
+    /* not expected (one call is watched at a time), but possible: first */
+    atomic_store_explicit(&c->link.next, apt->pending, memory_order_relaxed);
+    apt->pending = &c->link;
+}
+
+/* The watched call is in another state than WATCHED: sent, given up, or
+ * taken back by its caller. Its `watcher` is stable in the first two (only
+ * a completion writes it) and says whether it concerns us. */
+static void sta_unwatched(shmc_apt *apt, shmc_call *c, uint32_t s)
+{
+    if (atomic_load_explicit(&c->watcher, memory_order_relaxed) != apt)
+        return;
+    if (s == SHMC_CALL_REQUEST)
+        sta_ready(apt, c);
+    else if (s == SHMC_CALL_ABANDONED_WATCHED)
+        shmc_call_drop_unrun(c);
+}
+
+static void sta_check_watch(shmc_apt *apt)
+{
+    shmc_call *w = apt->watch;
+    if (!w)
+        return;
+    uint32_t s = atomic_load_explicit(&w->state, memory_order_seq_cst);
+    if (s == SHMC_CALL_WATCHED)
+        return; /* the idle case: a read of a line this thread holds */
+    apt->watch = NULL;
+    sta_unwatched(apt, w, s);
+}
+
+/* Stops watching c: back to DONE, unless it was sent or given up since. */
+static void sta_unwatch(shmc_apt *apt, shmc_call *c)
+{
+    if (atomic_load_explicit(&c->watcher, memory_order_relaxed) != apt)
+        return; /* another apartment's now */
+    uint32_t s = SHMC_CALL_WATCHED;
+    if (!atomic_compare_exchange_strong(&c->state, &s, SHMC_CALL_DONE))
+        sta_unwatched(apt, c, s);
+}
+
+bool shmc_apt_may_watch(shmc_apt *apt)
+{
+    return apt->model == SHMC_STA &&
+           !(atomic_load_explicit(&apt->inbox, memory_order_relaxed) & INBOX_CLOSED);
+}
+
+void shmc_apt_watch(shmc_apt *apt, shmc_call *c)
+{
+    shmc_call *old = apt->watch;
+    apt->watch = c;
+    if (old && old != c)
+        sta_unwatch(apt, old);
+}
+
+void shmc_apt_ring(shmc_apt *apt)
+{
+    if (atomic_load_explicit(&apt->has_event, memory_order_acquire))
+        shmc_plat_event_set(&apt->event);
+    shmc_notifier_notify(apt->bell, true); /* an STA has one sleeper */
+}
+
 static shmc_call *sta_next(shmc_apt *apt)
 {
     shmc_qnode *n = apt->pending;
@@ -447,8 +522,12 @@ static shmc_qnode *mta_take(shmc_apt *apt)
 
 bool shmc_apt_has_calls(shmc_apt *apt)
 {
-    return (apt->model == SHMC_STA && apt->pending) ||
-           inbox_list(atomic_load_explicit(&apt->inbox, memory_order_acquire));
+    if (apt->model == SHMC_STA &&
+        (apt->pending || apt->watch_ready ||
+         (apt->watch &&
+          atomic_load_explicit(&apt->watch->state, memory_order_seq_cst) != SHMC_CALL_WATCHED)))
+        return true; /* (a watched call in another state: for the pump to look at) */
+    return inbox_list(atomic_load_explicit(&apt->inbox, memory_order_seq_cst));
 }
 
 bool shmc_apt_enqueue(shmc_apt *apt, shmc_call *c)
@@ -473,7 +552,7 @@ unsigned shmc_apt_pump(shmc_apt *apt)
     shmc_call *c;
     if (apt->model == SHMC_MTA) {
         while ((c = (shmc_call *)mta_take(apt)) != NULL) {
-            shmc_call_execute(c, &apt->spare_workers); /* one call less waits */
+            shmc_call_execute(apt, c, &apt->spare_workers); /* one call less waits */
             n++;
         }
         return n;
@@ -481,10 +560,17 @@ unsigned shmc_apt_pump(shmc_apt *apt)
     /* STA: the calls queued by now (a nested pump may run some of them),
      * not those that arrive meanwhile, so that a caller calling back to
      * back cannot keep an event loop inside ShmCoProcessCalls */
-    if (!apt->pending)
+    if (!apt->pending && !apt->watch_ready) {
+        sta_check_watch(apt);
         sta_take(apt);
-    while ((c = sta_next(apt)) != NULL) {
-        shmc_call_execute(c, NULL);
+    }
+    for (;;) {
+        c = apt->watch_ready;
+        if (c)
+            apt->watch_ready = NULL;
+        else if (!(c = sta_next(apt)))
+            break;
+        shmc_call_execute(apt, c, NULL);
         n++;
     }
     if (atomic_load_explicit(&apt->has_event, memory_order_acquire)) {
@@ -497,10 +583,17 @@ unsigned shmc_apt_pump(shmc_apt *apt)
     return n;
 }
 
-/* Closes the queue: calls pushed from now on are refused. */
+/* Closes the queue: calls pushed from now on are refused; an STA stops
+ * watching (a call sent through its watch meanwhile is run, failing
+ * cleanly once the objects are gone). */
 static void close_queue(shmc_apt *apt)
 {
     atomic_fetch_or(&apt->inbox, INBOX_CLOSED);
+    if (apt->model == SHMC_STA && apt->watch) {
+        shmc_call *w = apt->watch;
+        apt->watch = NULL;
+        sta_unwatch(apt, w);
+    }
 }
 
 /* ---- MTA workers ------------------------------------------------------------ */
@@ -535,7 +628,7 @@ static void worker_main(void *arg)
     while (!atomic_load(&apt->stopping)) {
         shmc_call *c = (shmc_call *)mta_take(apt);
         if (c) {
-            shmc_call_execute(c, &apt->spare_workers);
+            shmc_call_execute(apt, c, &apt->spare_workers);
             continue;
         }
         /* spin for the next call, then sleep until the bell rings (the

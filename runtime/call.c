@@ -23,6 +23,22 @@
  * a call costs a few cache-line transfers and no system call. An STA
  * caller serves its incoming calls while it waits (reentrancy: callbacks
  * into it work).
+ *
+ * Watched calls: a call through the inbox moves two cache lines each way
+ * (the inbox's and the call's line 0). An STA that completes a call marks
+ * it WATCHED instead of DONE (the caller owns it all the same) and keeps
+ * looking at its state while it pumps; a caller whose next call goes to
+ * that apartment again (its calls are recycled, so it is often the same
+ * struct) fills it and sends it with one compare-and-swap, WATCHED ->
+ * REQUEST, and the request and reply travel in line 0 alone. The watcher
+ * stops watching a call when it watches another, when it sees the call
+ * taken back (any other state), and when it shuts down (WATCHED -> DONE
+ * by CAS; a REQUEST found then is run, an ABANDONED_WATCHED one dropped).
+ * A caller that gives up on a REQUEST leaves it ABANDONED_WATCHED, for the
+ * watcher to drop. Since the watcher may look at a call after its caller
+ * has moved on, calls are never freed (a pool), and a watcher acts only on
+ * a call whose `watcher` is itself. While a call is watched its caller
+ * writes line 0 only where a field changes: each write would move the line.
  */
 #include "alloc.h"
 #include "framerel.h"
@@ -53,32 +69,64 @@ static uint32_t spin_budget(uint32_t spin_max)
 /* Each thread keeps its last call and reuses it for the next one. */
 static _Thread_local shmc_call *spare;
 
+/* Recycled calls (never freed: see above). */
+static shmc_plat_mutex pool_lock;
+static shmc_call *pool;
+
 _Static_assert(offsetof(shmc_call, rep_inline) + 4 <= SHMC_LINE,
                "the reply's HRESULT shares line 0 with the call's state");
+
+void shmc_call_setup(void)
+{
+    shmc_plat_mutex_init(&pool_lock);
+}
+
+static void pool_put(shmc_call *c)
+{
+    shmc_plat_mutex_lock(&pool_lock);
+    c->pool_next = pool;
+    pool = c;
+    shmc_plat_mutex_unlock(&pool_lock);
+}
+
+static shmc_call *pool_get(void)
+{
+    shmc_plat_mutex_lock(&pool_lock);
+    shmc_call *c = pool;
+    if (c)
+        pool = c->pool_next;
+    shmc_plat_mutex_unlock(&pool_lock);
+    return c;
+}
 
 HRESULT shmc_call_new(shmc_call **out, uint32_t kind)
 {
     shmc_call *c = spare;
-    if (c)
+    if (c) {
         spare = NULL;
-    else if (!(c = shmc_malloc_lines(sizeof(*c)))) {
-        *out = NULL;
-        return E_OUTOFMEMORY;
+    } else if (!(c = pool_get())) {
+        if (!(c = shmc_malloc_lines(sizeof(*c)))) {
+            *out = NULL;
+            return E_OUTOFMEMORY;
+        }
+        atomic_init(&c->link.next, NULL);
+        atomic_init(&c->state, SHMC_CALL_DONE);
+        atomic_init(&c->watcher, NULL);
+        c->hr = S_OK;
+        c->rep_size = c->req_size = c->method = 0;
+        c->kind = (uint8_t)kind;
+        c->req_heap = c->rep_heap = c->owns_refs = false;
+        c->ifstub = NULL;
+        c->notify = NULL;
     }
-    /* field by field rather than a memset of the header: the callee wrote
-     * line 0 last, and the rest is read only when set */
-    atomic_init(&c->link.next, NULL);
-    atomic_init(&c->state, SHMC_CALL_PENDING);
-    c->hr = S_OK;
-    c->rep_size = 0;
-    c->req_size = 0;
-    c->method = 0;
-    c->kind = (uint8_t)kind;
-    c->req_heap = false;
-    c->rep_heap = false;
-    c->owns_refs = false;
-    c->ifstub = NULL;
-    c->notify = NULL;
+    /* Line 0 only where it changes (the callee writes hr and rep_size; the
+     * state is shmc_call_run's): the call may be watched. */
+    if (atomic_load_explicit(&c->state, memory_order_relaxed) != SHMC_CALL_WATCHED)
+        atomic_store_explicit(&c->state, SHMC_CALL_PENDING, memory_order_relaxed);
+    SHMC_SET_CHANGED(c->kind, (uint8_t)kind);
+    SHMC_SET_CHANGED(c->req_size, 0);
+    SHMC_SET_CHANGED(c->owns_refs, false);
+    SHMC_SET_CHANGED(c->ifstub, NULL);
     c->target = NULL;
     c->stubmgr = NULL;
     c->qi_result = NULL;
@@ -92,7 +140,8 @@ static void call_clear(shmc_call *c)
         shmc_free(c->req_ext);
     if (c->rep_heap)
         shmc_free(c->rep_ext);
-    c->req_heap = c->rep_heap = false;
+    SHMC_SET_CHANGED(c->req_heap, false);
+    SHMC_SET_CHANGED(c->rep_heap, false);
     if (c->owns_refs) {
         if (c->ifstub)
             shmc_ifstub_release(c->ifstub);
@@ -125,13 +174,13 @@ void shmc_call_free(shmc_call *c)
     if (!spare)
         spare = c;
     else
-        shmc_free_lines(c);
+        pool_put(c);
 }
 
 void shmc_call_free_spare(void)
 {
     if (spare)
-        shmc_free_lines(spare);
+        pool_put(spare);
     spare = NULL;
 }
 
@@ -166,7 +215,8 @@ static void drop_call(shmc_call *c, bool ran)
 
 static bool call_done(shmc_call *c)
 {
-    return atomic_load_explicit(&c->state, memory_order_acquire) == SHMC_CALL_DONE;
+    uint32_t s = atomic_load_explicit(&c->state, memory_order_seq_cst);
+    return s == SHMC_CALL_DONE || s == SHMC_CALL_WATCHED;
 }
 
 /* true if the caller should stop spinning: the reply came, or (STA) calls
@@ -184,12 +234,23 @@ HRESULT shmc_call_run(shmc_call *c)
         drop_call(c, false);
         return E_OUTOFMEMORY;
     }
-    c->notify = n;
+    SHMC_SET_CHANGED(c->notify, n);
     shmc_apt *my_sta = th->inits && th->apt->model == SHMC_STA ? th->apt : NULL;
 
-    if (!shmc_apt_enqueue(c->target, c)) {
-        drop_call(c, false); /* never delivered: what it carries is ours */
-        return RPC_E_DISCONNECTED;
+    uint32_t s = atomic_load_explicit(&c->state, memory_order_acquire);
+    if (s == SHMC_CALL_WATCHED &&
+        atomic_load_explicit(&c->watcher, memory_order_relaxed) == c->target &&
+        atomic_compare_exchange_strong(&c->state, &s, SHMC_CALL_REQUEST)) {
+        shmc_apt_ring(c->target); /* sent: its watcher sees the state */
+    } else {
+        /* not watched by the target (or no longer): take it back (a
+         * watcher's CAS WATCHED -> DONE may race with this; either way
+         * the call is ours), and queue it */
+        atomic_store_explicit(&c->state, SHMC_CALL_PENDING, memory_order_relaxed);
+        if (!shmc_apt_enqueue(c->target, c)) {
+            drop_call(c, false); /* never delivered: what it carries is ours */
+            return RPC_E_DISCONNECTED;
+        }
     }
 
     uint64_t start = shmc_plat_clock_ns();
@@ -219,17 +280,24 @@ HRESULT shmc_call_run(shmc_call *c)
         if (left == 0) {
             shmc_notifier_wait_cancel(n);
             take_refs(c); /* before the call can become the callee's */
-            uint32_t s = SHMC_CALL_PENDING;
+            s = SHMC_CALL_PENDING;
             if (atomic_compare_exchange_strong(&c->state, &s, SHMC_CALL_ABANDONED))
                 return RPC_E_TIMEOUT; /* the callee drops it, or its late reply */
-            break;                    /* it finished meanwhile: take the reply */
+            if (s == SHMC_CALL_REQUEST &&
+                atomic_compare_exchange_strong(&c->state, &s, SHMC_CALL_ABANDONED_WATCHED)) {
+                shmc_apt_ring(c->target); /* its watcher drops it */
+                return RPC_E_TIMEOUT;
+            }
+            break; /* it finished meanwhile: take the reply */
         }
         shmc_notifier_wait_commit(n, seq, left);
     }
     /* The callee is done with the call: claim line 0 now (the callee wrote
      * it last), so that its transfer overlaps the reading of the reply and
-     * the making of the next call rather than stalling that call's push. */
-    atomic_store_explicit(&c->link.next, NULL, memory_order_relaxed);
+     * the making of the next call rather than stalling that call's push;
+     * unless it is watched: then the next call goes through line 0 alone. */
+    if (atomic_load_explicit(&c->state, memory_order_relaxed) == SHMC_CALL_DONE)
+        atomic_store_explicit(&c->link.next, NULL, memory_order_relaxed);
     /* adapt the spin to how long replies take (7/8 old, 1/8 new), sampled
      * on every 8th call: the clock read would delay the caller's next call */
     if ((++calls_made & 7) == 0) {
@@ -244,6 +312,7 @@ HRESULT shmc_call_run(shmc_call *c)
 typedef struct reply_builder {
     ShmStubReply iface;
     shmc_call *call;
+    bool replied;
 } reply_builder;
 
 static HRESULT reply_get_buffer(ShmStubReply *r, uint32_t size, void **buf)
@@ -262,6 +331,7 @@ static HRESULT reply_get_buffer(ShmStubReply *r, uint32_t size, void **buf)
         c->rep_heap = true;
     }
     c->rep_size = size;
+    ((reply_builder *)r)->replied = true;
     *buf = shmc_call_rep(c);
     return S_OK;
 }
@@ -283,27 +353,36 @@ static IUnknown *exec_method(shmc_call *c)
     shmc_plat_mutex_unlock(&sm->lock);
     if (!itf) {
         c->hr = RPC_E_DISCONNECTED;
+        SHMC_SET_CHANGED(c->rep_size, 0);
         drop_call(c, false); /* the stub never saw the request */
         return NULL;
     }
-    reply_builder rb = {{&reply_vtbl}, c};
+    reply_builder rb = {{&reply_vtbl}, c, false};
     c->hr = ShmStubInvoke(ifs->info, itf, c->method, shmc_call_req(c), c->req_size,
                           &shmc_inproc_marshaler, &rb.iface);
+    if (!rb.replied) /* the caller reads no older reply */
+        SHMC_SET_CHANGED(c->rep_size, 0);
     return itf;
 }
 
-/* The callee frees a call its caller gave up on. */
+/* The callee recycles a call its caller gave up on. */
 static void destroy_abandoned(shmc_call *c)
 {
     call_clear(c);
-    shmc_free_lines(c);
+    pool_put(c);
 }
 
-void shmc_call_execute(shmc_call *c, _Atomic int32_t *spare_workers)
+void shmc_call_drop_unrun(shmc_call *c)
 {
-    if (atomic_load_explicit(&c->state, memory_order_acquire) == SHMC_CALL_ABANDONED) {
-        drop_call(c, false); /* abandoned before it started */
-        destroy_abandoned(c);
+    drop_call(c, false);
+    destroy_abandoned(c);
+}
+
+void shmc_call_execute(shmc_apt *apt, shmc_call *c, _Atomic int32_t *spare_workers)
+{
+    uint32_t s = atomic_load_explicit(&c->state, memory_order_acquire); /* PENDING, REQUEST */
+    if (s == SHMC_CALL_ABANDONED || s == SHMC_CALL_ABANDONED_WATCHED) {
+        shmc_call_drop_unrun(c); /* abandoned before it started */
         if (spare_workers)
             atomic_fetch_add(spare_workers, 1);
         return;
@@ -327,10 +406,14 @@ void shmc_call_execute(shmc_call *c, _Atomic int32_t *spare_workers)
     }
     if (spare_workers)
         atomic_fetch_add(spare_workers, 1);
-    shmc_notifier *n = c->notify; /* read before the call may be freed */
-    uint32_t s = SHMC_CALL_PENDING;
-    if (atomic_compare_exchange_strong(&c->state, &s, SHMC_CALL_DONE)) {
+    shmc_notifier *n = c->notify; /* read before the call is the caller's */
+    bool watch = shmc_apt_may_watch(apt);
+    if (watch && atomic_load_explicit(&c->watcher, memory_order_relaxed) != apt)
+        atomic_store_explicit(&c->watcher, apt, memory_order_relaxed);
+    if (atomic_compare_exchange_strong(&c->state, &s, watch ? SHMC_CALL_WATCHED : SHMC_CALL_DONE)) {
         shmc_notifier_notify(n, true); /* c belongs to its caller from here */
+        if (watch)
+            shmc_apt_watch(apt, c);
     } else {
         drop_call(c, true); /* the caller timed out: nobody reads the reply */
         destroy_abandoned(c);

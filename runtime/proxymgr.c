@@ -383,10 +383,11 @@ static HRESULT ch_GetBuffer(ShmProxyChannel *ch, ShmProxyHeader *from, ShmCallFr
         }
         c->req_heap = true;
     }
-    c->req_size = size;
-    c->method = frame->method;
+    /* line 0 only where it changes (see call.c: the call may be watched) */
+    SHMC_SET_CHANGED(c->req_size, size);
+    SHMC_SET_CHANGED(c->method, frame->method);
     /* borrowed: the proxy keeps them alive while the caller waits */
-    c->ifstub = p->target;
+    SHMC_SET_CHANGED(c->ifstub, p->target);
     c->target = p->target_apt;
     frame->request = shmc_call_req(c);
     frame->request_size = size;

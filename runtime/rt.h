@@ -123,8 +123,11 @@ struct shmc_apt {
      * Both sides of every call touch this line. */
     _Alignas(SHMC_LINE) _Atomic uintptr_t inbox;
     _Atomic int32_t spare_workers; /* MTA */
-    /* STA, its thread's: calls taken from the inbox, oldest first */
+    /* STA, its thread's: calls taken from the inbox, oldest first; the call
+     * it watches (see call.c), and one such call found sent to it */
     _Alignas(SHMC_LINE) shmc_qnode *pending;
+    shmc_call *watch;
+    shmc_call *watch_ready;
     /* MTA workers, under qlock */
     shmc_plat_mutex qlock;
     uint32_t workers;
@@ -146,9 +149,14 @@ enum {
 };
 
 enum {
-    SHMC_CALL_PENDING = 0, /* queued or running */
+    SHMC_CALL_PENDING = 0, /* queued in the inbox, or running */
     SHMC_CALL_DONE,
     SHMC_CALL_ABANDONED, /* the caller gave up (timeout): drop the reply */
+    /* Done, as DONE, and the STA that ran it (`watcher`) keeps looking at
+     * its state for the caller's next call (see call.c). */
+    SHMC_CALL_WATCHED,
+    SHMC_CALL_REQUEST,           /* sent to its watcher, or running there */
+    SHMC_CALL_ABANDONED_WATCHED, /* a REQUEST given up: the watcher drops it */
 };
 
 #define SHMC_CALL_INLINE 512 /* request/reply bytes kept in the call itself */
@@ -173,16 +181,17 @@ struct shmc_call {
     /* Who owns the call: its caller, until it gives up (ABANDONED), then
      * the apartment that runs it, which frees it. */
     _Atomic uint32_t state;
-    HRESULT hr;            /* callee: the call's own result (transport, QI, ...) */
-    uint32_t rep_size;     /* callee */
-    uint32_t req_size;     /* caller */
-    uint32_t method;       /* caller */
-    uint8_t kind;          /* caller */
-    bool req_heap;         /* caller: the request is at req_ext, not req_inline */
-    bool rep_heap;         /* callee: the reply is at rep_ext, not rep_inline */
-    bool owns_refs;        /* caller (see below) */
-    shmc_ifstub *ifstub;   /* METHOD, QI (any interface of the object) */
-    shmc_notifier *notify; /* the caller's, notified when done (pooled) */
+    HRESULT hr;                /* callee: the call's own result (transport, QI, ...) */
+    uint32_t rep_size;         /* callee */
+    uint32_t req_size;         /* caller */
+    uint32_t method;           /* caller */
+    uint8_t kind;              /* caller */
+    bool req_heap;             /* caller: the request is at req_ext, not req_inline */
+    bool rep_heap;             /* callee: the reply is at rep_ext, not rep_inline */
+    bool owns_refs;            /* caller (see below) */
+    shmc_ifstub *ifstub;       /* METHOD, QI (any interface of the object) */
+    shmc_notifier *notify;     /* the caller's, notified when done (pooled) */
+    shmc_apt *_Atomic watcher; /* callee: the STA that set WATCHED */
     /* the reply starts in line 0 (its HRESULT and the first out bytes) */
     _Alignas(8) unsigned char rep_inline[SHMC_CALL_INLINE];
     /* ---- the rest: read by the callee only for QI, DESTROY or big frames ---- */
@@ -194,8 +203,17 @@ struct shmc_call {
     shmc_ifstub *qi_result;  /* QI: the interface stub, with one extref (callee) */
     IID iid;                 /* QI: the interface asked for */
     void *req_ext, *rep_ext; /* heap frames (req_heap, rep_heap) */
+    shmc_call *pool_next;    /* recycled calls (call.c) */
     _Alignas(8) unsigned char req_inline[SHMC_CALL_INLINE];
 };
+
+/* Writes a field of a call's line 0 only if its value changes (see call.c:
+ * a write moves the line when another thread is looking at it). */
+#define SHMC_SET_CHANGED(field, value) \
+    do {                               \
+        if ((field) != (value))        \
+            (field) = (value);         \
+    } while (0)
 
 static inline void *shmc_call_req(shmc_call *c)
 {
@@ -207,6 +225,9 @@ static inline void *shmc_call_rep(shmc_call *c)
     return c->rep_heap ? c->rep_ext : c->rep_inline;
 }
 
+/* Calls are never freed, only recycled (a pool), like notifiers: an STA
+ * may still look at a call it watched after its caller has moved on. */
+void shmc_call_setup(void);
 HRESULT shmc_call_new(shmc_call **out, uint32_t kind);
 /* Frees a call its caller owns (it keeps it as the thread's spare). */
 void shmc_call_free(shmc_call *c);
@@ -374,10 +395,20 @@ unsigned shmc_apt_pump(shmc_apt *apt);
 bool shmc_apt_has_calls(shmc_apt *apt);
 /* Queues a call on its apartment (false if the apartment refuses it). */
 bool shmc_apt_enqueue(shmc_apt *apt, shmc_call *c);
-/* Runs one incoming call in this thread (which is in c->target). If
- * `spare_workers` is given, it is incremented just before the caller is told, so an
- * MTA worker counts as spare again before a new call can arrive. */
-void shmc_call_execute(shmc_call *c, _Atomic int32_t *spare_workers);
+/* Runs one incoming call in this thread (which is in apt, c->target). If
+ * `spare_workers` is given, it is incremented just before the caller is
+ * told, so an MTA worker counts as spare again before a new call can
+ * arrive. */
+void shmc_call_execute(shmc_apt *apt, shmc_call *c, _Atomic int32_t *spare_workers);
+/* Drops and recycles a call given up before it ran (its watcher's job). */
+void shmc_call_drop_unrun(shmc_call *c);
+/* The STA's thread: true if it may watch the calls it completes (it is an
+ * STA that is not shutting down); then shmc_apt_watch starts watching c,
+ * after c became WATCHED. */
+bool shmc_apt_may_watch(shmc_apt *apt);
+void shmc_apt_watch(shmc_apt *apt, shmc_call *c);
+/* Tells the apartment's thread that a call it watches was sent to it. */
+void shmc_apt_ring(shmc_apt *apt);
 
 /* Tables and objects (stubmgr.c, proxymgr.c). */
 shmc_stubmgr *shmc_stubmgr_find_oid(uint64_t oid);
