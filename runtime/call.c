@@ -309,30 +309,44 @@ HRESULT shmc_call_run(shmc_call *c)
 
 /* ---- the callee's side ----------------------------------------------------- */
 
+/* Small replies are built in the callee's own memory and copied into the
+ * call with its result and state, in one burst at the end: the caller spins
+ * on line 0, and each write into it a while before the last one moves the
+ * line to the caller and back once more. */
+#define REPLY_STAGE 64
+
 typedef struct reply_builder {
     ShmStubReply iface;
     shmc_call *call;
-    bool replied;
+    uint32_t size; /* of the reply, once a buffer was given */
+    bool replied, staged;
+    _Alignas(8) unsigned char stage[REPLY_STAGE];
 } reply_builder;
 
 static HRESULT reply_get_buffer(ShmStubReply *r, uint32_t size, void **buf)
 {
-    shmc_call *c = ((reply_builder *)r)->call;
+    reply_builder *rb = (reply_builder *)r;
+    shmc_call *c = rb->call;
     *buf = NULL;
+    rb->replied = false;
     if (c->rep_heap) {
         shmc_free(c->rep_ext);
         c->rep_heap = false;
-        c->rep_size = 0;
     }
-    if (size > SHMC_CALL_INLINE) {
+    rb->staged = size <= REPLY_STAGE;
+    if (rb->staged) {
+        *buf = rb->stage;
+    } else if (size > SHMC_CALL_INLINE) {
         c->rep_ext = shmc_malloc(size);
         if (!c->rep_ext)
             return E_OUTOFMEMORY;
         c->rep_heap = true;
+        *buf = c->rep_ext;
+    } else {
+        *buf = c->rep_inline;
     }
-    c->rep_size = size;
-    ((reply_builder *)r)->replied = true;
-    *buf = shmc_call_rep(c);
+    rb->replied = true;
+    rb->size = size;
     return S_OK;
 }
 
@@ -341,7 +355,7 @@ static const ShmStubReplyVtbl reply_vtbl = {reply_get_buffer};
 /* Returns the interface it called, with the reference that kept the object
  * alive through the call: released once the caller has its reply, so that
  * the last write into the call follows the reply's closely. */
-static IUnknown *exec_method(shmc_call *c)
+static IUnknown *exec_method(shmc_call *c, reply_builder *rb, HRESULT *hr)
 {
     shmc_ifstub *ifs = c->ifstub;
     shmc_stubmgr *sm = ifs->mgr;
@@ -352,16 +366,12 @@ static IUnknown *exec_method(shmc_call *c)
         IUnknown_AddRef(itf);
     shmc_plat_mutex_unlock(&sm->lock);
     if (!itf) {
-        c->hr = RPC_E_DISCONNECTED;
-        SHMC_SET_CHANGED(c->rep_size, 0);
+        *hr = RPC_E_DISCONNECTED;
         drop_call(c, false); /* the stub never saw the request */
         return NULL;
     }
-    reply_builder rb = {{&reply_vtbl}, c, false};
-    c->hr = ShmStubInvoke(ifs->info, itf, c->method, shmc_call_req(c), c->req_size,
-                          &shmc_inproc_marshaler, &rb.iface);
-    if (!rb.replied) /* the caller reads no older reply */
-        SHMC_SET_CHANGED(c->rep_size, 0);
+    *hr = ShmStubInvoke(ifs->info, itf, c->method, shmc_call_req(c), c->req_size,
+                        &shmc_inproc_marshaler, &rb->iface);
     return itf;
 }
 
@@ -388,28 +398,40 @@ void shmc_call_execute(shmc_apt *apt, shmc_call *c, _Atomic int32_t *spare_worke
         return;
     }
 
+    /* line 0 is read from here on, and written only at the end */
+    shmc_notifier *n = c->notify;
+    reply_builder rb;
+    rb.iface.vtbl = &reply_vtbl;
+    rb.call = c;
+    rb.size = 0;
+    rb.replied = rb.staged = false;
     IUnknown *held = NULL;
+    HRESULT hr;
     switch (c->kind) {
     case SHMC_CALL_METHOD:
-        held = exec_method(c);
+        held = exec_method(c, &rb, &hr);
         break;
     case SHMC_CALL_QI:
-        c->hr = shmc_stubmgr_qi(c->ifstub->mgr, &c->iid, &c->qi_result);
+        hr = shmc_stubmgr_qi(c->ifstub->mgr, &c->iid, &c->qi_result);
         break;
     case SHMC_CALL_DESTROY:
         shmc_stubmgr_release_object(c->stubmgr);
-        c->hr = S_OK;
+        hr = S_OK;
         break;
     default:
-        c->hr = E_UNEXPECTED;
+        hr = E_UNEXPECTED;
         break;
     }
-    if (spare_workers)
-        atomic_fetch_add(spare_workers, 1);
-    shmc_notifier *n = c->notify; /* read before the call is the caller's */
     bool watch = shmc_apt_may_watch(apt);
+    /* the burst: reply, result, watcher, state */
+    if (rb.replied && rb.staged)
+        memcpy(c->rep_inline, rb.stage, rb.size);
+    SHMC_SET_CHANGED(c->rep_size, rb.replied ? rb.size : 0); /* no older reply is read */
+    SHMC_SET_CHANGED(c->hr, hr);
     if (watch && atomic_load_explicit(&c->watcher, memory_order_relaxed) != apt)
         atomic_store_explicit(&c->watcher, apt, memory_order_relaxed);
+    if (spare_workers)
+        atomic_fetch_add(spare_workers, 1);
     if (atomic_compare_exchange_strong(&c->state, &s, watch ? SHMC_CALL_WATCHED : SHMC_CALL_DONE)) {
         shmc_notifier_notify(n, true); /* c belongs to its caller from here */
         if (watch)
