@@ -471,13 +471,13 @@ static void sta_unwatch(shmc_apt *apt, shmc_call *c)
         sta_unwatched(apt, c, s);
 }
 
-bool shmc_apt_may_watch(shmc_apt *apt)
+/* Watching a call needs an open inbox: shutdown stops it. */
+static bool apt_may_watch(shmc_apt *apt)
 {
-    return apt->model == SHMC_STA &&
-           !(atomic_load_explicit(&apt->inbox, memory_order_relaxed) & INBOX_CLOSED);
+    return !(atomic_load_explicit(&apt->inbox, memory_order_relaxed) & INBOX_CLOSED);
 }
 
-void shmc_apt_watch(shmc_apt *apt, shmc_call *c)
+static void sta_watch(shmc_apt *apt, shmc_call *c)
 {
     shmc_call *old = apt->watch;
     apt->watch = c;
@@ -487,6 +487,9 @@ void shmc_apt_watch(shmc_apt *apt, shmc_call *c)
 
 void shmc_apt_ring(shmc_apt *apt)
 {
+    /* an MTA worker that watches a call never sleeps: nobody to wake */
+    if (apt->model != SHMC_STA)
+        return;
     if (atomic_load_explicit(&apt->has_event, memory_order_acquire))
         shmc_plat_event_set(&apt->event);
     shmc_notifier_notify(apt->bell, true); /* an STA has one sleeper */
@@ -552,7 +555,7 @@ unsigned shmc_apt_pump(shmc_apt *apt)
     shmc_call *c;
     if (apt->model == SHMC_MTA) {
         while ((c = (shmc_call *)mta_take(apt)) != NULL) {
-            shmc_call_execute(apt, c, &apt->spare_workers); /* one call less waits */
+            shmc_call_execute(apt, c, &apt->spare_workers, false); /* one call less waits */
             n++;
         }
         return n;
@@ -570,7 +573,8 @@ unsigned shmc_apt_pump(shmc_apt *apt)
             apt->watch_ready = NULL;
         else if (!(c = sta_next(apt)))
             break;
-        shmc_call_execute(apt, c, NULL);
+        if (shmc_call_execute(apt, c, NULL, apt_may_watch(apt)))
+            sta_watch(apt, c);
         n++;
     }
     if (atomic_load_explicit(&apt->has_event, memory_order_acquire)) {
@@ -609,6 +613,51 @@ typedef struct shmc_worker {
 /* At most this many MTA workers; further calls wait for a free one. */
 #define MAX_WORKERS 64
 
+/* ---- a worker's watched call (see call.c) ------------------------------------
+ *
+ * A worker watches the call it completed last while it spins; it stops
+ * before it takes calls from the inbox (it is busy then), before it sleeps
+ * (a caller rings nobody for a sent call) and when the apartment shuts
+ * down. A call sent to it meanwhile goes to the inbox, like a new call. */
+
+static void worker_unwatch(shmc_apt *apt, shmc_call **watch)
+{
+    shmc_call *c = *watch;
+    *watch = NULL;
+    if (atomic_load_explicit(&c->watcher, memory_order_relaxed) != apt)
+        return;
+    uint32_t s = SHMC_CALL_WATCHED;
+    if (atomic_compare_exchange_strong(&c->state, &s, SHMC_CALL_DONE) ||
+        atomic_load_explicit(&c->watcher, memory_order_relaxed) != apt)
+        return;
+    if (s == SHMC_CALL_REQUEST) {
+        inbox_push(apt, &c->link, &c->link, true);
+        if (atomic_fetch_sub(&apt->spare_workers, 1) <= 0)
+            start_worker(apt);
+        shmc_notifier_notify(apt->bell, false);
+    } else if (s == SHMC_CALL_ABANDONED_WATCHED) {
+        shmc_call_drop_unrun(c);
+    }
+}
+
+/* The watched call if it was sent to this worker (then it is no longer
+ * watched); drops one given up. */
+static shmc_call *worker_check_watch(shmc_apt *apt, shmc_call **watch)
+{
+    shmc_call *c = *watch;
+    uint32_t s = atomic_load_explicit(&c->state, memory_order_acquire);
+    if (s == SHMC_CALL_WATCHED)
+        return NULL;
+    *watch = NULL;
+    if (atomic_load_explicit(&c->watcher, memory_order_relaxed) != apt)
+        return NULL; /* taken back by its caller, and maybe sent elsewhere */
+    if (s == SHMC_CALL_REQUEST)
+        return c;
+    if (s == SHMC_CALL_ABANDONED_WATCHED)
+        shmc_call_drop_unrun(c);
+    return NULL;
+}
+
 static void worker_main(void *arg)
 {
     shmc_worker *w = arg;
@@ -625,19 +674,32 @@ static void worker_main(void *arg)
      * it tells the caller, so that the caller's next call does not start
      * another worker */
     shmc_notifier *bell = apt->bell;
+    shmc_call *watch = NULL;
     while (!atomic_load(&apt->stopping)) {
-        shmc_call *c = (shmc_call *)mta_take(apt);
+        shmc_call *c = NULL;
+        if (watch && (c = worker_check_watch(apt, &watch)) != NULL) {
+            atomic_fetch_sub(&apt->spare_workers, 1); /* busy, with no call from the inbox */
+        } else if (inbox_list(atomic_load_explicit(&apt->inbox, memory_order_relaxed))) {
+            if (watch)
+                worker_unwatch(apt, &watch);
+            c = (shmc_call *)mta_take(apt);
+        }
         if (c) {
-            shmc_call_execute(apt, c, &apt->spare_workers);
+            if (shmc_call_execute(apt, c, &apt->spare_workers, apt_may_watch(apt)))
+                watch = c;
             continue;
         }
+        if (watch && !apt_may_watch(apt))
+            worker_unwatch(apt, &watch); /* shutting down */
         /* spin for the next call, then sleep until the bell rings (the
          * clock counts from the first 64 looks on, as in ShmCoProcessCalls) */
         uint32_t spin = atomic_load_explicit(&shmc_tune.callee_spin_ns, memory_order_relaxed);
         uint64_t start = 0;
         bool work = false;
         for (unsigned i = 1; spin && !work; i++) {
-            work = shmc_apt_has_calls(apt) || atomic_load(&apt->stopping);
+            work = shmc_apt_has_calls(apt) || atomic_load(&apt->stopping) ||
+                   (watch &&
+                    atomic_load_explicit(&watch->state, memory_order_relaxed) != SHMC_CALL_WATCHED);
             shmc_plat_cpu_relax();
             if ((i & (SPIN_UNTIMED - 1)) == 0) {
                 uint64_t now = shmc_plat_clock_ns();
@@ -649,12 +711,18 @@ static void worker_main(void *arg)
         }
         if (work)
             continue;
+        if (watch) {
+            worker_unwatch(apt, &watch); /* no sleeping while watching */
+            continue;
+        }
         uint32_t seq = shmc_notifier_wait_prepare(bell);
         if (shmc_apt_has_calls(apt) || atomic_load(&apt->stopping))
             shmc_notifier_wait_cancel(bell);
         else
             shmc_notifier_wait_commit(bell, seq, WORKER_IDLE_MS);
     }
+    if (watch)
+        worker_unwatch(apt, &watch);
     atomic_fetch_sub(&apt->spare_workers, 1);
     if (th) {
         th->apt = NULL;

@@ -25,20 +25,23 @@
  * into it work).
  *
  * Watched calls: a call through the inbox moves two cache lines each way
- * (the inbox's and the call's line 0). An STA that completes a call marks
- * it WATCHED instead of DONE (the caller owns it all the same) and keeps
- * looking at its state while it pumps; a caller whose next call goes to
- * that apartment again (its calls are recycled, so it is often the same
- * struct) fills it and sends it with one compare-and-swap, WATCHED ->
- * REQUEST, and the request and reply travel in line 0 alone. The watcher
- * stops watching a call when it watches another, when it sees the call
- * taken back (any other state), and when it shuts down (WATCHED -> DONE
- * by CAS; a REQUEST found then is run, an ABANDONED_WATCHED one dropped).
+ * (the inbox's and the call's line 0). A thread that completes a call (an
+ * STA's, or an MTA worker) marks it WATCHED instead of DONE (the caller
+ * owns it all the same) and keeps looking at its state while it waits for
+ * work; a caller whose next call goes to that apartment again (its calls
+ * are recycled, so it is often the same struct) fills it and sends it with
+ * one compare-and-swap, WATCHED -> REQUEST, and the request and the reply
+ * travel in line 0 alone. A watcher stops watching (WATCHED -> DONE by
+ * CAS) when it watches another call, when it shuts down and, for an MTA
+ * worker, before it takes calls from the inbox or sleeps; a REQUEST found
+ * then is run (a worker queues it in the inbox), an ABANDONED_WATCHED one
+ * dropped. It also stops when it sees the call taken back (another state).
  * A caller that gives up on a REQUEST leaves it ABANDONED_WATCHED, for the
- * watcher to drop. Since the watcher may look at a call after its caller
- * has moved on, calls are never freed (a pool), and a watcher acts only on
- * a call whose `watcher` is itself. While a call is watched its caller
- * writes line 0 only where a field changes: each write would move the line.
+ * watcher to drop, or for its completion CAS to fail. Since a watcher may
+ * look at a call after its caller has moved on, calls are never freed (a
+ * pool), and a watcher acts only on a call whose `watcher` is its
+ * apartment. While a call is watched its caller writes line 0 only where
+ * a field changes: each write would move the line.
  */
 #include "alloc.h"
 #include "framerel.h"
@@ -388,14 +391,14 @@ void shmc_call_drop_unrun(shmc_call *c)
     destroy_abandoned(c);
 }
 
-void shmc_call_execute(shmc_apt *apt, shmc_call *c, _Atomic int32_t *spare_workers)
+bool shmc_call_execute(shmc_apt *apt, shmc_call *c, _Atomic int32_t *spare_workers, bool may_watch)
 {
     uint32_t s = atomic_load_explicit(&c->state, memory_order_acquire); /* PENDING, REQUEST */
     if (s == SHMC_CALL_ABANDONED || s == SHMC_CALL_ABANDONED_WATCHED) {
         shmc_call_drop_unrun(c); /* abandoned before it started */
         if (spare_workers)
             atomic_fetch_add(spare_workers, 1);
-        return;
+        return false;
     }
 
     /* line 0 is read from here on, and written only at the end */
@@ -422,7 +425,7 @@ void shmc_call_execute(shmc_apt *apt, shmc_call *c, _Atomic int32_t *spare_worke
         hr = E_UNEXPECTED;
         break;
     }
-    bool watch = shmc_apt_may_watch(apt);
+    bool watch = may_watch;
     /* the burst: reply, result, watcher, state */
     if (rb.replied && rb.staged)
         memcpy(c->rep_inline, rb.stage, rb.size);
@@ -432,14 +435,15 @@ void shmc_call_execute(shmc_apt *apt, shmc_call *c, _Atomic int32_t *spare_worke
         atomic_store_explicit(&c->watcher, apt, memory_order_relaxed);
     if (spare_workers)
         atomic_fetch_add(spare_workers, 1);
+    bool watched = false;
     if (atomic_compare_exchange_strong(&c->state, &s, watch ? SHMC_CALL_WATCHED : SHMC_CALL_DONE)) {
         shmc_notifier_notify(n, true); /* c belongs to its caller from here */
-        if (watch)
-            shmc_apt_watch(apt, c);
+        watched = watch;
     } else {
         drop_call(c, true); /* the caller timed out: nobody reads the reply */
         destroy_abandoned(c);
     }
     if (held)
         IUnknown_Release(held);
+    return watched;
 }

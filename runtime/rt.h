@@ -152,8 +152,8 @@ enum {
     SHMC_CALL_PENDING = 0, /* queued in the inbox, or running */
     SHMC_CALL_DONE,
     SHMC_CALL_ABANDONED, /* the caller gave up (timeout): drop the reply */
-    /* Done, as DONE, and the STA that ran it (`watcher`) keeps looking at
-     * its state for the caller's next call (see call.c). */
+    /* Done, as DONE, and the thread that ran it (in apartment `watcher`)
+     * keeps looking at its state for the caller's next call (call.c). */
     SHMC_CALL_WATCHED,
     SHMC_CALL_REQUEST,           /* sent to its watcher, or running there */
     SHMC_CALL_ABANDONED_WATCHED, /* a REQUEST given up: the watcher drops it */
@@ -191,7 +191,7 @@ struct shmc_call {
     bool owns_refs;            /* caller (see below) */
     shmc_ifstub *ifstub;       /* METHOD, QI (any interface of the object) */
     shmc_notifier *notify;     /* the caller's, notified when done (pooled) */
-    shmc_apt *_Atomic watcher; /* callee: the STA that set WATCHED */
+    shmc_apt *_Atomic watcher; /* callee: the apartment that set WATCHED */
     /* the reply starts in line 0 (its HRESULT and the first out bytes) */
     _Alignas(8) unsigned char rep_inline[SHMC_CALL_INLINE];
     /* ---- the rest: read by the callee only for QI, DESTROY or big frames ---- */
@@ -399,15 +399,12 @@ bool shmc_apt_enqueue(shmc_apt *apt, shmc_call *c);
  * `spare_workers` is given, it is incremented just before the caller is
  * told, so an MTA worker counts as spare again before a new call can
  * arrive. */
-void shmc_call_execute(shmc_apt *apt, shmc_call *c, _Atomic int32_t *spare_workers);
+/* With may_watch (the thread watches the calls it completes), returns
+ * true if it left c WATCHED: the thread watches it from then on. */
+bool shmc_call_execute(shmc_apt *apt, shmc_call *c, _Atomic int32_t *spare_workers, bool may_watch);
 /* Drops and recycles a call given up before it ran (its watcher's job). */
 void shmc_call_drop_unrun(shmc_call *c);
-/* The STA's thread: true if it may watch the calls it completes (it is an
- * STA that is not shutting down); then shmc_apt_watch starts watching c,
- * after c became WATCHED. */
-bool shmc_apt_may_watch(shmc_apt *apt);
-void shmc_apt_watch(shmc_apt *apt, shmc_call *c);
-/* Tells the apartment's thread that a call it watches was sent to it. */
+/* Tells the apartment that a call it watches was sent to it (or given up). */
 void shmc_apt_ring(shmc_apt *apt);
 
 /* Tables and objects (stubmgr.c, proxymgr.c). */

@@ -788,6 +788,24 @@ static void watched_call_timeouts(void **state)
     fixture_free(f); /* nothing kept: no child was made */
 }
 
+/* The same for an MTA object: the worker that ran the last call watches it
+ * while it spins (it stops before it takes other calls or sleeps). */
+static void watched_call_timeouts_mta(void **state)
+{
+    (void)state;
+    fixture *f = fixture_new(COINIT_MULTITHREADED, COINIT_APARTMENTTHREADED);
+    LONG sum = 0;
+    assert_hr(ICallee_Add(f->proxy, 1, 2, &sum), S_OK); /* a worker now watches our call */
+    assert_hr(ShmCoSetCallTimeout(50), S_OK);
+    assert_hr(ICallee_Wait(f->proxy, 300), RPC_E_TIMEOUT); /* given up while it runs */
+    assert_hr(ShmCoSetCallTimeout(INFINITE), S_OK);
+    for (LONG i = 0; i < 1000; i++) { /* another worker, then the same again */
+        assert_hr(ICallee_Add(f->proxy, i, 1, &sum), S_OK);
+        assert_int_equal(sum, i + 1);
+    }
+    fixture_free(f);
+}
+
 static void disconnect_on_host(void *arg)
 {
     fixture *f = arg;
@@ -901,6 +919,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(proxy_passed_to_third_apartment),
         cmocka_unit_test(timeout_and_late_reply),
         cmocka_unit_test(watched_call_timeouts),
+        cmocka_unit_test(watched_call_timeouts_mta),
         cmocka_unit_test(disconnected_object),
         cmocka_unit_test(server_apartment_ends),
         cmocka_unit_test(client_apartment_ends),
