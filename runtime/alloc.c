@@ -7,7 +7,9 @@
 #include "shmcom/shmcom.h"
 
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
 static _Atomic unsigned long alloc_count;   /* allocations since the hook was set */
 static _Atomic unsigned long alloc_fail_at; /* 0: never fail */
@@ -37,6 +39,40 @@ void *shmc_realloc(void *p, size_t n)
 void shmc_free(void *p)
 {
     free(p);
+}
+
+/* The allocation's own address sits in the word before the aligned block. */
+static void *alloc_lines(size_t size, int zero)
+{
+    if (size > SIZE_MAX - SHMC_LINE - sizeof(void *))
+        return NULL;
+    size_t n = size + SHMC_LINE + sizeof(void *);
+    unsigned char *raw = zero ? shmc_calloc(1, n) : shmc_malloc(n);
+    if (!raw)
+        return NULL;
+    uintptr_t a = ((uintptr_t)raw + sizeof(void *) + SHMC_LINE - 1) & ~(uintptr_t)(SHMC_LINE - 1);
+    unsigned char *p = raw + (a - (uintptr_t)raw);
+    memcpy(p - sizeof(void *), &raw, sizeof(raw));
+    return p;
+}
+
+void *shmc_malloc_lines(size_t size)
+{
+    return alloc_lines(size, 0);
+}
+
+void *shmc_calloc_lines(size_t size)
+{
+    return alloc_lines(size, 1);
+}
+
+void shmc_free_lines(void *p)
+{
+    if (!p)
+        return;
+    void *raw;
+    memcpy(&raw, (unsigned char *)p - sizeof(void *), sizeof(raw));
+    shmc_free(raw);
 }
 
 unsigned long shmc_alloc_fail_at(unsigned long n)

@@ -13,6 +13,14 @@ void *shmc_calloc(size_t count, size_t size);
 void *shmc_realloc(void *p, size_t n);
 void shmc_free(void *p);
 
+/* Memory that starts on a cache line (SHMC_LINE bytes), for objects whose
+ * fields are grouped by line (_Alignas(SHMC_LINE)) because two threads
+ * write them; zeroed or not. Freed with shmc_free_lines. */
+#define SHMC_LINE 64
+void *shmc_malloc_lines(size_t size);
+void *shmc_calloc_lines(size_t size);
+void shmc_free_lines(void *p);
+
 /*
  * Test hook: the n-th allocation from now (1-based) and every later one
  * fail, until shmc_alloc_fail_reset(). n == 0 clears it. Returns the number

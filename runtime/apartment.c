@@ -9,7 +9,7 @@
  * ring one notifier, so the STA thread sleeps in one place and wakes for
  * either: that is what lets a callback reach an STA that is waiting for a
  * reply (reentrancy). MTA calls made by other apartments run on runtime
- * worker threads, started when calls arrive and none is idle.
+ * worker threads, started when calls arrive and none is spare.
  */
 #include "alloc.h"
 #include "csprng.h"
@@ -32,6 +32,7 @@ static void rt_setup(void)
 {
     shmc_plat_mutex_init(&shmc_g.lock);
     shmc_plat_mutex_init(&pool_lock);
+    shmc_call_setup();
     shmc_plat_proc_self(&shmc_g.self);
     shmc_g.init_hr = shmc_plat_tls_create(&shmc_g.tls, thread_dtor);
     /* spinning only pays when the other side runs on another CPU */
@@ -56,14 +57,14 @@ HRESULT shmc_notifier_get(shmc_notifier **out)
         pool = n->next_free;
     shmc_plat_mutex_unlock(&pool_lock);
     if (!n) {
-        n = shmc_calloc(1, sizeof(*n));
+        n = shmc_calloc_lines(sizeof(*n));
         if (!n) {
             *out = NULL;
             return E_OUTOFMEMORY;
         }
         HRESULT hr = shmc_plat_waiter_open_local(&n->waiter, &n->word);
         if (FAILED(hr)) {
-            shmc_free(n);
+            shmc_free_lines(n);
             *out = NULL;
             return hr;
         }
@@ -115,21 +116,30 @@ HRESULT shmc_notifier_wait_commit(shmc_notifier *n, uint32_t seq, uint32_t timeo
 
 /* ---- threads ----------------------------------------------------------------- */
 
+/* The platform's TLS slot owns the thread's state (its destructor cleans
+ * up); this copy saves a call to it, and the runtime's once, on every
+ * call between apartments. */
+static _Thread_local shmc_thread *cur_thread;
+
 shmc_thread *shmc_thread_get(void)
 {
-    if (FAILED(shmc_rt_init()))
-        return NULL;
-    shmc_thread *th = shmc_plat_tls_get(&shmc_g.tls);
+    shmc_thread *th = cur_thread;
     if (th)
         return th;
-    th = shmc_calloc(1, sizeof(*th));
-    if (!th)
+    if (FAILED(shmc_rt_init()))
         return NULL;
-    th->timeout_ms = INFINITE;
-    if (FAILED(shmc_plat_tls_set(&shmc_g.tls, th))) {
-        shmc_free(th);
-        return NULL;
+    th = shmc_plat_tls_get(&shmc_g.tls);
+    if (!th) {
+        th = shmc_calloc(1, sizeof(*th));
+        if (!th)
+            return NULL;
+        th->timeout_ms = INFINITE;
+        if (FAILED(shmc_plat_tls_set(&shmc_g.tls, th))) {
+            shmc_free(th);
+            return NULL;
+        }
     }
+    cur_thread = th;
     return th;
 }
 
@@ -155,6 +165,7 @@ static void thread_dtor(void *p)
         leave_apartment(th);
     }
     shmc_plat_tls_set(&shmc_g.tls, NULL);
+    cur_thread = NULL;
     shmc_call_free_spare();
     shmc_remote_free_spare();
     shmc_notifier_put(th->notifier);
@@ -178,33 +189,31 @@ void shmc_apt_release(shmc_apt *apt)
     shmc_notifier_put(apt->bell);
     shmc_plat_mutex_fini(&apt->qlock);
     shmc_plat_mutex_fini(&apt->remote_lock);
-    shmc_free(apt);
+    shmc_free_lines(apt);
 }
 
 static HRESULT apt_create(int model, shmc_apt **out)
 {
     *out = NULL;
-    shmc_apt *apt = shmc_calloc(1, sizeof(*apt));
+    shmc_apt *apt = shmc_calloc_lines(sizeof(*apt));
     if (!apt)
         return E_OUTOFMEMORY;
     HRESULT hr = shmc_notifier_get(&apt->bell);
     if (FAILED(hr)) {
-        shmc_free(apt);
+        shmc_free_lines(apt);
         return hr;
     }
     apt->oxid = shmc_random_u64();
     if (!apt->oxid) {
         shmc_notifier_put(apt->bell);
-        shmc_free(apt);
+        shmc_free_lines(apt);
         return E_FAIL;
     }
     atomic_init(&apt->refs, 1); /* the list's (rt.apts) */
     apt->model = model;
     shmc_plat_mutex_init(&apt->qlock);
     shmc_plat_mutex_init(&apt->remote_lock);
-    atomic_init(&apt->qstub.next, NULL);
-    atomic_init(&apt->qtail, &apt->qstub);
-    apt->qhead = &apt->qstub;
+    atomic_init(&apt->inbox, 0);
     *out = apt;
     return S_OK;
 }
@@ -325,93 +334,166 @@ HRESULT ShmCoSetCallTimeout(DWORD timeout_ms)
 
 /* ---- the queue of incoming calls ---------------------------------------------
  *
- * STA: Vyukov's intrusive multi-producer single-consumer queue. A producer
- * swaps itself in at the tail (one atomic exchange) and links the old tail
- * to itself; the consumer walks from the head without atomic
- * read-modify-writes. Between a producer's swap and its link the queue
- * looks empty to the consumer for a moment; the producer notifies after
- * linking, so the consumer looks again.
- * MTA: a list under qlock, since many workers take from it.
- * Either way, producers count themselves in `producers` while they enqueue,
- * so that shutdown can close the queue and know nobody is still adding. */
+ * Producers push a call on `inbox`, a stack, with one compare-and-swap;
+ * consumers take the whole stack with another. When both sides run, a call
+ * moves the inbox's line to its caller and back and the call's line 0 to
+ * the callee and back, and nothing else: nobody writes a line the other
+ * side spins on except to hand something over (a queue with a stub node,
+ * such as Vyukov's, also moves its tail and stub lines on every call that
+ * empties it; a list under a lock moves the lock's line as well).
+ *
+ * STA: its thread takes the stack when its own list `pending` is empty and
+ * appends it there reversed, so calls run one at a time in the order their
+ * pushes took effect.
+ * MTA: a worker takes the stack, runs the oldest call and pushes the others
+ * back for other workers. `spare_workers` counts the workers not running a
+ * call minus the calls in the inbox: a producer decrements it after its
+ * push and starts a worker if no spare one was left; a worker increments it
+ * when it has run a call (before it tells the caller, so that the caller's
+ * next call finds it spare). Taking a call changes neither side of the
+ * difference, so a worker's take writes nothing but the inbox, and a worker
+ * is started exactly when every worker is busy or spoken for: a producer
+ * that read an idle count could start one needlessly whenever a worker took
+ * the call between the push and the read.
+ *
+ * Shutdown sets bit 0 of the inbox, which a producer's compare-and-swap
+ * sees: no call is pushed after that, and what was pushed before is still
+ * taken and run (it fails cleanly once the objects are gone). */
 
 static void start_worker(shmc_apt *apt);
 
-static void sta_push(shmc_apt *apt, shmc_qnode *n)
+#define INBOX_CLOSED ((uintptr_t)1) /* calls are line-aligned: bit 0 is free */
+
+static shmc_qnode *inbox_list(uintptr_t v)
 {
-    atomic_store_explicit(&n->next, NULL, memory_order_relaxed);
-    shmc_qnode *prev = atomic_exchange_explicit(&apt->qtail, n, memory_order_acq_rel);
-    atomic_store_explicit(&prev->next, n, memory_order_release);
+    return (shmc_qnode *)(v & ~INBOX_CLOSED);
 }
 
-static shmc_qnode *sta_pop(shmc_apt *apt)
+/* Pushes first..last (linked through next), unless the inbox is closed and
+ * the calls are new (`back`: calls taken earlier, given back). */
+static bool inbox_push(shmc_apt *apt, shmc_qnode *first, shmc_qnode *last, bool back)
 {
-    shmc_qnode *head = apt->qhead;
-    shmc_qnode *next = atomic_load_explicit(&head->next, memory_order_acquire);
-    if (head == &apt->qstub) {
-        if (!next)
-            return NULL;
-        apt->qhead = next;
-        head = next;
-        next = atomic_load_explicit(&next->next, memory_order_acquire);
-    }
-    if (next) {
-        apt->qhead = next;
-        return head;
-    }
-    if (head != atomic_load_explicit(&apt->qtail, memory_order_acquire))
-        return NULL; /* a producer is between its swap and its link */
-    sta_push(apt, &apt->qstub);
-    next = atomic_load_explicit(&head->next, memory_order_acquire);
-    if (next) {
-        apt->qhead = next;
-        return head;
-    }
-    return NULL;
+    uintptr_t top = atomic_load_explicit(&apt->inbox, memory_order_relaxed);
+    do {
+        if ((top & INBOX_CLOSED) && !back)
+            return false;
+        atomic_store_explicit(&last->next, inbox_list(top), memory_order_relaxed);
+    } while (!atomic_compare_exchange_weak_explicit(&apt->inbox, &top,
+                                                    (uintptr_t)first | (top & INBOX_CLOSED),
+                                                    memory_order_seq_cst, memory_order_relaxed));
+    return true;
 }
 
-bool shmc_apt_has_calls(shmc_apt *apt)
+/* Takes every call pushed, newest first; a closed inbox stays closed. */
+static shmc_qnode *inbox_take(shmc_apt *apt)
 {
-    if (apt->model == SHMC_STA)
-        return atomic_load_explicit(&apt->qtail, memory_order_acquire) != apt->qhead ||
-               atomic_load_explicit(&apt->qhead->next, memory_order_acquire) != NULL;
-    return atomic_load_explicit(&apt->mhead, memory_order_acquire) != NULL;
+    uintptr_t top = atomic_load_explicit(&apt->inbox, memory_order_seq_cst);
+    /* the newest call's line 0 is read next: its transfer overlaps the
+     * compare-and-swap's instead of following it */
+    if (inbox_list(top))
+        shmc_plat_prefetch(inbox_list(top));
+    while (inbox_list(top) &&
+           !atomic_compare_exchange_weak_explicit(&apt->inbox, &top, top & INBOX_CLOSED,
+                                                  memory_order_seq_cst, memory_order_relaxed))
+        ;
+    return inbox_list(top);
 }
 
-bool shmc_apt_enqueue(shmc_apt *apt, shmc_call *c)
+/* STA: moves what was pushed into `pending` (empty), oldest first. */
+static void sta_take(shmc_apt *apt)
 {
-    atomic_fetch_add(&apt->producers, 1);
-    if (atomic_load(&apt->qclosed)) {
-        atomic_fetch_sub(&apt->producers, 1);
-        return false;
+    shmc_qnode *top = inbox_take(apt);
+    if (!top)
+        return;
+    shmc_qnode *oldest = top;
+    if (atomic_load_explicit(&top->next, memory_order_relaxed)) {
+        /* several: reverse them (one alone is left untouched: its line
+         * stays clean until the call completes) */
+        shmc_qnode *prev = NULL, *n = top;
+        while (n) {
+            shmc_qnode *next = atomic_load_explicit(&n->next, memory_order_relaxed);
+            atomic_store_explicit(&n->next, prev, memory_order_relaxed);
+            prev = n;
+            n = next;
+        }
+        oldest = prev;
     }
-    bool more_workers = false;
-    if (apt->model == SHMC_STA) {
-        sta_push(apt, &c->link);
-        if (atomic_load_explicit(&apt->has_event, memory_order_acquire))
-            shmc_plat_event_set(&apt->event);
-    } else {
-        shmc_plat_mutex_lock(&apt->qlock);
-        c->next = NULL;
-        if (apt->mtail)
-            apt->mtail->next = c;
-        else
-            atomic_store_explicit(&apt->mhead, c, memory_order_release);
-        apt->mtail = c;
-        uint32_t queued = atomic_fetch_add(&apt->qlen, 1) + 1;
-        /* every queued call should find a worker: idle ones take one each */
-        more_workers = queued > atomic_load(&apt->idle_workers);
-        shmc_plat_mutex_unlock(&apt->qlock);
+    apt->pending = oldest;
+}
+
+/* ---- watched calls (see call.c) ---------------------------------------------
+ *
+ * `watch` and `watch_ready` belong to the STA's thread. A call sent to it
+ * through its watch is run before the calls taken from the inbox with it:
+ * they were sent by other threads, in no order with it. */
+
+/* A watched call that was sent (REQUEST) goes to watch_ready. */
+static void sta_ready(shmc_apt *apt, shmc_call *c)
+{
+    if (!apt->watch_ready) {
+        apt->watch_ready = c;
+        return;
     }
-    atomic_fetch_sub(&apt->producers, 1);
-    if (more_workers)
-        start_worker(apt);
-    /* an STA has one sleeper; an MTA needs one idle worker per call */
-    shmc_notifier_notify(apt->bell, apt->model == SHMC_STA);
-    /* an STA waiting for a reply from another process sleeps on that
-     * call's word: bump it too (checked after the push, as the STA
-     * registers before it looks at its queue) */
-    if (apt->model == SHMC_STA && atomic_load(&apt->remote_waiting)) {
+    /* not expected (one call is watched at a time), but possible: first */
+    atomic_store_explicit(&c->link.next, apt->pending, memory_order_relaxed);
+    apt->pending = &c->link;
+}
+
+/* The watched call is in another state than WATCHED: sent, given up, or
+ * taken back by its caller. Its `watcher` is stable in the first two (only
+ * a completion writes it) and says whether it concerns us. */
+static void sta_unwatched(shmc_apt *apt, shmc_call *c, uint32_t s)
+{
+    if (atomic_load_explicit(&c->watcher, memory_order_relaxed) != apt)
+        return;
+    if (s == SHMC_CALL_REQUEST)
+        sta_ready(apt, c);
+    else if (s == SHMC_CALL_ABANDONED_WATCHED)
+        shmc_call_drop_unrun(c);
+}
+
+static void sta_check_watch(shmc_apt *apt)
+{
+    shmc_call *w = apt->watch;
+    if (!w)
+        return;
+    uint32_t s = atomic_load_explicit(&w->state, memory_order_seq_cst);
+    if (s == SHMC_CALL_WATCHED)
+        return; /* the idle case: a read of a line this thread holds */
+    apt->watch = NULL;
+    sta_unwatched(apt, w, s);
+}
+
+/* Stops watching c: back to DONE, unless it was sent or given up since. */
+static void sta_unwatch(shmc_apt *apt, shmc_call *c)
+{
+    if (atomic_load_explicit(&c->watcher, memory_order_relaxed) != apt)
+        return; /* another apartment's now */
+    uint32_t s = SHMC_CALL_WATCHED;
+    if (!atomic_compare_exchange_strong(&c->state, &s, SHMC_CALL_DONE))
+        sta_unwatched(apt, c, s);
+}
+
+/* Watching a call needs an open inbox: shutdown stops it. */
+static bool apt_may_watch(shmc_apt *apt)
+{
+    return !(atomic_load_explicit(&apt->inbox, memory_order_relaxed) & INBOX_CLOSED);
+}
+
+static void sta_watch(shmc_apt *apt, shmc_call *c)
+{
+    shmc_call *old = apt->watch;
+    apt->watch = c;
+    if (old && old != c)
+        sta_unwatch(apt, old);
+}
+
+/* An STA waiting for a reply from another process sleeps on that call's
+ * word: bump it too (checked after the call was made visible, as the STA
+ * registers before it looks at its calls). */
+static void ring_remote_wait(shmc_apt *apt)
+{
+    if (atomic_load(&apt->remote_waiting)) {
         shmc_plat_mutex_lock(&apt->remote_lock);
         shmc_plat_waiter *w = apt->remote_wait;
         if (w) {
@@ -420,56 +502,123 @@ bool shmc_apt_enqueue(shmc_apt *apt, shmc_call *c)
         }
         shmc_plat_mutex_unlock(&apt->remote_lock);
     }
-    return true;
 }
 
-static shmc_call *dequeue(shmc_apt *apt)
+void shmc_apt_ring(shmc_apt *apt)
 {
+    /* an MTA worker that watches a call never sleeps: nobody to wake */
+    if (apt->model != SHMC_STA)
+        return;
+    if (atomic_load_explicit(&apt->has_event, memory_order_acquire))
+        shmc_plat_event_set(&apt->event);
+    shmc_notifier_notify(apt->bell, true); /* an STA has one sleeper */
+    ring_remote_wait(apt);
+}
+
+static shmc_call *sta_next(shmc_apt *apt)
+{
+    shmc_qnode *n = apt->pending;
+    if (n)
+        apt->pending = atomic_load_explicit(&n->next, memory_order_relaxed);
+    return (shmc_call *)n;
+}
+
+/* One call for an MTA thread. */
+static shmc_qnode *mta_take(shmc_apt *apt)
+{
+    if (!inbox_list(atomic_load_explicit(&apt->inbox, memory_order_relaxed)))
+        return NULL; /* the common idle case, without a write */
+    shmc_qnode *top = inbox_take(apt);
+    if (!top)
+        return NULL;
+    shmc_qnode *prev = NULL, *oldest = top, *n;
+    while ((n = atomic_load_explicit(&oldest->next, memory_order_relaxed)) != NULL) {
+        prev = oldest;
+        oldest = n;
+    }
+    if (prev) { /* the others go back, to the workers spare for them */
+        inbox_push(apt, top, prev, true);
+        shmc_notifier_notify(apt->bell, true);
+    }
+    return oldest;
+}
+
+bool shmc_apt_has_calls(shmc_apt *apt)
+{
+    if (apt->model == SHMC_STA &&
+        (apt->pending || apt->watch_ready ||
+         (apt->watch &&
+          atomic_load_explicit(&apt->watch->state, memory_order_seq_cst) != SHMC_CALL_WATCHED)))
+        return true; /* (a watched call in another state: for the pump to look at) */
+    return inbox_list(atomic_load_explicit(&apt->inbox, memory_order_seq_cst));
+}
+
+bool shmc_apt_enqueue(shmc_apt *apt, shmc_call *c)
+{
+    if (!inbox_push(apt, &c->link, &c->link, false))
+        return false;
     if (apt->model == SHMC_STA) {
-        shmc_call *c = (shmc_call *)sta_pop(apt);
-        if (!c && atomic_load_explicit(&apt->has_event, memory_order_acquire)) {
-            /* level-triggered: clear the event, then look again, so that a
-             * call queued meanwhile sets it again or is found here */
-            shmc_plat_event_reset(&apt->event);
-            c = (shmc_call *)sta_pop(apt);
-            if (c)
-                shmc_plat_event_set(&apt->event);
-        }
-        return c;
+        if (atomic_load_explicit(&apt->has_event, memory_order_acquire))
+            shmc_plat_event_set(&apt->event);
+        shmc_notifier_notify(apt->bell, true); /* an STA has one sleeper */
+        ring_remote_wait(apt);
+        return true;
     }
-    if (!atomic_load_explicit(&apt->mhead, memory_order_acquire))
-        return NULL; /* the common idle case, without the lock */
-    shmc_plat_mutex_lock(&apt->qlock);
-    shmc_call *c = atomic_load_explicit(&apt->mhead, memory_order_relaxed);
-    if (c) {
-        atomic_store_explicit(&apt->mhead, c->next, memory_order_relaxed);
-        if (!c->next)
-            apt->mtail = NULL;
-        c->next = NULL;
-        atomic_fetch_sub(&apt->qlen, 1);
-    }
-    shmc_plat_mutex_unlock(&apt->qlock);
-    return c;
+    if (atomic_fetch_sub(&apt->spare_workers, 1) <= 0)
+        start_worker(apt);
+    shmc_notifier_notify(apt->bell, false); /* one idle worker per call */
+    return true;
 }
 
 unsigned shmc_apt_pump(shmc_apt *apt)
 {
     unsigned n = 0;
     shmc_call *c;
-    while ((c = dequeue(apt)) != NULL) {
-        shmc_call_execute(c, NULL);
+    if (apt->model == SHMC_MTA) {
+        while ((c = (shmc_call *)mta_take(apt)) != NULL) {
+            shmc_call_execute(apt, c, &apt->spare_workers, false); /* one call less waits */
+            n++;
+        }
+        return n;
+    }
+    /* STA: the calls queued by now (a nested pump may run some of them),
+     * not those that arrive meanwhile, so that a caller calling back to
+     * back cannot keep an event loop inside ShmCoProcessCalls */
+    if (!apt->pending && !apt->watch_ready) {
+        sta_check_watch(apt);
+        sta_take(apt);
+    }
+    for (;;) {
+        c = apt->watch_ready;
+        if (c)
+            apt->watch_ready = NULL;
+        else if (!(c = sta_next(apt)))
+            break;
+        if (shmc_call_execute(apt, c, NULL, apt_may_watch(apt)))
+            sta_watch(apt, c);
         n++;
+    }
+    if (atomic_load_explicit(&apt->has_event, memory_order_acquire)) {
+        /* level-triggered: clear the event, then look again, so that a
+         * call queued meanwhile sets it again */
+        shmc_plat_event_reset(&apt->event);
+        if (shmc_apt_has_calls(apt))
+            shmc_plat_event_set(&apt->event);
     }
     return n;
 }
 
-/* Closes the queue: new calls are refused; returns once no producer is
- * still adding one. */
+/* Closes the queue: calls pushed from now on are refused; an STA stops
+ * watching (a call sent through its watch meanwhile is run, failing
+ * cleanly once the objects are gone). */
 static void close_queue(shmc_apt *apt)
 {
-    atomic_store(&apt->qclosed, true);
-    while (atomic_load(&apt->producers) != 0)
-        shmc_plat_thread_yield();
+    atomic_fetch_or(&apt->inbox, INBOX_CLOSED);
+    if (apt->model == SHMC_STA && apt->watch) {
+        shmc_call *w = apt->watch;
+        apt->watch = NULL;
+        sta_unwatch(apt, w);
+    }
 }
 
 /* ---- MTA workers ------------------------------------------------------------ */
@@ -485,6 +634,51 @@ typedef struct shmc_worker {
 /* At most this many MTA workers; further calls wait for a free one. */
 #define MAX_WORKERS 64
 
+/* ---- a worker's watched call (see call.c) ------------------------------------
+ *
+ * A worker watches the call it completed last while it spins; it stops
+ * before it takes calls from the inbox (it is busy then), before it sleeps
+ * (a caller rings nobody for a sent call) and when the apartment shuts
+ * down. A call sent to it meanwhile goes to the inbox, like a new call. */
+
+static void worker_unwatch(shmc_apt *apt, shmc_call **watch)
+{
+    shmc_call *c = *watch;
+    *watch = NULL;
+    if (atomic_load_explicit(&c->watcher, memory_order_relaxed) != apt)
+        return;
+    uint32_t s = SHMC_CALL_WATCHED;
+    if (atomic_compare_exchange_strong(&c->state, &s, SHMC_CALL_DONE) ||
+        atomic_load_explicit(&c->watcher, memory_order_relaxed) != apt)
+        return;
+    if (s == SHMC_CALL_REQUEST) {
+        inbox_push(apt, &c->link, &c->link, true);
+        if (atomic_fetch_sub(&apt->spare_workers, 1) <= 0)
+            start_worker(apt);
+        shmc_notifier_notify(apt->bell, false);
+    } else if (s == SHMC_CALL_ABANDONED_WATCHED) {
+        shmc_call_drop_unrun(c);
+    }
+}
+
+/* The watched call if it was sent to this worker (then it is no longer
+ * watched); drops one given up. */
+static shmc_call *worker_check_watch(shmc_apt *apt, shmc_call **watch)
+{
+    shmc_call *c = *watch;
+    uint32_t s = atomic_load_explicit(&c->state, memory_order_acquire);
+    if (s == SHMC_CALL_WATCHED)
+        return NULL;
+    *watch = NULL;
+    if (atomic_load_explicit(&c->watcher, memory_order_relaxed) != apt)
+        return NULL; /* taken back by its caller, and maybe sent elsewhere */
+    if (s == SHMC_CALL_REQUEST)
+        return c;
+    if (s == SHMC_CALL_ABANDONED_WATCHED)
+        shmc_call_drop_unrun(c);
+    return NULL;
+}
+
 static void worker_main(void *arg)
 {
     shmc_worker *w = arg;
@@ -497,37 +691,60 @@ static void worker_main(void *arg)
         th->worker = true;
         shmc_apt_addref(apt);
     }
-    /* counted idle whenever it is not running a call; execute counts it
-     * idle again before it tells the caller, so that the caller's next call
-     * does not start another worker */
-    atomic_fetch_add(&apt->idle_workers, 1);
+    /* counted spare by start_worker; execute counts it spare again before
+     * it tells the caller, so that the caller's next call does not start
+     * another worker */
     shmc_notifier *bell = apt->bell;
+    shmc_call *watch = NULL;
     while (!atomic_load(&apt->stopping)) {
-        shmc_call *c = dequeue(apt);
+        shmc_call *c = NULL;
+        if (watch && (c = worker_check_watch(apt, &watch)) != NULL) {
+            atomic_fetch_sub(&apt->spare_workers, 1); /* busy, with no call from the inbox */
+        } else if (inbox_list(atomic_load_explicit(&apt->inbox, memory_order_relaxed))) {
+            if (watch)
+                worker_unwatch(apt, &watch);
+            c = (shmc_call *)mta_take(apt);
+        }
         if (c) {
-            atomic_fetch_sub(&apt->idle_workers, 1);
-            shmc_call_execute(c, &apt->idle_workers);
+            if (shmc_call_execute(apt, c, &apt->spare_workers, apt_may_watch(apt)))
+                watch = c;
             continue;
         }
-        /* spin for the next call, then sleep until the bell rings */
+        if (watch && !apt_may_watch(apt))
+            worker_unwatch(apt, &watch); /* shutting down */
+        /* spin for the next call, then sleep until the bell rings (the
+         * clock counts from the first 64 looks on, as in ShmCoProcessCalls) */
         uint32_t spin = atomic_load_explicit(&shmc_tune.callee_spin_ns, memory_order_relaxed);
-        uint64_t start = shmc_plat_clock_ns();
+        uint64_t start = 0;
         bool work = false;
         for (unsigned i = 1; spin && !work; i++) {
-            work = shmc_apt_has_calls(apt) || atomic_load(&apt->stopping);
+            work = shmc_apt_has_calls(apt) || atomic_load(&apt->stopping) ||
+                   (watch &&
+                    atomic_load_explicit(&watch->state, memory_order_relaxed) != SHMC_CALL_WATCHED);
             shmc_plat_cpu_relax();
-            if ((i & 63) == 0 && shmc_plat_clock_ns() - start >= spin)
-                break;
+            if ((i & (SPIN_UNTIMED - 1)) == 0) {
+                uint64_t now = shmc_plat_clock_ns();
+                if (!start)
+                    start = now;
+                else if (now - start >= spin)
+                    break;
+            }
         }
         if (work)
             continue;
+        if (watch) {
+            worker_unwatch(apt, &watch); /* no sleeping while watching */
+            continue;
+        }
         uint32_t seq = shmc_notifier_wait_prepare(bell);
         if (shmc_apt_has_calls(apt) || atomic_load(&apt->stopping))
             shmc_notifier_wait_cancel(bell);
         else
             shmc_notifier_wait_commit(bell, seq, WORKER_IDLE_MS);
     }
-    atomic_fetch_sub(&apt->idle_workers, 1);
+    if (watch)
+        worker_unwatch(apt, &watch);
+    atomic_fetch_sub(&apt->spare_workers, 1);
     if (th) {
         th->apt = NULL;
         shmc_apt_release(apt);
@@ -542,12 +759,15 @@ static void start_worker(shmc_apt *apt)
     w->apt = apt;
     shmc_apt_addref(apt);
     shmc_plat_mutex_lock(&apt->qlock);
+    atomic_fetch_add(&apt->spare_workers, 1); /* before it can run a call */
     bool ok = !atomic_load(&apt->stopping) && apt->workers < MAX_WORKERS &&
               SUCCEEDED(shmc_plat_thread_create(&w->thread, worker_main, w));
     if (ok) {
         w->next = apt->worker_list;
         apt->worker_list = w;
         apt->workers++;
+    } else {
+        atomic_fetch_sub(&apt->spare_workers, 1);
     }
     shmc_plat_mutex_unlock(&apt->qlock);
     if (!ok) {
@@ -600,15 +820,24 @@ HRESULT ShmCoProcessCalls(DWORD timeout_ms)
     HRESULT hr = own_sta(&apt);
     if (FAILED(hr))
         return hr;
-    uint64_t deadline = timeout_ms == INFINITE
-                            ? UINT64_MAX
-                            : shmc_plat_clock_ns() + (uint64_t)timeout_ms * 1000000u;
     uint32_t spin = atomic_load_explicit(&shmc_tune.callee_spin_ns, memory_order_relaxed);
-    uint64_t start = shmc_plat_clock_ns();
     bool spinning = spin != 0;
+    /* the clock is read only once no call came within the first looks (a
+     * read costs about as much as the rest of a look): the timeout and the
+     * spin count from there, a few microseconds late at most */
+    uint64_t start = 0, deadline = UINT64_MAX;
     for (unsigned i = 1;; i++) {
         if (shmc_apt_pump(apt))
             return S_OK;
+        if (spinning && i < SPIN_UNTIMED) {
+            shmc_plat_cpu_relax();
+            continue;
+        }
+        if (!start) {
+            start = shmc_plat_clock_ns();
+            if (timeout_ms != INFINITE)
+                deadline = start + (uint64_t)timeout_ms * 1000000u;
+        }
         /* a short spin catches a caller that is about to send */
         if (spinning) {
             shmc_plat_cpu_relax();

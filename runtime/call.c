@@ -6,13 +6,16 @@
  * Ownership instead of reference counts: the caller owns the call (it
  * made it, it frees it) unless it gives up waiting (call timeout), which
  * hands the call to the apartment that runs it. The state word decides who
- * won: PENDING -> RUNNING -> DONE by the callee, or PENDING/RUNNING ->
- * ABANDONED by the caller, each by compare-and-swap. After DONE the
- * callee does not touch the call again, except to notify the caller's
- * notifier, which it read before (notifiers are never freed). After
- * ABANDONED the caller does not touch it again; the callee drops what it
- * carries (interface records in its request or reply) and frees it, so a
- * late reply leaks nothing.
+ * won: PENDING -> DONE by the callee, or PENDING -> ABANDONED by the
+ * caller, each by compare-and-swap. After DONE the callee does not touch
+ * the call again, except to notify the caller's notifier, which it read
+ * before (notifiers are never freed). After ABANDONED the caller does not
+ * touch it again; the callee drops what it carries (interface records in
+ * its request, if it did not run it, or in its reply) and frees it, so a
+ * late reply leaks nothing. The callee does not mark a call it starts (it
+ * only skips one it finds abandoned already): the caller spins on the
+ * state's cache line, and a write into it before the reply would cost two
+ * more transfers of the line.
  *
  * Waiting: a caller spins, watching the call's state (and, in an STA, its
  * own queue of incoming calls), for a while that adapts to how long its
@@ -20,6 +23,25 @@
  * a call costs a few cache-line transfers and no system call. An STA
  * caller serves its incoming calls while it waits (reentrancy: callbacks
  * into it work).
+ *
+ * Watched calls: a call through the inbox moves two cache lines each way
+ * (the inbox's and the call's line 0). A thread that completes a call (an
+ * STA's, or an MTA worker) marks it WATCHED instead of DONE (the caller
+ * owns it all the same) and keeps looking at its state while it waits for
+ * work; a caller whose next call goes to that apartment again (its calls
+ * are recycled, so it is often the same struct) fills it and sends it with
+ * one compare-and-swap, WATCHED -> REQUEST, and the request and the reply
+ * travel in line 0 alone. A watcher stops watching (WATCHED -> DONE by
+ * CAS) when it watches another call, when it shuts down and, for an MTA
+ * worker, before it takes calls from the inbox or sleeps; a REQUEST found
+ * then is run (a worker queues it in the inbox), an ABANDONED_WATCHED one
+ * dropped. It also stops when it sees the call taken back (another state).
+ * A caller that gives up on a REQUEST leaves it ABANDONED_WATCHED, for the
+ * watcher to drop, or for its completion CAS to fail. Since a watcher may
+ * look at a call after its caller has moved on, calls are never freed (a
+ * pool), and a watcher acts only on a call whose `watcher` is its
+ * apartment. While a call is watched its caller writes line 0 only where
+ * a field changes: each write would move the line.
  */
 #include "alloc.h"
 #include "framerel.h"
@@ -35,6 +57,7 @@
 #define SPIN_NS_MIN 1000u
 
 static _Thread_local uint64_t reply_ns_avg = 20000u;
+static _Thread_local uint32_t calls_made;
 
 uint32_t shmc_call_spin_budget(void)
 {
@@ -55,18 +78,70 @@ void shmc_call_note_reply(uint64_t ns)
 /* Each thread keeps its last call and reuses it for the next one. */
 static _Thread_local shmc_call *spare;
 
+/* Recycled calls (never freed: see above). */
+static shmc_plat_mutex pool_lock;
+static shmc_call *pool;
+
+_Static_assert(offsetof(shmc_call, rep_inline) + 4 <= SHMC_LINE,
+               "the reply's HRESULT shares line 0 with the call's state");
+
+void shmc_call_setup(void)
+{
+    shmc_plat_mutex_init(&pool_lock);
+}
+
+static void pool_put(shmc_call *c)
+{
+    shmc_plat_mutex_lock(&pool_lock);
+    c->pool_next = pool;
+    pool = c;
+    shmc_plat_mutex_unlock(&pool_lock);
+}
+
+static shmc_call *pool_get(void)
+{
+    shmc_plat_mutex_lock(&pool_lock);
+    shmc_call *c = pool;
+    if (c)
+        pool = c->pool_next;
+    shmc_plat_mutex_unlock(&pool_lock);
+    return c;
+}
+
 HRESULT shmc_call_new(shmc_call **out, uint32_t kind)
 {
     shmc_call *c = spare;
-    if (c)
+    if (c) {
         spare = NULL;
-    else if (!(c = shmc_malloc(sizeof(*c)))) {
-        *out = NULL;
-        return E_OUTOFMEMORY;
+    } else if (!(c = pool_get())) {
+        if (!(c = shmc_malloc_lines(sizeof(*c)))) {
+            *out = NULL;
+            return E_OUTOFMEMORY;
+        }
+        atomic_init(&c->link.next, NULL);
+        atomic_init(&c->state, SHMC_CALL_DONE);
+        atomic_init(&c->watcher, NULL);
+        c->hr = S_OK;
+        c->rep_size = c->req_size = c->method = 0;
+        c->kind = (uint8_t)kind;
+        c->req_heap = c->rep_heap = c->owns_refs = false;
+        c->ifstub = NULL;
+        c->notify = NULL;
     }
-    memset(c, 0, offsetof(shmc_call, req_inline));
-    atomic_init(&c->state, SHMC_CALL_PENDING);
-    c->kind = kind;
+    /* Line 0 only where it changes (the callee writes hr and rep_size; the
+     * state is shmc_call_run's): the call may be watched. */
+    if (atomic_load_explicit(&c->state, memory_order_relaxed) != SHMC_CALL_WATCHED)
+        atomic_store_explicit(&c->state, SHMC_CALL_PENDING, memory_order_relaxed);
+    SHMC_SET_CHANGED(c->kind, (uint8_t)kind);
+    SHMC_SET_CHANGED(c->req_size, 0);
+    SHMC_SET_CHANGED(c->owns_refs, false);
+    SHMC_SET_CHANGED(c->ifstub, NULL);
+    c->target = NULL;
+    c->stubmgr = NULL;
+    c->qi_result = NULL;
+    c->reply_to = NULL;
+    c->marshaler = NULL;
+    c->req_borrowed = false;
     *out = c;
     return S_OK;
 }
@@ -74,9 +149,11 @@ HRESULT shmc_call_new(shmc_call **out, uint32_t kind)
 static void call_clear(shmc_call *c)
 {
     if (c->req_heap)
-        shmc_free(c->req);
+        shmc_free(c->req_ext);
     if (c->rep_heap)
-        shmc_free(c->rep);
+        shmc_free(c->rep_ext);
+    SHMC_SET_CHANGED(c->req_heap, false);
+    SHMC_SET_CHANGED(c->rep_heap, false);
     if (c->owns_refs) {
         if (c->ifstub)
             shmc_ifstub_release(c->ifstub);
@@ -109,12 +186,13 @@ void shmc_call_free(shmc_call *c)
     if (!spare)
         spare = c;
     else
-        shmc_free(c);
+        pool_put(c);
 }
 
 void shmc_call_free_spare(void)
 {
-    shmc_free(spare);
+    if (spare)
+        pool_put(spare);
     spare = NULL;
 }
 
@@ -127,9 +205,11 @@ static void drop_call(shmc_call *c, bool ran)
     ShmItfMarshaler *m = c->marshaler ? c->marshaler : &shmc_inproc_marshaler;
     if (c->kind == SHMC_CALL_METHOD && c->ifstub->info) {
         if (!ran)
-            shmc_frame_release_records(c->ifstub->info, c->method, c->req, c->req_size, false, m);
-        else if (SUCCEEDED(c->hr) && c->rep && !c->reply_to)
-            shmc_frame_release_records(c->ifstub->info, c->method, c->rep, c->rep_size, true, m);
+            shmc_frame_release_records(c->ifstub->info, c->method, shmc_call_req(c), c->req_size,
+                                       false, m);
+        else if (SUCCEEDED(c->hr) && c->rep_size && !c->reply_to)
+            shmc_frame_release_records(c->ifstub->info, c->method, shmc_call_rep(c), c->rep_size,
+                                       true, m);
     } else if (c->kind == SHMC_CALL_QI && ran && c->qi_result) {
         shmc_stubmgr *destroy = NULL;
         shmc_plat_mutex_lock(&shmc_g.lock);
@@ -148,7 +228,8 @@ static void drop_call(shmc_call *c, bool ran)
 
 static bool call_done(shmc_call *c)
 {
-    return atomic_load_explicit(&c->state, memory_order_acquire) == SHMC_CALL_DONE;
+    uint32_t s = atomic_load_explicit(&c->state, memory_order_seq_cst);
+    return s == SHMC_CALL_DONE || s == SHMC_CALL_WATCHED;
 }
 
 /* true if the caller should stop spinning: the reply came, or (STA) calls
@@ -166,12 +247,23 @@ HRESULT shmc_call_run(shmc_call *c)
         drop_call(c, false);
         return E_OUTOFMEMORY;
     }
-    c->notify = n;
+    SHMC_SET_CHANGED(c->notify, n);
     shmc_apt *my_sta = th->inits && th->apt->model == SHMC_STA ? th->apt : NULL;
 
-    if (!shmc_apt_enqueue(c->target, c)) {
-        drop_call(c, false); /* never delivered: what it carries is ours */
-        return RPC_E_DISCONNECTED;
+    uint32_t s = atomic_load_explicit(&c->state, memory_order_acquire);
+    if (s == SHMC_CALL_WATCHED &&
+        atomic_load_explicit(&c->watcher, memory_order_relaxed) == c->target &&
+        atomic_compare_exchange_strong(&c->state, &s, SHMC_CALL_REQUEST)) {
+        shmc_apt_ring(c->target); /* sent: its watcher sees the state */
+    } else {
+        /* not watched by the target (or no longer): take it back (a
+         * watcher's CAS WATCHED -> DONE may race with this; either way
+         * the call is ours), and queue it */
+        atomic_store_explicit(&c->state, SHMC_CALL_PENDING, memory_order_relaxed);
+        if (!shmc_apt_enqueue(c->target, c)) {
+            drop_call(c, false); /* never delivered: what it carries is ours */
+            return RPC_E_DISCONNECTED;
+        }
     }
 
     uint64_t start = shmc_plat_clock_ns();
@@ -200,113 +292,168 @@ HRESULT shmc_call_run(shmc_call *c)
         if (left == 0) {
             shmc_notifier_wait_cancel(n);
             take_refs(c); /* before the call can become the callee's */
-            uint32_t s = SHMC_CALL_PENDING;
+            s = SHMC_CALL_PENDING;
             if (atomic_compare_exchange_strong(&c->state, &s, SHMC_CALL_ABANDONED))
-                return RPC_E_TIMEOUT; /* never started: the callee drops it */
-            s = SHMC_CALL_RUNNING;
-            if (atomic_compare_exchange_strong(&c->state, &s, SHMC_CALL_ABANDONED))
-                return RPC_E_TIMEOUT; /* the callee drops the late reply */
-            break;                    /* it finished meanwhile: take the reply */
+                return RPC_E_TIMEOUT; /* the callee drops it, or its late reply */
+            if (s == SHMC_CALL_REQUEST &&
+                atomic_compare_exchange_strong(&c->state, &s, SHMC_CALL_ABANDONED_WATCHED)) {
+                shmc_apt_ring(c->target); /* its watcher drops it */
+                return RPC_E_TIMEOUT;
+            }
+            break; /* it finished meanwhile: take the reply */
         }
         shmc_notifier_wait_commit(n, seq, left);
     }
-    shmc_call_note_reply(shmc_plat_clock_ns() - start); /* adapts the spin */
+    /* The callee is done with the call: claim line 0 now (the callee wrote
+     * it last), so that its transfer overlaps the reading of the reply and
+     * the making of the next call rather than stalling that call's push;
+     * unless it is watched: then the next call goes through line 0 alone. */
+    if (atomic_load_explicit(&c->state, memory_order_relaxed) == SHMC_CALL_DONE)
+        atomic_store_explicit(&c->link.next, NULL, memory_order_relaxed);
+    /* adapt the spin to how long replies take (7/8 old, 1/8 new), sampled
+     * on every 8th call: the clock read would delay the caller's next call */
+    if ((++calls_made & 7) == 0) {
+        uint64_t took = shmc_plat_clock_ns() - start;
+        reply_ns_avg = (reply_ns_avg * 7 + took) / 8;
+    }
     return S_OK;
 }
 
 /* ---- the callee's side ----------------------------------------------------- */
 
+/* Small replies are built in the callee's own memory and copied into the
+ * call with its result and state, in one burst at the end: the caller spins
+ * on line 0, and each write into it a while before the last one moves the
+ * line to the caller and back once more. */
+#define REPLY_STAGE 64
+
 typedef struct reply_builder {
     ShmStubReply iface;
     shmc_call *call;
+    uint32_t size; /* of the reply, once a buffer was given */
+    bool replied, staged;
+    _Alignas(8) unsigned char stage[REPLY_STAGE];
 } reply_builder;
 
 static HRESULT reply_get_buffer(ShmStubReply *r, uint32_t size, void **buf)
 {
-    shmc_call *c = ((reply_builder *)r)->call;
+    reply_builder *rb = (reply_builder *)r;
+    shmc_call *c = rb->call;
     *buf = NULL;
+    rb->replied = false;
     if (c->rep_heap) {
-        shmc_free(c->rep);
+        shmc_free(c->rep_ext);
         c->rep_heap = false;
     }
-    if (size <= SHMC_CALL_INLINE) {
-        c->rep = c->rep_inline;
-    } else {
-        c->rep = shmc_malloc(size);
-        if (!c->rep)
+    rb->staged = size <= REPLY_STAGE;
+    if (rb->staged) {
+        *buf = rb->stage;
+    } else if (size > SHMC_CALL_INLINE) {
+        c->rep_ext = shmc_malloc(size);
+        if (!c->rep_ext)
             return E_OUTOFMEMORY;
         c->rep_heap = true;
+        *buf = c->rep_ext;
+    } else {
+        *buf = c->rep_inline;
     }
-    c->rep_size = size;
-    *buf = c->rep;
+    rb->replied = true;
+    rb->size = size;
     return S_OK;
 }
 
 static const ShmStubReplyVtbl reply_vtbl = {reply_get_buffer};
 
-static void exec_method(shmc_call *c)
+/* Returns the interface it called, with the reference that kept the object
+ * alive through the call: released once the caller has its reply, so that
+ * the last write into the call follows the reply's closely. */
+static IUnknown *exec_method(shmc_call *c, reply_builder *rb, HRESULT *hr)
 {
     shmc_ifstub *ifs = c->ifstub;
     shmc_stubmgr *sm = ifs->mgr;
-    void *itf;
+    IUnknown *itf;
     shmc_plat_mutex_lock(&sm->lock);
     itf = ifs->itf;
     if (itf) /* the object stays alive through the call */
-        IUnknown_AddRef((IUnknown *)itf);
+        IUnknown_AddRef(itf);
     shmc_plat_mutex_unlock(&sm->lock);
     if (!itf) {
-        c->hr = RPC_E_DISCONNECTED;
+        *hr = RPC_E_DISCONNECTED;
         drop_call(c, false); /* the stub never saw the request */
-        return;
+        return NULL;
     }
-    reply_builder rb = {{&reply_vtbl}, c};
-    c->hr = ShmStubInvoke(ifs->info, itf, c->method, c->req, c->req_size,
-                          c->marshaler ? c->marshaler : &shmc_inproc_marshaler,
-                          c->reply_to ? c->reply_to : &rb.iface);
-    IUnknown_Release((IUnknown *)itf);
+    *hr = ShmStubInvoke(ifs->info, itf, c->method, shmc_call_req(c), c->req_size,
+                        c->marshaler ? c->marshaler : &shmc_inproc_marshaler,
+                        c->reply_to ? c->reply_to : &rb->iface);
+    return itf;
 }
 
-/* The callee frees a call its caller gave up on. */
+/* The callee recycles a call its caller gave up on. */
 static void destroy_abandoned(shmc_call *c)
 {
     call_clear(c);
-    shmc_free(c);
+    pool_put(c);
 }
 
-void shmc_call_execute(shmc_call *c, _Atomic uint32_t *idle)
+void shmc_call_drop_unrun(shmc_call *c)
 {
-    uint32_t s = SHMC_CALL_PENDING;
-    if (!atomic_compare_exchange_strong(&c->state, &s, SHMC_CALL_RUNNING)) {
-        drop_call(c, false); /* abandoned before it started */
-        destroy_abandoned(c);
-        if (idle)
-            atomic_fetch_add(idle, 1);
-        return;
+    drop_call(c, false);
+    destroy_abandoned(c);
+}
+
+bool shmc_call_execute(shmc_apt *apt, shmc_call *c, _Atomic int32_t *spare_workers, bool may_watch)
+{
+    uint32_t s = atomic_load_explicit(&c->state, memory_order_acquire); /* PENDING, REQUEST */
+    if (s == SHMC_CALL_ABANDONED || s == SHMC_CALL_ABANDONED_WATCHED) {
+        shmc_call_drop_unrun(c); /* abandoned before it started */
+        if (spare_workers)
+            atomic_fetch_add(spare_workers, 1);
+        return false;
     }
 
+    /* line 0 is read from here on, and written only at the end */
+    shmc_notifier *n = c->notify;
+    reply_builder rb;
+    rb.iface.vtbl = &reply_vtbl;
+    rb.call = c;
+    rb.size = 0;
+    rb.replied = rb.staged = false;
+    IUnknown *held = NULL;
+    HRESULT hr;
     switch (c->kind) {
     case SHMC_CALL_METHOD:
-        exec_method(c);
+        held = exec_method(c, &rb, &hr);
         break;
     case SHMC_CALL_QI:
-        c->hr = shmc_stubmgr_qi(c->ifstub->mgr, &c->iid, &c->qi_result);
+        hr = shmc_stubmgr_qi(c->ifstub->mgr, &c->iid, &c->qi_result);
         break;
     case SHMC_CALL_DESTROY:
         shmc_stubmgr_release_object(c->stubmgr);
-        c->hr = S_OK;
+        hr = S_OK;
         break;
     default:
-        c->hr = E_UNEXPECTED;
+        hr = E_UNEXPECTED;
         break;
     }
-    if (idle)
-        atomic_fetch_add(idle, 1);
-    shmc_notifier *n = c->notify; /* read before the call may be freed */
-    s = SHMC_CALL_RUNNING;
-    if (atomic_compare_exchange_strong(&c->state, &s, SHMC_CALL_DONE)) {
+    bool watch = may_watch;
+    /* the burst: reply, result, watcher, state */
+    if (rb.replied && rb.staged)
+        memcpy(c->rep_inline, rb.stage, rb.size);
+    SHMC_SET_CHANGED(c->rep_size, rb.replied ? rb.size : 0); /* no older reply is read */
+    SHMC_SET_CHANGED(c->hr, hr);
+    if (watch && atomic_load_explicit(&c->watcher, memory_order_relaxed) != apt)
+        atomic_store_explicit(&c->watcher, apt, memory_order_relaxed);
+    if (spare_workers)
+        atomic_fetch_add(spare_workers, 1);
+    bool watched = false;
+    if (atomic_compare_exchange_strong(&c->state, &s, watch ? SHMC_CALL_WATCHED : SHMC_CALL_DONE)) {
         shmc_notifier_notify(n, true); /* c belongs to its caller from here */
+        watched = watch;
     } else {
         drop_call(c, true); /* the caller timed out: nobody reads the reply */
         destroy_abandoned(c);
     }
+    if (held)
+        IUnknown_Release(held);
+    return watched;
 }

@@ -872,7 +872,8 @@ static HRESULT serve_method(shmc_conn *c, const uint8_t ipid[16], uint32_t metho
             call->target = apt;
             shmc_apt_addref(apt);
             call->method = method;
-            call->req = (void *)req;
+            call->req_ext = (void *)req; /* borrowed: it stays in the slot */
+            call->req_borrowed = true;
             call->req_size = req_len;
             call->reply_to = &reply->iface;
             call->marshaler = &shmc_local_marshaler;

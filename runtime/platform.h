@@ -412,6 +412,17 @@ static inline void shmc_plat_cpu_relax(void)
 #endif
 }
 
+/* A hint to start fetching the cache line at p for reading (no effect
+ * where the compiler has no such builtin). */
+static inline void shmc_plat_prefetch(const void *p)
+{
+#if defined(__GNUC__) || defined(__clang__)
+    __builtin_prefetch(p, 0, 3);
+#else
+    (void)p;
+#endif
+}
+
 /* ======================================================================
  * Errors and test hooks
  * ====================================================================== */

@@ -144,6 +144,7 @@ static HRESULT add_ifproxy_locked(shmc_proxymgr *pm, shmc_ifstub *ifs, shmc_ifpr
         p->hdr.channel = &pm->channel;
         p->mgr = pm;
         p->target = ifs;
+        p->target_apt = ifs->mgr->apt;
         shmc_ifstub_addref(ifs);
         p->iid = ifs->iid;
         p->next = pm->ifproxies;
@@ -441,9 +442,10 @@ static HRESULT ch_GetBuffer(ShmProxyChannel *ch, ShmProxyHeader *from, ShmCallFr
         if (!buf)
             return E_OUTOFMEMORY; /* the first buffer stays */
         if (c->req_heap)
-            shmc_free(c->req);
-        c->req = buf;
+            shmc_free(c->req_ext);
         c->req_heap = buf != c->req_inline;
+        if (c->req_heap)
+            c->req_ext = buf;
         c->req_size = size;
         frame->request = buf;
         frame->request_size = size;
@@ -462,23 +464,21 @@ static HRESULT ch_GetBuffer(ShmProxyChannel *ch, ShmProxyHeader *from, ShmCallFr
     hr = shmc_call_new(&c, SHMC_CALL_METHOD);
     if (FAILED(hr))
         return hr;
-    if (size <= SHMC_CALL_INLINE) {
-        c->req = c->req_inline;
-    } else {
-        c->req = shmc_malloc(size);
-        if (!c->req) {
+    if (size > SHMC_CALL_INLINE) {
+        c->req_ext = shmc_malloc(size);
+        if (!c->req_ext) {
             shmc_call_free(c);
             return E_OUTOFMEMORY;
         }
-
         c->req_heap = true;
     }
-    c->req_size = size;
-    c->method = frame->method;
+    /* line 0 only where it changes (see call.c: the call may be watched) */
+    SHMC_SET_CHANGED(c->req_size, size);
+    SHMC_SET_CHANGED(c->method, frame->method);
     /* borrowed: the proxy keeps them alive while the caller waits */
-    c->ifstub = p->target;
-    c->target = p->target->mgr->apt;
-    frame->request = c->req;
+    SHMC_SET_CHANGED(c->ifstub, p->target);
+    c->target = p->target_apt;
+    frame->request = shmc_call_req(c);
     frame->request_size = size;
     frame->marshaler = &shmc_inproc_marshaler;
     frame->channel_data = c;
@@ -504,7 +504,7 @@ static HRESULT ch_SendReceive(ShmProxyChannel *ch, ShmProxyHeader *from, ShmCall
             atomic_store(&pm->state, SHMC_PM_DISCONNECTED);
         return hr;
     }
-    frame->reply = c->rep;
+    frame->reply = c->rep_size ? shmc_call_rep(c) : NULL;
     frame->reply_size = c->rep_size;
     return S_OK;
 }

@@ -573,7 +573,8 @@ HRESULT ShmProxyInvoke(void *This, uint32_t method, void **args)
             return E_OUTOFMEMORY;
         }
     } else {
-        memset(onstack, 0, sizeof(onstack));
+        /* only the records in use: a null call clears nothing */
+        memset(onstack, 0, m->nparams * sizeof(*onstack));
     }
     ShmCallFrame call;
     memset(&call, 0, sizeof(call));
@@ -1000,7 +1001,7 @@ HRESULT ShmStubInvoke(const ShmInterfaceInfo *info, void *itf, uint32_t method, 
         if (!w || !args)
             goto out_work;
     } else {
-        memset(wsmall, 0, sizeof(wsmall));
+        memset(wsmall, 0, m->nparams * sizeof(*wsmall)); /* the records in use */
     }
     if (store_size > sizeof(ssmall)) {
         store = shmc_malloc((size_t)store_size);

@@ -22,7 +22,8 @@
  *               counts and records, proxy managers' interface lists,
  *               apartment membership. Never held while calling an object
  *               or waiting for a call.
- *   apt->qlock  the apartment's queue of incoming calls.
+ *   apt->qlock  the MTA's list of worker threads. (Incoming calls need no
+ *               lock: see the inbox, apartment.c.)
  *   sm->lock    the interface pointers of a stub manager (so that a call on
  *               an MTA worker and a disconnect on another thread agree on
  *               whether the object is still there).
@@ -32,6 +33,7 @@
 #ifndef SHMCOM_RUNTIME_RT_H
 #define SHMCOM_RUNTIME_RT_H
 
+#include "alloc.h"
 #include "hmap.h"
 #include "platform.h"
 #include "shmcom/proxystub.h"
@@ -66,9 +68,13 @@ typedef struct shmc_ipid {
  *
  * Notifiers are never freed, only recycled (a pool), so a callee may still
  * notify a caller's notifier after the caller has moved on: the worst that
- * can happen is a spurious wake-up of whoever uses it now. */
+ * can happen is a spurious wake-up of whoever uses it now.
+ *
+ * Every thread that notifies reads `sleepers`, so a notifier has its cache
+ * line(s) to itself: a neighbour written on every call (an object's
+ * reference count, say) would move the line on every notification. */
 struct shmc_notifier {
-    shmc_plat_wword word; /* bumped for every notification with sleepers */
+    _Alignas(SHMC_LINE) shmc_plat_wword word; /* bumped for every notification with sleepers */
     shmc_plat_waiter waiter;
     _Atomic uint32_t sleepers;
     shmc_notifier *next_free;
@@ -115,27 +121,26 @@ struct shmc_apt {
     shmc_plat_waiter *remote_wait; /* under remote_lock */
     shmc_plat_event event;         /* STA: set while calls are queued (lazily created) */
     _Atomic bool has_event;
-    /* Incoming calls. An STA has one consumer: a lock-free MPSC queue
-     * (Vyukov's intrusive one), the producers counted in `producers` so
-     * that shutdown can close it. The MTA's many workers share a list under
-     * qlock. Kept apart from the fields above (other cache lines): both
-     * sides of a call touch these. */
-    _Alignas(64) _Atomic uint32_t producers;
-    _Atomic bool qclosed;                   /* shutting down: refuse new calls */
-    _Alignas(64) shmc_qnode *_Atomic qtail; /* STA: producers swap here */
-    _Alignas(64) shmc_qnode *qhead;         /* STA: the consumer's end */
-    shmc_qnode qstub;
-    /* MTA, under qlock */
+    /* Incoming calls: a stack that producers push on with one
+     * compare-and-swap and consumers take whole with another (see
+     * apartment.c); bit 0 set: closed (shutting down), no new calls. Next
+     * to it the MTA's count of workers not running a call minus the calls
+     * waiting for one, which a producer decrements right after its push.
+     * Both sides of every call touch this line. */
+    _Alignas(SHMC_LINE) _Atomic uintptr_t inbox;
+    _Atomic int32_t spare_workers; /* MTA */
+    /* STA, its thread's: calls taken from the inbox, oldest first; the call
+     * it watches (see call.c), and one such call found sent to it */
+    _Alignas(SHMC_LINE) shmc_qnode *pending;
+    shmc_call *watch;
+    shmc_call *watch_ready;
+    /* MTA workers, under qlock */
     shmc_plat_mutex qlock;
-    shmc_call *_Atomic mhead; /* also peeked at without the lock */
-    shmc_call *mtail;
-    _Atomic uint32_t qlen;
     uint32_t workers;
-    _Atomic uint32_t idle_workers;
     _Atomic bool stopping;
     struct shmc_worker *worker_list;
     /* struct lifetime; on a line of its own (taken and dropped often) */
-    _Alignas(64) _Atomic uint32_t refs;
+    _Alignas(SHMC_LINE) _Atomic uint32_t refs;
 };
 
 void shmc_apt_addref(shmc_apt *apt);
@@ -150,44 +155,92 @@ enum {
 };
 
 enum {
-    SHMC_CALL_PENDING = 0,
-    SHMC_CALL_RUNNING,
+    SHMC_CALL_PENDING = 0, /* queued in the inbox, or running */
     SHMC_CALL_DONE,
     SHMC_CALL_ABANDONED, /* the caller gave up (timeout): drop the reply */
+    /* Done, as DONE, and the thread that ran it (in apartment `watcher`)
+     * keeps looking at its state for the caller's next call (call.c). */
+    SHMC_CALL_WATCHED,
+    SHMC_CALL_REQUEST,           /* sent to its watcher, or running there */
+    SHMC_CALL_ABANDONED_WATCHED, /* a REQUEST given up: the watcher drops it */
 };
 
 #define SHMC_CALL_INLINE 512 /* request/reply bytes kept in the call itself */
 
+/*
+ * A call, laid out for the two threads that share it. Line 0 is the
+ * handoff line: everything the callee reads to run a method call and
+ * everything it writes to complete it (the state, the result and the first
+ * bytes of the reply), so that when both sides run, a call whose reply fits
+ * there moves one cache line to the callee and back. Every line a thread
+ * writes costs a transfer when the other one reads it next, and a write
+ * into a line the other side is spinning on costs two: fields the callee
+ * does not need for a method call live further on.
+ *
+ * Who writes what: the caller fills the call before it queues it and reads
+ * it after DONE; in between only the callee writes (line 0, the reply, and
+ * qi_result); the queue writes `link` (see apartment.c).
+ */
 struct shmc_call {
-    shmc_qnode link; /* first: the STA queue's node */
+    /* ---- line 0 ---- */
+    _Alignas(SHMC_LINE) shmc_qnode link; /* first: the queues' node */
     /* Who owns the call: its caller, until it gives up (ABANDONED), then
      * the apartment that runs it, which frees it. */
     _Atomic uint32_t state;
-    uint32_t kind;
-    shmc_call *next;       /* the MTA queue's link */
-    shmc_notifier *notify; /* the caller's, notified when done (pooled) */
+    HRESULT hr;                /* callee: the call's own result (transport, QI, ...) */
+    uint32_t rep_size;         /* callee */
+    uint32_t req_size;         /* caller */
+    uint32_t method;           /* caller */
+    uint8_t kind;              /* caller */
+    bool req_heap;             /* caller: the request is at req_ext, not req_inline */
+    bool rep_heap;             /* callee: the reply is at rep_ext, not rep_inline */
+    bool owns_refs;            /* caller (see below) */
+    shmc_ifstub *ifstub;       /* METHOD, QI (any interface of the object) */
+    shmc_notifier *notify;     /* the caller's, notified when done (pooled) */
+    shmc_apt *_Atomic watcher; /* callee: the apartment that set WATCHED */
+    /* the reply starts in line 0 (its HRESULT and the first out bytes) */
+    _Alignas(8) unsigned char rep_inline[SHMC_CALL_INLINE];
+    /* ---- the rest: read by the callee only for QI, DESTROY or big frames ---- */
     /* What the call targets. Borrowed from the caller (whose proxy keeps
      * them alive while it waits) unless owns_refs: a caller that gives up
      * takes references first, since the call then outlives its wait. */
-    bool owns_refs;
-    shmc_apt *target;      /* the apartment that runs it */
-    shmc_ifstub *ifstub;   /* METHOD, QI (any interface of the object) */
-    shmc_stubmgr *stubmgr; /* DESTROY */
-    uint32_t method;
-    ShmStubReply *reply_to;     /* METHOD: where the reply goes (default: rep) */
-    ShmItfMarshaler *marshaler; /* METHOD: for interface pointers (default: in-process) */
-    IID iid;                    /* QI: the interface asked for */
-    shmc_ifstub *qi_result;     /* QI: the interface stub, with one extref */
-    void *req;
-    uint32_t req_size;
-    void *rep;
-    uint32_t rep_size;
-    HRESULT hr; /* the call's own result (transport, QI, ...) */
-    bool rep_heap, req_heap;
+    shmc_apt *target;        /* the apartment that runs it */
+    shmc_stubmgr *stubmgr;   /* DESTROY */
+    shmc_ifstub *qi_result;  /* QI: the interface stub, with one extref (callee) */
+    IID iid;                 /* QI: the interface asked for */
+    void *req_ext, *rep_ext; /* heap frames (req_heap, rep_heap) */
+    shmc_call *pool_next;    /* recycled calls (call.c) */
+    /* a call a receiver of another process's connection runs on an STA:
+     * the request lies in the connection (req_ext, borrowed), the stub
+     * writes its reply there (reply_to), interface pointers travel as
+     * cross-process records (marshaler) */
+    bool req_borrowed;
+    ShmStubReply *reply_to;
+    ShmItfMarshaler *marshaler;
     _Alignas(8) unsigned char req_inline[SHMC_CALL_INLINE];
-    _Alignas(8) unsigned char rep_inline[SHMC_CALL_INLINE];
 };
 
+/* Writes a field of a call's line 0 only if its value changes (see call.c:
+ * a write moves the line when another thread is looking at it). */
+#define SHMC_SET_CHANGED(field, value) \
+    do {                               \
+        if ((field) != (value))        \
+            (field) = (value);         \
+    } while (0)
+
+static inline void *shmc_call_req(shmc_call *c)
+{
+    return c->req_heap || c->req_borrowed ? c->req_ext : c->req_inline;
+}
+
+static inline void *shmc_call_rep(shmc_call *c)
+{
+    return c->rep_heap ? c->rep_ext : c->rep_inline;
+}
+
+/* Calls are never freed, only recycled (a pool), like notifiers: an STA
+ * may still look at a call it watched after its caller has moved on. */
+void shmc_call_setup(void);
 HRESULT shmc_call_new(shmc_call **out, uint32_t kind);
 /* Frees a call its caller owns (it keeps it as the thread's spare). */
 void shmc_call_free(shmc_call *c);
@@ -230,8 +283,6 @@ struct shmc_stubmgr {
     shmc_apt *apt;         /* owner */
     uint64_t oid;
     uint64_t idkey; /* stub_by_identity key (the identity pointer, mixed) */
-    shmc_plat_mutex lock;
-    IUnknown *identity; /* under lock; NULL once disconnected */
     /* under rt.lock */
     shmc_ifstub *ifstubs;
     uint32_t extrefs;  /* strong: NORMAL/TABLESTRONG records, proxies */
@@ -239,6 +290,11 @@ struct shmc_stubmgr {
     shmc_record *records;
     bool connected;     /* in the tables, reachable */
     shmc_stubmgr *next; /* apt->stubs */
+    /* taken by the callee on every call: a line away from `apt`, which
+     * callers read on every call */
+    unsigned char line_gap[SHMC_LINE];
+    shmc_plat_mutex lock;
+    IUnknown *identity; /* under lock; NULL once disconnected */
 };
 
 void shmc_stubmgr_release(shmc_stubmgr *sm);
@@ -252,6 +308,9 @@ struct shmc_ifproxy {
     shmc_proxymgr *mgr;
     shmc_ifstub *target; /* in-process: the interface stub (struct ref) */
     uint8_t ipid[16];    /* another process's: the interface's IPID */
+    /* target->mgr->apt, kept here so that a call reads nothing of the
+     * callee's (its lines may share a line with what the callee writes) */
+    shmc_apt *target_apt;
     IID iid;
     uint32_t held_refs; /* strong references held on the stub manager */
     shmc_ifproxy *next;
@@ -318,6 +377,12 @@ typedef struct shmc_tuning {
 } shmc_tuning;
 extern shmc_tuning shmc_tune;
 
+/* Spinning threads look this many times before they first read the clock
+ * (a power of two; 64 looks take about a microsecond): when both sides
+ * run, the awaited change usually comes sooner, and a clock read costs as
+ * much as a look. */
+#define SPIN_UNTIMED 64u
+
 /* Spins until *word differs from seq (true) or budget_ns passed (false). */
 static inline bool shmc_spin_for_change(_Atomic uint32_t *word, uint32_t seq, uint32_t budget_ns)
 {
@@ -352,10 +417,17 @@ unsigned shmc_apt_pump(shmc_apt *apt);
 bool shmc_apt_has_calls(shmc_apt *apt);
 /* Queues a call on its apartment (false if the apartment refuses it). */
 bool shmc_apt_enqueue(shmc_apt *apt, shmc_call *c);
-/* Runs one incoming call in this thread (which is in c->target). If
- * `idle` is given, it is incremented just before the caller is told, so an
- * MTA worker counts as idle again before a new call can arrive. */
-void shmc_call_execute(shmc_call *c, _Atomic uint32_t *idle);
+/* Runs one incoming call in this thread (which is in apt, c->target). If
+ * `spare_workers` is given, it is incremented just before the caller is
+ * told, so an MTA worker counts as spare again before a new call can
+ * arrive. */
+/* With may_watch (the thread watches the calls it completes), returns
+ * true if it left c WATCHED: the thread watches it from then on. */
+bool shmc_call_execute(shmc_apt *apt, shmc_call *c, _Atomic int32_t *spare_workers, bool may_watch);
+/* Drops and recycles a call given up before it ran (its watcher's job). */
+void shmc_call_drop_unrun(shmc_call *c);
+/* Tells the apartment that a call it watches was sent to it (or given up). */
+void shmc_apt_ring(shmc_apt *apt);
 
 /* Tables and objects (stubmgr.c, proxymgr.c). */
 shmc_stubmgr *shmc_stubmgr_find_oid(uint64_t oid);

@@ -449,6 +449,80 @@ static void timeout_and_late_reply(void **state)
     fixture_free(f); /* checks that nothing (the late child) is kept */
 }
 
+/* The host keeps its thread (no pumping) until told to go on. */
+typedef struct busy_host {
+    fixture *f;
+    _Atomic int started, release;
+} busy_host;
+
+static void busy_on_host(void *arg)
+{
+    busy_host *b = arg;
+    atomic_store(&b->started, 1);
+    uint64_t t0 = shmc_plat_clock_ns();
+    while (!atomic_load(&b->release) && tsupport_ms_since(t0) < 20000)
+        shmc_plat_sleep_ms(1);
+}
+
+static void run_busy_host(void *arg)
+{
+    busy_host *b = arg;
+    thost_run(b->f->host, busy_on_host, b);
+}
+
+/* A call to an STA that ran the caller's previous call is sent through the
+ * STA's watch of that call (call.c), not its inbox: the same timeouts,
+ * whether the call is given up while it runs or before the host looks. */
+static void watched_call_timeouts(void **state)
+{
+    (void)state;
+    fixture *f = fixture_new(COINIT_APARTMENTTHREADED, COINIT_MULTITHREADED);
+    LONG sum = 0;
+    assert_hr(ICallee_Add(f->proxy, 1, 2, &sum), S_OK); /* the host now watches our call */
+    assert_hr(ShmCoSetCallTimeout(50), S_OK);
+    assert_hr(ICallee_Wait(f->proxy, 300), RPC_E_TIMEOUT); /* given up while it runs */
+    assert_hr(ShmCoSetCallTimeout(INFINITE), S_OK);
+    assert_hr(ICallee_Add(f->proxy, 2, 3, &sum), S_OK); /* watched again, once the host is free */
+    assert_int_equal(sum, 5);
+
+    /* given up before the host looks: it is busy outside any call */
+    busy_host b = {f, 0, 0};
+    shmc_plat_thread t;
+    assert_hr(shmc_plat_thread_create(&t, run_busy_host, &b), S_OK);
+    uint64_t t0 = shmc_plat_clock_ns();
+    while (!atomic_load(&b.started) && tsupport_ms_since(t0) < 20000)
+        shmc_plat_sleep_ms(1);
+    assert_true(atomic_load(&b.started));
+    assert_hr(ShmCoSetCallTimeout(50), S_OK);
+    ICallee *child = (ICallee *)1;
+    assert_hr(ICallee_GetChild(f->proxy, 4, &child), RPC_E_TIMEOUT);
+    assert_null(child);
+    atomic_store(&b.release, 1);
+    shmc_plat_thread_join(&t);
+    assert_hr(ShmCoSetCallTimeout(INFINITE), S_OK);
+    assert_hr(ICallee_Add(f->proxy, 8, 1, &sum), S_OK); /* the host dropped it and goes on */
+    assert_int_equal(sum, 9);
+    fixture_free(f); /* nothing kept: no child was made */
+}
+
+/* The same for an MTA object: the worker that ran the last call watches it
+ * while it spins (it stops before it takes other calls or sleeps). */
+static void watched_call_timeouts_mta(void **state)
+{
+    (void)state;
+    fixture *f = fixture_new(COINIT_MULTITHREADED, COINIT_APARTMENTTHREADED);
+    LONG sum = 0;
+    assert_hr(ICallee_Add(f->proxy, 1, 2, &sum), S_OK); /* a worker now watches our call */
+    assert_hr(ShmCoSetCallTimeout(50), S_OK);
+    assert_hr(ICallee_Wait(f->proxy, 300), RPC_E_TIMEOUT); /* given up while it runs */
+    assert_hr(ShmCoSetCallTimeout(INFINITE), S_OK);
+    for (LONG i = 0; i < 1000; i++) { /* another worker, then the same again */
+        assert_hr(ICallee_Add(f->proxy, i, 1, &sum), S_OK);
+        assert_int_equal(sum, i + 1);
+    }
+    fixture_free(f);
+}
+
 static void disconnect_on_host(void *arg)
 {
     fixture *f = arg;
@@ -561,6 +635,8 @@ int main(int argc, char **argv)
         cmocka_unit_test(iid_is_and_remote_qi),
         cmocka_unit_test(proxy_passed_to_third_apartment),
         cmocka_unit_test(timeout_and_late_reply),
+        cmocka_unit_test(watched_call_timeouts),
+        cmocka_unit_test(watched_call_timeouts_mta),
         cmocka_unit_test(disconnected_object),
         cmocka_unit_test(server_apartment_ends),
         cmocka_unit_test(client_apartment_ends),
