@@ -139,16 +139,16 @@ HRESULT shmc_call_new(shmc_call **out, uint32_t kind)
     c->target = NULL;
     c->stubmgr = NULL;
     c->qi_result = NULL;
-    c->reply_to = NULL;
-    c->marshaler = NULL;
-    c->req_borrowed = false;
+    SHMC_SET_CHANGED(c->reply_to, NULL);
+    SHMC_SET_CHANGED(c->marshaler, NULL);
+    SHMC_SET_CHANGED(c->req_borrowed, false);
     *out = c;
     return S_OK;
 }
 
 static void call_clear(shmc_call *c)
 {
-    if (c->req_heap)
+    if (c->req_heap && !c->req_borrowed)
         shmc_free(c->req_ext);
     if (c->rep_heap)
         shmc_free(c->rep_ext);

@@ -872,8 +872,13 @@ static HRESULT serve_method(shmc_conn *c, const uint8_t ipid[16], uint32_t metho
             call->target = apt;
             shmc_apt_addref(apt);
             call->method = method;
-            call->req_ext = (void *)req; /* borrowed: it stays in the slot */
-            call->req_borrowed = true;
+            if (req_len <= SHMC_CALL_INLINE) {
+                memcpy(call->req_inline, req, req_len); /* (what the stub reads anyway) */
+            } else {
+                call->req_ext = (void *)req; /* borrowed: it stays in the slot */
+                call->req_heap = true;
+                call->req_borrowed = true;
+            }
             call->req_size = req_len;
             call->reply_to = &reply->iface;
             call->marshaler = &shmc_local_marshaler;

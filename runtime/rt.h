@@ -211,9 +211,11 @@ struct shmc_call {
     void *req_ext, *rep_ext; /* heap frames (req_heap, rep_heap) */
     shmc_call *pool_next;    /* recycled calls (call.c) */
     /* a call a receiver of another process's connection runs on an STA:
-     * the request lies in the connection (req_ext, borrowed), the stub
-     * writes its reply there (reply_to), interface pointers travel as
-     * cross-process records (marshaler) */
+     * a large request lies in the connection (req_heap with req_ext
+     * borrowed: not freed), the stub writes its reply there (reply_to),
+     * interface pointers travel as cross-process records (marshaler).
+     * Written only when they change, read by the callee from a line that
+     * then stays clean (a write would move it on every call). */
     bool req_borrowed;
     ShmStubReply *reply_to;
     ShmItfMarshaler *marshaler;
@@ -230,7 +232,7 @@ struct shmc_call {
 
 static inline void *shmc_call_req(shmc_call *c)
 {
-    return c->req_heap || c->req_borrowed ? c->req_ext : c->req_inline;
+    return c->req_heap ? c->req_ext : c->req_inline;
 }
 
 static inline void *shmc_call_rep(shmc_call *c)
