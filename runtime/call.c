@@ -127,6 +127,9 @@ HRESULT shmc_call_new(shmc_call **out, uint32_t kind)
         c->req_heap = c->rep_heap = c->owns_refs = false;
         c->ifstub = NULL;
         c->notify = NULL;
+        c->req_borrowed = false;
+        c->reply_to = NULL;
+        c->marshaler = NULL;
     }
     /* Line 0 only where it changes (the callee writes hr and rep_size; the
      * state is shmc_call_run's): the call may be watched. */
