@@ -225,7 +225,7 @@ HRESULT shmc_conn_connect_new(const char *endpoint, const shmc_plat_procid *peer
     if (SUCCEEDED(hr))
         hr = shmc_xport_post_connect(endpoint, peer, name);
     /* wait for the server to accept, watching that it stays alive */
-    uint64_t deadline = shmc_plat_clock_ns() + 10000ull * 1000000u;
+    uint64_t deadline = shmc_plat_clock_ns() + (uint64_t)SHMC_ACCEPT_TIMEOUT_MS * 1000000u;
     shmc_plat_waiter accept = {0};
     if (SUCCEEDED(hr))
         hr = shmc_plat_waiter_open(&accept, &c->region, offsetof(shmc_conn_hdr, accept));
@@ -717,6 +717,10 @@ HRESULT shmc_xcall_send(shmc_xcall *x, uint32_t kind, uint32_t method, const uin
         bulk_drop(&c->bulk_out[i]); /* the server did not keep it: a new one next time */
     if (FAILED(server_hr))
         return S_OK; /* the server's answer is the error */
+    if (rep_len > SHMC_MAX_FRAME) {
+        *status = RPC_E_INVALID_DATA; /* no stub makes one: nothing is mapped for it */
+        return S_OK;
+    }
     if (rep_flags & SHMC_SLOT_REP_INLINE) {
         if (rep_len > SHMC_SLOT_INLINE_MAX) {
             *status = RPC_E_INVALID_DATA;
@@ -911,6 +915,8 @@ static HRESULT request_frame(shmc_conn *c, uint32_t i, uint32_t flags, uint32_t 
                              const unsigned char **req)
 {
     shmc_slot_hdr *s = shmc_conn_slot(c, i);
+    if (req_len > SHMC_MAX_FRAME)
+        return RPC_E_INVALID_DATA; /* no proxy makes one: nothing is mapped for it */
     if (flags & SHMC_SLOT_BULK_REQ)
         return bulk_in_get(&c->bulk_in[i], s->req_bulk, sizeof(s->req_bulk), req_len, &c->peer,
                            req);

@@ -19,12 +19,6 @@ typedef struct shmc_made_record {
     uint64_t oid, nonce;
 } shmc_made_record;
 
-/* At most this many connections served per client process. */
-#define SHMC_MAX_CONNS_PER_CLIENT 4u
-
-/* At most this many records outstanding per client (ADD_RECORD). */
-#define SHMC_CONN_MAX_MADE 65536u
-
 struct shmc_conn {
     _Atomic uint32_t refs;
     bool is_client; /* we made it to call the peer; else we serve it */
