@@ -62,7 +62,6 @@ static void conn_free(shmc_conn *c)
     shmc_plat_region_close(&c->region);
     shmc_plat_proc_close(&c->watch);
     shmc_hmap_fini(&c->credits);
-    shmc_free(c->made);
     shmc_plat_cond_fini(&c->slot_cond);
     shmc_plat_mutex_fini(&c->slot_lock);
     shmc_free(c);

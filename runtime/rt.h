@@ -267,8 +267,18 @@ typedef struct shmc_record {
     uint64_t nonce;
     uint32_t mshlflags;
     shmc_ifstub *ifstub;
-    struct shmc_record *next;
+    struct shmc_record *next; /* the stub manager's records */
+    /* Server side: the connection it was made for (a client's ADD_RECORD,
+     * or an object in a reply), which counts it against its limit and
+     * revokes it if it goes before the record is spent; else NULL. Linked
+     * in that connection's list. Under rt.lock. */
+    shmc_conn *made_for;
+    struct shmc_record *made_prev, *made_next;
 } shmc_record;
+
+/* Frees a record taken out of its stub manager's list (and out of the
+ * list of the connection it was made for). Under rt.lock. */
+void shmc_record_free_locked(shmc_record *r);
 
 struct shmc_ifstub {
     _Atomic uint32_t refs; /* struct lifetime */

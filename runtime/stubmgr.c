@@ -107,7 +107,7 @@ void shmc_stubmgr_unlist_locked(shmc_stubmgr *sm)
     shmc_record *r = sm->records;
     while (r) {
         shmc_record *next = r->next;
-        shmc_free(r);
+        shmc_record_free_locked(r);
         r = next;
     }
     sm->records = NULL;
