@@ -28,6 +28,11 @@ static struct {
     shmc_plat_mutex lock;
     shmc_conn *list;        /* every live connection */
     shmc_hmap client_conns; /* peer identity -> our connection to it */
+    /* peer identities a thread is connecting to now: the others wait for
+     * its connection instead of making their own (a server refuses past
+     * SHMC_MAX_CONNS_PER_CLIENT) */
+    shmc_hmap connecting;
+    shmc_plat_cond connected; /* broadcast when one is done */
 } xp;
 
 static shmc_plat_once xp_once = SHMC_PLAT_ONCE_INIT;
@@ -35,6 +40,7 @@ static shmc_plat_once xp_once = SHMC_PLAT_ONCE_INIT;
 static void xp_setup(void)
 {
     shmc_plat_mutex_init(&xp.lock);
+    shmc_plat_cond_init(&xp.connected);
 }
 
 static uint64_t peer_key(const shmc_plat_procid *id)
@@ -274,23 +280,40 @@ HRESULT shmc_conn_get(const char *endpoint, const shmc_plat_procid *peer, shmc_c
     if (FAILED(shmc_plat_region_name_check(endpoint)))
         return RPC_E_INVALID_OBJREF;
     shmc_plat_once_run(&xp_once, xp_setup);
+    uint64_t key = peer_key(peer);
+    shmc_conn *c;
     shmc_plat_mutex_lock(&xp.lock);
-    shmc_conn *c = shmc_hmap_get(&xp.client_conns, peer_key(peer));
-    if (c && (atomic_load(&c->dead) || c->peer.pid != peer->pid ||
-              c->peer.start_time != peer->start_time))
-        c = NULL;
-    if (c) {
-        shmc_conn_addref(c);
-        shmc_plat_mutex_unlock(&xp.lock);
-        *out = c;
-        return S_OK;
+    for (;;) {
+        c = shmc_hmap_get(&xp.client_conns, key);
+        if (c && (atomic_load(&c->dead) || c->peer.pid != peer->pid ||
+                  c->peer.start_time != peer->start_time))
+            c = NULL;
+        if (c) {
+            shmc_conn_addref(c);
+            shmc_plat_mutex_unlock(&xp.lock);
+            *out = c;
+            return S_OK;
+        }
+        if (!shmc_hmap_get(&xp.connecting, key))
+            break;
+        /* another thread connects to it: use its connection (or, if it
+         * fails, try in turn) */
+        shmc_plat_cond_wait(&xp.connected, &xp.lock, 50);
     }
+    /* (if it cannot be marked, connect anyway: a loser is closed below) */
+    bool marked = SUCCEEDED(shmc_hmap_put(&xp.connecting, key, (void *)peer));
     shmc_plat_mutex_unlock(&xp.lock);
 
     HRESULT hr = shmc_conn_connect_new(endpoint, peer, &c);
-    if (FAILED(hr))
-        return hr;
     shmc_plat_mutex_lock(&xp.lock);
+    if (marked) {
+        shmc_hmap_del(&xp.connecting, key);
+        shmc_plat_cond_broadcast(&xp.connected);
+    }
+    if (FAILED(hr)) {
+        shmc_plat_mutex_unlock(&xp.lock);
+        return hr;
+    }
     shmc_conn *other = shmc_hmap_get(&xp.client_conns, peer_key(peer));
     if (other && !atomic_load(&other->dead)) {
         /* another thread connected meanwhile: use that one */
