@@ -10,6 +10,7 @@
 #include "alloc.h"
 #include "callee.h"
 #include "calltest.h"
+#include "framelimits.h"
 #include "tobj.h"
 
 #include <stdlib.h>
@@ -620,6 +621,16 @@ static void allocation_failures_in_calls(void **state)
     fixture_free(f);
 }
 
+/* The largest frame between apartments (bounds.h): a call at the limit
+ * goes through, one past is refused where it is made. */
+static void frame_limits(void **state)
+{
+    (void)state;
+    fixture *f = fixture_new(COINIT_APARTMENTTHREADED, COINIT_APARTMENTTHREADED);
+    framelimits_check(f->proxy);
+    fixture_free(f);
+}
+
 int main(int argc, char **argv)
 {
     tsupport_dispatch_child(argc, argv, NULL);
@@ -642,6 +653,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(client_apartment_ends),
         cmocka_unit_test(used_from_the_wrong_apartment),
         cmocka_unit_test(allocation_failures_in_calls),
+        cmocka_unit_test(frame_limits),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
