@@ -776,6 +776,21 @@ static void start_worker(shmc_apt *apt)
     }
 }
 
+bool shmc_apt_check_workers(shmc_apt *apt)
+{
+    shmc_plat_mutex_lock(&apt->qlock);
+    bool none = apt->workers == 0 && !atomic_load(&apt->stopping);
+    shmc_plat_mutex_unlock(&apt->qlock);
+    if (!none)
+        return true;
+    start_worker(apt);
+    shmc_notifier_notify(apt->bell, false);
+    shmc_plat_mutex_lock(&apt->qlock);
+    none = apt->workers == 0 && !atomic_load(&apt->stopping);
+    shmc_plat_mutex_unlock(&apt->qlock);
+    return !none;
+}
+
 static void stop_workers(shmc_apt *apt)
 {
     shmc_plat_mutex_lock(&apt->qlock);

@@ -911,7 +911,7 @@ static HRESULT serve_method(shmc_conn *c, const uint8_t ipid[16], uint32_t metho
             hr = shmc_call_run(call);
             if (SUCCEEDED(hr))
                 hr = call->hr;
-            if (hr != RPC_E_TIMEOUT)
+            if (!shmc_call_given_up(hr))
                 shmc_call_free(call);
         }
     }

@@ -574,7 +574,7 @@ static HRESULT serve_qi(shmc_conn *c, const shmc_op_ref *op, uint8_t out_ipid[16
                 got = call->qi_result;
                 call->qi_result = NULL;
             }
-            if (hr != RPC_E_TIMEOUT)
+            if (!shmc_call_given_up(hr))
                 shmc_call_free(call);
         }
     }
