@@ -242,7 +242,7 @@ HRESULT shmc_conn_connect_new(const char *endpoint, const shmc_plat_procid *peer
         if (state == SHMC_CONN_ACCEPTED)
             break;
         if (state == SHMC_CONN_CLOSED) {
-            hr = RPC_E_SERVERCALL_REJECTED; /* it serves us too often already */
+            hr = RPC_E_SERVERCALL_REJECTED; /* it serves us too often already, or cannot now */
             break;
         }
         if (c->watch.exited || shmc_plat_proc_wait(&c->watch, 0) == S_OK) {
@@ -340,7 +340,7 @@ HRESULT shmc_conn_get(const char *endpoint, const shmc_plat_procid *peer, shmc_c
 
 /* ---- accepting (server) ---------------------------------------------------------- */
 
-static void receiver_start(shmc_conn *c);
+static bool receiver_start(shmc_conn *c);
 
 /* How many connections we serve for the process `client`. */
 static uint32_t server_conns_of(const shmc_plat_procid *client)
@@ -355,49 +355,74 @@ static uint32_t server_conns_of(const shmc_plat_procid *client)
     return n;
 }
 
+/* Tells the client waiting on a connection region that we will not serve
+ * it: it fails fast (RPC_E_SERVERCALL_REJECTED) instead of waiting for an
+ * accept that never comes. */
+static void refuse(shmc_plat_region *r)
+{
+    shmc_conn_hdr *h = r->base;
+    atomic_store(&h->state, SHMC_CONN_CLOSED);
+    shmc_plat_waiter accept;
+    if (SUCCEEDED(shmc_plat_waiter_open(&accept, r, offsetof(shmc_conn_hdr, accept)))) {
+        atomic_fetch_add(&accept.word->value, 1);
+        shmc_plat_wake(&accept, true);
+        shmc_plat_waiter_close(&accept);
+    }
+}
+
 void shmc_conn_accept(const char *conn_name, const shmc_plat_procid *client)
 {
     shmc_plat_once_run(&xp_once, xp_setup);
-    shmc_conn *c = conn_new(false);
-    if (!c)
-        return;
-    c->peer = *client;
-    HRESULT hr = shmc_plat_region_open(&c->region, conn_name);
+    shmc_plat_region region;
+    HRESULT hr = shmc_plat_region_open(&region, conn_name);
+    if (FAILED(hr))
+        return; /* (the client times out) */
+    shmc_conn_hdr *hdr = region.base;
     shmc_region_info info;
-    if (SUCCEEDED(hr)) {
-        c->hdr = c->region.base;
-        hr = shmc_region_hdr_read(&c->hdr->common, c->region.size, &info);
-    }
+    hr = shmc_region_hdr_read(&hdr->common, region.size, &info);
     /* the region must be what the client said: a connection it owns, of
      * our layout, big enough for every slot */
     if (SUCCEEDED(hr) &&
         (info.kind != SHMC_REGION_KIND_CONN || info.version != SHMC_XPORT_VERSION ||
          info.owner.pid != client->pid || info.owner.start_time != client->start_time ||
-         c->region.size < SHMC_CONN_SIZE || atomic_load(&c->hdr->nslots) != SHMC_CONN_SLOTS ||
-         atomic_load(&c->hdr->area) != SHMC_SLOT_AREA ||
-         atomic_load(&c->hdr->state) != SHMC_CONN_NEW))
+         region.size < SHMC_CONN_SIZE || atomic_load(&hdr->nslots) != SHMC_CONN_SLOTS ||
+         atomic_load(&hdr->area) != SHMC_SLOT_AREA || atomic_load(&hdr->state) != SHMC_CONN_NEW))
         hr = RPC_E_INVALID_DATA;
+    if (FAILED(hr)) {
+        shmc_plat_region_close(&region);
+        return;
+    }
     /* a client needs one connection (two while its threads race to
      * connect): a process that posts more is refused, so it cannot make us
-     * start threads without end (one listener accepts: no race here) */
-    if (SUCCEEDED(hr) && server_conns_of(client) >= SHMC_MAX_CONNS_PER_CLIENT) {
-        atomic_store(&c->hdr->state, SHMC_CONN_CLOSED);
-        shmc_plat_waiter accept;
-        if (SUCCEEDED(
-                shmc_plat_waiter_open(&accept, &c->region, offsetof(shmc_conn_hdr, accept)))) {
-            atomic_fetch_add(&accept.word->value, 1);
-            shmc_plat_wake(&accept, true);
-            shmc_plat_waiter_close(&accept);
-        }
-        hr = RPC_E_SERVERCALL_REJECTED;
+     * start threads without end (one listener accepts: no race here); so
+     * is one we cannot serve now (out of memory, of threads) */
+    shmc_conn *c = NULL;
+    if (server_conns_of(client) < SHMC_MAX_CONNS_PER_CLIENT)
+        c = conn_new(false);
+    if (!c) {
+        refuse(&region);
+        shmc_plat_region_close(&region);
+        return;
     }
-    if (SUCCEEDED(hr))
-        hr = open_waiters(c);
+    c->peer = *client;
+    c->region = region;
+    c->hdr = hdr;
+    hr = open_waiters(c);
     if (SUCCEEDED(hr))
         hr = start_watcher(c);
     if (FAILED(hr)) {
+        refuse(&c->region);
         atomic_store(&c->dead, true);
         conn_free(c);
+        return;
+    }
+    /* a connection nobody serves would hang its client's calls: the
+     * first receiver runs before we accept */
+    if (!receiver_start(c)) {
+        refuse(&c->region);
+        atomic_store(&c->dead, true);
+        atomic_store(&c->closing, true); /* the watcher stops and lets go */
+        shmc_conn_release(c);
         return;
     }
     shmc_plat_mutex_lock(&xp.lock);
@@ -414,7 +439,6 @@ void shmc_conn_accept(const char *conn_name, const shmc_plat_procid *client)
         shmc_plat_wake(&accept, true);
         shmc_plat_waiter_close(&accept);
     }
-    receiver_start(c);
 }
 
 /* ---- the client's side of a call ---------------------------------------------------- */
@@ -1160,20 +1184,23 @@ static void receiver_main(void *arg)
     shmc_conn_release(c);
 }
 
-static void receiver_start(shmc_conn *c)
+/* false if no receiver could be started (one more is only wanted: the
+ * others go on serving) */
+static bool receiver_start(shmc_conn *c)
 {
     if (atomic_fetch_add(&c->receivers, 1) >= SHMC_CONN_SLOTS) {
         atomic_fetch_sub(&c->receivers, 1);
-        return;
+        return false;
     }
     shmc_conn_addref(c);
     shmc_plat_thread t;
     if (FAILED(shmc_plat_thread_create(&t, receiver_main, c))) {
         atomic_fetch_sub(&c->receivers, 1);
         shmc_conn_release(c);
-        return;
+        return false;
     }
     shmc_plat_thread_detach(&t);
+    return true;
 }
 
 /* ---- what a client holds (server) ------------------------------------------------------- */
