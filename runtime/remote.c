@@ -246,8 +246,16 @@ static HRESULT rch_SendReceive(ShmProxyChannel *ch, ShmProxyHeader *from, ShmCal
                                        frame->request_size, false, &shmc_local_marshaler);
         return hr;
     }
-    if (FAILED(status))
+    if (FAILED(status)) {
+        /* the server did not run the call: an [in] record it did not
+         * consume (it could not reach this process to, or never read it)
+         * would stay outstanding; releasing one it did consume does
+         * nothing (only records of this call's own request are named) */
+        if (p->hdr.info)
+            shmc_frame_release_records(p->hdr.info, frame->method, frame->request,
+                                       frame->request_size, false, &shmc_local_marshaler);
         return status;
+    }
     frame->reply = rep;
     frame->reply_size = rep_len;
     return S_OK;
@@ -357,13 +365,21 @@ static HRESULT serve_consume(shmc_conn *c, const shmc_op_record *op)
     if (!normal)
         sm->extrefs++; /* a table record gives a new reference each time */
     hr = shmc_conn_credit_locked(c, ifs, 1);
-    if (SUCCEEDED(hr) && normal) { /* honoured once: its reference moves */
+    shmc_stubmgr *destroy = NULL;
+    if (normal) {
+        /* honoured once: its reference moves to the connection; or, if
+         * that failed, goes (the reader consumed the record whatever
+         * happened, and sends no RELEASE_RECORD for it) */
         *link = r->next;
         shmc_record_free_locked(r);
-    } else if (FAILED(hr) && !normal) {
+        if (FAILED(hr))
+            shmc_stubmgr_drop_refs_locked(sm, 1, false, &destroy);
+    } else if (FAILED(hr)) {
         sm->extrefs--;
     }
     shmc_plat_mutex_unlock(&shmc_g.lock);
+    if (destroy)
+        shmc_stubmgr_destroy(destroy); /* in the object's apartment */
     return hr;
 }
 
