@@ -15,6 +15,7 @@
 #include "alloc.h"
 #include "callee.h"
 #include "calltest.h"
+#include "callfaults.h"
 #include "conn.h"
 #include "framelimits.h"
 #include "objref.h"
@@ -1250,6 +1251,32 @@ static void allocation_failures_in_calls(void **state)
     ShmCoUninitialize();
 }
 
+/* Every allocation of every kind of cross-process call fails in turn on
+ * the caller's side (callfaults.c): bulk regions, callbacks into this
+ * process, objects in replies. The server saw every object freed at the
+ * end: nothing leaked over there either. */
+static void every_allocation_fails_in_turn(void **state)
+{
+    (void)state;
+    register_once();
+    assert_hr(ShmCoInitializeEx(NULL, COINIT_APARTMENTTHREADED), S_OK);
+    remote r;
+    remote_start(&r, COINIT_MULTITHREADED, MSHLFLAGS_NORMAL);
+    ICallee *p = NULL;
+    assert_hr(ShmCoUnmarshalInterface(r.x.stream, &IID_ICallee, (void **)&p), S_OK);
+    callee *mine = callee_new(2, NULL);
+    assert_true(callfaults_check(p, &mine->ICallback_iface, true) > 0);
+    assert_int_equal(ICallee_Release(p), 0);
+    remote_finish(&r);
+    /* the server's references on the callback go when this process sees
+     * it gone (its watcher, now) */
+    uint64_t start = shmc_plat_clock_ns();
+    while (atomic_load(&mine->refs) > 1 && tsupport_ms_since(start) < 30000)
+        shmc_plat_sleep_ms(1);
+    assert_int_equal(ICallee_Release(&mine->ICallee_iface), 0);
+    ShmCoUninitialize();
+}
+
 /* The largest frame between processes (bounds.h): a call at the limit
  * goes through (in bulk regions), one past is refused where it is made. */
 static void frame_limits(void **state)
@@ -1634,6 +1661,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(allocation_failures_in_calls),
         cmocka_unit_test(forged_and_replayed_records),
         cmocka_unit_test(frame_limits),
+        cmocka_unit_test(every_allocation_fails_in_turn),
         cmocka_unit_test(records_per_client),
         cmocka_unit_test(calls_per_connection),
         cmocka_unit_test(hostile_peer),
