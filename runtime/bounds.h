@@ -28,6 +28,11 @@
  */
 #define SHMC_MAX_FRAME (256u << 20)
 
+/* MTA worker threads of a process; further calls wait for a free one.
+ * A call that finds the MTA with no worker, and none can be started, gives
+ * up with RPC_E_OUT_OF_RESOURCES. */
+#define SHMC_MTA_MAX_WORKERS 64u
+
 /* ---- cross-process transport --------------------------------------------- */
 
 /* Call slots of a connection: calls one client process has in flight to
