@@ -507,10 +507,13 @@ static HRESULT bulk_in_get(shmc_plat_region *r, const char *shared_name, size_t 
         return RPC_E_INVALID_DATA;
     if (!r->base || strcmp(r->name, name) != 0) {
         shmc_plat_region_close(r);
-        if (FAILED(shmc_plat_region_open(r, name)))
+        HRESULT hr = shmc_plat_region_open(r, name);
+        if (hr == E_OUTOFMEMORY)
+            return hr; /* ours: no room to map it now */
+        if (FAILED(hr))
             return RPC_E_INVALID_DATA;
         shmc_region_info info;
-        HRESULT hr = shmc_region_hdr_read(r->base, r->size, &info);
+        hr = shmc_region_hdr_read(r->base, r->size, &info);
         if (FAILED(hr) || info.kind != SHMC_REGION_KIND_BULK || info.owner.pid != owner->pid ||
             info.owner.start_time != owner->start_time) {
             shmc_plat_region_close(r);
@@ -775,9 +778,10 @@ HRESULT shmc_xcall_send(shmc_xcall *x, uint32_t kind, uint32_t method, const uin
         *reply = s->inline_rep;
     } else if (rep_flags & SHMC_SLOT_BULK_REP) {
         const unsigned char *data;
-        if (FAILED(bulk_in_get(&c->bulk_in[i], s->rep_bulk, sizeof(s->rep_bulk), rep_len, &c->peer,
-                               &data))) {
-            *status = RPC_E_INVALID_DATA;
+        HRESULT hr =
+            bulk_in_get(&c->bulk_in[i], s->rep_bulk, sizeof(s->rep_bulk), rep_len, &c->peer, &data);
+        if (FAILED(hr)) {
+            *status = hr;
             return S_OK;
         }
         *reply = data;
