@@ -1266,6 +1266,8 @@ static void every_allocation_fails_in_turn(void **state)
     assert_hr(ShmCoUnmarshalInterface(r.x.stream, &IID_ICallee, (void **)&p), S_OK);
     callee *mine = callee_new(2, NULL);
     assert_true(callfaults_check(p, &mine->ICallback_iface, true) > 0);
+    /* and each mapping of the bulk regions of large frames, on this side */
+    assert_true(callfaults_regions(p) > 0);
     assert_int_equal(ICallee_Release(p), 0);
     remote_finish(&r);
     /* the server's references on the callback go when this process sees

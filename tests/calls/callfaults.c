@@ -7,9 +7,18 @@
 #include "alloc.h"
 #include "tsupport.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#ifdef _WIN32
+#define MAP_CALL  "MapViewOfFile"
+#define MAP_ERROR 8 /* ERROR_NOT_ENOUGH_MEMORY */
+#else
+#define MAP_CALL  "mmap"
+#define MAP_ERROR ENOMEM
+#endif
 
 enum {
     K_ECHO,
@@ -175,6 +184,52 @@ unsigned long callfaults_check(ICallee *p, ICallback *mine, bool big)
                 fail_msg("%s: the hook is still reached after %lu", names[k], n);
         }
         all += sites; /* (0 for a small call between apartments: calls are pooled) */
+    }
+    free(buf);
+    return all;
+}
+
+unsigned long callfaults_regions(ICallee *p)
+{
+    /* past what a slot keeps (32 MiB of bulk region): a new region each
+     * call, on each side */
+    const ULONG size = 40u << 20;
+    unsigned char *buf = malloc(size);
+    assert_non_null(buf);
+    unsigned long all = 0;
+    for (int k = 0; k < 2; k++) {
+        for (unsigned n = 1;; n++) {
+            assert_hr(shmc_plat_fault_set(MAP_CALL, n, MAP_ERROR), S_OK);
+            HRESULT hr;
+            if (k == 0) {
+                hyper total = 9;
+                memset(buf, 0, size);
+                ((LONG *)buf)[size / sizeof(LONG) - 1] = 3;
+                hr = ICallee_Sum(p, size / sizeof(LONG), (const LONG *)buf, &total);
+                assert_int_equal(total, SUCCEEDED(hr) ? 3 : 0);
+            } else {
+                memset(buf, 0xEE, size);
+                hr = ICallee_Fill(p, size, buf);
+                assert_int_equal(buf[size - 1], SUCCEEDED(hr) ? (BYTE)((size - 1) * 3 + 1) : 0);
+            }
+            unsigned hits = shmc_plat_fault_hits(MAP_CALL);
+            shmc_plat_fault_clear_all();
+            const char *what = k == 0 ? "Sum 40 MiB" : "Fill 40 MiB";
+            if (!hits) {
+                if (hr != S_OK)
+                    fail_msg("%s: 0x%08x without a failed mapping", what, (unsigned)hr);
+                break;
+            }
+            all++;
+            if (hr != S_OK && hr != E_OUTOFMEMORY)
+                fail_msg("%s, mapping %u failed: 0x%08x", what, n, (unsigned)hr);
+            HRESULT next = ICallee_Null(p);
+            if (next != S_OK)
+                fail_msg("%s, mapping %u failed: the next call gave 0x%08x", what, n,
+                         (unsigned)next);
+            if (n > 1000)
+                fail_msg("%s: the hook is still reached after %u", what, n);
+        }
     }
     free(buf);
     return all;

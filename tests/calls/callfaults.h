@@ -20,4 +20,9 @@
  * processes). Returns the number of failures injected (sites reached). */
 unsigned long callfaults_check(ICallee *p, ICallback *mine, bool big);
 
+/* The same for the mappings of regions (the platform layer's system-call
+ * hook, shmc_plat_fault_set): 40 MiB [in] and [out] arrays, whose frames
+ * travel in new bulk regions that each side maps. */
+unsigned long callfaults_regions(ICallee *p);
+
 #endif /* SHMCOM_CALLFAULTS_H */
