@@ -51,6 +51,7 @@ static uint64_t peer_key(const shmc_plat_procid *id)
 /* ---- lifetime ---------------------------------------------------------------- */
 
 static void bulk_drop(shmc_plat_region *r);
+static void ring_server(shmc_conn *c);
 
 void shmc_conn_addref(shmc_conn *c)
 {
@@ -266,6 +267,11 @@ HRESULT shmc_conn_connect_new(const char *endpoint, const shmc_plat_procid *peer
     if (SUCCEEDED(hr))
         hr = start_watcher(c);
     if (FAILED(hr)) {
+        /* a server that accepted it would serve it (and count it against
+         * our 4) until we die: say we let it go, and wake its receivers */
+        if (c->hdr && atomic_exchange(&c->hdr->state, SHMC_CONN_CLOSED) == SHMC_CONN_ACCEPTED &&
+            c->server_bell.word)
+            ring_server(c);
         atomic_store(&c->dead, true);
         conn_free(c);
         return hr;
