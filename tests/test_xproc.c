@@ -1279,6 +1279,94 @@ static void every_allocation_fails_in_turn(void **state)
     ShmCoUninitialize();
 }
 
+static void assert_out_of_memory(HRESULT hr, const char *what, unsigned long n)
+{
+    if (hr != E_OUTOFMEMORY)
+        fail_msg("%s, allocation %lu failed: 0x%08x", what, n, (unsigned)hr);
+}
+
+/* Every allocation of the MSHCTX_LOCAL paths between processes fails in
+ * turn, n = 1, 2, ... until none is reached: unmarshaling a record of
+ * another process (the first attempts connect: a connection region, its
+ * waiters, a watcher thread), marshaling the proxy on for a third process
+ * (a record its owner makes) and releasing that record unread. Each
+ * failure is a clean E_OUTOFMEMORY, the next attempt works, and the server
+ * saw every reference come back at the end. */
+static void local_marshaling_fails_in_turn(void **state)
+{
+    (void)state;
+    register_once();
+    assert_hr(ShmCoInitializeEx(NULL, COINIT_MULTITHREADED), S_OK);
+    remote r;
+    remote_start(&r, COINIT_MULTITHREADED, MSHLFLAGS_TABLESTRONG);
+    ICallee *p = NULL;
+    unsigned long sites = 0;
+    for (unsigned long n = 1;; n++) {
+        tstream_rewind(r.x.stream);
+        shmc_alloc_fail_at(n);
+        HRESULT hr = ShmCoUnmarshalInterface(r.x.stream, &IID_ICallee, (void **)&p);
+        unsigned long hits = shmc_alloc_fail_hits();
+        shmc_alloc_fail_reset();
+        if (!hits) {
+            assert_hr(hr, S_OK);
+            break;
+        }
+        sites++;
+        if (FAILED(hr)) {
+            assert_out_of_memory(hr, "unmarshal", n);
+            assert_null(p);
+        } else {
+            assert_int_equal(ICallee_Release(p), 0);
+        }
+        assert_true(n < 10000);
+    }
+    assert_true(sites > 0);
+    assert_hr(ICallee_Null(p), S_OK);
+
+    IStream *s = NULL;
+    assert_hr(shmc_stream_create_heap(0, &s), S_OK);
+    unsigned long msites = 0, rsites = 0;
+    for (unsigned long n = 1;; n++) {
+        tstream_rewind(s);
+        shmc_alloc_fail_at(n);
+        HRESULT hr = ShmCoMarshalInterface(s, &IID_ICallee, (IUnknown *)p, MSHCTX_LOCAL, NULL,
+                                           MSHLFLAGS_NORMAL);
+        unsigned long hits = shmc_alloc_fail_hits();
+        shmc_alloc_fail_reset();
+        if (FAILED(hr)) {
+            assert_out_of_memory(hr, "marshal", n);
+            assert_true(hits > 0);
+            msites++;
+            continue;
+        }
+        /* and release it unread, with the same allocation failing */
+        tstream_rewind(s);
+        shmc_alloc_fail_at(n);
+        HRESULT rhr = ShmCoReleaseMarshalData(s);
+        unsigned long rhits = shmc_alloc_fail_hits();
+        shmc_alloc_fail_reset();
+        if (FAILED(rhr)) {
+            assert_out_of_memory(rhr, "release", n);
+            rsites++;
+            tstream_rewind(s);
+            assert_hr(ShmCoReleaseMarshalData(s), S_OK); /* it is still there */
+        }
+        if (!hits && !rhits)
+            break;
+        assert_true(n < 10000);
+    }
+    assert_true(msites > 0);
+    IStream_Release(s);
+    assert_hr(ICallee_Null(p), S_OK);
+    assert_int_equal(ICallee_Release(p), 0);
+    /* the table record holds the object: its maker disconnects it */
+    atomic_store(&r.x.mb->cmd, CMD_DISCONNECT);
+    assert_true(await(&r.x.mb->phase, 2, 30000));
+    atomic_store(&r.x.mb->cmd, CMD_EXIT);
+    remote_finish(&r);
+    ShmCoUninitialize();
+}
+
 /* The largest frame between processes (bounds.h): a call at the limit
  * goes through (in bulk regions), one past is refused where it is made. */
 static void frame_limits(void **state)
@@ -1664,6 +1752,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(forged_and_replayed_records),
         cmocka_unit_test(frame_limits),
         cmocka_unit_test(every_allocation_fails_in_turn),
+        cmocka_unit_test(local_marshaling_fails_in_turn),
         cmocka_unit_test(records_per_client),
         cmocka_unit_test(calls_per_connection),
         cmocka_unit_test(hostile_peer),
