@@ -261,6 +261,29 @@ SHMCOM_API HRESULT ShmCreateStreamOnSharedMemory(const char *name, ULONGLONG max
  */
 SHMCOM_API HRESULT ShmOpenStreamOnSharedMemory(const char *name, DWORD flags, IStream **ppstm);
 
+/*
+ * The bytes of a shared-memory stream, in place: *data points at the
+ * stream's byte 0 in this process's mapping and *capacity (if capacity is
+ * not NULL) is the stream's capacity, the max_size it was created with.
+ * Every byte of [*data, *data + *capacity) stays addressable while
+ * `stream` (or a clone of it) holds a reference, whatever the stream's
+ * size, so a reader may use pointer-free data where it lies instead of
+ * copying it out with Read: the X server's shared-image pattern.
+ *
+ * The bytes are shared: another process may change them at any moment.
+ * Copy what steers the reader (headers, lengths, offsets) into locals
+ * and check it before use, as with any shared memory. The size is not
+ * returned: it can change at once; use IStream_Stat or Seek when it
+ * matters. This is shmcom's counterpart of GetHGlobalFromStream.
+ *   E_INVALIDARG   stream or data NULL; stream is not a shared-memory
+ *                  stream of shmcom (for example a stream of
+ *                  ShmCoMarshalInterThreadInterfaceInStream, or another
+ *                  implementation of IStream)
+ * On failure *data (if data is not NULL) is NULL and *capacity (if not
+ * NULL) is 0.
+ */
+SHMCOM_API HRESULT ShmGetStreamMemory(IStream *stream, void **data, ULONGLONG *capacity);
+
 /* ---- HRESULT names ----------------------------------------------------- */
 
 /*
