@@ -202,6 +202,10 @@ END {
     title["bench_xproc"] = "Calls between two processes, and a call's time against its [in] array's size"
     title["bench_clients"] = "Null calls per second: client processes calling one MTA object in a server process"
     title["bench_stream"] = "The shared-memory stream"
+    short["bench_calls"] = "Between apartments"
+    short["bench_xproc"] = "Between processes"
+    short["bench_clients"] = "Client processes, one server"
+    short["bench_stream"] = "Shared-memory stream"
     out = dir "/table.md"
     table_head(out)
     for (j = 1; j <= np; j++) {
@@ -217,10 +221,15 @@ END {
     out = dir "/headline.md"
     table_head(out)
     nh = split(headline, hl, ";")
+    last = ""
     for (i = 1; i <= nh; i++) {
         split(hl[i], r, "|")
-        if (has[r[1], r[2]])
-            print row_md(r[1], r[2]) > out
+        if (!has[r[1], r[2]])
+            continue
+        if (r[1] != last)
+            print "| **" short[r[1]] "** | | | | |" > out
+        last = r[1]
+        print row_md(r[1], r[2]) > out
     }
     close(out)
 

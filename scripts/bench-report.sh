@@ -243,6 +243,12 @@ fi
 # ---- the report ----------------------------------------------------------------
 
 runtime=$(( $(date +%s) - start_s ))
+busy=""
+if awk -v a="${load_before%% *}" -v b="${load_after%% *}" -v n="$cpus" \
+    'BEGIN { exit !(a > n / 2 || b > n / 2) }' 2>/dev/null; then
+    busy="**The machine was busy (1-minute load average above half its CPUs): these figures are noise, floors included; run the script again on a quiet machine.**"
+    say "the machine was busy: the figures are noise"
+fi
 builds=""
 if [ $native = 1 ]; then
     builds="native: release preset ($(cc --version 2>/dev/null | head -n1))"
@@ -266,6 +272,7 @@ fi
     echo "| run time | $runtime s |"
     [ $quick = 1 ] && echo "| mode | **--quick: too few iterations for the numbers to mean anything** |"
     echo
+    [ -n "$busy" ] && { echo "$busy"; echo; }
     for n in "${notes[@]}"; do
         echo "$n"
         echo
@@ -301,6 +308,7 @@ if [ $update_readme = 1 ]; then
             echo "load average $load_before before and $load_after after$([ $quick = 1 ] && echo " (**--quick: meaningless numbers**)")."
             echo "Medians (fastest–slowest round); the full table is in [docs/bench/report.md](docs/bench/report.md)."
             echo
+            [ -n "$busy" ] && { echo "$busy"; echo; }
             cat "$work/headline.md"
             if [ $plots = 1 ]; then
                 echo
