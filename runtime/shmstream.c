@@ -242,3 +242,20 @@ HRESULT ShmOpenStreamOnSharedMemory(const char *name, DWORD flags, IStream **pps
     *ppstm = stream;
     return S_OK;
 }
+
+HRESULT ShmGetStreamMemory(IStream *stream, void **data, ULONGLONG *capacity)
+{
+    if (data)
+        *data = NULL;
+    if (capacity)
+        *capacity = 0;
+    shmc_stream_store *s = shmc_stream_store_of(stream);
+    if (!data || !s || s->ops != &shared_ops)
+        return E_INVALIDARG;
+    /* the private geometry validated at create/open: the mapping's length
+     * never changes, whatever the header says now */
+    *data = s->data;
+    if (capacity)
+        *capacity = s->capacity;
+    return S_OK;
+}

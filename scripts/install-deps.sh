@@ -9,6 +9,7 @@ packages="
     gcc-mingw-w64-x86-64 mingw-w64-tools wine wine64 wine64-tools libwine-dev
     clang clang-format libclang-rt-14-dev
     ca-certificates xz-utils
+    gnuplot-nox
 "
 
 missing=""

@@ -12,6 +12,7 @@
 #include "callfaults.h"
 #include "calltest.h"
 #include "framelimits.h"
+#include "shmcom/proxystub.h"
 #include "tobj.h"
 
 #include <stdlib.h>
@@ -656,6 +657,55 @@ static void frame_limits(void **state)
     fixture_free(f);
 }
 
+/* ---- registration ------------------------------------------------------------------ */
+
+/* ShmCoRegisterProxyStubs: repeated, replaced, foreign and broken tables.
+ * (The tables are used in place: the copies are static.) */
+static void register_proxy_stubs_results(void **state)
+{
+    (void)state;
+    const ShmProxyFileInfo *good = &calltest_ProxyFileInfo;
+    assert_true(good->ninterfaces >= 1);
+    assert_true(SUCCEEDED(ShmCoRegisterProxyStubs(good))); /* S_OK unless a test did it */
+    assert_hr(ShmCoRegisterProxyStubs(good), S_FALSE);     /* nothing new */
+    assert_hr(ShmCoRegisterProxyStubs(NULL), E_INVALIDARG);
+    static ShmProxyFileInfo other;
+    other = *good;
+    other.abi_version = SHM_PROXYSTUB_ABI + 1;
+    assert_hr(ShmCoRegisterProxyStubs(&other), RPC_E_VERSION_MISMATCH);
+    other = *good;
+    other.interfaces = NULL;
+    assert_hr(ShmCoRegisterProxyStubs(&other), E_INVALIDARG);
+    other.ninterfaces = 0; /* an empty file adds nothing */
+    assert_hr(ShmCoRegisterProxyStubs(&other), S_FALSE);
+
+    /* a good copy next to a broken table: refused whole */
+    static ShmInterfaceInfo copy, broken;
+    static const ShmInterfaceInfo *list[2];
+    copy = *good->interfaces[0];
+    broken = copy;
+    broken.proxy_vtbl = NULL;
+    list[0] = &copy;
+    list[1] = &broken;
+    other = *good;
+    other.ninterfaces = 2;
+    other.interfaces = list;
+    assert_hr(ShmCoRegisterProxyStubs(&other), E_INVALIDARG);
+    broken = copy;
+    broken.iid = &IID_IUnknown; /* the runtime's own */
+    assert_hr(ShmCoRegisterProxyStubs(&other), E_INVALIDARG);
+    broken = copy;
+    broken.nmethods = 2;
+    assert_hr(ShmCoRegisterProxyStubs(&other), E_INVALIDARG);
+    assert_hr(ShmCoRegisterProxyStubs(good), S_FALSE); /* the copy was not taken */
+
+    /* another table for a registered interface replaces it */
+    other.ninterfaces = 1;
+    assert_hr(ShmCoRegisterProxyStubs(&other), S_OK);
+    assert_hr(ShmCoRegisterProxyStubs(good), S_OK); /* and back */
+    assert_hr(ShmCoRegisterProxyStubs(good), S_FALSE);
+}
+
 int main(int argc, char **argv)
 {
     tsupport_dispatch_child(argc, argv, NULL);
@@ -681,6 +731,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(frame_limits),
         cmocka_unit_test(every_allocation_fails_in_turn_sta),
         cmocka_unit_test(every_allocation_fails_in_turn_mta),
+        cmocka_unit_test(register_proxy_stubs_results),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
