@@ -28,6 +28,11 @@ static struct {
     shmc_plat_mutex lock;
     shmc_conn *list;        /* every live connection */
     shmc_hmap client_conns; /* peer identity -> our connection to it */
+    /* peer identities a thread is connecting to now: the others wait for
+     * its connection instead of making their own (a server refuses past
+     * SHMC_MAX_CONNS_PER_CLIENT) */
+    shmc_hmap connecting;
+    shmc_plat_cond connected; /* broadcast when one is done */
 } xp;
 
 static shmc_plat_once xp_once = SHMC_PLAT_ONCE_INIT;
@@ -35,6 +40,7 @@ static shmc_plat_once xp_once = SHMC_PLAT_ONCE_INIT;
 static void xp_setup(void)
 {
     shmc_plat_mutex_init(&xp.lock);
+    shmc_plat_cond_init(&xp.connected);
 }
 
 static uint64_t peer_key(const shmc_plat_procid *id)
@@ -45,6 +51,7 @@ static uint64_t peer_key(const shmc_plat_procid *id)
 /* ---- lifetime ---------------------------------------------------------------- */
 
 static void bulk_drop(shmc_plat_region *r);
+static void ring_server(shmc_conn *c);
 
 void shmc_conn_addref(shmc_conn *c)
 {
@@ -62,7 +69,6 @@ static void conn_free(shmc_conn *c)
     shmc_plat_region_close(&c->region);
     shmc_plat_proc_close(&c->watch);
     shmc_hmap_fini(&c->credits);
-    shmc_free(c->made);
     shmc_plat_cond_fini(&c->slot_cond);
     shmc_plat_mutex_fini(&c->slot_lock);
     shmc_free(c);
@@ -225,7 +231,7 @@ HRESULT shmc_conn_connect_new(const char *endpoint, const shmc_plat_procid *peer
     if (SUCCEEDED(hr))
         hr = shmc_xport_post_connect(endpoint, peer, name);
     /* wait for the server to accept, watching that it stays alive */
-    uint64_t deadline = shmc_plat_clock_ns() + 10000ull * 1000000u;
+    uint64_t deadline = shmc_plat_clock_ns() + (uint64_t)SHMC_ACCEPT_TIMEOUT_MS * 1000000u;
     shmc_plat_waiter accept = {0};
     if (SUCCEEDED(hr))
         hr = shmc_plat_waiter_open(&accept, &c->region, offsetof(shmc_conn_hdr, accept));
@@ -237,7 +243,7 @@ HRESULT shmc_conn_connect_new(const char *endpoint, const shmc_plat_procid *peer
         if (state == SHMC_CONN_ACCEPTED)
             break;
         if (state == SHMC_CONN_CLOSED) {
-            hr = RPC_E_SERVERCALL_REJECTED; /* it serves us too often already */
+            hr = RPC_E_SERVERCALL_REJECTED; /* it serves us too often already, or cannot now */
             break;
         }
         if (c->watch.exited || shmc_plat_proc_wait(&c->watch, 0) == S_OK) {
@@ -261,6 +267,11 @@ HRESULT shmc_conn_connect_new(const char *endpoint, const shmc_plat_procid *peer
     if (SUCCEEDED(hr))
         hr = start_watcher(c);
     if (FAILED(hr)) {
+        /* a server that accepted it would serve it (and count it against
+         * our 4) until we die: say we let it go, and wake its receivers */
+        if (c->hdr && atomic_exchange(&c->hdr->state, SHMC_CONN_CLOSED) == SHMC_CONN_ACCEPTED &&
+            c->server_bell.word)
+            ring_server(c);
         atomic_store(&c->dead, true);
         conn_free(c);
         return hr;
@@ -275,23 +286,40 @@ HRESULT shmc_conn_get(const char *endpoint, const shmc_plat_procid *peer, shmc_c
     if (FAILED(shmc_plat_region_name_check(endpoint)))
         return RPC_E_INVALID_OBJREF;
     shmc_plat_once_run(&xp_once, xp_setup);
+    uint64_t key = peer_key(peer);
+    shmc_conn *c;
     shmc_plat_mutex_lock(&xp.lock);
-    shmc_conn *c = shmc_hmap_get(&xp.client_conns, peer_key(peer));
-    if (c && (atomic_load(&c->dead) || c->peer.pid != peer->pid ||
-              c->peer.start_time != peer->start_time))
-        c = NULL;
-    if (c) {
-        shmc_conn_addref(c);
-        shmc_plat_mutex_unlock(&xp.lock);
-        *out = c;
-        return S_OK;
+    for (;;) {
+        c = shmc_hmap_get(&xp.client_conns, key);
+        if (c && (atomic_load(&c->dead) || c->peer.pid != peer->pid ||
+                  c->peer.start_time != peer->start_time))
+            c = NULL;
+        if (c) {
+            shmc_conn_addref(c);
+            shmc_plat_mutex_unlock(&xp.lock);
+            *out = c;
+            return S_OK;
+        }
+        if (!shmc_hmap_get(&xp.connecting, key))
+            break;
+        /* another thread connects to it: use its connection (or, if it
+         * fails, try in turn) */
+        shmc_plat_cond_wait(&xp.connected, &xp.lock, 50);
     }
+    /* (if it cannot be marked, connect anyway: a loser is closed below) */
+    bool marked = SUCCEEDED(shmc_hmap_put(&xp.connecting, key, (void *)peer));
     shmc_plat_mutex_unlock(&xp.lock);
 
     HRESULT hr = shmc_conn_connect_new(endpoint, peer, &c);
-    if (FAILED(hr))
-        return hr;
     shmc_plat_mutex_lock(&xp.lock);
+    if (marked) {
+        shmc_hmap_del(&xp.connecting, key);
+        shmc_plat_cond_broadcast(&xp.connected);
+    }
+    if (FAILED(hr)) {
+        shmc_plat_mutex_unlock(&xp.lock);
+        return hr;
+    }
     shmc_conn *other = shmc_hmap_get(&xp.client_conns, peer_key(peer));
     if (other && !atomic_load(&other->dead)) {
         /* another thread connected meanwhile: use that one */
@@ -318,7 +346,7 @@ HRESULT shmc_conn_get(const char *endpoint, const shmc_plat_procid *peer, shmc_c
 
 /* ---- accepting (server) ---------------------------------------------------------- */
 
-static void receiver_start(shmc_conn *c);
+static bool receiver_start(shmc_conn *c);
 
 /* How many connections we serve for the process `client`. */
 static uint32_t server_conns_of(const shmc_plat_procid *client)
@@ -333,49 +361,74 @@ static uint32_t server_conns_of(const shmc_plat_procid *client)
     return n;
 }
 
+/* Tells the client waiting on a connection region that we will not serve
+ * it: it fails fast (RPC_E_SERVERCALL_REJECTED) instead of waiting for an
+ * accept that never comes. */
+static void refuse(shmc_plat_region *r)
+{
+    shmc_conn_hdr *h = r->base;
+    atomic_store(&h->state, SHMC_CONN_CLOSED);
+    shmc_plat_waiter accept;
+    if (SUCCEEDED(shmc_plat_waiter_open(&accept, r, offsetof(shmc_conn_hdr, accept)))) {
+        atomic_fetch_add(&accept.word->value, 1);
+        shmc_plat_wake(&accept, true);
+        shmc_plat_waiter_close(&accept);
+    }
+}
+
 void shmc_conn_accept(const char *conn_name, const shmc_plat_procid *client)
 {
     shmc_plat_once_run(&xp_once, xp_setup);
-    shmc_conn *c = conn_new(false);
-    if (!c)
-        return;
-    c->peer = *client;
-    HRESULT hr = shmc_plat_region_open(&c->region, conn_name);
+    shmc_plat_region region;
+    HRESULT hr = shmc_plat_region_open(&region, conn_name);
+    if (FAILED(hr))
+        return; /* (the client times out) */
+    shmc_conn_hdr *hdr = region.base;
     shmc_region_info info;
-    if (SUCCEEDED(hr)) {
-        c->hdr = c->region.base;
-        hr = shmc_region_hdr_read(&c->hdr->common, c->region.size, &info);
-    }
+    hr = shmc_region_hdr_read(&hdr->common, region.size, &info);
     /* the region must be what the client said: a connection it owns, of
      * our layout, big enough for every slot */
     if (SUCCEEDED(hr) &&
         (info.kind != SHMC_REGION_KIND_CONN || info.version != SHMC_XPORT_VERSION ||
          info.owner.pid != client->pid || info.owner.start_time != client->start_time ||
-         c->region.size < SHMC_CONN_SIZE || atomic_load(&c->hdr->nslots) != SHMC_CONN_SLOTS ||
-         atomic_load(&c->hdr->area) != SHMC_SLOT_AREA ||
-         atomic_load(&c->hdr->state) != SHMC_CONN_NEW))
+         region.size < SHMC_CONN_SIZE || atomic_load(&hdr->nslots) != SHMC_CONN_SLOTS ||
+         atomic_load(&hdr->area) != SHMC_SLOT_AREA || atomic_load(&hdr->state) != SHMC_CONN_NEW))
         hr = RPC_E_INVALID_DATA;
+    if (FAILED(hr)) {
+        shmc_plat_region_close(&region);
+        return;
+    }
     /* a client needs one connection (two while its threads race to
      * connect): a process that posts more is refused, so it cannot make us
-     * start threads without end (one listener accepts: no race here) */
-    if (SUCCEEDED(hr) && server_conns_of(client) >= SHMC_MAX_CONNS_PER_CLIENT) {
-        atomic_store(&c->hdr->state, SHMC_CONN_CLOSED);
-        shmc_plat_waiter accept;
-        if (SUCCEEDED(
-                shmc_plat_waiter_open(&accept, &c->region, offsetof(shmc_conn_hdr, accept)))) {
-            atomic_fetch_add(&accept.word->value, 1);
-            shmc_plat_wake(&accept, true);
-            shmc_plat_waiter_close(&accept);
-        }
-        hr = RPC_E_SERVERCALL_REJECTED;
+     * start threads without end (one listener accepts: no race here); so
+     * is one we cannot serve now (out of memory, of threads) */
+    shmc_conn *c = NULL;
+    if (server_conns_of(client) < SHMC_MAX_CONNS_PER_CLIENT)
+        c = conn_new(false);
+    if (!c) {
+        refuse(&region);
+        shmc_plat_region_close(&region);
+        return;
     }
-    if (SUCCEEDED(hr))
-        hr = open_waiters(c);
+    c->peer = *client;
+    c->region = region;
+    c->hdr = hdr;
+    hr = open_waiters(c);
     if (SUCCEEDED(hr))
         hr = start_watcher(c);
     if (FAILED(hr)) {
+        refuse(&c->region);
         atomic_store(&c->dead, true);
         conn_free(c);
+        return;
+    }
+    /* a connection nobody serves would hang its client's calls: the
+     * first receiver runs before we accept */
+    if (!receiver_start(c)) {
+        refuse(&c->region);
+        atomic_store(&c->dead, true);
+        atomic_store(&c->closing, true); /* the watcher stops and lets go */
+        shmc_conn_release(c);
         return;
     }
     shmc_plat_mutex_lock(&xp.lock);
@@ -392,7 +445,6 @@ void shmc_conn_accept(const char *conn_name, const shmc_plat_procid *client)
         shmc_plat_wake(&accept, true);
         shmc_plat_waiter_close(&accept);
     }
-    receiver_start(c);
 }
 
 /* ---- the client's side of a call ---------------------------------------------------- */
@@ -461,10 +513,13 @@ static HRESULT bulk_in_get(shmc_plat_region *r, const char *shared_name, size_t 
         return RPC_E_INVALID_DATA;
     if (!r->base || strcmp(r->name, name) != 0) {
         shmc_plat_region_close(r);
-        if (FAILED(shmc_plat_region_open(r, name)))
+        HRESULT hr = shmc_plat_region_open(r, name);
+        if (hr == E_OUTOFMEMORY)
+            return hr; /* ours: no room to map it now */
+        if (FAILED(hr))
             return RPC_E_INVALID_DATA;
         shmc_region_info info;
-        HRESULT hr = shmc_region_hdr_read(r->base, r->size, &info);
+        hr = shmc_region_hdr_read(r->base, r->size, &info);
         if (FAILED(hr) || info.kind != SHMC_REGION_KIND_BULK || info.owner.pid != owner->pid ||
             info.owner.start_time != owner->start_time) {
             shmc_plat_region_close(r);
@@ -717,6 +772,10 @@ HRESULT shmc_xcall_send(shmc_xcall *x, uint32_t kind, uint32_t method, const uin
         bulk_drop(&c->bulk_out[i]); /* the server did not keep it: a new one next time */
     if (FAILED(server_hr))
         return S_OK; /* the server's answer is the error */
+    if (rep_len > SHMC_MAX_FRAME) {
+        *status = RPC_E_INVALID_DATA; /* no stub makes one: nothing is mapped for it */
+        return S_OK;
+    }
     if (rep_flags & SHMC_SLOT_REP_INLINE) {
         if (rep_len > SHMC_SLOT_INLINE_MAX) {
             *status = RPC_E_INVALID_DATA;
@@ -725,9 +784,10 @@ HRESULT shmc_xcall_send(shmc_xcall *x, uint32_t kind, uint32_t method, const uin
         *reply = s->inline_rep;
     } else if (rep_flags & SHMC_SLOT_BULK_REP) {
         const unsigned char *data;
-        if (FAILED(bulk_in_get(&c->bulk_in[i], s->rep_bulk, sizeof(s->rep_bulk), rep_len, &c->peer,
-                               &data))) {
-            *status = RPC_E_INVALID_DATA;
+        HRESULT hr =
+            bulk_in_get(&c->bulk_in[i], s->rep_bulk, sizeof(s->rep_bulk), rep_len, &c->peer, &data);
+        if (FAILED(hr)) {
+            *status = hr;
             return S_OK;
         }
         *reply = data;
@@ -885,7 +945,7 @@ static HRESULT serve_method(shmc_conn *c, const uint8_t ipid[16], uint32_t metho
             hr = shmc_call_run(call);
             if (SUCCEEDED(hr))
                 hr = call->hr;
-            if (hr != RPC_E_TIMEOUT)
+            if (!shmc_call_given_up(hr))
                 shmc_call_free(call);
         }
     }
@@ -911,6 +971,8 @@ static HRESULT request_frame(shmc_conn *c, uint32_t i, uint32_t flags, uint32_t 
                              const unsigned char **req)
 {
     shmc_slot_hdr *s = shmc_conn_slot(c, i);
+    if (req_len > SHMC_MAX_FRAME)
+        return RPC_E_INVALID_DATA; /* no proxy makes one: nothing is mapped for it */
     if (flags & SHMC_SLOT_BULK_REQ)
         return bulk_in_get(&c->bulk_in[i], s->req_bulk, sizeof(s->req_bulk), req_len, &c->peer,
                            req);
@@ -1132,20 +1194,23 @@ static void receiver_main(void *arg)
     shmc_conn_release(c);
 }
 
-static void receiver_start(shmc_conn *c)
+/* false if no receiver could be started (one more is only wanted: the
+ * others go on serving) */
+static bool receiver_start(shmc_conn *c)
 {
     if (atomic_fetch_add(&c->receivers, 1) >= SHMC_CONN_SLOTS) {
         atomic_fetch_sub(&c->receivers, 1);
-        return;
+        return false;
     }
     shmc_conn_addref(c);
     shmc_plat_thread t;
     if (FAILED(shmc_plat_thread_create(&t, receiver_main, c))) {
         atomic_fetch_sub(&c->receivers, 1);
         shmc_conn_release(c);
-        return;
+        return false;
     }
     shmc_plat_thread_detach(&t);
+    return true;
 }
 
 /* ---- what a client holds (server) ------------------------------------------------------- */

@@ -14,17 +14,6 @@ typedef struct shmc_conn_ref {
     uint32_t count;   /* strong references the connection holds */
 } shmc_conn_ref;
 
-/* A record the server made at a client's request, by (oid, nonce). */
-typedef struct shmc_made_record {
-    uint64_t oid, nonce;
-} shmc_made_record;
-
-/* At most this many connections served per client process. */
-#define SHMC_MAX_CONNS_PER_CLIENT 4u
-
-/* At most this many records outstanding per client (ADD_RECORD). */
-#define SHMC_CONN_MAX_MADE 65536u
-
 struct shmc_conn {
     _Atomic uint32_t refs;
     bool is_client; /* we made it to call the peer; else we serve it */
@@ -54,10 +43,10 @@ struct shmc_conn {
     /* receivers awake and about to look for a request, and asleep: the
      * counts we decide by (the header has a mirror for the client) */
     _Atomic uint32_t looking, sleeping;
-    /* records the client asked us for (ADD_RECORD), revoked when it goes
-     * (under rt.lock) */
-    shmc_made_record *made;
-    uint32_t nmade, made_cap;
+    /* records made for the client (ADD_RECORD, objects in replies) and not
+     * spent yet, revoked when it goes (under rt.lock; shmc_record.made_for) */
+    shmc_record *made;
+    uint32_t nmade;
     shmc_hmap credits; /* ipid (first 8 bytes) -> shmc_conn_ref */
     /* bulk regions kept per slot (xport.h): ours (client: requests;
      * server: replies) and the peer's, mapped (client: replies; server:

@@ -16,9 +16,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* How long a client waits for a server to accept its connection. */
-#define ACCEPT_TIMEOUT_MS 10000u
-
 static struct {
     shmc_plat_mutex lock; /* creation */
     HRESULT hr;           /* S_OK once made; the error otherwise */
@@ -187,7 +184,7 @@ HRESULT shmc_xport_post_connect(const char *endpoint, const shmc_plat_procid *se
         return hr;
     }
     /* claim a free slot; a full table waits a little for the listener */
-    uint64_t deadline = shmc_plat_clock_ns() + (uint64_t)ACCEPT_TIMEOUT_MS * 1000000u;
+    uint64_t deadline = shmc_plat_clock_ns() + (uint64_t)SHMC_ACCEPT_TIMEOUT_MS * 1000000u;
     shmc_ep_slot *s = NULL;
     while (!s) {
         for (int i = 0; i < SHMC_EP_SLOTS && !s; i++) {

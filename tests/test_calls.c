@@ -9,7 +9,9 @@
 #define COBJMACROS
 #include "alloc.h"
 #include "callee.h"
+#include "callfaults.h"
 #include "calltest.h"
+#include "framelimits.h"
 #include "shmcom/proxystub.h"
 #include "tobj.h"
 
@@ -621,6 +623,40 @@ static void allocation_failures_in_calls(void **state)
     fixture_free(f);
 }
 
+/* Every allocation of every kind of call fails in turn (callfaults.c), on
+ * both sides (the hook counts every thread's): an STA calling an STA and
+ * an MTA object. */
+static void every_allocation_fails_in_turn(DWORD host)
+{
+    fixture *f = fixture_new(host, COINIT_APARTMENTTHREADED);
+    callee *mine = callee_new(2, NULL);
+    assert_true(callfaults_check(f->proxy, &mine->ICallback_iface, true) > 0);
+    assert_int_equal(ICallee_Release(&mine->ICallee_iface), 0); /* nothing kept it */
+    fixture_free(f);
+}
+
+static void every_allocation_fails_in_turn_sta(void **state)
+{
+    (void)state;
+    every_allocation_fails_in_turn(COINIT_APARTMENTTHREADED);
+}
+
+static void every_allocation_fails_in_turn_mta(void **state)
+{
+    (void)state;
+    every_allocation_fails_in_turn(COINIT_MULTITHREADED);
+}
+
+/* The largest frame between apartments (bounds.h): a call at the limit
+ * goes through, one past is refused where it is made. */
+static void frame_limits(void **state)
+{
+    (void)state;
+    fixture *f = fixture_new(COINIT_APARTMENTTHREADED, COINIT_APARTMENTTHREADED);
+    framelimits_check(f->proxy);
+    fixture_free(f);
+}
+
 /* ---- registration ------------------------------------------------------------------ */
 
 /* ShmCoRegisterProxyStubs: repeated, replaced, foreign and broken tables.
@@ -692,6 +728,9 @@ int main(int argc, char **argv)
         cmocka_unit_test(client_apartment_ends),
         cmocka_unit_test(used_from_the_wrong_apartment),
         cmocka_unit_test(allocation_failures_in_calls),
+        cmocka_unit_test(frame_limits),
+        cmocka_unit_test(every_allocation_fails_in_turn_sta),
+        cmocka_unit_test(every_allocation_fails_in_turn_mta),
         cmocka_unit_test(register_proxy_stubs_results),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
