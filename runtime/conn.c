@@ -99,6 +99,7 @@ static shmc_conn *conn_new(bool is_client)
     shmc_plat_mutex_init(&c->slot_lock);
     shmc_plat_cond_init(&c->slot_cond);
     atomic_init(&c->free_mask, (1u << SHMC_CONN_SLOTS) - 1);
+    c->reply_marshaler.vtbl = &shmc_reply_marshaler_vtbl;
     return c;
 }
 
@@ -855,7 +856,7 @@ static HRESULT serve_method(shmc_conn *c, const uint8_t ipid[16], uint32_t metho
             IUnknown_AddRef((IUnknown *)itf);
         shmc_plat_mutex_unlock(&sm->lock);
         if (itf) {
-            hr = ShmStubInvoke(ifs->info, itf, method, req, req_len, &shmc_local_marshaler,
+            hr = ShmStubInvoke(ifs->info, itf, method, req, req_len, &c->reply_marshaler,
                                &reply->iface);
             IUnknown_Release((IUnknown *)itf);
         } else {
@@ -881,7 +882,7 @@ static HRESULT serve_method(shmc_conn *c, const uint8_t ipid[16], uint32_t metho
             }
             call->req_size = req_len;
             call->reply_to = &reply->iface;
-            call->marshaler = &shmc_local_marshaler;
+            call->marshaler = &c->reply_marshaler;
             hr = shmc_call_run(call);
             if (SUCCEEDED(hr))
                 hr = call->hr;
@@ -889,8 +890,6 @@ static HRESULT serve_method(shmc_conn *c, const uint8_t ipid[16], uint32_t metho
                 shmc_call_free(call);
         }
     }
-    if (SUCCEEDED(hr) && ifs->info && reply->len)
-        shmc_remote_note_reply(c, ifs->info, method, slot_reply_data(reply), reply->len);
     shmc_ifstub_release(ifs);
     return hr;
 }
