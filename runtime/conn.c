@@ -920,6 +920,7 @@ static HRESULT request_frame(shmc_conn *c, uint32_t i, uint32_t flags, uint32_t 
 }
 
 static void count_looking(shmc_conn *c, int d);
+static void end_serving(shmc_conn *c, uint32_t i);
 
 /* One claimed slot: read, check, run, answer. true if the reply went out
  * with SHMC_SLOT_LOOKING set (the caller clears it before it stops
@@ -970,6 +971,7 @@ static bool serve_slot(shmc_conn *c, uint32_t i)
     uint32_t st = SHMC_SLOT_RUNNING;
     if (atomic_compare_exchange_strong(&s->state, &st, SHMC_SLOT_REPLY)) {
         wake_slot(c, i);
+        end_serving(c, i);
         return true;
     }
     /* the client gave up: nobody reads the reply; release what it carries */
@@ -986,7 +988,20 @@ static bool serve_slot(shmc_conn *c, uint32_t i)
     shmc_plat_region_close(&c->bulk_in[i]);
     atomic_fetch_and(&s->rep_flags, ~(uint32_t)SHMC_SLOT_LOOKING);
     atomic_store_explicit(&s->state, SHMC_SLOT_FREE, memory_order_release);
+    end_serving(c, i);
     return false;
+}
+
+/* The slot's bit in c->serving: taken by the receiver that serves slot i
+ * (false if another one does), and given back when it is done. */
+static bool begin_serving(shmc_conn *c, uint32_t i)
+{
+    return !(atomic_fetch_or(&c->serving, 1u << i) & (1u << i));
+}
+
+static void end_serving(shmc_conn *c, uint32_t i)
+{
+    atomic_fetch_and(&c->serving, ~(1u << i));
 }
 
 /* A request its client gave up on before any receiver took it: release
@@ -1014,20 +1029,25 @@ static void drop_early(shmc_conn *c, uint32_t i)
     atomic_store_explicit(&s->state, SHMC_SLOT_FREE, memory_order_release);
 }
 
-/* Claims a slot with a request, or -1. */
+/* Claims a slot with a request, or -1. The state word alone does not
+ * make a slot ours: the client can write REQUEST again while a receiver
+ * serves it. What we keep per slot (its bulk regions) is used by one
+ * receiver at a time, the one that set the slot's bit in c->serving. */
 static int claim_slot(shmc_conn *c)
 {
     for (uint32_t i = 0; i < SHMC_CONN_SLOTS; i++) {
         shmc_slot_hdr *s = shmc_conn_slot(c, i);
         uint32_t st = atomic_load_explicit(&s->state, memory_order_acquire);
-        if (st == SHMC_SLOT_ABANDONED_EARLY &&
-            atomic_compare_exchange_strong(&s->state, &st, SHMC_SLOT_RUNNING)) {
-            drop_early(c, i);
+        if (st != SHMC_SLOT_ABANDONED_EARLY && st != SHMC_SLOT_REQUEST)
             continue;
+        if (!begin_serving(c, i))
+            continue; /* another receiver serves it: it is not a new request */
+        if (atomic_compare_exchange_strong(&s->state, &st, SHMC_SLOT_RUNNING)) {
+            if (st == SHMC_SLOT_REQUEST)
+                return (int)i;
+            drop_early(c, i);
         }
-        if (st == SHMC_SLOT_REQUEST &&
-            atomic_compare_exchange_strong(&s->state, &st, SHMC_SLOT_RUNNING))
-            return (int)i;
+        end_serving(c, i);
     }
     return -1;
 }

@@ -51,6 +51,9 @@ struct shmc_conn {
 
     /* server */
     _Atomic uint32_t receivers, idle_receivers;
+    /* slots a receiver is serving (bit i: slot i), whatever the client
+     * writes into their state words meanwhile (conn.c, claim_slot) */
+    _Atomic uint32_t serving;
     /* receivers awake and about to look for a request, and asleep: the
      * counts we decide by (the header has a mirror for the client) */
     _Atomic uint32_t looking, sleeping;
