@@ -264,6 +264,11 @@ HRESULT shmc_conn_connect_new(const char *endpoint, const shmc_plat_procid *peer
     if (FAILED(hr)) {
         atomic_store(&c->dead, true);
         conn_free(c);
+        /* a process that died before we could connect leaves its endpoint
+         * name behind (no connection's watcher ever sees it die): ours to
+         * remove now, rather than the next periodic reclaim's */
+        if (hr == RPC_E_SERVER_DIED)
+            shmc_reclaim_name(endpoint);
         return hr;
     }
     *out = c;
@@ -377,6 +382,9 @@ void shmc_conn_accept(const char *conn_name, const shmc_plat_procid *client)
     if (FAILED(hr)) {
         atomic_store(&c->dead, true);
         conn_free(c);
+        /* a client that died while connecting leaves the connection's name
+         * behind (it removes it once we accept): removed if so */
+        shmc_reclaim_name(conn_name);
         return;
     }
     shmc_plat_mutex_lock(&xp.lock);
