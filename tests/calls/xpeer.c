@@ -290,8 +290,10 @@ static bool count_owned(const char *name, void *ctx)
     shmc_plat_region r;
     shmc_region_info info;
     if (SUCCEEDED(shmc_plat_region_open(&r, name))) {
-        if (SUCCEEDED(shmc_region_hdr_read(r.base, r.size, &info)) && info.owner.pid == sc->pid)
+        if (SUCCEEDED(shmc_region_hdr_read(r.base, r.size, &info)) && info.owner.pid == sc->pid) {
+            fprintf(stderr, "left behind by process %llu: %s\n", (unsigned long long)sc->pid, name);
             sc->count++;
+        }
         shmc_plat_region_close(&r);
     }
     return true;
