@@ -1060,11 +1060,16 @@ static int claim_slot(shmc_conn *c)
     return -1;
 }
 
+/* A request a receiver could claim: one in a slot no receiver serves (a
+ * client that posts into a slot being served gets it claimed once that
+ * receiver is done, by that receiver: the others need not spin on it). */
 static bool has_request(shmc_conn *c)
 {
+    uint32_t serving = atomic_load_explicit(&c->serving, memory_order_relaxed);
     for (uint32_t i = 0; i < SHMC_CONN_SLOTS; i++) {
         if (atomic_load_explicit(&shmc_conn_slot(c, i)->state, memory_order_acquire) ==
-            SHMC_SLOT_REQUEST)
+                SHMC_SLOT_REQUEST &&
+            !(serving & (1u << i)))
             return true;
     }
     return false;
