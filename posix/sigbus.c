@@ -10,7 +10,8 @@
  * survive is the signal.
  *
  * So every mapping of a region is listed here (start, length), and a
- * SIGBUS handler, installed with the first mapping, replaces the faulting
+ * SIGBUS handler, installed with the first mapping (and again with a later
+ * one if another handler took its place meanwhile), replaces the faulting
  * page of a listed mapping with a private page of zeros (MAP_FIXED,
  * anonymous) and returns: the access is retried and reads zeros; writes go
  * to that private page, where no peer sees them. The region then looks to
@@ -32,6 +33,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #define CHUNK_ENTRIES 256
@@ -47,8 +49,8 @@ typedef struct bus_chunk {
 } bus_chunk;
 
 static bus_chunk *_Atomic chunks;
-static struct sigaction previous;
-static pthread_once_t installed = PTHREAD_ONCE_INIT;
+static struct sigaction previous; /* what handled SIGBUS before us */
+static pthread_mutex_t install_lock = PTHREAD_MUTEX_INITIALIZER;
 static size_t page_size;
 
 static void on_sigbus(int sig, siginfo_t *si, void *uctx)
@@ -59,9 +61,11 @@ static void on_sigbus(int sig, siginfo_t *si, void *uctx)
         for (int i = 0; i < CHUNK_ENTRIES; i++) {
             uintptr_t s = atomic_load(&c->e[i].start);
             if (s && a >= s && a - s < atomic_load(&c->e[i].length)) {
+                /* the system call itself: async-signal-safe, and past any
+                 * interceptor (sanitizers wrap mmap) */
                 void *page = (void *)(a & ~(uintptr_t)(page_size - 1));
-                void *p = mmap(page, page_size, PROT_READ | PROT_WRITE,
-                               MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+                void *p = (void *)syscall(SYS_mmap, page, page_size, PROT_READ | PROT_WRITE,
+                                          MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
                 errno = saved;
                 if (p != MAP_FAILED)
                     return; /* retried: it reads zeros now */
@@ -81,20 +85,30 @@ not_ours:
     }
 }
 
+/* Installs the handler unless it is there: at the first mapping, and
+ * again at each later one if someone installed another handler meanwhile
+ * (which then becomes the one faults not ours go to). */
 static void install(void)
 {
-    page_size = (size_t)sysconf(_SC_PAGESIZE);
-    struct sigaction sa;
-    memset(&sa, 0, sizeof(sa));
-    sa.sa_sigaction = on_sigbus;
-    sa.sa_flags = SA_SIGINFO | SA_NODEFER | SA_ONSTACK;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGBUS, &sa, &previous);
+    pthread_mutex_lock(&install_lock);
+    struct sigaction cur;
+    if (sigaction(SIGBUS, NULL, &cur) == 0 &&
+        !((cur.sa_flags & SA_SIGINFO) && cur.sa_sigaction == on_sigbus)) {
+        page_size = (size_t)sysconf(_SC_PAGESIZE);
+        previous = cur; /* (before ours is in place: nothing reads it yet) */
+        struct sigaction sa;
+        memset(&sa, 0, sizeof(sa));
+        sa.sa_sigaction = on_sigbus;
+        sa.sa_flags = SA_SIGINFO | SA_NODEFER | SA_ONSTACK;
+        sigemptyset(&sa.sa_mask);
+        sigaction(SIGBUS, &sa, NULL);
+    }
+    pthread_mutex_unlock(&install_lock);
 }
 
 void shmc_posix_sigbus_watch(void *start, size_t length)
 {
-    pthread_once(&installed, install);
+    install();
     for (;;) {
         bus_chunk *head = atomic_load(&chunks);
         for (bus_chunk *c = head; c; c = atomic_load(&c->next)) {
