@@ -1709,9 +1709,13 @@ static int child_hostile_server(const char *arg)
     shmc_plat_thread ft;
     ATK_CHECK(shmc_plat_thread_create(&ft, reply_flip_main, fs) == S_OK);
 
-    /* serve, and rewrite what was published, until killed */
+    /* serve, and rewrite what was published, until killed (or orphaned) */
     uint64_t served = 0;
-    for (;;) {
+    start = shmc_plat_clock_ns();
+    for (unsigned loops = 1;; loops++) {
+        if ((loops & 0xFFFF) == 0 &&
+            (atomic_load(&x.mb->stop) || tsupport_ms_since(start) > 10 * HANG_MS))
+            _Exit(4);
         for (uint32_t i = 0; i < SHMC_CONN_SLOTS; i++) {
             shmc_slot_hdr *s = shmc_conn_slot(c, i);
             uint32_t st = atomic_load(&s->state);
@@ -1858,7 +1862,7 @@ static void victim_good_start(victim *v)
 {
     atomic_store(&v->x.mb->stop, 0);
     atomic_store(&v->x.mb->ready, 0);
-    tsupport_spawn(&v->good, "good", v->x.name);
+    xpeer_spawn(&v->good, "good", v->x.name);
     v->good_running = true;
     assert_true(xpeer_await(&v->x.mb->ready, 1, HANG_MS));
     uint64_t start = shmc_plat_clock_ns();
@@ -1888,7 +1892,7 @@ static uint64_t victim_attack(victim *v, const attack_spec *spec)
     atomic_store(&v->x.mb->busy, 0);
     atomic_store(&v->x.mb->done, 0);
     uint64_t calls_before = atomic_load(&v->x.mb->calls);
-    tsupport_spawn(&child, spec->name, v->x.name);
+    xpeer_spawn(&child, spec->name, v->x.name);
     uint64_t pid = child.id.pid;
     if (spec->during) {
         uint64_t start = shmc_plat_clock_ns();
@@ -1914,7 +1918,7 @@ static uint64_t victim_attack(victim *v, const attack_spec *spec)
 static void victim_new_client(victim *v)
 {
     shmc_plat_proc c;
-    tsupport_spawn(&c, "good_once", v->x.name);
+    xpeer_spawn(&c, "good_once", v->x.name);
     assert_int_equal(tsupport_join(&c, 120000), 0);
 }
 
@@ -2403,7 +2407,7 @@ static void hostile_server(void **state)
     xpeer_counts base;
     xpeer_counts_take(&base);
     shmc_plat_proc child;
-    tsupport_spawn(&child, "hostile_server", x.name);
+    xpeer_spawn(&child, "hostile_server", x.name);
     uint64_t pid = child.id.pid;
     assert_true(xpeer_await(&x.mb->busy, 1, HANG_MS));
     ICallee *p = NULL;
@@ -2463,27 +2467,34 @@ int main(int argc, char **argv)
     };
     tsupport_dispatch_child(argc, argv, children);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(frames_mta),
-        cmocka_unit_test(frames_sta),
-        cmocka_unit_test(slot_states),
-        cmocka_unit_test(forged),
-        cmocka_unit_test(replay),
-        cmocka_unit_test(flood_mta),
-        cmocka_unit_test(flood_sta),
-        cmocka_unit_test(endpoint),
-        cmocka_unit_test(stream),
-        cmocka_unit_test(hostile_server),
+        cmocka_unit_test_teardown(frames_mta, xpeer_teardown),
+        cmocka_unit_test_teardown(frames_sta, xpeer_teardown),
+        cmocka_unit_test_teardown(slot_states, xpeer_teardown),
+        cmocka_unit_test_teardown(forged, xpeer_teardown),
+        cmocka_unit_test_teardown(replay, xpeer_teardown),
+        cmocka_unit_test_teardown(flood_mta, xpeer_teardown),
+        cmocka_unit_test_teardown(flood_sta, xpeer_teardown),
+        cmocka_unit_test_teardown(endpoint, xpeer_teardown),
+        cmocka_unit_test_teardown(stream, xpeer_teardown),
+        cmocka_unit_test_teardown(hostile_server, xpeer_teardown),
 #ifndef _WIN32
-        cmocka_unit_test(truncated),
+        cmocka_unit_test_teardown(truncated, xpeer_teardown),
 #endif
         cmocka_unit_test(tsupport_check_names_gone),
     };
-    /* SHMCOM_TEST_ONLY=name runs that test alone (and the leftover check) */
+    /* SHMCOM_TEST_ONLY=name[,name...] runs those tests (and the leftover
+     * check) */
     const char *only = getenv("SHMCOM_TEST_ONLY");
     struct CMUnitTest chosen[sizeof(tests) / sizeof(tests[0])];
     size_t n = 0;
-    for (size_t i = 0; i < sizeof(tests) / sizeof(tests[0]); i++)
-        if (!only || !strcmp(only, tests[i].name) || i + 1 == sizeof(tests) / sizeof(tests[0]))
+    for (size_t i = 0; i < sizeof(tests) / sizeof(tests[0]); i++) {
+        bool want = !only || i + 1 == sizeof(tests) / sizeof(tests[0]);
+        for (const char *o = only; o && *o && !want;
+             o += strcspn(o, ",") + (o[strcspn(o, ",")] != 0))
+            want = strlen(tests[i].name) == strcspn(o, ",") &&
+                   !strncmp(o, tests[i].name, strcspn(o, ","));
+        if (want)
             chosen[n++] = tests[i];
+    }
     return _cmocka_run_group_tests("test_attacker", chosen, n, NULL, NULL);
 }
