@@ -17,6 +17,43 @@
 #include <dirent.h>
 #endif
 
+/* The mailbox a test is using (copied: the xpeer may be on the stack of a
+ * test that failed), and the children it started, for xpeer_teardown. */
+static struct {
+    xpeer_mb *mb; /* (the region stays mapped after a failure) */
+    char name[SHM_MAX_NAME + 1];
+} current;
+static shmc_plat_proc children[8];
+static int nchildren;
+
+void xpeer_spawn(shmc_plat_proc *p, const char *name, const char *arg)
+{
+    tsupport_spawn(p, name, arg);
+    children[nchildren++ % 8] = *p; /* (the last 8) */
+}
+
+int xpeer_teardown(void **state)
+{
+    (void)state;
+    for (int i = 0; i < nchildren && i < 8; i++) {
+        shmc_plat_proc p;
+        if (SUCCEEDED(shmc_plat_proc_open(&p, &children[i].id))) {
+            shmc_plat_proc_kill(&p); /* (gone already: nothing happens) */
+            shmc_plat_proc_close(&p);
+        }
+    }
+    nchildren = 0;
+    if (current.mb) { /* a test failed half way: leave no names behind */
+        atomic_store(&current.mb->stop, 1);
+        if (current.mb->stream2[0])
+            shmc_plat_region_unlink(current.mb->stream2);
+        shmc_plat_region_unlink(current.mb->stream);
+        shmc_plat_region_unlink(current.name);
+        current.mb = NULL;
+    }
+    return 0;
+}
+
 void xpeer_create(xpeer *x)
 {
     memset(x, 0, sizeof(*x));
@@ -25,10 +62,13 @@ void xpeer_create(xpeer *x)
     x->mb = x->region.base;
     tsupport_name(x->mb->stream, sizeof(x->mb->stream), "xps");
     assert_hr(ShmCreateStreamOnSharedMemory(x->mb->stream, 64 * 1024, 0, &x->stream), S_OK);
+    current.mb = x->mb;
+    memcpy(current.name, x->name, sizeof(current.name));
 }
 
 void xpeer_free(xpeer *x)
 {
+    current.mb = NULL;
     IStream_Release(x->stream);
     shmc_plat_region_unlink(x->name);
     shmc_plat_region_close(&x->region);

@@ -46,6 +46,12 @@ typedef struct xpeer {
 /* Parent: a mailbox and a shared-memory stream of 64 KiB for records. */
 void xpeer_create(xpeer *x);
 void xpeer_free(xpeer *x);
+/* Parent: starts a child (tsupport_spawn) that xpeer_teardown kills if
+ * it is still there. */
+void xpeer_spawn(shmc_plat_proc *p, const char *name, const char *arg);
+/* A cmocka teardown: kills the children still running and, if the test
+ * failed before xpeer_free, removes the names of its mailbox and streams. */
+int xpeer_teardown(void **state);
 /* Child: opens the parent's mailbox and stream; false on failure. */
 bool xpeer_open(xpeer *x, const char *name);
 void xpeer_close(xpeer *x);
