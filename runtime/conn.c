@@ -105,6 +105,7 @@ static shmc_conn *conn_new(bool is_client)
     shmc_plat_mutex_init(&c->slot_lock);
     shmc_plat_cond_init(&c->slot_cond);
     atomic_init(&c->free_mask, (1u << SHMC_CONN_SLOTS) - 1);
+    c->reply_marshaler.vtbl = &shmc_reply_marshaler_vtbl;
     return c;
 }
 
@@ -274,6 +275,11 @@ HRESULT shmc_conn_connect_new(const char *endpoint, const shmc_plat_procid *peer
             ring_server(c);
         atomic_store(&c->dead, true);
         conn_free(c);
+        /* a process that died before we could connect leaves its endpoint
+         * name behind (no connection's watcher ever sees it die): ours to
+         * remove now, rather than the next periodic reclaim's */
+        if (hr == RPC_E_SERVER_DIED)
+            shmc_reclaim_name(endpoint);
         return hr;
     }
     *out = c;
@@ -420,6 +426,9 @@ void shmc_conn_accept(const char *conn_name, const shmc_plat_procid *client)
         refuse(&c->region);
         atomic_store(&c->dead, true);
         conn_free(c);
+        /* a client that died while connecting leaves the connection's name
+         * behind (it removes it once we accept): removed if so */
+        shmc_reclaim_name(conn_name);
         return;
     }
     /* a connection nobody serves would hang its client's calls: the
@@ -915,7 +924,7 @@ static HRESULT serve_method(shmc_conn *c, const uint8_t ipid[16], uint32_t metho
             IUnknown_AddRef((IUnknown *)itf);
         shmc_plat_mutex_unlock(&sm->lock);
         if (itf) {
-            hr = ShmStubInvoke(ifs->info, itf, method, req, req_len, &shmc_local_marshaler,
+            hr = ShmStubInvoke(ifs->info, itf, method, req, req_len, &c->reply_marshaler,
                                &reply->iface);
             IUnknown_Release((IUnknown *)itf);
         } else {
@@ -941,7 +950,7 @@ static HRESULT serve_method(shmc_conn *c, const uint8_t ipid[16], uint32_t metho
             }
             call->req_size = req_len;
             call->reply_to = &reply->iface;
-            call->marshaler = &shmc_local_marshaler;
+            call->marshaler = &c->reply_marshaler;
             hr = shmc_call_run(call);
             if (SUCCEEDED(hr))
                 hr = call->hr;
@@ -949,8 +958,6 @@ static HRESULT serve_method(shmc_conn *c, const uint8_t ipid[16], uint32_t metho
                 shmc_call_free(call);
         }
     }
-    if (SUCCEEDED(hr) && ifs->info && reply->len)
-        shmc_remote_note_reply(c, ifs->info, method, slot_reply_data(reply), reply->len);
     shmc_ifstub_release(ifs);
     return hr;
 }
@@ -983,6 +990,7 @@ static HRESULT request_frame(shmc_conn *c, uint32_t i, uint32_t flags, uint32_t 
 }
 
 static void count_looking(shmc_conn *c, int d);
+static void end_serving(shmc_conn *c, uint32_t i);
 
 /* One claimed slot: read, check, run, answer. true if the reply went out
  * with SHMC_SLOT_LOOKING set (the caller clears it before it stops
@@ -1033,6 +1041,7 @@ static bool serve_slot(shmc_conn *c, uint32_t i)
     uint32_t st = SHMC_SLOT_RUNNING;
     if (atomic_compare_exchange_strong(&s->state, &st, SHMC_SLOT_REPLY)) {
         wake_slot(c, i);
+        end_serving(c, i);
         return true;
     }
     /* the client gave up: nobody reads the reply; release what it carries */
@@ -1049,7 +1058,20 @@ static bool serve_slot(shmc_conn *c, uint32_t i)
     shmc_plat_region_close(&c->bulk_in[i]);
     atomic_fetch_and(&s->rep_flags, ~(uint32_t)SHMC_SLOT_LOOKING);
     atomic_store_explicit(&s->state, SHMC_SLOT_FREE, memory_order_release);
+    end_serving(c, i);
     return false;
+}
+
+/* The slot's bit in c->serving: taken by the receiver that serves slot i
+ * (false if another one does), and given back when it is done. */
+static bool begin_serving(shmc_conn *c, uint32_t i)
+{
+    return !(atomic_fetch_or(&c->serving, 1u << i) & (1u << i));
+}
+
+static void end_serving(shmc_conn *c, uint32_t i)
+{
+    atomic_fetch_and(&c->serving, ~(1u << i));
 }
 
 /* A request its client gave up on before any receiver took it: release
@@ -1077,29 +1099,39 @@ static void drop_early(shmc_conn *c, uint32_t i)
     atomic_store_explicit(&s->state, SHMC_SLOT_FREE, memory_order_release);
 }
 
-/* Claims a slot with a request, or -1. */
+/* Claims a slot with a request, or -1. The state word alone does not
+ * make a slot ours: the client can write REQUEST again while a receiver
+ * serves it. What we keep per slot (its bulk regions) is used by one
+ * receiver at a time, the one that set the slot's bit in c->serving. */
 static int claim_slot(shmc_conn *c)
 {
     for (uint32_t i = 0; i < SHMC_CONN_SLOTS; i++) {
         shmc_slot_hdr *s = shmc_conn_slot(c, i);
         uint32_t st = atomic_load_explicit(&s->state, memory_order_acquire);
-        if (st == SHMC_SLOT_ABANDONED_EARLY &&
-            atomic_compare_exchange_strong(&s->state, &st, SHMC_SLOT_RUNNING)) {
-            drop_early(c, i);
+        if (st != SHMC_SLOT_ABANDONED_EARLY && st != SHMC_SLOT_REQUEST)
             continue;
+        if (!begin_serving(c, i))
+            continue; /* another receiver serves it: it is not a new request */
+        if (atomic_compare_exchange_strong(&s->state, &st, SHMC_SLOT_RUNNING)) {
+            if (st == SHMC_SLOT_REQUEST)
+                return (int)i;
+            drop_early(c, i);
         }
-        if (st == SHMC_SLOT_REQUEST &&
-            atomic_compare_exchange_strong(&s->state, &st, SHMC_SLOT_RUNNING))
-            return (int)i;
+        end_serving(c, i);
     }
     return -1;
 }
 
+/* A request a receiver could claim: one in a slot no receiver serves (a
+ * client that posts into a slot being served gets it claimed once that
+ * receiver is done, by that receiver: the others need not spin on it). */
 static bool has_request(shmc_conn *c)
 {
+    uint32_t serving = atomic_load_explicit(&c->serving, memory_order_relaxed);
     for (uint32_t i = 0; i < SHMC_CONN_SLOTS; i++) {
         if (atomic_load_explicit(&shmc_conn_slot(c, i)->state, memory_order_acquire) ==
-            SHMC_SLOT_REQUEST)
+                SHMC_SLOT_REQUEST &&
+            !(serving & (1u << i)))
             return true;
     }
     return false;

@@ -40,9 +40,14 @@ struct shmc_conn {
 
     /* server */
     _Atomic uint32_t receivers, idle_receivers;
+    /* slots a receiver is serving (bit i: slot i), whatever the client
+     * writes into their state words meanwhile (conn.c, claim_slot) */
+    _Atomic uint32_t serving;
     /* receivers awake and about to look for a request, and asleep: the
      * counts we decide by (the header has a mirror for the client) */
     _Atomic uint32_t looking, sleeping;
+    /* the marshaler of this connection's stubs (shmc_reply_marshaler_vtbl) */
+    ShmItfMarshaler reply_marshaler;
     /* records made for the client (ADD_RECORD, objects in replies) and not
      * spent yet, revoked when it goes (under rt.lock; shmc_record.made_for) */
     shmc_record *made;
@@ -65,11 +70,13 @@ HRESULT shmc_xport_post_connect(const char *endpoint, const shmc_plat_procid *se
  * for and nobody took (a proxy marshaled for a third process that never
  * unmarshaled it; table records it made). */
 void shmc_remote_revoke_made(shmc_conn *c);
-/* remote.c: notes the records in a reply (objects the method returns) as
- * made for the client, so that they are revoked if it dies before it
- * takes them. */
-void shmc_remote_note_reply(shmc_conn *c, const ShmInterfaceInfo *info, uint32_t method,
-                            const void *reply, uint32_t len);
+/* remote.c: what a connection's stubs marshal with on the server (its
+ * reply_marshaler): the local marshaler, which also notes every record it
+ * makes for a reply (an object the method returns) as made for the
+ * client, so that it is revoked if the client dies before it takes it.
+ * The record is noted from its private copy, before the reply goes into
+ * the slot: read back from there, it could be what the client wrote. */
+extern const ShmItfMarshalerVtbl shmc_reply_marshaler_vtbl;
 
 /* conn.c: a new connection to the process that owns `endpoint`, outside
  * the cache shmc_conn_get keeps (what shmc_conn_get uses; tests use it to

@@ -181,7 +181,7 @@ static HRESULT marshal_object(shmc_objref *rec, shmc_apt *apt, REFIID riid, IUnk
     r->next = sm->records;
     sm->records = r;
     r = NULL;
-    rec->oxid = apt->oxid;
+    rec->oxid = sm->apt->oxid; /* the apartment that owns the stub manager */
     rec->oid = sm->oid;
     memcpy(rec->ipid, ifs->ipid.b, 16);
     rec->nonce = nonce;

@@ -45,6 +45,27 @@ static void release_itf(void *p)
     }
 }
 
+/* Points f->fixed at a private copy of the frame's first fixed_size bytes:
+ * in `local` if they fit, else in *heap (the caller frees it). A frame in
+ * shared memory may change while it is read; every count, ref and value
+ * is then read from the copy, so a word checked once is the word used. */
+static HRESULT copy_fixed(shmc_frame *f, uint32_t fixed_size, unsigned char *local,
+                          size_t local_size, unsigned char **heap)
+{
+    *heap = NULL;
+    if (!fixed_size)
+        return S_OK;
+    unsigned char *dst = local;
+    if (fixed_size > local_size) {
+        dst = *heap = shmc_malloc(fixed_size);
+        if (!dst)
+            return E_OUTOFMEMORY;
+    }
+    memcpy(dst, f->base, fixed_size);
+    f->fixed = dst;
+    return S_OK;
+}
+
 static void string_bytes(const void *s, uint32_t elem, uint64_t *bytes)
 {
     uint64_t n = 0;
@@ -418,7 +439,7 @@ static HRESULT check_reply(const ShmMethod *m, void **args, pwork *w, const shmc
             const ShmParam *c = &ps[j];
             const void *src;
             if (c->out_offset != SHM_NO_SLOT)
-                src = f->base + c->out_offset;
+                src = f->fixed + c->out_offset;
             else
                 src = c->kind == SHM_PK_VALUE ? args[j] : load_ptr(args, j);
             if (shmc_read_count(src, c->elem_size, (c->flags & SHM_PF_SIGNED) != 0, &w[i].count))
@@ -524,7 +545,7 @@ static HRESULT take_reply(const ShmMethod *m, void **args, pwork *w, const shmc_
         void *target = load_ptr(args, i);
         switch (p->kind) {
         case SHM_PK_REF:
-            memcpy(target, f->base + p->out_offset, (size_t)p->elem_size * p->count);
+            memcpy(target, f->fixed + p->out_offset, (size_t)p->elem_size * p->count);
             break;
         case SHM_PK_ARRAY:
             memcpy(target, f->base + w[i].ref.offset, w[i].ref.length);
@@ -640,9 +661,14 @@ HRESULT ShmProxyInvoke(void *This, uint32_t method, void **args)
         goto fail;
     }
     shmc_frame_init(&f, call.reply, call.reply_size, m->out_size);
-    hr = check_reply(m, args, w, &f);
+    _Alignas(16) unsigned char fsmall[128];
+    unsigned char *fheap;
+    hr = copy_fixed(&f, m->out_size, fsmall, sizeof(fsmall), &fheap);
+    if (SUCCEEDED(hr))
+        hr = check_reply(m, args, w, &f);
     if (SUCCEEDED(hr))
         hr = take_reply(m, args, w, &f, call.marshaler);
+    shmc_free(fheap);
     if (FAILED(hr))
         goto fail;
     ch->vtbl->FreeBuffer(ch, h, &call);
@@ -701,7 +727,7 @@ static HRESULT check_request(const ShmMethod *m, const shmc_frame *f, swork *w)
         const ShmParam *p = &ps[i];
         if (p->kind == SHM_PK_ARRAY) {
             const ShmParam *c = &ps[p->size_param - 1u];
-            if (shmc_read_count(f->base + c->in_offset, c->elem_size,
+            if (shmc_read_count(f->fixed + c->in_offset, c->elem_size,
                                 (c->flags & SHM_PF_SIGNED) != 0, &w[i].count))
                 goto done;
             if (w[i].count > UINT32_MAX || w[i].count * p->elem_size > UINT32_MAX)
@@ -796,7 +822,7 @@ static HRESULT stub_args(const ShmMethod *m, const shmc_frame *f, swork *w, void
             unsigned char *d = store + pos;
             pos += (size_t)shmc_align8(n);
             if (p->in_offset != SHM_NO_SLOT)
-                memcpy(d, f->base + p->in_offset, n);
+                memcpy(d, f->fixed + p->in_offset, n);
             else
                 memset(d, 0, n);
             if (p->kind == SHM_PK_VALUE)
@@ -1018,9 +1044,14 @@ HRESULT ShmStubInvoke(const ShmInterfaceInfo *info, void *itf, uint32_t method, 
             goto out_work;
     }
 
-    hr = check_request(m, &f, w);
+    _Alignas(16) unsigned char fsmall[256];
+    unsigned char *fheap;
+    hr = copy_fixed(&f, m->in_size, fsmall, sizeof(fsmall), &fheap);
     if (FAILED(hr))
         goto out_store;
+    hr = check_request(m, &f, w);
+    if (FAILED(hr))
+        goto out_fixed;
     hr = stub_args(m, &f, w, args, store);
     if (FAILED(hr))
         goto out_args;
@@ -1065,6 +1096,8 @@ HRESULT ShmStubInvoke(const ShmInterfaceInfo *info, void *itf, uint32_t method, 
 
 out_args:
     stub_cleanup(m, w);
+out_fixed:
+    shmc_free(fheap);
 out_store:
     if (store != ssmall)
         shmc_free(store);

@@ -468,15 +468,10 @@ void shmc_remote_revoke_made(shmc_conn *c)
     }
 }
 
-/* Walks a reply's records (framerel) noting each as made for the client. */
-typedef struct noting_marshaler {
-    ShmItfMarshaler iface;
-    shmc_conn *conn;
-} noting_marshaler;
-
-static void nm_note(ShmItfMarshaler *m, const void *data, uint32_t size)
+/* Notes a record we made for the client's reply (its private encoding)
+ * as made for it. */
+static void note_reply_record(shmc_conn *c, const void *data, uint32_t size)
 {
-    shmc_conn *c = ((noting_marshaler *)m)->conn;
     shmc_objref rec;
     if (FAILED(shmc_objref_decode(data, size, &rec)) || rec.pid != shmc_g.self.pid ||
         rec.start_time != shmc_g.self.start_time)
@@ -500,28 +495,17 @@ static void nm_note(ShmItfMarshaler *m, const void *data, uint32_t size)
         shmc_stubmgr_destroy(destroy);
 }
 
-static HRESULT nm_marshal(ShmItfMarshaler *m, REFIID iid, IUnknown *itf, void **data,
+static HRESULT rm_marshal(ShmItfMarshaler *m, REFIID iid, IUnknown *itf, void **data,
                           uint32_t *size)
 {
-    (void)m, (void)iid, (void)itf, (void)data, (void)size;
-    return E_UNEXPECTED;
+    shmc_conn *c = (shmc_conn *)((char *)m - offsetof(shmc_conn, reply_marshaler));
+    HRESULT hr = lm_marshal(m, iid, itf, data, size);
+    if (SUCCEEDED(hr))
+        note_reply_record(c, *data, *size);
+    return hr;
 }
 
-static HRESULT nm_unmarshal(ShmItfMarshaler *m, REFIID iid, const void *data, uint32_t size,
-                            void **ppv)
-{
-    (void)m, (void)iid, (void)data, (void)size, (void)ppv;
-    return E_UNEXPECTED;
-}
-
-static const ShmItfMarshalerVtbl noting_vtbl = {nm_marshal, nm_unmarshal, nm_note};
-
-void shmc_remote_note_reply(shmc_conn *c, const ShmInterfaceInfo *info, uint32_t method,
-                            const void *reply, uint32_t len)
-{
-    noting_marshaler nm = {{&noting_vtbl}, c};
-    shmc_frame_release_records(info, method, reply, len, true, &nm.iface);
-}
+const ShmItfMarshalerVtbl shmc_reply_marshaler_vtbl = {rm_marshal, lm_unmarshal, lm_release};
 
 static HRESULT serve_add_record(shmc_conn *c, const shmc_op_ref *op, uint64_t *nonce)
 {

@@ -476,6 +476,36 @@ static void release_data_from_other_apartment(void **state)
     thost_stop(h, false);
 }
 
+/* An object another apartment exported, marshaled again here (from its
+ * raw pointer): the record names the apartment that owns its stub
+ * manager, so it unmarshals (to a proxy into that apartment) and its
+ * reference comes back. */
+static void remarshal_from_other_apartment(void **state)
+{
+    (void)state;
+    _Atomic int freed;
+    tobj *o = tobj_new(&freed, NULL);
+    IStream *s = new_stream(), *s2 = new_stream();
+    thost *h = thost_start(COINIT_APARTMENTTHREADED, s, &IID_IUnknown, &o->IUnknown_iface, 0);
+    assert_hr(thost_marshal_hr(h), S_OK);
+    assert_hr(ShmCoMarshalInterface(s2, &IID_IUnknown, &o->IUnknown_iface, MSHCTX_INPROC, NULL,
+                                    MSHLFLAGS_NORMAL),
+              S_OK);
+    IUnknown_Release(&o->IUnknown_iface); /* the records hold it now */
+    IUnknown *p = NULL;
+    tstream_rewind(s2);
+    assert_hr(ShmCoUnmarshalInterface(s2, &IID_IUnknown, (void **)&p), S_OK);
+    assert_ptr_not_equal(p, &o->IUnknown_iface); /* a proxy into the host's apartment */
+    assert_int_equal(IUnknown_Release(p), 0);
+    assert_false(atomic_load(&freed)); /* the host's record still holds it */
+    tstream_rewind(s);
+    assert_hr(ShmCoReleaseMarshalData(s), S_OK);
+    assert_true(atomic_load(&freed));
+    IStream_Release(s);
+    IStream_Release(s2);
+    thost_stop(h, false);
+}
+
 static void stub_apartment_shutdown(void **state)
 {
     (void)state;
@@ -924,6 +954,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(tableweak_release_data, setup_sta, teardown),
         cmocka_unit_test_setup_teardown(tablestrong_twice, setup_sta, teardown),
         cmocka_unit_test_setup_teardown(release_data_from_other_apartment, setup_sta, teardown),
+        cmocka_unit_test_setup_teardown(remarshal_from_other_apartment, setup_sta, teardown),
         cmocka_unit_test_setup_teardown(stub_apartment_shutdown, setup_sta, teardown),
         cmocka_unit_test_setup_teardown(proxy_apartment_shutdown, setup_sta, teardown),
         cmocka_unit_test_setup_teardown(no_uninitialize_client, setup_sta, teardown),
