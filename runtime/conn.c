@@ -1224,6 +1224,9 @@ static void receiver_main(void *arg)
     atomic_fetch_sub(&c->idle_receivers, 1);
     atomic_fetch_sub(&c->receivers, 1);
     shmc_conn_release(c);
+    /* the call it kept for its next STA request (a receiver has no
+     * apartment state whose destructor would put it back) */
+    shmc_call_free_spare();
 }
 
 /* false if no receiver could be started (one more is only wanted: the
