@@ -59,7 +59,8 @@ static void conn_free(shmc_conn *c)
         shmc_plat_region_close(&c->bulk_in[i]);
     }
     shmc_plat_waiter_close(&c->server_bell);
-    shmc_plat_region_close(&c->region);
+    if (!c->detached)
+        shmc_plat_region_close(&c->region);
     shmc_plat_proc_close(&c->watch);
     shmc_hmap_fini(&c->credits);
     shmc_free(c->made);
@@ -1227,4 +1228,68 @@ static void drop_credits(shmc_conn *c)
         shmc_ifstub_release(r->ifs);
         shmc_free(r);
     }
+}
+
+/* ---- detached connections (fuzzers) ------------------------------------------------------ */
+
+HRESULT shmc_conn_new_detached(void *base, size_t size, bool is_client,
+                               const shmc_plat_procid *peer, const char *endpoint, shmc_conn **out)
+{
+    *out = NULL;
+    if (!base || size < SHMC_CONN_SIZE || (uintptr_t)base % 8 != 0 ||
+        (is_client && (!endpoint || FAILED(shmc_plat_region_name_check(endpoint)))))
+        return E_INVALIDARG;
+    shmc_plat_once_run(&xp_once, xp_setup);
+    shmc_conn *c = conn_new(is_client);
+    if (!c)
+        return E_OUTOFMEMORY;
+    c->detached = true;
+    c->peer = *peer;
+    if (is_client)
+        memcpy(c->peer_endpoint, endpoint, strlen(endpoint) + 1);
+    c->region.base = base;
+    c->region.size = size;
+    c->hdr = base;
+    /* one process plays both sides: its threads' waiters do */
+    HRESULT hr = shmc_plat_waiter_open_local(&c->server_bell, &c->hdr->server_bell);
+    for (uint32_t i = 0; i < SHMC_CONN_SLOTS && SUCCEEDED(hr); i++)
+        hr = shmc_plat_waiter_open_local(&c->slot_wake[i], &shmc_conn_slot(c, i)->wake);
+    if (FAILED(hr)) {
+        conn_free(c);
+        return hr;
+    }
+    shmc_plat_mutex_lock(&xp.lock);
+    if (is_client) {
+        shmc_conn *other = shmc_hmap_get(&xp.client_conns, peer_key(peer));
+        if (other || FAILED(shmc_hmap_put(&xp.client_conns, peer_key(peer), c))) {
+            shmc_plat_mutex_unlock(&xp.lock);
+            conn_free(c);
+            return other ? E_INVALIDARG : E_OUTOFMEMORY;
+        }
+    }
+    c->next = xp.list; /* the list holds the creation reference */
+    xp.list = c;
+    shmc_conn_addref(c);
+    shmc_plat_mutex_unlock(&xp.lock);
+    *out = c;
+    return S_OK;
+}
+
+void shmc_conn_close_detached(shmc_conn *c)
+{
+    atomic_store(&c->closing, true);
+    conn_peer_gone(c);
+    shmc_conn_release(c);
+}
+
+int shmc_conn_serve_one(shmc_conn *c)
+{
+    int i = claim_slot(c);
+    if (i < 0)
+        return -1;
+    int hinted = serve_slot(c, (uint32_t)i) ? i : -1;
+    /* and stops looking, as a receiver that goes to sleep */
+    unhint(c, &hinted);
+    count_looking(c, -1);
+    return i;
 }
