@@ -367,6 +367,17 @@ static void credit(const uint8_t ipid[16], int64_t n)
     credits[free_i].count = n;
 }
 
+void fz_poison_req_bulk(bool poison)
+{
+    for (uint32_t i = 0; i < SHMC_CONN_SLOTS; i++) {
+        shmc_slot_hdr *s = shmc_conn_slot(fz_client, i);
+        if (poison)
+            ASAN_POISON_MEMORY_REGION(s->req_bulk, sizeof(s->req_bulk));
+        else
+            ASAN_UNPOISON_MEMORY_REGION(s->req_bulk, sizeof(s->req_bulk));
+    }
+}
+
 void fz_peer_credit(const uint8_t ipid[16])
 {
     credit(ipid, 1);
@@ -576,14 +587,8 @@ static void peer_setup(void)
     if (FAILED(hr))
         die("the client connection", hr);
     hr = shmc_plat_waiter_open_local(&peer_bell, &h->server_bell);
-    for (uint32_t i = 0; i < SHMC_CONN_SLOTS && SUCCEEDED(hr); i++) {
-        shmc_slot_hdr *s = shmc_conn_slot(fz_client, i);
-        hr = shmc_plat_waiter_open_local(&peer_wake[i], &s->wake);
-        /* the client's requests are small (never in a bulk region): the
-         * field after the inline reply stays poisoned, so that reading an
-         * inline reply past its 8 bytes is seen */
-        ASAN_POISON_MEMORY_REGION(s->req_bulk, sizeof(s->req_bulk));
-    }
+    for (uint32_t i = 0; i < SHMC_CONN_SLOTS && SUCCEEDED(hr); i++)
+        hr = shmc_plat_waiter_open_local(&peer_wake[i], &shmc_conn_slot(fz_client, i)->wake);
     if (FAILED(hr))
         die("the peer's waiters", hr);
     shmc_plat_thread t;

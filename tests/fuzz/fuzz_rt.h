@@ -90,6 +90,11 @@ extern unsigned char fz_last_reply[16];
 extern _Atomic bool fz_peer_may_hold;
 extern shmc_conn *fz_client;
 void fz_peer_script(const uint8_t *p, size_t n);
+/* Poisons (or unpoisons) the field after the inline reply in every slot
+ * of fz_client, so that reading an inline reply past its 8 bytes is seen;
+ * only while the client sends no request in a bulk region (which names
+ * its region there). */
+void fz_poison_req_bulk(bool poison);
 /* Tells the peer it credited the client one reference on ipid (a proxy
  * made without asking it: shmc_proxymgr_connect_remote). */
 void fz_peer_credit(const uint8_t ipid[16]);

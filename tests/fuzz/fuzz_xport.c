@@ -263,9 +263,10 @@ static void call(ICallee *p, uint32_t method, fz_in *args, bool with_cb)
         break;
     }
     case 5: {
-        LONG v[64];
-        memset(v, 0, sizeof(v));
-        hr = ICallee_Sum(p, a % 65, v, &hy);
+        /* b odd: a request larger than a slot (it goes in a bulk region) */
+        static LONG v[(SHMC_SLOT_AREA + 4096) / sizeof(LONG)];
+        ULONG n = b & 1 ? (ULONG)(sizeof(v) / sizeof(v[0])) - (a & 255) : a % 65;
+        hr = ICallee_Sum(p, n, v, &hy);
         break;
     }
     case 6: {
@@ -350,6 +351,10 @@ static void client(uint8_t ctl, fz_in *in)
     in->n -= args.n;
     uint8_t more = fz_u8(in);
     fz_peer_script(in->p, in->n);
+    uint32_t method = (ctl >> 1) & 31;
+    bool bulk_request = method == 5 && args.n > 4 && (args.p[4] & 1); /* Sum, b odd */
+    if (!bulk_request)
+        fz_poison_req_bulk(true);
     if (more & 1) {
         ShmCoSetCallTimeout(20); /* for the script's FZ_HOLD entries */
         atomic_store(&fz_peer_may_hold, true);
@@ -375,10 +380,11 @@ static void client(uint8_t ctl, fz_in *in)
             fail("a failed QueryInterface left its pointer set");
         }
     }
-    call(p, (ctl >> 1) & 31, &args, (ctl & 0x80) != 0);
+    call(p, method, &args, (ctl & 0x80) != 0);
     ShmCoSetCallTimeout(INFINITE);
     atomic_store(&fz_peer_may_hold, false);
     ICallee_Release(p);
+    fz_poison_req_bulk(false);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

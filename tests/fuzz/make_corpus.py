@@ -274,6 +274,9 @@ def xport_client_corpus():
     c['echo'] = client(4, 0x6c6c6568, 0x6f, script=answer(pad8(struct.pack('<i', 0) +
                                                                 ref(16, 6)) + b'hello\0'))
     c['sum'] = client(5, 3, script=answer(struct.pack('<iiq', 0, 0, 6)))
+    c['sum_bulk'] = client(5, 0, 1, script=answer(struct.pack('<iiq', 0, 0, 0)))
+    c['sum_bulk_kept'] = client(5, 0, 1, script=bytes([8]) + struct.pack('<iIH', 0, 2, 16) +
+                                struct.pack('<iiq', 0, 0, 0))
     c['fill'] = client(6, 8, script=answer(pad8(struct.pack('<i', 0) + ref(16, 8)) + bytes(8)))
     c['fill_bulk'] = client(6, 4096, script=answer(pad8(struct.pack('<i', 0) + ref(16, 4096)) +
                                                    bytes(range(256)) * 16, where=2))
