@@ -16,6 +16,7 @@
 #include "callee.h"
 #include "calltest.h"
 #include "conn.h"
+#include "inproc.h"
 #include "objref.h"
 #include "regionhdr.h"
 #include "rt.h"
@@ -1370,6 +1371,99 @@ static void forged_and_replayed_records(void **state)
  * (child_hostile) cannot crash, hang or corrupt this process: the object
  * keeps working for others, and what the peer held goes back when it
  * dies. */
+/* A request posted in slot i of a connection this thread serves itself:
+ * the slot the server took, its status and reply (inline or in the area). */
+static int serve_posted(shmc_conn *c, uint32_t i, HRESULT *status, unsigned char reply[8])
+{
+    shmc_slot_hdr *s = shmc_conn_slot(c, i);
+    atomic_store(&s->state, SHMC_SLOT_REQUEST);
+    int served = shmc_conn_serve_one(c);
+    assert_int_equal(atomic_load(&s->state), SHMC_SLOT_REPLY);
+    *status = (HRESULT)atomic_load(&s->status);
+    uint32_t len = atomic_load(&s->rep_len);
+    memset(reply, 0, 8);
+    if (SUCCEEDED(*status))
+        memcpy(reply,
+               atomic_load(&s->rep_flags) & SHMC_SLOT_REP_INLINE ? s->inline_rep
+                                                                 : shmc_conn_rep_area(c, i),
+               len < 8 ? len : 8);
+    atomic_store(&s->state, SHMC_SLOT_FREE);
+    return served;
+}
+
+/* The fuzzers' harness (tests/fuzz/fuzz_xport.c): a connection over
+ * private memory, with no thread of its own. Served in this thread, it
+ * runs a client's operations and calls as a receiver would, and closing it
+ * gives back what the client held; a client one is what shmc_conn_get
+ * returns for its peer. */
+static void detached_connection(void **state)
+{
+    (void)state;
+    register_once();
+    assert_true(SUCCEEDED(ShmCoInitializeEx(NULL, COINIT_MULTITHREADED)));
+    _Atomic int freed = 0;
+    callee *obj = callee_new(7, &freed);
+    shmc_objref rec;
+    assert_hr(shmc_marshal_record(&rec, &IID_ICallee, (IUnknown *)&obj->ICallee_iface,
+                                  MSHCTX_INPROC, MSHLFLAGS_NORMAL),
+              S_OK);
+    ICallee_Release(&obj->ICallee_iface); /* the record keeps it */
+    unsigned char *mem = calloc(1, SHMC_CONN_SIZE);
+    assert_non_null(mem);
+    shmc_plat_procid peer = shmc_g.self;
+    peer.start_time ^= 1; /* another process, as far as records go */
+    shmc_conn *c = (shmc_conn *)1;
+    assert_hr(shmc_conn_new_detached(mem, SHMC_CONN_SIZE - 1, false, &peer, NULL, &c),
+              E_INVALIDARG);
+    assert_null(c);
+    assert_hr(shmc_conn_new_detached(mem + 1, SHMC_CONN_SIZE - 8, false, &peer, NULL, &c),
+              E_INVALIDARG);
+    assert_hr(shmc_conn_new_detached(mem, SHMC_CONN_SIZE, true, &peer, "bad/name", &c),
+              E_INVALIDARG);
+    assert_hr(shmc_conn_new_detached(mem, SHMC_CONN_SIZE, false, &peer, NULL, &c), S_OK);
+    assert_int_equal(shmc_conn_serve_one(c), -1); /* nothing posted */
+
+    HRESULT status;
+    unsigned char reply[8];
+    shmc_op_record op;
+    memset(&op, 0, sizeof(op));
+    op.oxid = rec.oxid;
+    op.oid = rec.oid;
+    op.nonce = rec.nonce;
+    memcpy(op.ipid, rec.ipid, 16);
+    op.iid = rec.iid;
+    op.mshlflags = rec.mshlflags;
+    memcpy(shmc_conn_req_area(c, 3), &op, sizeof(op));
+    set_request(c, 3, SHMC_OP_CONSUME, 0, rec.ipid, sizeof(op), 0, NULL);
+    assert_int_equal(serve_posted(c, 3, &status, reply), 3);
+    assert_hr(status, S_OK);
+    LONG args[2] = {40, 2};
+    memcpy(shmc_conn_req_area(c, 5), args, sizeof(args));
+    set_request(c, 5, SHMC_OP_METHOD, 4 /* Add */, rec.ipid, sizeof(args), 0, NULL);
+    assert_int_equal(serve_posted(c, 5, &status, reply), 5);
+    assert_hr(status, S_OK);
+    LONG sum;
+    memcpy(&status, reply, 4);
+    memcpy(&sum, reply + 4, 4);
+    assert_hr(status, S_OK);
+    assert_int_equal(sum, 42);
+    assert_int_equal(atomic_load(&freed), 0);
+    shmc_conn_close_detached(c); /* held the only reference */
+    assert_int_equal(atomic_load(&freed), 1);
+
+    shmc_conn *cl, *got = NULL;
+    memset(mem, 0, SHMC_SLOT_HDR);
+    assert_hr(shmc_conn_new_detached(mem, SHMC_CONN_SIZE, true, &peer, "fzpeer", &cl), S_OK);
+    assert_hr(shmc_conn_new_detached(mem, SHMC_CONN_SIZE, true, &peer, "fzpeer", &c),
+              E_INVALIDARG); /* one per peer */
+    assert_hr(shmc_conn_get("fzpeer", &peer, &got), S_OK);
+    assert_ptr_equal(got, cl);
+    shmc_conn_release(got);
+    shmc_conn_close_detached(cl);
+    free(mem);
+    ShmCoUninitialize();
+}
+
 static void hostile_peer(void **state)
 {
     (void)state;
@@ -1427,6 +1521,7 @@ int main(int argc, char **argv)
     };
     tsupport_dispatch_child(argc, argv, children);
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(detached_connection),
         cmocka_unit_test(every_argument_kind_sta_server),
         cmocka_unit_test(every_argument_kind_mta_server),
         cmocka_unit_test(huge_arrays),
