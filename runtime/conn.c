@@ -430,12 +430,14 @@ static void bulk_drop(shmc_plat_region *r)
     shmc_plat_region_close(r);
 }
 
-/* Room for `len` bytes of frame in a bulk region of ours kept in *r: the
- * one there if it is big enough, else a new one. */
-static HRESULT bulk_out_get(shmc_plat_region *r, uint32_t len, unsigned char **data)
+/* Room for `len` bytes of frame in the bulk region of ours kept for slot
+ * i: the one there if it is big enough, else a new one. */
+static HRESULT bulk_out_get(shmc_conn *c, uint32_t i, uint32_t len, unsigned char **data)
 {
+    shmc_plat_region *r = &c->bulk_out[i];
     if (!r->base || r->size < (size_t)SHMC_BULK_DATA + len) {
         bulk_drop(r);
+        c->bulk_out_named[i] = true;
         char name[SHMC_XNAME_MAX];
         HRESULT hr = shmc_xport_random_name(name, sizeof(name), "bk");
         if (SUCCEEDED(hr))
@@ -448,6 +450,18 @@ static HRESULT bulk_out_get(shmc_plat_region *r, uint32_t len, unsigned char **d
     }
     *data = (unsigned char *)r->base + SHMC_BULK_DATA;
     return S_OK;
+}
+
+/* The peer says it has our bulk region of slot i mapped: its name is not
+ * needed any more. An honest peer removed it when it opened the region;
+ * one that says so without having opened it must not make the name
+ * outlive us (our process may end before we let the region go). */
+static void bulk_out_held(shmc_conn *c, uint32_t i)
+{
+    if (c->bulk_out_named[i]) {
+        shmc_plat_region_unlink(c->bulk_out[i].name);
+        c->bulk_out_named[i] = false;
+    }
 }
 
 /* The peer's bulk region `shared_name` (a field of the slot) holding `len`
@@ -569,7 +583,7 @@ HRESULT shmc_xcall_resize(shmc_xcall *x, uint32_t size)
         return S_OK;
     }
     unsigned char *data;
-    HRESULT hr = bulk_out_get(&x->conn->bulk_out[i], size, &data);
+    HRESULT hr = bulk_out_get(x->conn, i, size, &data);
     if (FAILED(hr))
         return hr;
     x->request = data;
@@ -716,6 +730,8 @@ HRESULT shmc_xcall_send(shmc_xcall *x, uint32_t kind, uint32_t method, const uin
     *status = server_hr;
     if (x->bulk_req && !(rep_flags & SHMC_SLOT_BULK_REQ_KEPT))
         bulk_drop(&c->bulk_out[i]); /* the server did not keep it: a new one next time */
+    else if (x->bulk_req)
+        bulk_out_held(c, i);
     if (FAILED(server_hr))
         return S_OK; /* the server's answer is the error */
     if (rep_flags & SHMC_SLOT_REP_INLINE) {
@@ -816,7 +832,7 @@ static HRESULT slot_reply_get_buffer(ShmStubReply *r, uint32_t size, void **buf)
         return S_OK;
     }
     unsigned char *data;
-    HRESULT hr = bulk_out_get(&c->bulk_out[sr->slot], size, &data);
+    HRESULT hr = bulk_out_get(c, sr->slot, size, &data);
     if (FAILED(hr))
         return hr;
     sr->bulk = true;
@@ -904,6 +920,8 @@ static void check_kept_reply(shmc_conn *c, uint32_t i, uint32_t flags)
     shmc_plat_region *r = &c->bulk_out[i];
     if (r->base && (!(flags & SHMC_SLOT_REP_HELD) || r->size > SHMC_BULK_KEEP_MAX))
         bulk_drop(r);
+    else if (r->base)
+        bulk_out_held(c, i);
 }
 
 /* The request frame of slot i: in the slot, or in the client's bulk

@@ -65,6 +65,9 @@ struct shmc_conn {
      * requests). Only the side that runs the slot's call touches them. */
     shmc_plat_region bulk_out[SHMC_CONN_SLOTS];
     shmc_plat_region bulk_in[SHMC_CONN_SLOTS];
+    /* our region's name may still exist: the peer has not yet said it has
+     * the region mapped (then we remove the name, see conn.c) */
+    bool bulk_out_named[SHMC_CONN_SLOTS];
 };
 
 /* endpoint.c */
