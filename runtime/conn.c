@@ -66,7 +66,8 @@ static void conn_free(shmc_conn *c)
         shmc_plat_region_close(&c->bulk_in[i]);
     }
     shmc_plat_waiter_close(&c->server_bell);
-    shmc_plat_region_close(&c->region);
+    if (!c->detached)
+        shmc_plat_region_close(&c->region);
     shmc_plat_proc_close(&c->watch);
     shmc_hmap_fini(&c->credits);
     shmc_plat_cond_fini(&c->slot_cond);
@@ -490,12 +491,14 @@ static void bulk_drop(shmc_plat_region *r)
     shmc_plat_region_close(r);
 }
 
-/* Room for `len` bytes of frame in a bulk region of ours kept in *r: the
- * one there if it is big enough, else a new one. */
-static HRESULT bulk_out_get(shmc_plat_region *r, uint32_t len, unsigned char **data)
+/* Room for `len` bytes of frame in the bulk region of ours kept for slot
+ * i: the one there if it is big enough, else a new one. */
+static HRESULT bulk_out_get(shmc_conn *c, uint32_t i, uint32_t len, unsigned char **data)
 {
+    shmc_plat_region *r = &c->bulk_out[i];
     if (!r->base || r->size < (size_t)SHMC_BULK_DATA + len) {
         bulk_drop(r);
+        c->bulk_out_named[i] = true;
         char name[SHMC_XNAME_MAX];
         HRESULT hr = shmc_xport_random_name(name, sizeof(name), "bk");
         if (SUCCEEDED(hr))
@@ -508,6 +511,18 @@ static HRESULT bulk_out_get(shmc_plat_region *r, uint32_t len, unsigned char **d
     }
     *data = (unsigned char *)r->base + SHMC_BULK_DATA;
     return S_OK;
+}
+
+/* The peer says it has our bulk region of slot i mapped: its name is not
+ * needed any more. An honest peer removed it when it opened the region;
+ * one that says so without having opened it must not make the name
+ * outlive us (our process may end before we let the region go). */
+static void bulk_out_held(shmc_conn *c, uint32_t i)
+{
+    if (c->bulk_out_named[i]) {
+        shmc_plat_region_unlink(c->bulk_out[i].name);
+        c->bulk_out_named[i] = false;
+    }
 }
 
 /* The peer's bulk region `shared_name` (a field of the slot) holding `len`
@@ -632,7 +647,7 @@ HRESULT shmc_xcall_resize(shmc_xcall *x, uint32_t size)
         return S_OK;
     }
     unsigned char *data;
-    HRESULT hr = bulk_out_get(&x->conn->bulk_out[i], size, &data);
+    HRESULT hr = bulk_out_get(x->conn, i, size, &data);
     if (FAILED(hr))
         return hr;
     x->request = data;
@@ -779,6 +794,8 @@ HRESULT shmc_xcall_send(shmc_xcall *x, uint32_t kind, uint32_t method, const uin
     *status = server_hr;
     if (x->bulk_req && !(rep_flags & SHMC_SLOT_BULK_REQ_KEPT))
         bulk_drop(&c->bulk_out[i]); /* the server did not keep it: a new one next time */
+    else if (x->bulk_req)
+        bulk_out_held(c, i);
     if (FAILED(server_hr))
         return S_OK; /* the server's answer is the error */
     if (rep_len > SHMC_MAX_FRAME) {
@@ -884,7 +901,7 @@ static HRESULT slot_reply_get_buffer(ShmStubReply *r, uint32_t size, void **buf)
         return S_OK;
     }
     unsigned char *data;
-    HRESULT hr = bulk_out_get(&c->bulk_out[sr->slot], size, &data);
+    HRESULT hr = bulk_out_get(c, sr->slot, size, &data);
     if (FAILED(hr))
         return hr;
     sr->bulk = true;
@@ -970,6 +987,8 @@ static void check_kept_reply(shmc_conn *c, uint32_t i, uint32_t flags)
     shmc_plat_region *r = &c->bulk_out[i];
     if (r->base && (!(flags & SHMC_SLOT_REP_HELD) || r->size > SHMC_BULK_KEEP_MAX))
         bulk_drop(r);
+    else if (r->base)
+        bulk_out_held(c, i);
 }
 
 /* The request frame of slot i: in the slot, or in the client's bulk
@@ -1327,4 +1346,68 @@ static void drop_credits(shmc_conn *c)
         shmc_ifstub_release(r->ifs);
         shmc_free(r);
     }
+}
+
+/* ---- detached connections (fuzzers) ------------------------------------------------------ */
+
+HRESULT shmc_conn_new_detached(void *base, size_t size, bool is_client,
+                               const shmc_plat_procid *peer, const char *endpoint, shmc_conn **out)
+{
+    *out = NULL;
+    if (!base || size < SHMC_CONN_SIZE || (uintptr_t)base % 8 != 0 ||
+        (is_client && (!endpoint || FAILED(shmc_plat_region_name_check(endpoint)))))
+        return E_INVALIDARG;
+    shmc_plat_once_run(&xp_once, xp_setup);
+    shmc_conn *c = conn_new(is_client);
+    if (!c)
+        return E_OUTOFMEMORY;
+    c->detached = true;
+    c->peer = *peer;
+    if (is_client)
+        memcpy(c->peer_endpoint, endpoint, strlen(endpoint) + 1);
+    c->region.base = base;
+    c->region.size = size;
+    c->hdr = base;
+    /* one process plays both sides: its threads' waiters do */
+    HRESULT hr = shmc_plat_waiter_open_local(&c->server_bell, &c->hdr->server_bell);
+    for (uint32_t i = 0; i < SHMC_CONN_SLOTS && SUCCEEDED(hr); i++)
+        hr = shmc_plat_waiter_open_local(&c->slot_wake[i], &shmc_conn_slot(c, i)->wake);
+    if (FAILED(hr)) {
+        conn_free(c);
+        return hr;
+    }
+    shmc_plat_mutex_lock(&xp.lock);
+    if (is_client) {
+        shmc_conn *other = shmc_hmap_get(&xp.client_conns, peer_key(peer));
+        if (other || FAILED(shmc_hmap_put(&xp.client_conns, peer_key(peer), c))) {
+            shmc_plat_mutex_unlock(&xp.lock);
+            conn_free(c);
+            return other ? E_INVALIDARG : E_OUTOFMEMORY;
+        }
+    }
+    c->next = xp.list; /* the list holds the creation reference */
+    xp.list = c;
+    shmc_conn_addref(c);
+    shmc_plat_mutex_unlock(&xp.lock);
+    *out = c;
+    return S_OK;
+}
+
+void shmc_conn_close_detached(shmc_conn *c)
+{
+    atomic_store(&c->closing, true);
+    conn_peer_gone(c);
+    shmc_conn_release(c);
+}
+
+int shmc_conn_serve_one(shmc_conn *c)
+{
+    int i = claim_slot(c);
+    if (i < 0)
+        return -1;
+    int hinted = serve_slot(c, (uint32_t)i) ? i : -1;
+    /* and stops looking, as a receiver that goes to sleep */
+    unhint(c, &hinted);
+    count_looking(c, -1);
+    return i;
 }

@@ -17,6 +17,7 @@ typedef struct shmc_conn_ref {
 struct shmc_conn {
     _Atomic uint32_t refs;
     bool is_client; /* we made it to call the peer; else we serve it */
+    bool detached;  /* over the caller's memory, no threads (fuzzers) */
     shmc_plat_region region;
     shmc_conn_hdr *hdr;
     shmc_plat_procid peer;
@@ -58,6 +59,9 @@ struct shmc_conn {
      * requests). Only the side that runs the slot's call touches them. */
     shmc_plat_region bulk_out[SHMC_CONN_SLOTS];
     shmc_plat_region bulk_in[SHMC_CONN_SLOTS];
+    /* our region's name may still exist: the peer has not yet said it has
+     * the region mapped (then we remove the name, see conn.c) */
+    bool bulk_out_named[SHMC_CONN_SLOTS];
 };
 
 /* endpoint.c */
@@ -126,5 +130,25 @@ HRESULT shmc_xcall_send(shmc_xcall *x, uint32_t kind, uint32_t method, const uin
 /* Ends the call: gives the slot back (unless it was given up on) and the
  * reference on the connection. */
 void shmc_xcall_end(shmc_xcall *x);
+
+/*
+ * conn.c, for the fuzzers (tests/fuzz/fuzz_xport.c), which play the peer
+ * themselves: a connection over `size` (>= SHMC_CONN_SIZE) bytes of the
+ * caller's memory at `base`, laid out as a connection region, with no
+ * watcher and no receiver thread. A client connection (is_client) is the
+ * one shmc_conn_get returns for (`endpoint`, `peer`) from then on, as if
+ * it had connected; a server connection serves `peer` only through
+ * shmc_conn_serve_one. With a reference for the caller, which
+ * shmc_conn_close_detached drops after closing it as if the peer had gone
+ * (a server's connection then gives back what the peer held). The memory
+ * must outlive every reference (proxies hold some); it is never unmapped.
+ */
+HRESULT shmc_conn_new_detached(void *base, size_t size, bool is_client,
+                               const shmc_plat_procid *peer, const char *endpoint, shmc_conn **out);
+void shmc_conn_close_detached(shmc_conn *c);
+/* Server side: as a receiver thread, in this thread: drops the requests
+ * given up early, then takes one slot holding a request and serves it.
+ * Returns that slot, or -1 if no slot held one. */
+int shmc_conn_serve_one(shmc_conn *c);
 
 #endif /* SHMCOM_RUNTIME_CONN_H */

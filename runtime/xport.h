@@ -146,7 +146,9 @@ enum {
  *  - a reply region is reused by the server only if the client says in
  *    the next request that it still has it mapped (SHMC_SLOT_REP_HELD).
  * Names are removed by the side that opens a region; a region that was
- * never opened is removed by its maker when it lets it go.
+ * never opened is removed by its maker when it lets it go, or when the
+ * peer says it keeps (holds) it: a peer that says so without having
+ * opened it cannot make the name outlive the maker.
  */
 enum {
     SHMC_SLOT_BULK_REQ = 1,      /* flags: the request is in req_bulk */

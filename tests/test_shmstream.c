@@ -929,6 +929,58 @@ static void open_validates_the_header(void **state)
     release_last(s);
 }
 
+/* The fuzzers' entry point: a store over the caller's memory is checked
+ * exactly as a region opened by name, and never frees that memory. */
+static void open_memory_checks_as_open(void **state)
+{
+    (void)state;
+    size_t page = shmc_plat_page_size();
+    size_t size = page + CAP;
+    unsigned char *mem = malloc(size);
+    assert_non_null(mem);
+    memset(mem, 0, size);
+    shmc_stream_hdr *h = (shmc_stream_hdr *)mem;
+    shmc_plat_procid self;
+    shmc_plat_proc_self(&self);
+    shmc_stream_hdr_init(h, CAP, page, &self, 1);
+
+    IStream *s = (IStream *)1;
+    assert_hr(shmc_stream_open_memory(NULL, size, &s), E_INVALIDARG);
+    assert_null(s);
+    assert_hr(shmc_stream_open_memory(mem, size, NULL), E_INVALIDARG);
+    for (size_t k = 0; k < N_MUTATIONS + sizeof(open_only) / sizeof(open_only[0]); k++) {
+        const mutation *m = k < N_MUTATIONS ? &mutations[k] : &open_only[k - N_MUTATIONS];
+        uint64_t saved = load_field(h, m->offset, m->width);
+        store_field(h, m->offset, m->width, m->value);
+        print_message("open memory with %s\n", m->what);
+        s = (IStream *)1;
+        assert_hr(shmc_stream_open_memory(mem, size, &s), m->on_open);
+        assert_null(s);
+        store_field(h, m->offset, m->width, saved);
+    }
+    /* a mapping one byte short of the data: too small */
+    assert_hr(shmc_stream_open_memory(mem, size - 1, &s), STG_E_INVALIDHEADER);
+
+    assert_hr(shmc_stream_open_memory(mem, size, &s), S_OK);
+    write_at(s, 10, "abc", 3);
+    assert_memory_equal(mem + page + 10, "abc", 3);
+    assert_int_equal(load_field(h, FIELD(size), 8), 13);
+    STATSTG st;
+    assert_hr(IStream_Stat(s, &st, STATFLAG_DEFAULT), S_OK);
+    assert_null(st.pwcsName); /* no name */
+    assert_int_equal(st.cbSize.QuadPart, 13);
+    IStream *c;
+    assert_hr(IStream_Clone(s, &c), S_OK);
+    IStream_Release(s);
+    char buf[3];
+    read_at(c, 10, buf, 3);
+    assert_memory_equal(buf, "abc", 3);
+    IStream_Release(c);
+    /* still the caller's, and its header as the stream left it */
+    assert_int_equal(load_field(h, RFIELD(state), 4), SHMC_REGION_LIVE);
+    free(mem);
+}
+
 /* Every operation that depends on the header checks it: a bad value gives
  * STG_E_INVALIDHEADER and changes nothing; restored, all works again. */
 static void check_ops_fail(IStream *s, const char *what)
@@ -1333,6 +1385,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(reclaim_has_nothing_to_do),
 #endif
         cmocka_unit_test(open_validates_the_header),
+        cmocka_unit_test(open_memory_checks_as_open),
         cmocka_unit_test(operations_check_the_header),
         cmocka_unit_test(header_rewritten_by_another_process),
         cmocka_unit_test(os_failures_clean_up),

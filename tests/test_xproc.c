@@ -18,6 +18,7 @@
 #include "callfaults.h"
 #include "conn.h"
 #include "framelimits.h"
+#include "inproc.h"
 #include "objref.h"
 #include "regionhdr.h"
 #include "rt.h"
@@ -1688,6 +1689,235 @@ static void forged_and_replayed_records(void **state)
  * (child_hostile) cannot crash, hang or corrupt this process: the object
  * keeps working for others, and what the peer held goes back when it
  * dies. */
+/* A request posted in slot i of a connection this thread serves itself:
+ * the slot the server took, its status and reply (inline or in the area). */
+static int serve_posted(shmc_conn *c, uint32_t i, HRESULT *status, unsigned char reply[8])
+{
+    shmc_slot_hdr *s = shmc_conn_slot(c, i);
+    atomic_store(&s->state, SHMC_SLOT_REQUEST);
+    int served = shmc_conn_serve_one(c);
+    assert_int_equal(atomic_load(&s->state), SHMC_SLOT_REPLY);
+    *status = (HRESULT)atomic_load(&s->status);
+    uint32_t len = atomic_load(&s->rep_len);
+    memset(reply, 0, 8);
+    if (SUCCEEDED(*status))
+        memcpy(reply,
+               atomic_load(&s->rep_flags) & SHMC_SLOT_REP_INLINE ? s->inline_rep
+                                                                 : shmc_conn_rep_area(c, i),
+               len < 8 ? len : 8);
+    atomic_store(&s->state, SHMC_SLOT_FREE);
+    return served;
+}
+
+/* The fuzzers' harness (tests/fuzz/fuzz_xport.c): a connection over
+ * private memory, with no thread of its own. Served in this thread, it
+ * runs a client's operations and calls as a receiver would, and closing it
+ * gives back what the client held; a client one is what shmc_conn_get
+ * returns for its peer. */
+static void detached_connection(void **state)
+{
+    (void)state;
+    register_once();
+    assert_true(SUCCEEDED(ShmCoInitializeEx(NULL, COINIT_MULTITHREADED)));
+    _Atomic int freed = 0;
+    callee *obj = callee_new(7, &freed);
+    shmc_objref rec;
+    assert_hr(shmc_marshal_record(&rec, &IID_ICallee, (IUnknown *)&obj->ICallee_iface,
+                                  MSHCTX_INPROC, MSHLFLAGS_NORMAL),
+              S_OK);
+    ICallee_Release(&obj->ICallee_iface); /* the record keeps it */
+    unsigned char *mem = calloc(1, SHMC_CONN_SIZE);
+    assert_non_null(mem);
+    shmc_plat_procid peer = shmc_g.self;
+    peer.start_time ^= 1; /* another process, as far as records go */
+    shmc_conn *c = (shmc_conn *)1;
+    assert_hr(shmc_conn_new_detached(mem, SHMC_CONN_SIZE - 1, false, &peer, NULL, &c),
+              E_INVALIDARG);
+    assert_null(c);
+    assert_hr(shmc_conn_new_detached(mem + 1, SHMC_CONN_SIZE - 8, false, &peer, NULL, &c),
+              E_INVALIDARG);
+    assert_hr(shmc_conn_new_detached(mem, SHMC_CONN_SIZE, true, &peer, "bad/name", &c),
+              E_INVALIDARG);
+    assert_hr(shmc_conn_new_detached(mem, SHMC_CONN_SIZE, false, &peer, NULL, &c), S_OK);
+    assert_int_equal(shmc_conn_serve_one(c), -1); /* nothing posted */
+
+    HRESULT status;
+    unsigned char reply[8];
+    shmc_op_record op;
+    memset(&op, 0, sizeof(op));
+    op.oxid = rec.oxid;
+    op.oid = rec.oid;
+    op.nonce = rec.nonce;
+    memcpy(op.ipid, rec.ipid, 16);
+    op.iid = rec.iid;
+    op.mshlflags = rec.mshlflags;
+    memcpy(shmc_conn_req_area(c, 3), &op, sizeof(op));
+    set_request(c, 3, SHMC_OP_CONSUME, 0, rec.ipid, sizeof(op), 0, NULL);
+    assert_int_equal(serve_posted(c, 3, &status, reply), 3);
+    assert_hr(status, S_OK);
+    LONG args[2] = {40, 2};
+    memcpy(shmc_conn_req_area(c, 5), args, sizeof(args));
+    set_request(c, 5, SHMC_OP_METHOD, 4 /* Add */, rec.ipid, sizeof(args), 0, NULL);
+    assert_int_equal(serve_posted(c, 5, &status, reply), 5);
+    assert_hr(status, S_OK);
+    LONG sum;
+    memcpy(&status, reply, 4);
+    memcpy(&sum, reply + 4, 4);
+    assert_hr(status, S_OK);
+    assert_int_equal(sum, 42);
+    assert_int_equal(atomic_load(&freed), 0);
+    shmc_conn_close_detached(c); /* held the only reference */
+    assert_int_equal(atomic_load(&freed), 1);
+
+    shmc_conn *cl, *got = NULL;
+    memset(mem, 0, SHMC_SLOT_HDR);
+    assert_hr(shmc_conn_new_detached(mem, SHMC_CONN_SIZE, true, &peer, "fzpeer", &cl), S_OK);
+    assert_hr(shmc_conn_new_detached(mem, SHMC_CONN_SIZE, true, &peer, "fzpeer", &c),
+              E_INVALIDARG); /* one per peer */
+    assert_hr(shmc_conn_get("fzpeer", &peer, &got), S_OK);
+    assert_ptr_equal(got, cl);
+    shmc_conn_release(got);
+    shmc_conn_close_detached(cl);
+    free(mem);
+    ShmCoUninitialize();
+}
+
+/* A server that says it kept the client's bulk request region without
+ * ever opening it: answers the next request in `slot` so, noting the
+ * region's name. */
+typedef struct liar {
+    unsigned char *mem;
+    uint32_t slot;
+    char bulk[SHMC_XNAME_MAX];
+} liar;
+
+static void liar_main(void *arg)
+{
+    liar *l = arg;
+    shmc_slot_hdr *s = (shmc_slot_hdr *)(l->mem + SHMC_SLOT_HDR + l->slot * SHMC_SLOT_STRIDE);
+    uint64_t start = shmc_plat_clock_ns();
+    uint32_t st = SHMC_SLOT_REQUEST;
+    while (!atomic_compare_exchange_strong(&s->state, &st, SHMC_SLOT_RUNNING)) {
+        st = SHMC_SLOT_REQUEST;
+        if (tsupport_ms_since(start) > 10000)
+            return; /* the call times out */
+        shmc_plat_thread_yield();
+    }
+    memcpy(l->bulk, s->req_bulk, sizeof(l->bulk) - 1);
+    unsigned char *rep = (unsigned char *)s + SHMC_SLOT_HDR + SHMC_SLOT_AREA;
+    memset(rep, 0, 16); /* Sum's reply: S_OK, the total 0 */
+    atomic_store(&s->rep_len, 16);
+    atomic_store(&s->status, S_OK);
+    atomic_store(&s->rep_flags, SHMC_SLOT_BULK_REQ_KEPT);
+    atomic_store(&s->state, SHMC_SLOT_REPLY);
+    atomic_fetch_add(&s->wake.value, 1);
+    shmc_plat_waiter w;
+    shmc_plat_waiter_open_local(&w, &s->wake);
+    shmc_plat_wake(&w, true);
+}
+
+static bool name_exists(const char *name)
+{
+    shmc_plat_region r;
+    if (FAILED(shmc_plat_region_open(&r, name)))
+        return false;
+    shmc_plat_region_close(&r);
+    return true;
+}
+
+/* A peer that says it holds a bulk region it never opened (the client's
+ * request region, kept for the next large request; the server's reply
+ * region, kept for the next large reply) cannot make its name outlive the
+ * region's maker: the maker removes it once the peer says so. */
+static void lying_peer_leaves_no_bulk_name(void **state)
+{
+    (void)state;
+    register_once();
+    assert_true(SUCCEEDED(ShmCoInitializeEx(NULL, COINIT_MULTITHREADED)));
+    unsigned char *mem = calloc(1, SHMC_CONN_SIZE);
+    assert_non_null(mem);
+    shmc_plat_procid peer = shmc_g.self;
+    peer.start_time ^= 1;
+
+    /* the client's side: a large [in] array goes in a bulk region */
+    shmc_conn_hdr *h = (shmc_conn_hdr *)mem;
+    atomic_store(&h->state, SHMC_CONN_ACCEPTED);
+    shmc_conn *cl;
+    assert_hr(shmc_conn_new_detached(mem, SHMC_CONN_SIZE, true, &peer, "liar", &cl), S_OK);
+    shmc_apt *apt = shmc_current_apt();
+    assert_non_null(apt);
+    static const uint8_t ipid[16] = "some-ipid-there";
+    ICallee *p = NULL;
+    assert_hr(
+        shmc_proxymgr_connect_remote(apt, cl, 1, 2, ipid, &IID_ICallee, &IID_ICallee, (void **)&p),
+        S_OK);
+    shmc_apt_release(apt);
+    enum { N = SHMC_SLOT_AREA / sizeof(LONG) + 16 };
+    LONG *vals = calloc(N, sizeof(LONG));
+    assert_non_null(vals);
+    liar l = {mem, 0, {0}};
+    shmc_plat_thread t;
+    assert_hr(shmc_plat_thread_create(&t, liar_main, &l), S_OK);
+    hyper total = 1;
+    assert_hr(ICallee_Sum(p, N, vals, &total), S_OK);
+    shmc_plat_thread_join(&t);
+    assert_int_equal(total, 0);
+    assert_true(l.bulk[0]);
+    assert_false(name_exists(l.bulk)); /* (kept mapped, for the next one) */
+    /* the proxy's release: nobody answers it, the connection goes */
+    free(vals);
+    shmc_conn_close_detached(cl);
+    ICallee_Release(p);
+
+    /* the server's side: a large reply goes in a bulk region that the
+     * client says in its next request it still has */
+    memset(mem, 0, SHMC_SLOT_HDR + SHMC_SLOT_HDR);
+    _Atomic int freed = 0;
+    callee *obj = callee_new(7, &freed);
+    shmc_objref rec;
+    assert_hr(shmc_marshal_record(&rec, &IID_ICallee, (IUnknown *)&obj->ICallee_iface,
+                                  MSHCTX_INPROC, MSHLFLAGS_NORMAL),
+              S_OK);
+    ICallee_Release(&obj->ICallee_iface);
+    shmc_conn *c;
+    assert_hr(shmc_conn_new_detached(mem, SHMC_CONN_SIZE, false, &peer, NULL, &c), S_OK);
+    HRESULT status;
+    unsigned char reply[8];
+    shmc_op_record op;
+    memset(&op, 0, sizeof(op));
+    op.oxid = rec.oxid;
+    op.oid = rec.oid;
+    op.nonce = rec.nonce;
+    memcpy(op.ipid, rec.ipid, 16);
+    op.iid = rec.iid;
+    op.mshlflags = rec.mshlflags;
+    memcpy(shmc_conn_req_area(c, 0), &op, sizeof(op));
+    set_request(c, 0, SHMC_OP_CONSUME, 0, rec.ipid, sizeof(op), 0, NULL);
+    serve_posted(c, 0, &status, reply);
+    assert_hr(status, S_OK);
+    ULONG n = SHMC_SLOT_AREA + 1; /* Fill(n): n bytes back */
+    shmc_slot_hdr *s = shmc_conn_slot(c, 1);
+    memcpy(shmc_conn_req_area(c, 1), &n, sizeof(n));
+    set_request(c, 1, SHMC_OP_METHOD, 9 /* Fill */, rec.ipid, sizeof(n), 0, NULL);
+    serve_posted(c, 1, &status, reply);
+    assert_hr(status, S_OK);
+    assert_true(atomic_load(&s->rep_flags) & SHMC_SLOT_BULK_REP);
+    char name[SHMC_XNAME_MAX];
+    memcpy(name, s->rep_bulk, sizeof(name) - 1);
+    name[sizeof(name) - 1] = '\0';
+    assert_true(name_exists(name)); /* never opened */
+    n = 1;
+    memcpy(shmc_conn_req_area(c, 1), &n, sizeof(n));
+    set_request(c, 1, SHMC_OP_METHOD, 9, rec.ipid, sizeof(n), SHMC_SLOT_REP_HELD, NULL);
+    serve_posted(c, 1, &status, reply);
+    assert_hr(status, S_OK);
+    assert_false(name_exists(name)); /* (the server keeps its mapping) */
+    shmc_conn_close_detached(c);
+    assert_int_equal(atomic_load(&freed), 1);
+    free(mem);
+    ShmCoUninitialize();
+}
+
 static void hostile_peer(void **state)
 {
     (void)state;
@@ -1745,6 +1975,8 @@ int main(int argc, char **argv)
     };
     tsupport_dispatch_child(argc, argv, children);
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(detached_connection),
+        cmocka_unit_test(lying_peer_leaves_no_bulk_name),
         cmocka_unit_test(every_argument_kind_sta_server),
         cmocka_unit_test(every_argument_kind_mta_server),
         cmocka_unit_test(huge_arrays),
