@@ -53,6 +53,9 @@ typedef struct slot slot;
 static double start_ms;
 
 /* One line of output, whole (workers print at the same time). */
+#if defined(__GNUC__)
+static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+#endif
 static void say(const char *fmt, ...)
 {
     char line[512];
