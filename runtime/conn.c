@@ -189,12 +189,15 @@ static HRESULT start_watcher(shmc_conn *c)
     if (c->watch.exited)
         return RPC_E_SERVER_DIED;
     shmc_conn_addref(c);
-    hr = shmc_plat_thread_create(&c->watcher, watcher_main, c);
+    shmc_plat_thread t;
+    hr = shmc_plat_thread_create(&t, watcher_main, c);
     if (FAILED(hr)) {
         shmc_conn_release(c);
         return hr;
     }
-    c->has_watcher = true;
+    /* nobody joins it: it ends on its own (peer gone, or closing) and
+     * holds its own reference on the connection */
+    shmc_plat_thread_detach(&t);
     return S_OK;
 }
 

@@ -24,11 +24,9 @@ struct shmc_conn {
     _Atomic bool dead;                           /* the peer died or closed */
     shmc_plat_waiter server_bell;                /* the client wakes receivers here */
     shmc_plat_waiter slot_wake[SHMC_CONN_SLOTS]; /* the server wakes callers here */
-    shmc_plat_proc watch;
-    shmc_plat_thread watcher;
-    bool has_watcher;
-    _Atomic bool closing; /* tell the watcher to stop */
-    shmc_conn *next;      /* the transport's list */
+    shmc_plat_proc watch;                        /* the peer (the watcher thread waits on it) */
+    _Atomic bool closing;                        /* tell the watcher to stop */
+    shmc_conn *next;                             /* the transport's list */
 
     /* client: which slots are free (only the client hands them out) */
     shmc_plat_mutex slot_lock;
