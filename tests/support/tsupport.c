@@ -126,6 +126,15 @@ double tsupport_ms_since(uint64_t start_ns)
     return (double)(shmc_plat_clock_ns() - start_ns) / 1e6;
 }
 
+uint32_t tsupport_ms(uint32_t ms)
+{
+    const char *v = getenv("SHMCOM_TEST_TIME_SCALE");
+    unsigned long scale = v ? strtoul(v, NULL, 10) : 1;
+    if (scale < 1 || scale > 100)
+        scale = 1;
+    return ms * (uint32_t)scale;
+}
+
 void tsupport_assert_hr(HRESULT actual, HRESULT expected, const char *expr, const char *file,
                         int line)
 {
