@@ -423,12 +423,24 @@ void shmc_conn_accept(const char *conn_name, const shmc_plat_procid *client)
     c->region = region;
     c->hdr = hdr;
     hr = open_waiters(c);
-    if (SUCCEEDED(hr))
-        hr = start_watcher(c);
     if (FAILED(hr)) {
         refuse(&c->region);
         atomic_store(&c->dead, true);
         conn_free(c);
+        return;
+    }
+    /* Ours until this function is done with it. Once the watcher runs it
+     * may find the client gone at once (conn_peer_gone drops the creation
+     * reference, which the list holds), and once the first receiver runs,
+     * the client may close the connection: either can happen while we are
+     * still here, and the last of the other references must not free it
+     * under us. */
+    shmc_conn_addref(c);
+    hr = start_watcher(c);
+    if (FAILED(hr)) {
+        refuse(&c->region);
+        atomic_store(&c->dead, true);
+        conn_free(c); /* (no other thread has it) */
         /* a client that died while connecting leaves the connection's name
          * behind (it removes it once we accept): removed if so */
         shmc_reclaim_name(conn_name);
@@ -438,25 +450,35 @@ void shmc_conn_accept(const char *conn_name, const shmc_plat_procid *client)
      * first receiver runs before we accept */
     if (!receiver_start(c)) {
         refuse(&c->region);
-        atomic_store(&c->dead, true);
         atomic_store(&c->closing, true); /* the watcher stops and lets go */
-        shmc_conn_release(c);
+        if (!atomic_exchange(&c->dead, true))
+            shmc_conn_release(c); /* the creation reference (the watcher did not drop it) */
+        shmc_conn_release(c);     /* ours */
         return;
     }
+    /* listed unless the watcher already found the client gone (it dropped
+     * the creation reference then, and looks for it in the list no more) */
     shmc_plat_mutex_lock(&xp.lock);
-    c->next = xp.list;
-    xp.list = c;
+    bool gone = atomic_load(&c->dead);
+    if (!gone) {
+        c->next = xp.list;
+        xp.list = c;
+    }
     shmc_plat_mutex_unlock(&xp.lock);
 
-    atomic_store(&c->hdr->server_pid, shmc_g.self.pid);
-    atomic_store(&c->hdr->server_start, shmc_g.self.start_time);
-    atomic_store(&c->hdr->state, SHMC_CONN_ACCEPTED);
-    shmc_plat_waiter accept;
-    if (SUCCEEDED(shmc_plat_waiter_open(&accept, &c->region, offsetof(shmc_conn_hdr, accept)))) {
-        atomic_fetch_add(&accept.word->value, 1);
-        shmc_plat_wake(&accept, true);
-        shmc_plat_waiter_close(&accept);
+    if (!gone) {
+        atomic_store(&c->hdr->server_pid, shmc_g.self.pid);
+        atomic_store(&c->hdr->server_start, shmc_g.self.start_time);
+        atomic_store(&c->hdr->state, SHMC_CONN_ACCEPTED);
+        shmc_plat_waiter accept;
+        if (SUCCEEDED(
+                shmc_plat_waiter_open(&accept, &c->region, offsetof(shmc_conn_hdr, accept)))) {
+            atomic_fetch_add(&accept.word->value, 1);
+            shmc_plat_wake(&accept, true);
+            shmc_plat_waiter_close(&accept);
+        }
     }
+    shmc_conn_release(c); /* ours */
 }
 
 /* ---- the client's side of a call ---------------------------------------------------- */
