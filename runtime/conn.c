@@ -268,8 +268,12 @@ HRESULT shmc_conn_connect_new(const char *endpoint, const shmc_plat_procid *peer
                           atomic_load(&c->hdr->server_start) != peer->start_time))
         hr = RPC_E_INVALID_DATA; /* someone else answered */
     shmc_plat_proc_close(&c->watch);
-    if (SUCCEEDED(hr))
+    if (SUCCEEDED(hr)) {
+        /* the caller's: once the watcher runs it may find the server gone
+         * at once and drop the creation reference */
+        shmc_conn_addref(c);
         hr = start_watcher(c);
+    }
     if (FAILED(hr)) {
         /* a server that accepted it would serve it (and count it against
          * our 4) until we die: say we let it go, and wake its receivers */
@@ -277,7 +281,7 @@ HRESULT shmc_conn_connect_new(const char *endpoint, const shmc_plat_procid *peer
             c->server_bell.word)
             ring_server(c);
         atomic_store(&c->dead, true);
-        conn_free(c);
+        conn_free(c); /* (no other thread has it) */
         /* a process that died before we could connect leaves its endpoint
          * name behind (no connection's watcher ever sees it die): ours to
          * remove now, rather than the next periodic reclaim's */
@@ -336,20 +340,28 @@ HRESULT shmc_conn_get(const char *endpoint, const shmc_plat_procid *peer, shmc_c
         shmc_plat_mutex_unlock(&xp.lock);
         atomic_store(&c->closing, true);
         conn_peer_gone(c);
+        shmc_conn_release(c); /* ours */
         *out = other;
         return S_OK;
+    }
+    if (atomic_load(&c->dead)) {
+        /* the watcher found the server gone already (and dropped the
+         * creation reference): not listed */
+        shmc_plat_mutex_unlock(&xp.lock);
+        shmc_conn_release(c);
+        return RPC_E_SERVER_DIED;
     }
     if (FAILED(shmc_hmap_put(&xp.client_conns, peer_key(peer), c))) {
         shmc_plat_mutex_unlock(&xp.lock);
         atomic_store(&c->closing, true);
         conn_peer_gone(c);
+        shmc_conn_release(c);
         return E_OUTOFMEMORY;
     }
     c->next = xp.list; /* the list holds the creation reference */
     xp.list = c;
-    shmc_conn_addref(c);
     shmc_plat_mutex_unlock(&xp.lock);
-    *out = c;
+    *out = c; /* with the reference connect_new took for us */
     return S_OK;
 }
 

@@ -79,7 +79,9 @@ extern const ShmItfMarshalerVtbl shmc_reply_marshaler_vtbl;
 /* conn.c: a new connection to the process that owns `endpoint`, outside
  * the cache shmc_conn_get keeps (what shmc_conn_get uses; tests use it to
  * open more than one). RPC_E_SERVERCALL_REJECTED if the server already
- * serves SHMC_MAX_CONNS_PER_CLIENT connections of this process. */
+ * serves SHMC_MAX_CONNS_PER_CLIENT connections of this process. *out
+ * holds two references: the creation one, which conn_peer_gone drops when
+ * the server goes (its watcher already runs), and the caller's. */
 HRESULT shmc_conn_connect_new(const char *endpoint, const shmc_plat_procid *peer, shmc_conn **out);
 
 /* conn.c: the server accepts a connection posted to its endpoint. */
