@@ -652,6 +652,7 @@ static void every_allocation_fails_in_turn_mta(void **state)
 static void frame_limits(void **state)
 {
     (void)state;
+    tsupport_skip_if_listed("frame_limits");
     fixture *f = fixture_new(COINIT_APARTMENTTHREADED, COINIT_APARTMENTTHREADED);
     framelimits_check(f->proxy);
     fixture_free(f);

@@ -1381,6 +1381,7 @@ static void local_marshaling_fails_in_turn(void **state)
 static void frame_limits(void **state)
 {
     (void)state;
+    tsupport_skip_if_listed("frame_limits");
     register_once();
     assert_hr(ShmCoInitializeEx(NULL, COINIT_MULTITHREADED), S_OK);
     remote r;

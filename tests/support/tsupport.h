@@ -63,6 +63,14 @@ double tsupport_ms_since(uint64_t start_ns);
  */
 uint32_t tsupport_ms(uint32_t ms);
 
+/*
+ * Skips the running test (cmocka reports it SKIPPED) if its name is in
+ * SHMCOM_TEST_SKIP (names separated by commas) in the environment: what a
+ * preset does not run, and says why where it sets the list (the tsan and
+ * memcheck presets: frame_limits, see the top CMakeLists.txt).
+ */
+void tsupport_skip_if_listed(const char *test);
+
 /* Streams (any IStream); each fails the test unless the call gives S_OK. */
 uint64_t tsupport_stream_size(IStream *s);          /* Stat(STATFLAG_NONAME) */
 uint64_t tsupport_stream_pos(IStream *s);           /* Seek(0, STREAM_SEEK_CUR) */
