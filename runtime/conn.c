@@ -190,12 +190,15 @@ static HRESULT start_watcher(shmc_conn *c)
     if (c->watch.exited)
         return RPC_E_SERVER_DIED;
     shmc_conn_addref(c);
-    hr = shmc_plat_thread_create(&c->watcher, watcher_main, c);
+    shmc_plat_thread t;
+    hr = shmc_plat_thread_create(&t, watcher_main, c);
     if (FAILED(hr)) {
         shmc_conn_release(c);
         return hr;
     }
-    c->has_watcher = true;
+    /* nobody joins it: it ends on its own (peer gone, or closing) and
+     * holds its own reference on the connection */
+    shmc_plat_thread_detach(&t);
     return S_OK;
 }
 
@@ -266,8 +269,12 @@ HRESULT shmc_conn_connect_new(const char *endpoint, const shmc_plat_procid *peer
                           atomic_load(&c->hdr->server_start) != peer->start_time))
         hr = RPC_E_INVALID_DATA; /* someone else answered */
     shmc_plat_proc_close(&c->watch);
-    if (SUCCEEDED(hr))
+    if (SUCCEEDED(hr)) {
+        /* the caller's: once the watcher runs it may find the server gone
+         * at once and drop the creation reference */
+        shmc_conn_addref(c);
         hr = start_watcher(c);
+    }
     if (FAILED(hr)) {
         /* a server that accepted it would serve it (and count it against
          * our 4) until we die: say we let it go, and wake its receivers */
@@ -275,7 +282,7 @@ HRESULT shmc_conn_connect_new(const char *endpoint, const shmc_plat_procid *peer
             c->server_bell.word)
             ring_server(c);
         atomic_store(&c->dead, true);
-        conn_free(c);
+        conn_free(c); /* (no other thread has it) */
         /* a process that died before we could connect leaves its endpoint
          * name behind (no connection's watcher ever sees it die): ours to
          * remove now, rather than the next periodic reclaim's */
@@ -334,20 +341,28 @@ HRESULT shmc_conn_get(const char *endpoint, const shmc_plat_procid *peer, shmc_c
         shmc_plat_mutex_unlock(&xp.lock);
         atomic_store(&c->closing, true);
         conn_peer_gone(c);
+        shmc_conn_release(c); /* ours */
         *out = other;
         return S_OK;
+    }
+    if (atomic_load(&c->dead)) {
+        /* the watcher found the server gone already (and dropped the
+         * creation reference): not listed */
+        shmc_plat_mutex_unlock(&xp.lock);
+        shmc_conn_release(c);
+        return RPC_E_SERVER_DIED;
     }
     if (FAILED(shmc_hmap_put(&xp.client_conns, peer_key(peer), c))) {
         shmc_plat_mutex_unlock(&xp.lock);
         atomic_store(&c->closing, true);
         conn_peer_gone(c);
+        shmc_conn_release(c);
         return E_OUTOFMEMORY;
     }
     c->next = xp.list; /* the list holds the creation reference */
     xp.list = c;
-    shmc_conn_addref(c);
     shmc_plat_mutex_unlock(&xp.lock);
-    *out = c;
+    *out = c; /* with the reference connect_new took for us */
     return S_OK;
 }
 
@@ -421,12 +436,24 @@ void shmc_conn_accept(const char *conn_name, const shmc_plat_procid *client)
     c->region = region;
     c->hdr = hdr;
     hr = open_waiters(c);
-    if (SUCCEEDED(hr))
-        hr = start_watcher(c);
     if (FAILED(hr)) {
         refuse(&c->region);
         atomic_store(&c->dead, true);
         conn_free(c);
+        return;
+    }
+    /* Ours until this function is done with it. Once the watcher runs it
+     * may find the client gone at once (conn_peer_gone drops the creation
+     * reference, which the list holds), and once the first receiver runs,
+     * the client may close the connection: either can happen while we are
+     * still here, and the last of the other references must not free it
+     * under us. */
+    shmc_conn_addref(c);
+    hr = start_watcher(c);
+    if (FAILED(hr)) {
+        refuse(&c->region);
+        atomic_store(&c->dead, true);
+        conn_free(c); /* (no other thread has it) */
         /* a client that died while connecting leaves the connection's name
          * behind (it removes it once we accept): removed if so */
         shmc_reclaim_name(conn_name);
@@ -436,25 +463,35 @@ void shmc_conn_accept(const char *conn_name, const shmc_plat_procid *client)
      * first receiver runs before we accept */
     if (!receiver_start(c)) {
         refuse(&c->region);
-        atomic_store(&c->dead, true);
         atomic_store(&c->closing, true); /* the watcher stops and lets go */
-        shmc_conn_release(c);
+        if (!atomic_exchange(&c->dead, true))
+            shmc_conn_release(c); /* the creation reference (the watcher did not drop it) */
+        shmc_conn_release(c);     /* ours */
         return;
     }
+    /* listed unless the watcher already found the client gone (it dropped
+     * the creation reference then, and looks for it in the list no more) */
     shmc_plat_mutex_lock(&xp.lock);
-    c->next = xp.list;
-    xp.list = c;
+    bool gone = atomic_load(&c->dead);
+    if (!gone) {
+        c->next = xp.list;
+        xp.list = c;
+    }
     shmc_plat_mutex_unlock(&xp.lock);
 
-    atomic_store(&c->hdr->server_pid, shmc_g.self.pid);
-    atomic_store(&c->hdr->server_start, shmc_g.self.start_time);
-    atomic_store(&c->hdr->state, SHMC_CONN_ACCEPTED);
-    shmc_plat_waiter accept;
-    if (SUCCEEDED(shmc_plat_waiter_open(&accept, &c->region, offsetof(shmc_conn_hdr, accept)))) {
-        atomic_fetch_add(&accept.word->value, 1);
-        shmc_plat_wake(&accept, true);
-        shmc_plat_waiter_close(&accept);
+    if (!gone) {
+        atomic_store(&c->hdr->server_pid, shmc_g.self.pid);
+        atomic_store(&c->hdr->server_start, shmc_g.self.start_time);
+        atomic_store(&c->hdr->state, SHMC_CONN_ACCEPTED);
+        shmc_plat_waiter accept;
+        if (SUCCEEDED(
+                shmc_plat_waiter_open(&accept, &c->region, offsetof(shmc_conn_hdr, accept)))) {
+            atomic_fetch_add(&accept.word->value, 1);
+            shmc_plat_wake(&accept, true);
+            shmc_plat_waiter_close(&accept);
+        }
     }
+    shmc_conn_release(c); /* ours */
 }
 
 /* ---- the client's side of a call ---------------------------------------------------- */

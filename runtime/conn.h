@@ -25,11 +25,9 @@ struct shmc_conn {
     _Atomic bool dead;                           /* the peer died or closed */
     shmc_plat_waiter server_bell;                /* the client wakes receivers here */
     shmc_plat_waiter slot_wake[SHMC_CONN_SLOTS]; /* the server wakes callers here */
-    shmc_plat_proc watch;
-    shmc_plat_thread watcher;
-    bool has_watcher;
-    _Atomic bool closing; /* tell the watcher to stop */
-    shmc_conn *next;      /* the transport's list */
+    shmc_plat_proc watch;                        /* the peer (the watcher thread waits on it) */
+    _Atomic bool closing;                        /* tell the watcher to stop */
+    shmc_conn *next;                             /* the transport's list */
 
     /* client: which slots are free (only the client hands them out) */
     shmc_plat_mutex slot_lock;
@@ -85,7 +83,9 @@ extern const ShmItfMarshalerVtbl shmc_reply_marshaler_vtbl;
 /* conn.c: a new connection to the process that owns `endpoint`, outside
  * the cache shmc_conn_get keeps (what shmc_conn_get uses; tests use it to
  * open more than one). RPC_E_SERVERCALL_REJECTED if the server already
- * serves SHMC_MAX_CONNS_PER_CLIENT connections of this process. */
+ * serves SHMC_MAX_CONNS_PER_CLIENT connections of this process. *out
+ * holds two references: the creation one, which conn_peer_gone drops when
+ * the server goes (its watcher already runs), and the caller's. */
 HRESULT shmc_conn_connect_new(const char *endpoint, const shmc_plat_procid *peer, shmc_conn **out);
 
 /* conn.c: the server accepts a connection posted to its endpoint. */

@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # test-all.sh - builds and runs every test suite of shmcom:
-#   default  native build (RelWithDebInfo)
-#   asan     native build with AddressSanitizer + UndefinedBehaviorSanitizer
-#   mingw    Windows build (mingw-w64), every test run under Wine
+#   default   native build (RelWithDebInfo)
+#   asan      native build with AddressSanitizer + UndefinedBehaviorSanitizer
+#   tsan      native build with ThreadSanitizer (clang)
+#   memcheck  native build, every test program (and the processes it
+#             starts) under Valgrind's memcheck
+#   mingw     Windows build (mingw-w64), every test run under Wine
 # It fails if any suite fails, or if the Windows toolchain (mingw-w64 and
 # Wine) is missing, unless --native-only is given.
 #
@@ -15,7 +18,7 @@ presets=()
 for a in "$@"; do
     case "$a" in
     --native-only) native_only=1 ;;
-    -h|--help) sed -n '2,9p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
     *) presets+=("$a") ;;
     esac
 done
@@ -26,7 +29,7 @@ if command -v x86_64-w64-mingw32-gcc >/dev/null && command -v wine >/dev/null &&
     have_windows=1
 fi
 if [ ${#presets[@]} -eq 0 ]; then
-    presets=(default asan)
+    presets=(default asan tsan memcheck)
     if [ $have_windows = 1 ] && [ $native_only = 0 ]; then
         presets+=(mingw)
     elif [ $native_only = 0 ]; then
@@ -56,7 +59,7 @@ done
 echo
 echo "=== summary ==="
 for p in "${presets[@]}"; do
-    printf '  %-8s %s\n' "$p" "${result[$p]}"
+    printf '  %-9s %s\n' "$p" "${result[$p]}"
 done
 [ $native_only = 1 ] && echo "  (--native-only: the Windows build was not tested)"
 exit $failed

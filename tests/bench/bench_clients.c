@@ -87,6 +87,9 @@ static struct {
 
 static void cleanup(void);
 
+#if defined(__GNUC__)
+static void fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+#endif
 static void fail(const char *fmt, ...)
 {
     va_list ap;
