@@ -2,14 +2,16 @@
 # test-all.sh - builds and runs every test suite of shmcom:
 #   default   native build (RelWithDebInfo)
 #   asan      native build with AddressSanitizer + UndefinedBehaviorSanitizer
+#   mingw     Windows build (mingw-w64), every test run under Wine
+# and, when named (not yet part of the default run, nor of CI, until a
+# clean run of each has been timed on a CI-sized machine):
 #   tsan      native build with ThreadSanitizer (clang)
 #   memcheck  native build, every test program (and the processes it
 #             starts) under Valgrind's memcheck
-#   mingw     Windows build (mingw-w64), every test run under Wine
 # It fails if any suite fails, or if the Windows toolchain (mingw-w64 and
 # Wine) is missing, unless --native-only is given.
 #
-#   scripts/test-all.sh [--native-only] [preset...]
+#   scripts/test-all.sh [--native-only] [preset...]   e.g. test-all.sh tsan memcheck
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
 
@@ -18,7 +20,7 @@ presets=()
 for a in "$@"; do
     case "$a" in
     --native-only) native_only=1 ;;
-    -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
     *) presets+=("$a") ;;
     esac
 done
@@ -29,7 +31,7 @@ if command -v x86_64-w64-mingw32-gcc >/dev/null && command -v wine >/dev/null &&
     have_windows=1
 fi
 if [ ${#presets[@]} -eq 0 ]; then
-    presets=(default asan tsan memcheck)
+    presets=(default asan)
     if [ $have_windows = 1 ] && [ $native_only = 0 ]; then
         presets+=(mingw)
     elif [ $native_only = 0 ]; then
