@@ -29,6 +29,12 @@ static inline int shmc_posix_inject(const char *name)
     return err;
 }
 
+/* sigbus.c: lists a mapping of a region (and unlists it before it is
+ * unmapped), so that a page a peer truncated away reads as zeros instead of
+ * killing the process with SIGBUS. */
+void shmc_posix_sigbus_watch(void *start, size_t length);
+void shmc_posix_sigbus_unwatch(void *start);
+
 /* Reads the start time (field 22 of /proc/PID/stat) and the state letter. */
 HRESULT shmc_posix_proc_stat(long pid, uint64_t *start_time, char *state);
 

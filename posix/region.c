@@ -18,7 +18,8 @@
  *
  * Every mapping is followed by a PROT_NONE guard page (map_fd), so that
  * running off the end of a region faults rather than touching whatever
- * lies next in the address space.
+ * lies next in the address space; and it is listed with sigbus.c, so that
+ * a peer that truncates the object cannot kill us with SIGBUS.
  *
  * shmc_plat_region_create_init publishes a region only once it is
  * initialised: the object is made nameless (open(O_TMPFILE) in /dev/shm),
@@ -74,9 +75,11 @@ static HRESULT map_fd(shmc_plat_region *r, int fd, size_t size)
     size_t page = shmc_plat_page_size();
     if (size > SIZE_MAX - page)
         return E_OUTOFMEMORY;
+    /* (this asks for address space only: whatever the errno, there is not
+     * that much; Valgrind, for one, says EINVAL where the kernel says ENOMEM) */
     void *area = mmap(NULL, size + page, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (area == MAP_FAILED)
-        return from_errno();
+        return E_OUTOFMEMORY;
     void *p =
         SHMC_ROUTE("mmap", mmap(area, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, fd, 0),
                    MAP_FAILED);
@@ -87,11 +90,13 @@ static HRESULT map_fd(shmc_plat_region *r, int fd, size_t size)
     }
     r->base = p;
     r->size = size;
+    shmc_posix_sigbus_watch(p, size); /* a peer may truncate it (sigbus.c) */
     return S_OK;
 }
 
 static void unmap(shmc_plat_region *r)
 {
+    shmc_posix_sigbus_unwatch(r->base);
     munmap(r->base, r->size + shmc_plat_page_size()); /* with the guard page */
 }
 

@@ -6,6 +6,7 @@ set(SHMCOM_PLATFORM_SOURCES
   misc.c
   proc.c
   region.c
+  sigbus.c
   thread.c
   wait_futex.c
 )

@@ -28,6 +28,11 @@ static struct {
     shmc_plat_mutex lock;
     shmc_conn *list;        /* every live connection */
     shmc_hmap client_conns; /* peer identity -> our connection to it */
+    /* peer identities a thread is connecting to now: the others wait for
+     * its connection instead of making their own (a server refuses past
+     * SHMC_MAX_CONNS_PER_CLIENT) */
+    shmc_hmap connecting;
+    shmc_plat_cond connected; /* broadcast when one is done */
 } xp;
 
 static shmc_plat_once xp_once = SHMC_PLAT_ONCE_INIT;
@@ -35,6 +40,7 @@ static shmc_plat_once xp_once = SHMC_PLAT_ONCE_INIT;
 static void xp_setup(void)
 {
     shmc_plat_mutex_init(&xp.lock);
+    shmc_plat_cond_init(&xp.connected);
 }
 
 static uint64_t peer_key(const shmc_plat_procid *id)
@@ -45,6 +51,7 @@ static uint64_t peer_key(const shmc_plat_procid *id)
 /* ---- lifetime ---------------------------------------------------------------- */
 
 static void bulk_drop(shmc_plat_region *r);
+static void ring_server(shmc_conn *c);
 
 void shmc_conn_addref(shmc_conn *c)
 {
@@ -63,7 +70,6 @@ static void conn_free(shmc_conn *c)
         shmc_plat_region_close(&c->region);
     shmc_plat_proc_close(&c->watch);
     shmc_hmap_fini(&c->credits);
-    shmc_free(c->made);
     shmc_plat_cond_fini(&c->slot_cond);
     shmc_plat_mutex_fini(&c->slot_lock);
     shmc_free(c);
@@ -100,6 +106,7 @@ static shmc_conn *conn_new(bool is_client)
     shmc_plat_mutex_init(&c->slot_lock);
     shmc_plat_cond_init(&c->slot_cond);
     atomic_init(&c->free_mask, (1u << SHMC_CONN_SLOTS) - 1);
+    c->reply_marshaler.vtbl = &shmc_reply_marshaler_vtbl;
     return c;
 }
 
@@ -183,12 +190,15 @@ static HRESULT start_watcher(shmc_conn *c)
     if (c->watch.exited)
         return RPC_E_SERVER_DIED;
     shmc_conn_addref(c);
-    hr = shmc_plat_thread_create(&c->watcher, watcher_main, c);
+    shmc_plat_thread t;
+    hr = shmc_plat_thread_create(&t, watcher_main, c);
     if (FAILED(hr)) {
         shmc_conn_release(c);
         return hr;
     }
-    c->has_watcher = true;
+    /* nobody joins it: it ends on its own (peer gone, or closing) and
+     * holds its own reference on the connection */
+    shmc_plat_thread_detach(&t);
     return S_OK;
 }
 
@@ -226,7 +236,7 @@ HRESULT shmc_conn_connect_new(const char *endpoint, const shmc_plat_procid *peer
     if (SUCCEEDED(hr))
         hr = shmc_xport_post_connect(endpoint, peer, name);
     /* wait for the server to accept, watching that it stays alive */
-    uint64_t deadline = shmc_plat_clock_ns() + 10000ull * 1000000u;
+    uint64_t deadline = shmc_plat_clock_ns() + (uint64_t)SHMC_ACCEPT_TIMEOUT_MS * 1000000u;
     shmc_plat_waiter accept = {0};
     if (SUCCEEDED(hr))
         hr = shmc_plat_waiter_open(&accept, &c->region, offsetof(shmc_conn_hdr, accept));
@@ -238,7 +248,7 @@ HRESULT shmc_conn_connect_new(const char *endpoint, const shmc_plat_procid *peer
         if (state == SHMC_CONN_ACCEPTED)
             break;
         if (state == SHMC_CONN_CLOSED) {
-            hr = RPC_E_SERVERCALL_REJECTED; /* it serves us too often already */
+            hr = RPC_E_SERVERCALL_REJECTED; /* it serves us too often already, or cannot now */
             break;
         }
         if (c->watch.exited || shmc_plat_proc_wait(&c->watch, 0) == S_OK) {
@@ -259,11 +269,25 @@ HRESULT shmc_conn_connect_new(const char *endpoint, const shmc_plat_procid *peer
                           atomic_load(&c->hdr->server_start) != peer->start_time))
         hr = RPC_E_INVALID_DATA; /* someone else answered */
     shmc_plat_proc_close(&c->watch);
-    if (SUCCEEDED(hr))
+    if (SUCCEEDED(hr)) {
+        /* the caller's: once the watcher runs it may find the server gone
+         * at once and drop the creation reference */
+        shmc_conn_addref(c);
         hr = start_watcher(c);
+    }
     if (FAILED(hr)) {
+        /* a server that accepted it would serve it (and count it against
+         * our 4) until we die: say we let it go, and wake its receivers */
+        if (c->hdr && atomic_exchange(&c->hdr->state, SHMC_CONN_CLOSED) == SHMC_CONN_ACCEPTED &&
+            c->server_bell.word)
+            ring_server(c);
         atomic_store(&c->dead, true);
-        conn_free(c);
+        conn_free(c); /* (no other thread has it) */
+        /* a process that died before we could connect leaves its endpoint
+         * name behind (no connection's watcher ever sees it die): ours to
+         * remove now, rather than the next periodic reclaim's */
+        if (hr == RPC_E_SERVER_DIED)
+            shmc_reclaim_name(endpoint);
         return hr;
     }
     *out = c;
@@ -276,23 +300,40 @@ HRESULT shmc_conn_get(const char *endpoint, const shmc_plat_procid *peer, shmc_c
     if (FAILED(shmc_plat_region_name_check(endpoint)))
         return RPC_E_INVALID_OBJREF;
     shmc_plat_once_run(&xp_once, xp_setup);
+    uint64_t key = peer_key(peer);
+    shmc_conn *c;
     shmc_plat_mutex_lock(&xp.lock);
-    shmc_conn *c = shmc_hmap_get(&xp.client_conns, peer_key(peer));
-    if (c && (atomic_load(&c->dead) || c->peer.pid != peer->pid ||
-              c->peer.start_time != peer->start_time))
-        c = NULL;
-    if (c) {
-        shmc_conn_addref(c);
-        shmc_plat_mutex_unlock(&xp.lock);
-        *out = c;
-        return S_OK;
+    for (;;) {
+        c = shmc_hmap_get(&xp.client_conns, key);
+        if (c && (atomic_load(&c->dead) || c->peer.pid != peer->pid ||
+                  c->peer.start_time != peer->start_time))
+            c = NULL;
+        if (c) {
+            shmc_conn_addref(c);
+            shmc_plat_mutex_unlock(&xp.lock);
+            *out = c;
+            return S_OK;
+        }
+        if (!shmc_hmap_get(&xp.connecting, key))
+            break;
+        /* another thread connects to it: use its connection (or, if it
+         * fails, try in turn) */
+        shmc_plat_cond_wait(&xp.connected, &xp.lock, 50);
     }
+    /* (if it cannot be marked, connect anyway: a loser is closed below) */
+    bool marked = SUCCEEDED(shmc_hmap_put(&xp.connecting, key, (void *)peer));
     shmc_plat_mutex_unlock(&xp.lock);
 
     HRESULT hr = shmc_conn_connect_new(endpoint, peer, &c);
-    if (FAILED(hr))
-        return hr;
     shmc_plat_mutex_lock(&xp.lock);
+    if (marked) {
+        shmc_hmap_del(&xp.connecting, key);
+        shmc_plat_cond_broadcast(&xp.connected);
+    }
+    if (FAILED(hr)) {
+        shmc_plat_mutex_unlock(&xp.lock);
+        return hr;
+    }
     shmc_conn *other = shmc_hmap_get(&xp.client_conns, peer_key(peer));
     if (other && !atomic_load(&other->dead)) {
         /* another thread connected meanwhile: use that one */
@@ -300,26 +341,34 @@ HRESULT shmc_conn_get(const char *endpoint, const shmc_plat_procid *peer, shmc_c
         shmc_plat_mutex_unlock(&xp.lock);
         atomic_store(&c->closing, true);
         conn_peer_gone(c);
+        shmc_conn_release(c); /* ours */
         *out = other;
         return S_OK;
+    }
+    if (atomic_load(&c->dead)) {
+        /* the watcher found the server gone already (and dropped the
+         * creation reference): not listed */
+        shmc_plat_mutex_unlock(&xp.lock);
+        shmc_conn_release(c);
+        return RPC_E_SERVER_DIED;
     }
     if (FAILED(shmc_hmap_put(&xp.client_conns, peer_key(peer), c))) {
         shmc_plat_mutex_unlock(&xp.lock);
         atomic_store(&c->closing, true);
         conn_peer_gone(c);
+        shmc_conn_release(c);
         return E_OUTOFMEMORY;
     }
     c->next = xp.list; /* the list holds the creation reference */
     xp.list = c;
-    shmc_conn_addref(c);
     shmc_plat_mutex_unlock(&xp.lock);
-    *out = c;
+    *out = c; /* with the reference connect_new took for us */
     return S_OK;
 }
 
 /* ---- accepting (server) ---------------------------------------------------------- */
 
-static void receiver_start(shmc_conn *c);
+static bool receiver_start(shmc_conn *c);
 
 /* How many connections we serve for the process `client`. */
 static uint32_t server_conns_of(const shmc_plat_procid *client)
@@ -334,33 +383,106 @@ static uint32_t server_conns_of(const shmc_plat_procid *client)
     return n;
 }
 
+/* Tells the client waiting on a connection region that we will not serve
+ * it: it fails fast (RPC_E_SERVERCALL_REJECTED) instead of waiting for an
+ * accept that never comes. */
+static void refuse(shmc_plat_region *r)
+{
+    shmc_conn_hdr *h = r->base;
+    atomic_store(&h->state, SHMC_CONN_CLOSED);
+    shmc_plat_waiter accept;
+    if (SUCCEEDED(shmc_plat_waiter_open(&accept, r, offsetof(shmc_conn_hdr, accept)))) {
+        atomic_fetch_add(&accept.word->value, 1);
+        shmc_plat_wake(&accept, true);
+        shmc_plat_waiter_close(&accept);
+    }
+}
+
 void shmc_conn_accept(const char *conn_name, const shmc_plat_procid *client)
 {
     shmc_plat_once_run(&xp_once, xp_setup);
-    shmc_conn *c = conn_new(false);
-    if (!c)
-        return;
-    c->peer = *client;
-    HRESULT hr = shmc_plat_region_open(&c->region, conn_name);
+    shmc_plat_region region;
+    HRESULT hr = shmc_plat_region_open(&region, conn_name);
+    if (FAILED(hr))
+        return; /* (the client times out) */
+    shmc_conn_hdr *hdr = region.base;
     shmc_region_info info;
-    if (SUCCEEDED(hr)) {
-        c->hdr = c->region.base;
-        hr = shmc_region_hdr_read(&c->hdr->common, c->region.size, &info);
-    }
+    hr = shmc_region_hdr_read(&hdr->common, region.size, &info);
     /* the region must be what the client said: a connection it owns, of
      * our layout, big enough for every slot */
     if (SUCCEEDED(hr) &&
         (info.kind != SHMC_REGION_KIND_CONN || info.version != SHMC_XPORT_VERSION ||
          info.owner.pid != client->pid || info.owner.start_time != client->start_time ||
-         c->region.size < SHMC_CONN_SIZE || atomic_load(&c->hdr->nslots) != SHMC_CONN_SLOTS ||
-         atomic_load(&c->hdr->area) != SHMC_SLOT_AREA ||
-         atomic_load(&c->hdr->state) != SHMC_CONN_NEW))
+         region.size < SHMC_CONN_SIZE || atomic_load(&hdr->nslots) != SHMC_CONN_SLOTS ||
+         atomic_load(&hdr->area) != SHMC_SLOT_AREA || atomic_load(&hdr->state) != SHMC_CONN_NEW))
         hr = RPC_E_INVALID_DATA;
+    if (FAILED(hr)) {
+        shmc_plat_region_close(&region);
+        return;
+    }
     /* a client needs one connection (two while its threads race to
      * connect): a process that posts more is refused, so it cannot make us
-     * start threads without end (one listener accepts: no race here) */
-    if (SUCCEEDED(hr) && server_conns_of(client) >= SHMC_MAX_CONNS_PER_CLIENT) {
-        atomic_store(&c->hdr->state, SHMC_CONN_CLOSED);
+     * start threads without end (one listener accepts: no race here); so
+     * is one we cannot serve now (out of memory, of threads) */
+    shmc_conn *c = NULL;
+    if (server_conns_of(client) < SHMC_MAX_CONNS_PER_CLIENT)
+        c = conn_new(false);
+    if (!c) {
+        refuse(&region);
+        shmc_plat_region_close(&region);
+        return;
+    }
+    c->peer = *client;
+    c->region = region;
+    c->hdr = hdr;
+    hr = open_waiters(c);
+    if (FAILED(hr)) {
+        refuse(&c->region);
+        atomic_store(&c->dead, true);
+        conn_free(c);
+        return;
+    }
+    /* Ours until this function is done with it. Once the watcher runs it
+     * may find the client gone at once (conn_peer_gone drops the creation
+     * reference, which the list holds), and once the first receiver runs,
+     * the client may close the connection: either can happen while we are
+     * still here, and the last of the other references must not free it
+     * under us. */
+    shmc_conn_addref(c);
+    hr = start_watcher(c);
+    if (FAILED(hr)) {
+        refuse(&c->region);
+        atomic_store(&c->dead, true);
+        conn_free(c); /* (no other thread has it) */
+        /* a client that died while connecting leaves the connection's name
+         * behind (it removes it once we accept): removed if so */
+        shmc_reclaim_name(conn_name);
+        return;
+    }
+    /* a connection nobody serves would hang its client's calls: the
+     * first receiver runs before we accept */
+    if (!receiver_start(c)) {
+        refuse(&c->region);
+        atomic_store(&c->closing, true); /* the watcher stops and lets go */
+        if (!atomic_exchange(&c->dead, true))
+            shmc_conn_release(c); /* the creation reference (the watcher did not drop it) */
+        shmc_conn_release(c);     /* ours */
+        return;
+    }
+    /* listed unless the watcher already found the client gone (it dropped
+     * the creation reference then, and looks for it in the list no more) */
+    shmc_plat_mutex_lock(&xp.lock);
+    bool gone = atomic_load(&c->dead);
+    if (!gone) {
+        c->next = xp.list;
+        xp.list = c;
+    }
+    shmc_plat_mutex_unlock(&xp.lock);
+
+    if (!gone) {
+        atomic_store(&c->hdr->server_pid, shmc_g.self.pid);
+        atomic_store(&c->hdr->server_start, shmc_g.self.start_time);
+        atomic_store(&c->hdr->state, SHMC_CONN_ACCEPTED);
         shmc_plat_waiter accept;
         if (SUCCEEDED(
                 shmc_plat_waiter_open(&accept, &c->region, offsetof(shmc_conn_hdr, accept)))) {
@@ -368,32 +490,8 @@ void shmc_conn_accept(const char *conn_name, const shmc_plat_procid *client)
             shmc_plat_wake(&accept, true);
             shmc_plat_waiter_close(&accept);
         }
-        hr = RPC_E_SERVERCALL_REJECTED;
     }
-    if (SUCCEEDED(hr))
-        hr = open_waiters(c);
-    if (SUCCEEDED(hr))
-        hr = start_watcher(c);
-    if (FAILED(hr)) {
-        atomic_store(&c->dead, true);
-        conn_free(c);
-        return;
-    }
-    shmc_plat_mutex_lock(&xp.lock);
-    c->next = xp.list;
-    xp.list = c;
-    shmc_plat_mutex_unlock(&xp.lock);
-
-    atomic_store(&c->hdr->server_pid, shmc_g.self.pid);
-    atomic_store(&c->hdr->server_start, shmc_g.self.start_time);
-    atomic_store(&c->hdr->state, SHMC_CONN_ACCEPTED);
-    shmc_plat_waiter accept;
-    if (SUCCEEDED(shmc_plat_waiter_open(&accept, &c->region, offsetof(shmc_conn_hdr, accept)))) {
-        atomic_fetch_add(&accept.word->value, 1);
-        shmc_plat_wake(&accept, true);
-        shmc_plat_waiter_close(&accept);
-    }
-    receiver_start(c);
+    shmc_conn_release(c); /* ours */
 }
 
 /* ---- the client's side of a call ---------------------------------------------------- */
@@ -476,10 +574,13 @@ static HRESULT bulk_in_get(shmc_plat_region *r, const char *shared_name, size_t 
         return RPC_E_INVALID_DATA;
     if (!r->base || strcmp(r->name, name) != 0) {
         shmc_plat_region_close(r);
-        if (FAILED(shmc_plat_region_open(r, name)))
+        HRESULT hr = shmc_plat_region_open(r, name);
+        if (hr == E_OUTOFMEMORY)
+            return hr; /* ours: no room to map it now */
+        if (FAILED(hr))
             return RPC_E_INVALID_DATA;
         shmc_region_info info;
-        HRESULT hr = shmc_region_hdr_read(r->base, r->size, &info);
+        hr = shmc_region_hdr_read(r->base, r->size, &info);
         if (FAILED(hr) || info.kind != SHMC_REGION_KIND_BULK || info.owner.pid != owner->pid ||
             info.owner.start_time != owner->start_time) {
             shmc_plat_region_close(r);
@@ -734,6 +835,10 @@ HRESULT shmc_xcall_send(shmc_xcall *x, uint32_t kind, uint32_t method, const uin
         bulk_out_held(c, i);
     if (FAILED(server_hr))
         return S_OK; /* the server's answer is the error */
+    if (rep_len > SHMC_MAX_FRAME) {
+        *status = RPC_E_INVALID_DATA; /* no stub makes one: nothing is mapped for it */
+        return S_OK;
+    }
     if (rep_flags & SHMC_SLOT_REP_INLINE) {
         if (rep_len > SHMC_SLOT_INLINE_MAX) {
             *status = RPC_E_INVALID_DATA;
@@ -742,9 +847,10 @@ HRESULT shmc_xcall_send(shmc_xcall *x, uint32_t kind, uint32_t method, const uin
         *reply = s->inline_rep;
     } else if (rep_flags & SHMC_SLOT_BULK_REP) {
         const unsigned char *data;
-        if (FAILED(bulk_in_get(&c->bulk_in[i], s->rep_bulk, sizeof(s->rep_bulk), rep_len, &c->peer,
-                               &data))) {
-            *status = RPC_E_INVALID_DATA;
+        HRESULT hr =
+            bulk_in_get(&c->bulk_in[i], s->rep_bulk, sizeof(s->rep_bulk), rep_len, &c->peer, &data);
+        if (FAILED(hr)) {
+            *status = hr;
             return S_OK;
         }
         *reply = data;
@@ -872,7 +978,7 @@ static HRESULT serve_method(shmc_conn *c, const uint8_t ipid[16], uint32_t metho
             IUnknown_AddRef((IUnknown *)itf);
         shmc_plat_mutex_unlock(&sm->lock);
         if (itf) {
-            hr = ShmStubInvoke(ifs->info, itf, method, req, req_len, &shmc_local_marshaler,
+            hr = ShmStubInvoke(ifs->info, itf, method, req, req_len, &c->reply_marshaler,
                                &reply->iface);
             IUnknown_Release((IUnknown *)itf);
         } else {
@@ -898,16 +1004,14 @@ static HRESULT serve_method(shmc_conn *c, const uint8_t ipid[16], uint32_t metho
             }
             call->req_size = req_len;
             call->reply_to = &reply->iface;
-            call->marshaler = &shmc_local_marshaler;
+            call->marshaler = &c->reply_marshaler;
             hr = shmc_call_run(call);
             if (SUCCEEDED(hr))
                 hr = call->hr;
-            if (hr != RPC_E_TIMEOUT)
+            if (!shmc_call_given_up(hr))
                 shmc_call_free(call);
         }
     }
-    if (SUCCEEDED(hr) && ifs->info && reply->len)
-        shmc_remote_note_reply(c, ifs->info, method, slot_reply_data(reply), reply->len);
     shmc_ifstub_release(ifs);
     return hr;
 }
@@ -930,6 +1034,8 @@ static HRESULT request_frame(shmc_conn *c, uint32_t i, uint32_t flags, uint32_t 
                              const unsigned char **req)
 {
     shmc_slot_hdr *s = shmc_conn_slot(c, i);
+    if (req_len > SHMC_MAX_FRAME)
+        return RPC_E_INVALID_DATA; /* no proxy makes one: nothing is mapped for it */
     if (flags & SHMC_SLOT_BULK_REQ)
         return bulk_in_get(&c->bulk_in[i], s->req_bulk, sizeof(s->req_bulk), req_len, &c->peer,
                            req);
@@ -940,6 +1046,7 @@ static HRESULT request_frame(shmc_conn *c, uint32_t i, uint32_t flags, uint32_t 
 }
 
 static void count_looking(shmc_conn *c, int d);
+static void end_serving(shmc_conn *c, uint32_t i);
 
 /* One claimed slot: read, check, run, answer. true if the reply went out
  * with SHMC_SLOT_LOOKING set (the caller clears it before it stops
@@ -990,6 +1097,7 @@ static bool serve_slot(shmc_conn *c, uint32_t i)
     uint32_t st = SHMC_SLOT_RUNNING;
     if (atomic_compare_exchange_strong(&s->state, &st, SHMC_SLOT_REPLY)) {
         wake_slot(c, i);
+        end_serving(c, i);
         return true;
     }
     /* the client gave up: nobody reads the reply; release what it carries */
@@ -1006,7 +1114,20 @@ static bool serve_slot(shmc_conn *c, uint32_t i)
     shmc_plat_region_close(&c->bulk_in[i]);
     atomic_fetch_and(&s->rep_flags, ~(uint32_t)SHMC_SLOT_LOOKING);
     atomic_store_explicit(&s->state, SHMC_SLOT_FREE, memory_order_release);
+    end_serving(c, i);
     return false;
+}
+
+/* The slot's bit in c->serving: taken by the receiver that serves slot i
+ * (false if another one does), and given back when it is done. */
+static bool begin_serving(shmc_conn *c, uint32_t i)
+{
+    return !(atomic_fetch_or(&c->serving, 1u << i) & (1u << i));
+}
+
+static void end_serving(shmc_conn *c, uint32_t i)
+{
+    atomic_fetch_and(&c->serving, ~(1u << i));
 }
 
 /* A request its client gave up on before any receiver took it: release
@@ -1034,29 +1155,39 @@ static void drop_early(shmc_conn *c, uint32_t i)
     atomic_store_explicit(&s->state, SHMC_SLOT_FREE, memory_order_release);
 }
 
-/* Claims a slot with a request, or -1. */
+/* Claims a slot with a request, or -1. The state word alone does not
+ * make a slot ours: the client can write REQUEST again while a receiver
+ * serves it. What we keep per slot (its bulk regions) is used by one
+ * receiver at a time, the one that set the slot's bit in c->serving. */
 static int claim_slot(shmc_conn *c)
 {
     for (uint32_t i = 0; i < SHMC_CONN_SLOTS; i++) {
         shmc_slot_hdr *s = shmc_conn_slot(c, i);
         uint32_t st = atomic_load_explicit(&s->state, memory_order_acquire);
-        if (st == SHMC_SLOT_ABANDONED_EARLY &&
-            atomic_compare_exchange_strong(&s->state, &st, SHMC_SLOT_RUNNING)) {
-            drop_early(c, i);
+        if (st != SHMC_SLOT_ABANDONED_EARLY && st != SHMC_SLOT_REQUEST)
             continue;
+        if (!begin_serving(c, i))
+            continue; /* another receiver serves it: it is not a new request */
+        if (atomic_compare_exchange_strong(&s->state, &st, SHMC_SLOT_RUNNING)) {
+            if (st == SHMC_SLOT_REQUEST)
+                return (int)i;
+            drop_early(c, i);
         }
-        if (st == SHMC_SLOT_REQUEST &&
-            atomic_compare_exchange_strong(&s->state, &st, SHMC_SLOT_RUNNING))
-            return (int)i;
+        end_serving(c, i);
     }
     return -1;
 }
 
+/* A request a receiver could claim: one in a slot no receiver serves (a
+ * client that posts into a slot being served gets it claimed once that
+ * receiver is done, by that receiver: the others need not spin on it). */
 static bool has_request(shmc_conn *c)
 {
+    uint32_t serving = atomic_load_explicit(&c->serving, memory_order_relaxed);
     for (uint32_t i = 0; i < SHMC_CONN_SLOTS; i++) {
         if (atomic_load_explicit(&shmc_conn_slot(c, i)->state, memory_order_acquire) ==
-            SHMC_SLOT_REQUEST)
+                SHMC_SLOT_REQUEST &&
+            !(serving & (1u << i)))
             return true;
     }
     return false;
@@ -1149,22 +1280,28 @@ static void receiver_main(void *arg)
     atomic_fetch_sub(&c->idle_receivers, 1);
     atomic_fetch_sub(&c->receivers, 1);
     shmc_conn_release(c);
+    /* the call it kept for its next STA request (a receiver has no
+     * apartment state whose destructor would put it back) */
+    shmc_call_free_spare();
 }
 
-static void receiver_start(shmc_conn *c)
+/* false if no receiver could be started (one more is only wanted: the
+ * others go on serving) */
+static bool receiver_start(shmc_conn *c)
 {
     if (atomic_fetch_add(&c->receivers, 1) >= SHMC_CONN_SLOTS) {
         atomic_fetch_sub(&c->receivers, 1);
-        return;
+        return false;
     }
     shmc_conn_addref(c);
     shmc_plat_thread t;
     if (FAILED(shmc_plat_thread_create(&t, receiver_main, c))) {
         atomic_fetch_sub(&c->receivers, 1);
         shmc_conn_release(c);
-        return;
+        return false;
     }
     shmc_plat_thread_detach(&t);
+    return true;
 }
 
 /* ---- what a client holds (server) ------------------------------------------------------- */

@@ -14,17 +14,6 @@ typedef struct shmc_conn_ref {
     uint32_t count;   /* strong references the connection holds */
 } shmc_conn_ref;
 
-/* A record the server made at a client's request, by (oid, nonce). */
-typedef struct shmc_made_record {
-    uint64_t oid, nonce;
-} shmc_made_record;
-
-/* At most this many connections served per client process. */
-#define SHMC_MAX_CONNS_PER_CLIENT 4u
-
-/* At most this many records outstanding per client (ADD_RECORD). */
-#define SHMC_CONN_MAX_MADE 65536u
-
 struct shmc_conn {
     _Atomic uint32_t refs;
     bool is_client; /* we made it to call the peer; else we serve it */
@@ -36,11 +25,9 @@ struct shmc_conn {
     _Atomic bool dead;                           /* the peer died or closed */
     shmc_plat_waiter server_bell;                /* the client wakes receivers here */
     shmc_plat_waiter slot_wake[SHMC_CONN_SLOTS]; /* the server wakes callers here */
-    shmc_plat_proc watch;
-    shmc_plat_thread watcher;
-    bool has_watcher;
-    _Atomic bool closing; /* tell the watcher to stop */
-    shmc_conn *next;      /* the transport's list */
+    shmc_plat_proc watch;                        /* the peer (the watcher thread waits on it) */
+    _Atomic bool closing;                        /* tell the watcher to stop */
+    shmc_conn *next;                             /* the transport's list */
 
     /* client: which slots are free (only the client hands them out) */
     shmc_plat_mutex slot_lock;
@@ -52,13 +39,18 @@ struct shmc_conn {
 
     /* server */
     _Atomic uint32_t receivers, idle_receivers;
+    /* slots a receiver is serving (bit i: slot i), whatever the client
+     * writes into their state words meanwhile (conn.c, claim_slot) */
+    _Atomic uint32_t serving;
     /* receivers awake and about to look for a request, and asleep: the
      * counts we decide by (the header has a mirror for the client) */
     _Atomic uint32_t looking, sleeping;
-    /* records the client asked us for (ADD_RECORD), revoked when it goes
-     * (under rt.lock) */
-    shmc_made_record *made;
-    uint32_t nmade, made_cap;
+    /* the marshaler of this connection's stubs (shmc_reply_marshaler_vtbl) */
+    ShmItfMarshaler reply_marshaler;
+    /* records made for the client (ADD_RECORD, objects in replies) and not
+     * spent yet, revoked when it goes (under rt.lock; shmc_record.made_for) */
+    shmc_record *made;
+    uint32_t nmade;
     shmc_hmap credits; /* ipid (first 8 bytes) -> shmc_conn_ref */
     /* bulk regions kept per slot (xport.h): ours (client: requests;
      * server: replies) and the peer's, mapped (client: replies; server:
@@ -80,16 +72,20 @@ HRESULT shmc_xport_post_connect(const char *endpoint, const shmc_plat_procid *se
  * for and nobody took (a proxy marshaled for a third process that never
  * unmarshaled it; table records it made). */
 void shmc_remote_revoke_made(shmc_conn *c);
-/* remote.c: notes the records in a reply (objects the method returns) as
- * made for the client, so that they are revoked if it dies before it
- * takes them. */
-void shmc_remote_note_reply(shmc_conn *c, const ShmInterfaceInfo *info, uint32_t method,
-                            const void *reply, uint32_t len);
+/* remote.c: what a connection's stubs marshal with on the server (its
+ * reply_marshaler): the local marshaler, which also notes every record it
+ * makes for a reply (an object the method returns) as made for the
+ * client, so that it is revoked if the client dies before it takes it.
+ * The record is noted from its private copy, before the reply goes into
+ * the slot: read back from there, it could be what the client wrote. */
+extern const ShmItfMarshalerVtbl shmc_reply_marshaler_vtbl;
 
 /* conn.c: a new connection to the process that owns `endpoint`, outside
  * the cache shmc_conn_get keeps (what shmc_conn_get uses; tests use it to
  * open more than one). RPC_E_SERVERCALL_REJECTED if the server already
- * serves SHMC_MAX_CONNS_PER_CLIENT connections of this process. */
+ * serves SHMC_MAX_CONNS_PER_CLIENT connections of this process. *out
+ * holds two references: the creation one, which conn_peer_gone drops when
+ * the server goes (its watcher already runs), and the caller's. */
 HRESULT shmc_conn_connect_new(const char *endpoint, const shmc_plat_procid *peer, shmc_conn **out);
 
 /* conn.c: the server accepts a connection posted to its endpoint. */

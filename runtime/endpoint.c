@@ -16,8 +16,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* How long a client waits for a server to accept its connection. */
-#define ACCEPT_TIMEOUT_MS 10000u
+/* A connect slot claimed and not posted for this long is freed, whoever
+ * claimed it (a client posts within microseconds of its claim; a process
+ * that wrote a claim and never posted must not keep the slot for ever). */
+#define STALE_CLAIM_MS 3000u
 
 static struct {
     shmc_plat_mutex lock; /* creation */
@@ -28,6 +30,11 @@ static struct {
     shmc_plat_waiter bell;
     shmc_plat_thread listener;
     char name[SHMC_XNAME_MAX];
+    /* the listener's: the header as we made it (restored if a peer
+     * scribbles on it), and each slot's claim as last seen unposted */
+    shmc_region_hdr as_made;
+    uint64_t seen_claim[SHMC_EP_SLOTS];
+    uint64_t seen_since[SHMC_EP_SLOTS];
 } ep;
 
 static shmc_plat_once ep_once = SHMC_PLAT_ONCE_INIT;
@@ -93,15 +100,59 @@ static void take_slot(shmc_ep_slot *s)
         shmc_conn_accept(name, &client); /* failures: the client times out */
 }
 
+/* Any process of this user can write into the endpoint; one that broke
+ * its header would make this process unreachable for new clients until it
+ * exits. The header is ours and constant: put back what differs. */
+#define RESTORE(field)                                                      \
+    do {                                                                    \
+        if (atomic_load_explicit(&h->common.field, memory_order_relaxed) != \
+            atomic_load_explicit(&ep.as_made.field, memory_order_relaxed))  \
+            atomic_store(&h->common.field, atomic_load(&ep.as_made.field)); \
+    } while (0)
+
+static void restore_header(shmc_ep_hdr *h)
+{
+    RESTORE(kind);
+    RESTORE(version);
+    RESTORE(owner_pid);
+    RESTORE(owner_start);
+    RESTORE(nonce);
+    RESTORE(state);
+    RESTORE(hdr_size);
+    RESTORE(magic);
+    if (atomic_load_explicit(&h->nslots, memory_order_relaxed) != SHMC_EP_SLOTS)
+        atomic_store(&h->nslots, SHMC_EP_SLOTS);
+}
+
+/* Frees slot i if the same claim has stayed unposted for STALE_CLAIM_MS. */
+static void check_claim(shmc_ep_slot *s, int i, uint64_t now_ms)
+{
+    uint64_t claim = atomic_load(&s->claim);
+    if (!claim || atomic_load(&s->posted)) {
+        ep.seen_claim[i] = 0;
+        return;
+    }
+    if (claim != ep.seen_claim[i]) {
+        ep.seen_claim[i] = claim;
+        ep.seen_since[i] = now_ms;
+    } else if (now_ms - ep.seen_since[i] >= STALE_CLAIM_MS) {
+        atomic_compare_exchange_strong(&s->claim, &claim, 0);
+        ep.seen_claim[i] = 0;
+    }
+}
+
 static void listener_main(void *arg)
 {
     (void)arg;
     shmc_ep_hdr *h = ep.hdr;
     for (;;) {
         uint32_t seq = atomic_load(&h->bell.value);
+        restore_header(h);
+        uint64_t now_ms = shmc_plat_clock_ns() / 1000000u;
         for (int i = 0; i < SHMC_EP_SLOTS; i++) {
             if (atomic_load_explicit(&h->slots[i].claim, memory_order_relaxed))
                 take_slot(&h->slots[i]);
+            check_claim(&h->slots[i], i, now_ms);
         }
         /* sleep until a client posts (it bumps the bell when we sleep);
          * wake now and then to free slots of clients that died mid-claim */
@@ -135,6 +186,7 @@ HRESULT shmc_xport_endpoint(char name[SHMC_XNAME_MAX])
                                               NULL);
         if (SUCCEEDED(hr)) {
             ep.hdr = ep.region.base;
+            memcpy(&ep.as_made, &ep.hdr->common, sizeof(ep.as_made)); /* nobody else has it yet */
             hr = shmc_plat_waiter_open(&ep.bell, &ep.region, offsetof(shmc_ep_hdr, bell));
             if (SUCCEEDED(hr))
                 hr = shmc_plat_thread_create(&ep.listener, listener_main, NULL);
@@ -187,7 +239,7 @@ HRESULT shmc_xport_post_connect(const char *endpoint, const shmc_plat_procid *se
         return hr;
     }
     /* claim a free slot; a full table waits a little for the listener */
-    uint64_t deadline = shmc_plat_clock_ns() + (uint64_t)ACCEPT_TIMEOUT_MS * 1000000u;
+    uint64_t deadline = shmc_plat_clock_ns() + (uint64_t)SHMC_ACCEPT_TIMEOUT_MS * 1000000u;
     shmc_ep_slot *s = NULL;
     while (!s) {
         for (int i = 0; i < SHMC_EP_SLOTS && !s; i++) {

@@ -9,6 +9,7 @@
 void shmc_frame_init(shmc_frame *f, const void *base, uint32_t size, uint32_t fixed)
 {
     f->base = base;
+    f->fixed = base;
     f->size = size;
     uint64_t v = shmc_align8(fixed);
     f->var_start = v > UINT32_MAX ? UINT32_MAX : (uint32_t)v;
@@ -17,8 +18,8 @@ void shmc_frame_init(shmc_frame *f, const void *base, uint32_t size, uint32_t fi
 ShmFrameRef shmc_frame_ref(const shmc_frame *f, uint32_t slot)
 {
     ShmFrameRef r;
-    memcpy(&r.offset, f->base + slot, 4);
-    memcpy(&r.length, f->base + slot + 4, 4);
+    memcpy(&r.offset, f->fixed + slot, 4);
+    memcpy(&r.length, f->fixed + slot + 4, 4);
     return r;
 }
 

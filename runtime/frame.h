@@ -13,6 +13,10 @@
 
 typedef struct shmc_frame {
     const unsigned char *base;
+    /* the fixed part, where every count, ref and value is read from: base
+     * itself, or a private copy of it when the frame lies in memory that
+     * its sender can still write (so a word read twice reads the same) */
+    const unsigned char *fixed;
     uint32_t size;
     uint32_t var_start; /* the fixed part's size rounded up to 8 */
 } shmc_frame;
@@ -23,10 +27,11 @@ static inline uint64_t shmc_align8(uint64_t v)
 }
 
 /* base and size describe the frame; fixed is its fixed part's size, which
- * the caller has checked against size. */
+ * the caller has checked against size. Reads the fixed part in place. */
 void shmc_frame_init(shmc_frame *f, const void *base, uint32_t size, uint32_t fixed);
 
-/* Reads the ShmFrameRef in the slot at `slot` (inside the fixed part). */
+/* Reads the ShmFrameRef in the slot at `slot` (inside the fixed part, from
+ * f->fixed). */
 ShmFrameRef shmc_frame_ref(const shmc_frame *f, uint32_t slot);
 
 static inline int shmc_frame_ref_is_null(ShmFrameRef r)

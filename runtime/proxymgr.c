@@ -65,6 +65,21 @@ static ULONG pm_addref(shmc_proxymgr *pm)
     return atomic_fetch_add(&pm->refs, 1) + 1;
 }
 
+/* A reference on a manager found in apt->proxy_by_oid, unless its last
+ * one is being released: that release drops the count outside rt.lock
+ * (pm_release), so a count read under the lock can reach 0 before an
+ * AddRef that follows; the manager is then about to be freed, and must not
+ * be handed out. Under rt.lock. */
+static bool pm_tryref(shmc_proxymgr *pm)
+{
+    uint32_t n = atomic_load(&pm->refs);
+    while (n) {
+        if (atomic_compare_exchange_weak(&pm->refs, &n, n + 1))
+            return true;
+    }
+    return false;
+}
+
 static ULONG pm_release(shmc_proxymgr *pm)
 {
     uint32_t left = atomic_fetch_sub(&pm->refs, 1) - 1;
@@ -358,7 +373,7 @@ HRESULT shmc_proxymgr_get_ifstub(shmc_proxymgr *pm, REFIID riid, shmc_ifstub **o
     c->ifstub = any;
     c->iid = *riid;
     hr = shmc_call_run(c);
-    if (hr == RPC_E_TIMEOUT)
+    if (shmc_call_given_up(hr))
         return hr; /* the call is the callee's now: it drops the result */
     if (SUCCEEDED(hr))
         hr = c->hr;
@@ -493,7 +508,7 @@ static HRESULT ch_SendReceive(ShmProxyChannel *ch, ShmProxyHeader *from, ShmCall
     frame->reply = NULL;
     frame->reply_size = 0;
     HRESULT hr = shmc_call_run(c);
-    if (hr == RPC_E_TIMEOUT) {
+    if (shmc_call_given_up(hr)) {
         frame->channel_data = NULL; /* the call is the callee's now */
         return hr;
     }
@@ -532,9 +547,11 @@ HRESULT shmc_proxymgr_connect(shmc_apt *apt, shmc_stubmgr *sm, shmc_ifstub *ifs,
     shmc_proxymgr *fresh = shmc_calloc(1, sizeof(*fresh));
     shmc_plat_mutex_lock(&shmc_g.lock);
     shmc_proxymgr *pm = shmc_hmap_get(&apt->proxy_by_oid, sm->oid);
-    /* a manager on its way out (no references left) is not reused */
-    if (pm && (pm->stubmgr != sm || atomic_load(&pm->refs) == 0))
+    /* a manager on its way out (no references left) is not reused; one
+     * that is reused gets the caller's reference at once */
+    if (pm && (pm->stubmgr != sm || !pm_tryref(pm)))
         pm = NULL;
+    shmc_proxymgr *reused = pm;
     HRESULT hr = S_OK;
     bool created = false;
     if (!pm) {
@@ -575,7 +592,8 @@ HRESULT shmc_proxymgr_connect(shmc_apt *apt, shmc_stubmgr *sm, shmc_ifstub *ifs,
         }
         goto fail_locked;
     }
-    pm_addref(pm); /* the caller's */
+    if (created)
+        pm_addref(pm); /* the caller's */
     shmc_plat_mutex_unlock(&shmc_g.lock);
     shmc_free(fresh);
 
@@ -594,6 +612,8 @@ fail_locked : {
         shmc_stubmgr_drop_refs_locked(sm, 1, false, &destroy);
     shmc_plat_mutex_unlock(&shmc_g.lock);
     shmc_free(fresh);
+    if (reused)
+        pm_release(reused);
     if (destroy)
         shmc_stubmgr_destroy(destroy);
     return hr;
@@ -612,8 +632,8 @@ HRESULT shmc_proxymgr_connect_remote(shmc_apt *apt, shmc_conn *conn, uint64_t ox
     shmc_proxymgr *fresh = shmc_calloc(1, sizeof(*fresh));
     shmc_plat_mutex_lock(&shmc_g.lock);
     shmc_proxymgr *pm = shmc_hmap_get(&apt->proxy_by_oid, oid);
-    if (pm && (pm->conn != conn || pm->oxid != oxid || atomic_load(&pm->refs) == 0))
-        pm = NULL;
+    if (pm && (pm->conn != conn || pm->oxid != oxid || !pm_tryref(pm)))
+        pm = NULL; /* (a reused one has the caller's reference now) */
     HRESULT hr = S_OK;
     bool created = false;
     if (!pm) {
@@ -646,13 +666,15 @@ HRESULT shmc_proxymgr_connect_remote(shmc_apt *apt, shmc_conn *conn, uint64_t ox
         apt->proxies = pm->next;
         pm->listed = false;
     }
-    if (SUCCEEDED(hr))
+    if (SUCCEEDED(hr) && created)
         pm_addref(pm); /* the caller's */
     shmc_plat_mutex_unlock(&shmc_g.lock);
     shmc_free(fresh);
     if (FAILED(hr)) {
         if (created)
             proxymgr_free(pm);
+        else
+            pm_release(pm);
         remote_give_back(conn, ipid);
         return hr;
     }

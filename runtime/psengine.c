@@ -18,6 +18,7 @@
 
 #include "alloc.h"
 #include "frame.h"
+#include "bounds.h"
 
 #include <string.h>
 
@@ -42,6 +43,27 @@ static void release_itf(void *p)
         IUnknown *u = p;
         u->lpVtbl->Release(u);
     }
+}
+
+/* Points f->fixed at a private copy of the frame's first fixed_size bytes:
+ * in `local` if they fit, else in *heap (the caller frees it). A frame in
+ * shared memory may change while it is read; every count, ref and value
+ * is then read from the copy, so a word checked once is the word used. */
+static HRESULT copy_fixed(shmc_frame *f, uint32_t fixed_size, unsigned char *local,
+                          size_t local_size, unsigned char **heap)
+{
+    *heap = NULL;
+    if (!fixed_size)
+        return S_OK;
+    unsigned char *dst = local;
+    if (fixed_size > local_size) {
+        dst = *heap = shmc_malloc(fixed_size);
+        if (!dst)
+            return E_OUTOFMEMORY;
+    }
+    memcpy(dst, f->base, fixed_size);
+    f->fixed = dst;
+    return S_OK;
 }
 
 static void string_bytes(const void *s, uint32_t elem, uint64_t *bytes)
@@ -313,7 +335,7 @@ static HRESULT proxy_prepare(const ShmMethod *m, void **args, pwork *w, uint64_t
         w[i].len = (uint32_t)len;
         w[i].off = (uint32_t)shmc_align8(total);
         total = w[i].off + len;
-        if (total > UINT32_MAX)
+        if (total > SHMC_MAX_FRAME)
             return E_INVALIDARG;
     }
     /* the reply must be able to hold the caller's [out] arrays */
@@ -321,7 +343,7 @@ static HRESULT proxy_prepare(const ShmMethod *m, void **args, pwork *w, uint64_t
     for (uint32_t i = 0; i < m->nparams; i++)
         if (ps[i].kind == SHM_PK_ARRAY && (ps[i].flags & SHM_PF_OUT))
             out = shmc_align8(out) + w[i].count * ps[i].elem_size;
-    if (out > UINT32_MAX)
+    if (out > SHMC_MAX_FRAME)
         return E_INVALIDARG;
     *size = total;
     return S_OK;
@@ -417,7 +439,7 @@ static HRESULT check_reply(const ShmMethod *m, void **args, pwork *w, const shmc
             const ShmParam *c = &ps[j];
             const void *src;
             if (c->out_offset != SHM_NO_SLOT)
-                src = f->base + c->out_offset;
+                src = f->fixed + c->out_offset;
             else
                 src = c->kind == SHM_PK_VALUE ? args[j] : load_ptr(args, j);
             if (shmc_read_count(src, c->elem_size, (c->flags & SHM_PF_SIGNED) != 0, &w[i].count))
@@ -523,7 +545,7 @@ static HRESULT take_reply(const ShmMethod *m, void **args, pwork *w, const shmc_
         void *target = load_ptr(args, i);
         switch (p->kind) {
         case SHM_PK_REF:
-            memcpy(target, f->base + p->out_offset, (size_t)p->elem_size * p->count);
+            memcpy(target, f->fixed + p->out_offset, (size_t)p->elem_size * p->count);
             break;
         case SHM_PK_ARRAY:
             memcpy(target, f->base + w[i].ref.offset, w[i].ref.length);
@@ -606,7 +628,7 @@ HRESULT ShmProxyInvoke(void *This, uint32_t method, void **args)
         }
         w[i].off = (uint32_t)shmc_align8(size);
         size = w[i].off + (uint64_t)w[i].rec_size;
-        if (size > UINT32_MAX) {
+        if (size > SHMC_MAX_FRAME) {
             hr = E_INVALIDARG;
             goto fail;
         }
@@ -634,14 +656,19 @@ HRESULT ShmProxyInvoke(void *This, uint32_t method, void **args)
         hr = mhr;
         goto fail;
     }
-    if (call.reply_size < m->out_size) {
+    if (call.reply_size < m->out_size || call.reply_size > SHMC_MAX_FRAME) {
         hr = RPC_E_INVALID_DATA;
         goto fail;
     }
     shmc_frame_init(&f, call.reply, call.reply_size, m->out_size);
-    hr = check_reply(m, args, w, &f);
+    _Alignas(16) unsigned char fsmall[128];
+    unsigned char *fheap;
+    hr = copy_fixed(&f, m->out_size, fsmall, sizeof(fsmall), &fheap);
+    if (SUCCEEDED(hr))
+        hr = check_reply(m, args, w, &f);
     if (SUCCEEDED(hr))
         hr = take_reply(m, args, w, &f, call.marshaler);
+    shmc_free(fheap);
     if (FAILED(hr))
         goto fail;
     ch->vtbl->FreeBuffer(ch, h, &call);
@@ -693,15 +720,23 @@ static HRESULT check_request(const ShmMethod *m, const shmc_frame *f, swork *w)
         return E_OUTOFMEMORY;
     uint32_t nrefs = 0;
     HRESULT hr = RPC_E_INVALID_DATA;
+    /* the reply must be able to hold the [out] arrays asked for, or the
+     * peer could make us allocate up to 4 GiB per array for nothing */
+    uint64_t out = shmc_align8(m->out_size);
     for (uint32_t i = 0; i < m->nparams; i++) {
         const ShmParam *p = &ps[i];
         if (p->kind == SHM_PK_ARRAY) {
             const ShmParam *c = &ps[p->size_param - 1u];
-            if (shmc_read_count(f->base + c->in_offset, c->elem_size,
+            if (shmc_read_count(f->fixed + c->in_offset, c->elem_size,
                                 (c->flags & SHM_PF_SIGNED) != 0, &w[i].count))
                 goto done;
             if (w[i].count > UINT32_MAX || w[i].count * p->elem_size > UINT32_MAX)
                 goto done;
+            if (p->flags & SHM_PF_OUT) {
+                out = shmc_align8(out) + w[i].count * p->elem_size;
+                if (out > SHMC_MAX_FRAME)
+                    goto done;
+            }
         }
         if (p->in_offset == SHM_NO_SLOT || p->kind == SHM_PK_VALUE || p->kind == SHM_PK_REF)
             continue;
@@ -787,7 +822,7 @@ static HRESULT stub_args(const ShmMethod *m, const shmc_frame *f, swork *w, void
             unsigned char *d = store + pos;
             pos += (size_t)shmc_align8(n);
             if (p->in_offset != SHM_NO_SLOT)
-                memcpy(d, f->base + p->in_offset, n);
+                memcpy(d, f->fixed + p->in_offset, n);
             else
                 memset(d, 0, n);
             if (p->kind == SHM_PK_VALUE)
@@ -919,12 +954,12 @@ static HRESULT stub_size_reply(const ShmMethod *m, swork *w, void **args, ShmItf
         default:
             continue;
         }
-        if (len > UINT32_MAX)
+        if (len > SHMC_MAX_FRAME)
             return RPC_E_SERVER_CANTMARSHAL_DATA;
         w[i].off = (uint32_t)shmc_align8(total);
         w[i].len = (uint32_t)len;
         total = w[i].off + len;
-        if (total > UINT32_MAX)
+        if (total > SHMC_MAX_FRAME)
             return RPC_E_SERVER_CANTMARSHAL_DATA;
     }
     *size = total;
@@ -976,7 +1011,7 @@ HRESULT ShmStubInvoke(const ShmInterfaceInfo *info, void *itf, uint32_t method, 
     if (method < 3 || method >= info->nmethods || !info->methods[method].call)
         return RPC_E_INVALIDMETHOD;
     const ShmMethod *m = &info->methods[method];
-    if (request_size < m->in_size)
+    if (request_size < m->in_size || request_size > SHMC_MAX_FRAME)
         return RPC_E_INVALID_DATA;
     shmc_frame f;
     shmc_frame_init(&f, request, request_size, m->in_size);
@@ -1009,9 +1044,14 @@ HRESULT ShmStubInvoke(const ShmInterfaceInfo *info, void *itf, uint32_t method, 
             goto out_work;
     }
 
-    hr = check_request(m, &f, w);
+    _Alignas(16) unsigned char fsmall[256];
+    unsigned char *fheap;
+    hr = copy_fixed(&f, m->in_size, fsmall, sizeof(fsmall), &fheap);
     if (FAILED(hr))
         goto out_store;
+    hr = check_request(m, &f, w);
+    if (FAILED(hr))
+        goto out_fixed;
     hr = stub_args(m, &f, w, args, store);
     if (FAILED(hr))
         goto out_args;
@@ -1056,6 +1096,8 @@ HRESULT ShmStubInvoke(const ShmInterfaceInfo *info, void *itf, uint32_t method, 
 
 out_args:
     stub_cleanup(m, w);
+out_fixed:
+    shmc_free(fheap);
 out_store:
     if (store != ssmall)
         shmc_free(store);

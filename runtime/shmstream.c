@@ -245,6 +245,23 @@ HRESULT ShmOpenStreamOnSharedMemory(const char *name, DWORD flags, IStream **pps
     return S_OK;
 }
 
+HRESULT ShmGetStreamMemory(IStream *stream, void **data, ULONGLONG *capacity)
+{
+    if (data)
+        *data = NULL;
+    if (capacity)
+        *capacity = 0;
+    shmc_stream_store *s = shmc_stream_store_of(stream);
+    if (!data || !s || s->ops != &shared_ops)
+        return E_INVALIDARG;
+    /* the private geometry validated at create/open: the mapping's length
+     * never changes, whatever the header says now */
+    *data = s->data;
+    if (capacity)
+        *capacity = s->capacity;
+    return S_OK;
+}
+
 HRESULT shmc_stream_open_memory(void *base, size_t size, IStream **ppstm)
 {
     shared_store *ss;
