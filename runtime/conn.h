@@ -142,6 +142,10 @@ void shmc_xcall_end(shmc_xcall *x);
  * shmc_conn_close_detached drops after closing it as if the peer had gone
  * (a server's connection then gives back what the peer held). The memory
  * must outlive every reference (proxies hold some); it is never unmapped.
+ * Its wait words are this process's (shmc_plat_waiter_open_local): a
+ * thread that plays the peer wakes the connection's own waiters
+ * (server_bell, slot_wake), as another waiter on the same word would not
+ * reach them on Windows.
  */
 HRESULT shmc_conn_new_detached(void *base, size_t size, bool is_client,
                                const shmc_plat_procid *peer, const char *endpoint, shmc_conn **out);

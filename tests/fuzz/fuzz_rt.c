@@ -313,7 +313,6 @@ static fz_obj *obj_new(LONG tag, bool child)
 
 shmc_conn *fz_client;
 static unsigned char *client_mem;
-static shmc_plat_waiter peer_bell, peer_wake[SHMC_CONN_SLOTS];
 
 /* the script, set by the fuzzer's thread between inputs; read by the peer
  * between a request and its reply (the slot's state orders them) */
@@ -536,7 +535,7 @@ static void peer_answer(uint32_t i)
         return;
     }
     atomic_fetch_add(&s->wake.value, 1);
-    shmc_plat_wake(&peer_wake[i], true);
+    shmc_plat_wake(&fz_client->slot_wake[i], true);
 }
 
 static void peer_main(void *arg)
@@ -559,7 +558,7 @@ static void peer_main(void *arg)
             }
         }
         if (!served)
-            shmc_plat_wait(&peer_bell, seq, 100);
+            shmc_plat_wait(&fz_client->server_bell, seq, 100);
     }
 }
 
@@ -586,11 +585,6 @@ static void peer_setup(void)
                                         FZ_PEER_ENDPOINT, &fz_client);
     if (FAILED(hr))
         die("the client connection", hr);
-    hr = shmc_plat_waiter_open_local(&peer_bell, &h->server_bell);
-    for (uint32_t i = 0; i < SHMC_CONN_SLOTS && SUCCEEDED(hr); i++)
-        hr = shmc_plat_waiter_open_local(&peer_wake[i], &shmc_conn_slot(fz_client, i)->wake);
-    if (FAILED(hr))
-        die("the peer's waiters", hr);
     shmc_plat_thread t;
     hr = shmc_plat_thread_create(&t, peer_main, NULL);
     if (FAILED(hr))
