@@ -67,7 +67,7 @@ char *idl_strdup(idl_ctx *c, const char *s)
     return idl_strndup(c, s, strlen(s));
 }
 
-static char *vformat(idl_ctx *c, const char *fmt, va_list ap)
+IDL_PRINTF(2, 0) static char *vformat(idl_ctx *c, const char *fmt, va_list ap)
 {
     va_list ap2;
     va_copy(ap2, ap);
@@ -99,6 +99,7 @@ static void report(idl_ctx *c, const char *line)
 
 /* The message is formatted into a fixed buffer: on the out-of-memory path
  * the arena cannot be used. */
+IDL_PRINTF(3, 0)
 static void report_v(idl_ctx *c, const char *prefix, const char *fmt, va_list ap)
 {
     char msg[1024];

@@ -39,11 +39,6 @@ typedef struct idl_buf {
 
 typedef struct idl_ctx idl_ctx;
 
-void *idl_alloc(idl_ctx *c, size_t size); /* zeroed */
-char *idl_strdup(idl_ctx *c, const char *s);
-char *idl_strndup(idl_ctx *c, const char *s, size_t n);
-char *idl_printf(idl_ctx *c, const char *fmt, ...);
-
 #if defined(__GNUC__)
 #define IDL_PRINTF(f, a) __attribute__((format(printf, f, a)))
 #define IDL_NORETURN     __attribute__((noreturn))
@@ -51,6 +46,11 @@ char *idl_printf(idl_ctx *c, const char *fmt, ...);
 #define IDL_PRINTF(f, a)
 #define IDL_NORETURN
 #endif
+
+void *idl_alloc(idl_ctx *c, size_t size); /* zeroed */
+char *idl_strdup(idl_ctx *c, const char *s);
+char *idl_strndup(idl_ctx *c, const char *s, size_t n);
+char *idl_printf(idl_ctx *c, const char *fmt, ...) IDL_PRINTF(2, 3);
 
 /* Reports "FILE:LINE:COL: error: message" and unwinds to the driver. */
 IDL_NORETURN void idl_error(idl_ctx *c, idl_loc loc, const char *fmt, ...) IDL_PRINTF(3, 4);

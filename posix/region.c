@@ -75,9 +75,11 @@ static HRESULT map_fd(shmc_plat_region *r, int fd, size_t size)
     size_t page = shmc_plat_page_size();
     if (size > SIZE_MAX - page)
         return E_OUTOFMEMORY;
+    /* (this asks for address space only: whatever the errno, there is not
+     * that much; Valgrind, for one, says EINVAL where the kernel says ENOMEM) */
     void *area = mmap(NULL, size + page, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (area == MAP_FAILED)
-        return from_errno();
+        return E_OUTOFMEMORY;
     void *p =
         SHMC_ROUTE("mmap", mmap(area, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, fd, 0),
                    MAP_FAILED);

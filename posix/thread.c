@@ -4,6 +4,7 @@
  * change of the wall clock cannot stretch or cut a timeout.
  */
 #include "posix_impl.h"
+#include "alloc.h"
 
 #include <pthread.h>
 #include <sched.h>
@@ -26,7 +27,7 @@ typedef struct start_args {
 static void *thread_main(void *p)
 {
     start_args a = *(start_args *)p;
-    free(p);
+    shmc_free(p);
     a.fn(a.arg);
     return NULL;
 }
@@ -38,7 +39,7 @@ HRESULT shmc_plat_thread_create(shmc_plat_thread *t, void (*fn)(void *), void *a
     memset(t, 0, sizeof(*t));
     if (!fn)
         return E_INVALIDARG;
-    start_args *a = malloc(sizeof(*a));
+    start_args *a = shmc_malloc(sizeof(*a)); /* (the fault hook counts it) */
     if (!a)
         return E_OUTOFMEMORY;
     a->fn = fn;
@@ -46,7 +47,7 @@ HRESULT shmc_plat_thread_create(shmc_plat_thread *t, void (*fn)(void *), void *a
     pthread_t th;
     int rc = SHMC_ROUTE("pthread_create", pthread_create(&th, NULL, thread_main, a), errno);
     if (rc != 0) {
-        free(a);
+        shmc_free(a);
         return shmc_plat_hresult_from_os(rc);
     }
     memcpy(t->opaque, &th, sizeof(th));

@@ -13,12 +13,16 @@
 
 static _Atomic unsigned long alloc_count;   /* allocations since the hook was set */
 static _Atomic unsigned long alloc_fail_at; /* 0: never fail */
+static _Atomic unsigned long alloc_hits;    /* allocations failed since then */
 
 static int should_fail(void)
 {
     unsigned long at = atomic_load_explicit(&alloc_fail_at, memory_order_relaxed);
     unsigned long n = atomic_fetch_add_explicit(&alloc_count, 1, memory_order_relaxed) + 1;
-    return at != 0 && n >= at;
+    if (at == 0 || n < at)
+        return 0;
+    atomic_fetch_add_explicit(&alloc_hits, 1, memory_order_relaxed);
+    return 1;
 }
 
 void *shmc_malloc(size_t n)
@@ -77,7 +81,9 @@ void shmc_free_lines(void *p)
 
 unsigned long shmc_alloc_fail_at(unsigned long n)
 {
+    atomic_store(&alloc_fail_at, 0);
     unsigned long counted = atomic_exchange(&alloc_count, 0);
+    atomic_store(&alloc_hits, 0);
     atomic_store(&alloc_fail_at, n);
     return counted;
 }
@@ -86,6 +92,11 @@ void shmc_alloc_fail_reset(void)
 {
     atomic_store(&alloc_fail_at, 0);
     atomic_store(&alloc_count, 0);
+}
+
+unsigned long shmc_alloc_fail_hits(void)
+{
+    return atomic_load(&alloc_hits);
 }
 
 /* On Windows the task allocator is COM's own, so memory that shmcom hands

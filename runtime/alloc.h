@@ -26,9 +26,16 @@ void shmc_free_lines(void *p);
  * fail, until shmc_alloc_fail_reset(). n == 0 clears it. Returns the number
  * of allocations counted since the last call, so a test can first count
  * the allocations of a path and then fail each one in turn.
- * Process-wide and not meant for use while other threads allocate.
+ * Process-wide: allocations of every thread count (a call's callee side
+ * too), so a test sets it while only the threads it means to fail run.
+ * Every allocation of the runtime goes through it: shmc_malloc and the
+ * rest, ShmCoTaskMemAlloc, the platform layer's own (thread start-up).
  */
 unsigned long shmc_alloc_fail_at(unsigned long n);
 void shmc_alloc_fail_reset(void);
+/* How many allocations the hook has failed since it was last set: 0 after
+ * an operation means it completed without reaching the n-th allocation,
+ * so a test that fails n = 1, 2, ... in turn knows when to stop. */
+unsigned long shmc_alloc_fail_hits(void);
 
 #endif /* SHMCOM_RUNTIME_ALLOC_H */

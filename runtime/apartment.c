@@ -12,6 +12,7 @@
  * worker threads, started when calls arrive and none is spare.
  */
 #include "alloc.h"
+#include "bounds.h"
 #include "csprng.h"
 #include "rt.h"
 
@@ -631,8 +632,6 @@ typedef struct shmc_worker {
 
 /* Idle workers sleep at most this long before they look around again. */
 #define WORKER_IDLE_MS 2000u
-/* At most this many MTA workers; further calls wait for a free one. */
-#define MAX_WORKERS 64
 
 /* ---- a worker's watched call (see call.c) ------------------------------------
  *
@@ -760,7 +759,7 @@ static void start_worker(shmc_apt *apt)
     shmc_apt_addref(apt);
     shmc_plat_mutex_lock(&apt->qlock);
     atomic_fetch_add(&apt->spare_workers, 1); /* before it can run a call */
-    bool ok = !atomic_load(&apt->stopping) && apt->workers < MAX_WORKERS &&
+    bool ok = !atomic_load(&apt->stopping) && apt->workers < SHMC_MTA_MAX_WORKERS &&
               SUCCEEDED(shmc_plat_thread_create(&w->thread, worker_main, w));
     if (ok) {
         w->next = apt->worker_list;
@@ -774,6 +773,21 @@ static void start_worker(shmc_apt *apt)
         shmc_apt_release(apt);
         shmc_free(w);
     }
+}
+
+bool shmc_apt_check_workers(shmc_apt *apt)
+{
+    shmc_plat_mutex_lock(&apt->qlock);
+    bool none = apt->workers == 0 && !atomic_load(&apt->stopping);
+    shmc_plat_mutex_unlock(&apt->qlock);
+    if (!none)
+        return true;
+    start_worker(apt);
+    shmc_notifier_notify(apt->bell, false);
+    shmc_plat_mutex_lock(&apt->qlock);
+    none = apt->workers == 0 && !atomic_load(&apt->stopping);
+    shmc_plat_mutex_unlock(&apt->qlock);
+    return !none;
 }
 
 static void stop_workers(shmc_apt *apt)

@@ -55,6 +55,8 @@
  * without a system call on either side; replies slower than the maximum
  * are waited for asleep after a minimal spin. */
 #define SPIN_NS_MIN 1000u
+/* How often a caller waiting on an MTA looks whether it has a worker. */
+#define MTA_RECHECK_MS 100u
 
 static _Thread_local uint64_t reply_ns_avg = 20000u;
 static _Thread_local uint32_t calls_made;
@@ -304,6 +306,20 @@ HRESULT shmc_call_run(shmc_call *c)
                 return RPC_E_TIMEOUT;
             }
             break; /* it finished meanwhile: take the reply */
+        }
+        if (c->target->model == SHMC_MTA) {
+            /* an MTA that could start no worker for the call would leave
+             * it queued for ever: look now and then, and give up (as on a
+             * timeout: whoever runs it later drops it) if it has none */
+            if (shmc_notifier_wait_commit(n, seq, left < MTA_RECHECK_MS ? left : MTA_RECHECK_MS) ==
+                    S_FALSE &&
+                !call_done(c) && !shmc_apt_check_workers(c->target)) {
+                take_refs(c);
+                s = SHMC_CALL_PENDING;
+                if (atomic_compare_exchange_strong(&c->state, &s, SHMC_CALL_ABANDONED))
+                    return RPC_E_OUT_OF_RESOURCES;
+            }
+            continue;
         }
         shmc_notifier_wait_commit(n, seq, left);
     }

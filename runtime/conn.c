@@ -28,6 +28,11 @@ static struct {
     shmc_plat_mutex lock;
     shmc_conn *list;        /* every live connection */
     shmc_hmap client_conns; /* peer identity -> our connection to it */
+    /* peer identities a thread is connecting to now: the others wait for
+     * its connection instead of making their own (a server refuses past
+     * SHMC_MAX_CONNS_PER_CLIENT) */
+    shmc_hmap connecting;
+    shmc_plat_cond connected; /* broadcast when one is done */
 } xp;
 
 static shmc_plat_once xp_once = SHMC_PLAT_ONCE_INIT;
@@ -35,6 +40,7 @@ static shmc_plat_once xp_once = SHMC_PLAT_ONCE_INIT;
 static void xp_setup(void)
 {
     shmc_plat_mutex_init(&xp.lock);
+    shmc_plat_cond_init(&xp.connected);
 }
 
 static uint64_t peer_key(const shmc_plat_procid *id)
@@ -45,6 +51,7 @@ static uint64_t peer_key(const shmc_plat_procid *id)
 /* ---- lifetime ---------------------------------------------------------------- */
 
 static void bulk_drop(shmc_plat_region *r);
+static void ring_server(shmc_conn *c);
 
 void shmc_conn_addref(shmc_conn *c)
 {
@@ -59,10 +66,10 @@ static void conn_free(shmc_conn *c)
         shmc_plat_region_close(&c->bulk_in[i]);
     }
     shmc_plat_waiter_close(&c->server_bell);
-    shmc_plat_region_close(&c->region);
+    if (!c->detached)
+        shmc_plat_region_close(&c->region);
     shmc_plat_proc_close(&c->watch);
     shmc_hmap_fini(&c->credits);
-    shmc_free(c->made);
     shmc_plat_cond_fini(&c->slot_cond);
     shmc_plat_mutex_fini(&c->slot_lock);
     shmc_free(c);
@@ -183,12 +190,15 @@ static HRESULT start_watcher(shmc_conn *c)
     if (c->watch.exited)
         return RPC_E_SERVER_DIED;
     shmc_conn_addref(c);
-    hr = shmc_plat_thread_create(&c->watcher, watcher_main, c);
+    shmc_plat_thread t;
+    hr = shmc_plat_thread_create(&t, watcher_main, c);
     if (FAILED(hr)) {
         shmc_conn_release(c);
         return hr;
     }
-    c->has_watcher = true;
+    /* nobody joins it: it ends on its own (peer gone, or closing) and
+     * holds its own reference on the connection */
+    shmc_plat_thread_detach(&t);
     return S_OK;
 }
 
@@ -226,7 +236,7 @@ HRESULT shmc_conn_connect_new(const char *endpoint, const shmc_plat_procid *peer
     if (SUCCEEDED(hr))
         hr = shmc_xport_post_connect(endpoint, peer, name);
     /* wait for the server to accept, watching that it stays alive */
-    uint64_t deadline = shmc_plat_clock_ns() + 10000ull * 1000000u;
+    uint64_t deadline = shmc_plat_clock_ns() + (uint64_t)SHMC_ACCEPT_TIMEOUT_MS * 1000000u;
     shmc_plat_waiter accept = {0};
     if (SUCCEEDED(hr))
         hr = shmc_plat_waiter_open(&accept, &c->region, offsetof(shmc_conn_hdr, accept));
@@ -238,7 +248,7 @@ HRESULT shmc_conn_connect_new(const char *endpoint, const shmc_plat_procid *peer
         if (state == SHMC_CONN_ACCEPTED)
             break;
         if (state == SHMC_CONN_CLOSED) {
-            hr = RPC_E_SERVERCALL_REJECTED; /* it serves us too often already */
+            hr = RPC_E_SERVERCALL_REJECTED; /* it serves us too often already, or cannot now */
             break;
         }
         if (c->watch.exited || shmc_plat_proc_wait(&c->watch, 0) == S_OK) {
@@ -259,11 +269,20 @@ HRESULT shmc_conn_connect_new(const char *endpoint, const shmc_plat_procid *peer
                           atomic_load(&c->hdr->server_start) != peer->start_time))
         hr = RPC_E_INVALID_DATA; /* someone else answered */
     shmc_plat_proc_close(&c->watch);
-    if (SUCCEEDED(hr))
+    if (SUCCEEDED(hr)) {
+        /* the caller's: once the watcher runs it may find the server gone
+         * at once and drop the creation reference */
+        shmc_conn_addref(c);
         hr = start_watcher(c);
+    }
     if (FAILED(hr)) {
+        /* a server that accepted it would serve it (and count it against
+         * our 4) until we die: say we let it go, and wake its receivers */
+        if (c->hdr && atomic_exchange(&c->hdr->state, SHMC_CONN_CLOSED) == SHMC_CONN_ACCEPTED &&
+            c->server_bell.word)
+            ring_server(c);
         atomic_store(&c->dead, true);
-        conn_free(c);
+        conn_free(c); /* (no other thread has it) */
         /* a process that died before we could connect leaves its endpoint
          * name behind (no connection's watcher ever sees it die): ours to
          * remove now, rather than the next periodic reclaim's */
@@ -281,23 +300,40 @@ HRESULT shmc_conn_get(const char *endpoint, const shmc_plat_procid *peer, shmc_c
     if (FAILED(shmc_plat_region_name_check(endpoint)))
         return RPC_E_INVALID_OBJREF;
     shmc_plat_once_run(&xp_once, xp_setup);
+    uint64_t key = peer_key(peer);
+    shmc_conn *c;
     shmc_plat_mutex_lock(&xp.lock);
-    shmc_conn *c = shmc_hmap_get(&xp.client_conns, peer_key(peer));
-    if (c && (atomic_load(&c->dead) || c->peer.pid != peer->pid ||
-              c->peer.start_time != peer->start_time))
-        c = NULL;
-    if (c) {
-        shmc_conn_addref(c);
-        shmc_plat_mutex_unlock(&xp.lock);
-        *out = c;
-        return S_OK;
+    for (;;) {
+        c = shmc_hmap_get(&xp.client_conns, key);
+        if (c && (atomic_load(&c->dead) || c->peer.pid != peer->pid ||
+                  c->peer.start_time != peer->start_time))
+            c = NULL;
+        if (c) {
+            shmc_conn_addref(c);
+            shmc_plat_mutex_unlock(&xp.lock);
+            *out = c;
+            return S_OK;
+        }
+        if (!shmc_hmap_get(&xp.connecting, key))
+            break;
+        /* another thread connects to it: use its connection (or, if it
+         * fails, try in turn) */
+        shmc_plat_cond_wait(&xp.connected, &xp.lock, 50);
     }
+    /* (if it cannot be marked, connect anyway: a loser is closed below) */
+    bool marked = SUCCEEDED(shmc_hmap_put(&xp.connecting, key, (void *)peer));
     shmc_plat_mutex_unlock(&xp.lock);
 
     HRESULT hr = shmc_conn_connect_new(endpoint, peer, &c);
-    if (FAILED(hr))
-        return hr;
     shmc_plat_mutex_lock(&xp.lock);
+    if (marked) {
+        shmc_hmap_del(&xp.connecting, key);
+        shmc_plat_cond_broadcast(&xp.connected);
+    }
+    if (FAILED(hr)) {
+        shmc_plat_mutex_unlock(&xp.lock);
+        return hr;
+    }
     shmc_conn *other = shmc_hmap_get(&xp.client_conns, peer_key(peer));
     if (other && !atomic_load(&other->dead)) {
         /* another thread connected meanwhile: use that one */
@@ -305,26 +341,34 @@ HRESULT shmc_conn_get(const char *endpoint, const shmc_plat_procid *peer, shmc_c
         shmc_plat_mutex_unlock(&xp.lock);
         atomic_store(&c->closing, true);
         conn_peer_gone(c);
+        shmc_conn_release(c); /* ours */
         *out = other;
         return S_OK;
+    }
+    if (atomic_load(&c->dead)) {
+        /* the watcher found the server gone already (and dropped the
+         * creation reference): not listed */
+        shmc_plat_mutex_unlock(&xp.lock);
+        shmc_conn_release(c);
+        return RPC_E_SERVER_DIED;
     }
     if (FAILED(shmc_hmap_put(&xp.client_conns, peer_key(peer), c))) {
         shmc_plat_mutex_unlock(&xp.lock);
         atomic_store(&c->closing, true);
         conn_peer_gone(c);
+        shmc_conn_release(c);
         return E_OUTOFMEMORY;
     }
     c->next = xp.list; /* the list holds the creation reference */
     xp.list = c;
-    shmc_conn_addref(c);
     shmc_plat_mutex_unlock(&xp.lock);
-    *out = c;
+    *out = c; /* with the reference connect_new took for us */
     return S_OK;
 }
 
 /* ---- accepting (server) ---------------------------------------------------------- */
 
-static void receiver_start(shmc_conn *c);
+static bool receiver_start(shmc_conn *c);
 
 /* How many connections we serve for the process `client`. */
 static uint32_t server_conns_of(const shmc_plat_procid *client)
@@ -339,33 +383,106 @@ static uint32_t server_conns_of(const shmc_plat_procid *client)
     return n;
 }
 
+/* Tells the client waiting on a connection region that we will not serve
+ * it: it fails fast (RPC_E_SERVERCALL_REJECTED) instead of waiting for an
+ * accept that never comes. */
+static void refuse(shmc_plat_region *r)
+{
+    shmc_conn_hdr *h = r->base;
+    atomic_store(&h->state, SHMC_CONN_CLOSED);
+    shmc_plat_waiter accept;
+    if (SUCCEEDED(shmc_plat_waiter_open(&accept, r, offsetof(shmc_conn_hdr, accept)))) {
+        atomic_fetch_add(&accept.word->value, 1);
+        shmc_plat_wake(&accept, true);
+        shmc_plat_waiter_close(&accept);
+    }
+}
+
 void shmc_conn_accept(const char *conn_name, const shmc_plat_procid *client)
 {
     shmc_plat_once_run(&xp_once, xp_setup);
-    shmc_conn *c = conn_new(false);
-    if (!c)
-        return;
-    c->peer = *client;
-    HRESULT hr = shmc_plat_region_open(&c->region, conn_name);
+    shmc_plat_region region;
+    HRESULT hr = shmc_plat_region_open(&region, conn_name);
+    if (FAILED(hr))
+        return; /* (the client times out) */
+    shmc_conn_hdr *hdr = region.base;
     shmc_region_info info;
-    if (SUCCEEDED(hr)) {
-        c->hdr = c->region.base;
-        hr = shmc_region_hdr_read(&c->hdr->common, c->region.size, &info);
-    }
+    hr = shmc_region_hdr_read(&hdr->common, region.size, &info);
     /* the region must be what the client said: a connection it owns, of
      * our layout, big enough for every slot */
     if (SUCCEEDED(hr) &&
         (info.kind != SHMC_REGION_KIND_CONN || info.version != SHMC_XPORT_VERSION ||
          info.owner.pid != client->pid || info.owner.start_time != client->start_time ||
-         c->region.size < SHMC_CONN_SIZE || atomic_load(&c->hdr->nslots) != SHMC_CONN_SLOTS ||
-         atomic_load(&c->hdr->area) != SHMC_SLOT_AREA ||
-         atomic_load(&c->hdr->state) != SHMC_CONN_NEW))
+         region.size < SHMC_CONN_SIZE || atomic_load(&hdr->nslots) != SHMC_CONN_SLOTS ||
+         atomic_load(&hdr->area) != SHMC_SLOT_AREA || atomic_load(&hdr->state) != SHMC_CONN_NEW))
         hr = RPC_E_INVALID_DATA;
+    if (FAILED(hr)) {
+        shmc_plat_region_close(&region);
+        return;
+    }
     /* a client needs one connection (two while its threads race to
      * connect): a process that posts more is refused, so it cannot make us
-     * start threads without end (one listener accepts: no race here) */
-    if (SUCCEEDED(hr) && server_conns_of(client) >= SHMC_MAX_CONNS_PER_CLIENT) {
-        atomic_store(&c->hdr->state, SHMC_CONN_CLOSED);
+     * start threads without end (one listener accepts: no race here); so
+     * is one we cannot serve now (out of memory, of threads) */
+    shmc_conn *c = NULL;
+    if (server_conns_of(client) < SHMC_MAX_CONNS_PER_CLIENT)
+        c = conn_new(false);
+    if (!c) {
+        refuse(&region);
+        shmc_plat_region_close(&region);
+        return;
+    }
+    c->peer = *client;
+    c->region = region;
+    c->hdr = hdr;
+    hr = open_waiters(c);
+    if (FAILED(hr)) {
+        refuse(&c->region);
+        atomic_store(&c->dead, true);
+        conn_free(c);
+        return;
+    }
+    /* Ours until this function is done with it. Once the watcher runs it
+     * may find the client gone at once (conn_peer_gone drops the creation
+     * reference, which the list holds), and once the first receiver runs,
+     * the client may close the connection: either can happen while we are
+     * still here, and the last of the other references must not free it
+     * under us. */
+    shmc_conn_addref(c);
+    hr = start_watcher(c);
+    if (FAILED(hr)) {
+        refuse(&c->region);
+        atomic_store(&c->dead, true);
+        conn_free(c); /* (no other thread has it) */
+        /* a client that died while connecting leaves the connection's name
+         * behind (it removes it once we accept): removed if so */
+        shmc_reclaim_name(conn_name);
+        return;
+    }
+    /* a connection nobody serves would hang its client's calls: the
+     * first receiver runs before we accept */
+    if (!receiver_start(c)) {
+        refuse(&c->region);
+        atomic_store(&c->closing, true); /* the watcher stops and lets go */
+        if (!atomic_exchange(&c->dead, true))
+            shmc_conn_release(c); /* the creation reference (the watcher did not drop it) */
+        shmc_conn_release(c);     /* ours */
+        return;
+    }
+    /* listed unless the watcher already found the client gone (it dropped
+     * the creation reference then, and looks for it in the list no more) */
+    shmc_plat_mutex_lock(&xp.lock);
+    bool gone = atomic_load(&c->dead);
+    if (!gone) {
+        c->next = xp.list;
+        xp.list = c;
+    }
+    shmc_plat_mutex_unlock(&xp.lock);
+
+    if (!gone) {
+        atomic_store(&c->hdr->server_pid, shmc_g.self.pid);
+        atomic_store(&c->hdr->server_start, shmc_g.self.start_time);
+        atomic_store(&c->hdr->state, SHMC_CONN_ACCEPTED);
         shmc_plat_waiter accept;
         if (SUCCEEDED(
                 shmc_plat_waiter_open(&accept, &c->region, offsetof(shmc_conn_hdr, accept)))) {
@@ -373,35 +490,8 @@ void shmc_conn_accept(const char *conn_name, const shmc_plat_procid *client)
             shmc_plat_wake(&accept, true);
             shmc_plat_waiter_close(&accept);
         }
-        hr = RPC_E_SERVERCALL_REJECTED;
     }
-    if (SUCCEEDED(hr))
-        hr = open_waiters(c);
-    if (SUCCEEDED(hr))
-        hr = start_watcher(c);
-    if (FAILED(hr)) {
-        atomic_store(&c->dead, true);
-        conn_free(c);
-        /* a client that died while connecting leaves the connection's name
-         * behind (it removes it once we accept): removed if so */
-        shmc_reclaim_name(conn_name);
-        return;
-    }
-    shmc_plat_mutex_lock(&xp.lock);
-    c->next = xp.list;
-    xp.list = c;
-    shmc_plat_mutex_unlock(&xp.lock);
-
-    atomic_store(&c->hdr->server_pid, shmc_g.self.pid);
-    atomic_store(&c->hdr->server_start, shmc_g.self.start_time);
-    atomic_store(&c->hdr->state, SHMC_CONN_ACCEPTED);
-    shmc_plat_waiter accept;
-    if (SUCCEEDED(shmc_plat_waiter_open(&accept, &c->region, offsetof(shmc_conn_hdr, accept)))) {
-        atomic_fetch_add(&accept.word->value, 1);
-        shmc_plat_wake(&accept, true);
-        shmc_plat_waiter_close(&accept);
-    }
-    receiver_start(c);
+    shmc_conn_release(c); /* ours */
 }
 
 /* ---- the client's side of a call ---------------------------------------------------- */
@@ -438,12 +528,14 @@ static void bulk_drop(shmc_plat_region *r)
     shmc_plat_region_close(r);
 }
 
-/* Room for `len` bytes of frame in a bulk region of ours kept in *r: the
- * one there if it is big enough, else a new one. */
-static HRESULT bulk_out_get(shmc_plat_region *r, uint32_t len, unsigned char **data)
+/* Room for `len` bytes of frame in the bulk region of ours kept for slot
+ * i: the one there if it is big enough, else a new one. */
+static HRESULT bulk_out_get(shmc_conn *c, uint32_t i, uint32_t len, unsigned char **data)
 {
+    shmc_plat_region *r = &c->bulk_out[i];
     if (!r->base || r->size < (size_t)SHMC_BULK_DATA + len) {
         bulk_drop(r);
+        c->bulk_out_named[i] = true;
         char name[SHMC_XNAME_MAX];
         HRESULT hr = shmc_xport_random_name(name, sizeof(name), "bk");
         if (SUCCEEDED(hr))
@@ -458,6 +550,18 @@ static HRESULT bulk_out_get(shmc_plat_region *r, uint32_t len, unsigned char **d
     return S_OK;
 }
 
+/* The peer says it has our bulk region of slot i mapped: its name is not
+ * needed any more. An honest peer removed it when it opened the region;
+ * one that says so without having opened it must not make the name
+ * outlive us (our process may end before we let the region go). */
+static void bulk_out_held(shmc_conn *c, uint32_t i)
+{
+    if (c->bulk_out_named[i]) {
+        shmc_plat_region_unlink(c->bulk_out[i].name);
+        c->bulk_out_named[i] = false;
+    }
+}
+
 /* The peer's bulk region `shared_name` (a field of the slot) holding `len`
  * bytes, mapped in *r: the one kept there if it has that name, else the
  * region opened, checked (a bulk region the peer made, big enough) and
@@ -470,10 +574,13 @@ static HRESULT bulk_in_get(shmc_plat_region *r, const char *shared_name, size_t 
         return RPC_E_INVALID_DATA;
     if (!r->base || strcmp(r->name, name) != 0) {
         shmc_plat_region_close(r);
-        if (FAILED(shmc_plat_region_open(r, name)))
+        HRESULT hr = shmc_plat_region_open(r, name);
+        if (hr == E_OUTOFMEMORY)
+            return hr; /* ours: no room to map it now */
+        if (FAILED(hr))
             return RPC_E_INVALID_DATA;
         shmc_region_info info;
-        HRESULT hr = shmc_region_hdr_read(r->base, r->size, &info);
+        hr = shmc_region_hdr_read(r->base, r->size, &info);
         if (FAILED(hr) || info.kind != SHMC_REGION_KIND_BULK || info.owner.pid != owner->pid ||
             info.owner.start_time != owner->start_time) {
             shmc_plat_region_close(r);
@@ -577,7 +684,7 @@ HRESULT shmc_xcall_resize(shmc_xcall *x, uint32_t size)
         return S_OK;
     }
     unsigned char *data;
-    HRESULT hr = bulk_out_get(&x->conn->bulk_out[i], size, &data);
+    HRESULT hr = bulk_out_get(x->conn, i, size, &data);
     if (FAILED(hr))
         return hr;
     x->request = data;
@@ -724,8 +831,14 @@ HRESULT shmc_xcall_send(shmc_xcall *x, uint32_t kind, uint32_t method, const uin
     *status = server_hr;
     if (x->bulk_req && !(rep_flags & SHMC_SLOT_BULK_REQ_KEPT))
         bulk_drop(&c->bulk_out[i]); /* the server did not keep it: a new one next time */
+    else if (x->bulk_req)
+        bulk_out_held(c, i);
     if (FAILED(server_hr))
         return S_OK; /* the server's answer is the error */
+    if (rep_len > SHMC_MAX_FRAME) {
+        *status = RPC_E_INVALID_DATA; /* no stub makes one: nothing is mapped for it */
+        return S_OK;
+    }
     if (rep_flags & SHMC_SLOT_REP_INLINE) {
         if (rep_len > SHMC_SLOT_INLINE_MAX) {
             *status = RPC_E_INVALID_DATA;
@@ -734,9 +847,10 @@ HRESULT shmc_xcall_send(shmc_xcall *x, uint32_t kind, uint32_t method, const uin
         *reply = s->inline_rep;
     } else if (rep_flags & SHMC_SLOT_BULK_REP) {
         const unsigned char *data;
-        if (FAILED(bulk_in_get(&c->bulk_in[i], s->rep_bulk, sizeof(s->rep_bulk), rep_len, &c->peer,
-                               &data))) {
-            *status = RPC_E_INVALID_DATA;
+        HRESULT hr =
+            bulk_in_get(&c->bulk_in[i], s->rep_bulk, sizeof(s->rep_bulk), rep_len, &c->peer, &data);
+        if (FAILED(hr)) {
+            *status = hr;
             return S_OK;
         }
         *reply = data;
@@ -824,7 +938,7 @@ static HRESULT slot_reply_get_buffer(ShmStubReply *r, uint32_t size, void **buf)
         return S_OK;
     }
     unsigned char *data;
-    HRESULT hr = bulk_out_get(&c->bulk_out[sr->slot], size, &data);
+    HRESULT hr = bulk_out_get(c, sr->slot, size, &data);
     if (FAILED(hr))
         return hr;
     sr->bulk = true;
@@ -894,7 +1008,7 @@ static HRESULT serve_method(shmc_conn *c, const uint8_t ipid[16], uint32_t metho
             hr = shmc_call_run(call);
             if (SUCCEEDED(hr))
                 hr = call->hr;
-            if (hr != RPC_E_TIMEOUT)
+            if (!shmc_call_given_up(hr))
                 shmc_call_free(call);
         }
     }
@@ -910,6 +1024,8 @@ static void check_kept_reply(shmc_conn *c, uint32_t i, uint32_t flags)
     shmc_plat_region *r = &c->bulk_out[i];
     if (r->base && (!(flags & SHMC_SLOT_REP_HELD) || r->size > SHMC_BULK_KEEP_MAX))
         bulk_drop(r);
+    else if (r->base)
+        bulk_out_held(c, i);
 }
 
 /* The request frame of slot i: in the slot, or in the client's bulk
@@ -918,6 +1034,8 @@ static HRESULT request_frame(shmc_conn *c, uint32_t i, uint32_t flags, uint32_t 
                              const unsigned char **req)
 {
     shmc_slot_hdr *s = shmc_conn_slot(c, i);
+    if (req_len > SHMC_MAX_FRAME)
+        return RPC_E_INVALID_DATA; /* no proxy makes one: nothing is mapped for it */
     if (flags & SHMC_SLOT_BULK_REQ)
         return bulk_in_get(&c->bulk_in[i], s->req_bulk, sizeof(s->req_bulk), req_len, &c->peer,
                            req);
@@ -1162,22 +1280,28 @@ static void receiver_main(void *arg)
     atomic_fetch_sub(&c->idle_receivers, 1);
     atomic_fetch_sub(&c->receivers, 1);
     shmc_conn_release(c);
+    /* the call it kept for its next STA request (a receiver has no
+     * apartment state whose destructor would put it back) */
+    shmc_call_free_spare();
 }
 
-static void receiver_start(shmc_conn *c)
+/* false if no receiver could be started (one more is only wanted: the
+ * others go on serving) */
+static bool receiver_start(shmc_conn *c)
 {
     if (atomic_fetch_add(&c->receivers, 1) >= SHMC_CONN_SLOTS) {
         atomic_fetch_sub(&c->receivers, 1);
-        return;
+        return false;
     }
     shmc_conn_addref(c);
     shmc_plat_thread t;
     if (FAILED(shmc_plat_thread_create(&t, receiver_main, c))) {
         atomic_fetch_sub(&c->receivers, 1);
         shmc_conn_release(c);
-        return;
+        return false;
     }
     shmc_plat_thread_detach(&t);
+    return true;
 }
 
 /* ---- what a client holds (server) ------------------------------------------------------- */
@@ -1259,4 +1383,68 @@ static void drop_credits(shmc_conn *c)
         shmc_ifstub_release(r->ifs);
         shmc_free(r);
     }
+}
+
+/* ---- detached connections (fuzzers) ------------------------------------------------------ */
+
+HRESULT shmc_conn_new_detached(void *base, size_t size, bool is_client,
+                               const shmc_plat_procid *peer, const char *endpoint, shmc_conn **out)
+{
+    *out = NULL;
+    if (!base || size < SHMC_CONN_SIZE || (uintptr_t)base % 8 != 0 ||
+        (is_client && (!endpoint || FAILED(shmc_plat_region_name_check(endpoint)))))
+        return E_INVALIDARG;
+    shmc_plat_once_run(&xp_once, xp_setup);
+    shmc_conn *c = conn_new(is_client);
+    if (!c)
+        return E_OUTOFMEMORY;
+    c->detached = true;
+    c->peer = *peer;
+    if (is_client)
+        memcpy(c->peer_endpoint, endpoint, strlen(endpoint) + 1);
+    c->region.base = base;
+    c->region.size = size;
+    c->hdr = base;
+    /* one process plays both sides: its threads' waiters do */
+    HRESULT hr = shmc_plat_waiter_open_local(&c->server_bell, &c->hdr->server_bell);
+    for (uint32_t i = 0; i < SHMC_CONN_SLOTS && SUCCEEDED(hr); i++)
+        hr = shmc_plat_waiter_open_local(&c->slot_wake[i], &shmc_conn_slot(c, i)->wake);
+    if (FAILED(hr)) {
+        conn_free(c);
+        return hr;
+    }
+    shmc_plat_mutex_lock(&xp.lock);
+    if (is_client) {
+        shmc_conn *other = shmc_hmap_get(&xp.client_conns, peer_key(peer));
+        if (other || FAILED(shmc_hmap_put(&xp.client_conns, peer_key(peer), c))) {
+            shmc_plat_mutex_unlock(&xp.lock);
+            conn_free(c);
+            return other ? E_INVALIDARG : E_OUTOFMEMORY;
+        }
+    }
+    c->next = xp.list; /* the list holds the creation reference */
+    xp.list = c;
+    shmc_conn_addref(c);
+    shmc_plat_mutex_unlock(&xp.lock);
+    *out = c;
+    return S_OK;
+}
+
+void shmc_conn_close_detached(shmc_conn *c)
+{
+    atomic_store(&c->closing, true);
+    conn_peer_gone(c);
+    shmc_conn_release(c);
+}
+
+int shmc_conn_serve_one(shmc_conn *c)
+{
+    int i = claim_slot(c);
+    if (i < 0)
+        return -1;
+    int hinted = serve_slot(c, (uint32_t)i) ? i : -1;
+    /* and stops looking, as a receiver that goes to sleep */
+    unhint(c, &hinted);
+    count_looking(c, -1);
+    return i;
 }

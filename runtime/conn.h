@@ -14,20 +14,10 @@ typedef struct shmc_conn_ref {
     uint32_t count;   /* strong references the connection holds */
 } shmc_conn_ref;
 
-/* A record the server made at a client's request, by (oid, nonce). */
-typedef struct shmc_made_record {
-    uint64_t oid, nonce;
-} shmc_made_record;
-
-/* At most this many connections served per client process. */
-#define SHMC_MAX_CONNS_PER_CLIENT 4u
-
-/* At most this many records outstanding per client (ADD_RECORD). */
-#define SHMC_CONN_MAX_MADE 65536u
-
 struct shmc_conn {
     _Atomic uint32_t refs;
     bool is_client; /* we made it to call the peer; else we serve it */
+    bool detached;  /* over the caller's memory, no threads (fuzzers) */
     shmc_plat_region region;
     shmc_conn_hdr *hdr;
     shmc_plat_procid peer;
@@ -35,11 +25,9 @@ struct shmc_conn {
     _Atomic bool dead;                           /* the peer died or closed */
     shmc_plat_waiter server_bell;                /* the client wakes receivers here */
     shmc_plat_waiter slot_wake[SHMC_CONN_SLOTS]; /* the server wakes callers here */
-    shmc_plat_proc watch;
-    shmc_plat_thread watcher;
-    bool has_watcher;
-    _Atomic bool closing; /* tell the watcher to stop */
-    shmc_conn *next;      /* the transport's list */
+    shmc_plat_proc watch;                        /* the peer (the watcher thread waits on it) */
+    _Atomic bool closing;                        /* tell the watcher to stop */
+    shmc_conn *next;                             /* the transport's list */
 
     /* client: which slots are free (only the client hands them out) */
     shmc_plat_mutex slot_lock;
@@ -59,16 +47,19 @@ struct shmc_conn {
     _Atomic uint32_t looking, sleeping;
     /* the marshaler of this connection's stubs (shmc_reply_marshaler_vtbl) */
     ShmItfMarshaler reply_marshaler;
-    /* records the client asked us for (ADD_RECORD), revoked when it goes
-     * (under rt.lock) */
-    shmc_made_record *made;
-    uint32_t nmade, made_cap;
+    /* records made for the client (ADD_RECORD, objects in replies) and not
+     * spent yet, revoked when it goes (under rt.lock; shmc_record.made_for) */
+    shmc_record *made;
+    uint32_t nmade;
     shmc_hmap credits; /* ipid (first 8 bytes) -> shmc_conn_ref */
     /* bulk regions kept per slot (xport.h): ours (client: requests;
      * server: replies) and the peer's, mapped (client: replies; server:
      * requests). Only the side that runs the slot's call touches them. */
     shmc_plat_region bulk_out[SHMC_CONN_SLOTS];
     shmc_plat_region bulk_in[SHMC_CONN_SLOTS];
+    /* our region's name may still exist: the peer has not yet said it has
+     * the region mapped (then we remove the name, see conn.c) */
+    bool bulk_out_named[SHMC_CONN_SLOTS];
 };
 
 /* endpoint.c */
@@ -92,7 +83,9 @@ extern const ShmItfMarshalerVtbl shmc_reply_marshaler_vtbl;
 /* conn.c: a new connection to the process that owns `endpoint`, outside
  * the cache shmc_conn_get keeps (what shmc_conn_get uses; tests use it to
  * open more than one). RPC_E_SERVERCALL_REJECTED if the server already
- * serves SHMC_MAX_CONNS_PER_CLIENT connections of this process. */
+ * serves SHMC_MAX_CONNS_PER_CLIENT connections of this process. *out
+ * holds two references: the creation one, which conn_peer_gone drops when
+ * the server goes (its watcher already runs), and the caller's. */
 HRESULT shmc_conn_connect_new(const char *endpoint, const shmc_plat_procid *peer, shmc_conn **out);
 
 /* conn.c: the server accepts a connection posted to its endpoint. */
@@ -137,5 +130,25 @@ HRESULT shmc_xcall_send(shmc_xcall *x, uint32_t kind, uint32_t method, const uin
 /* Ends the call: gives the slot back (unless it was given up on) and the
  * reference on the connection. */
 void shmc_xcall_end(shmc_xcall *x);
+
+/*
+ * conn.c, for the fuzzers (tests/fuzz/fuzz_xport.c), which play the peer
+ * themselves: a connection over `size` (>= SHMC_CONN_SIZE) bytes of the
+ * caller's memory at `base`, laid out as a connection region, with no
+ * watcher and no receiver thread. A client connection (is_client) is the
+ * one shmc_conn_get returns for (`endpoint`, `peer`) from then on, as if
+ * it had connected; a server connection serves `peer` only through
+ * shmc_conn_serve_one. With a reference for the caller, which
+ * shmc_conn_close_detached drops after closing it as if the peer had gone
+ * (a server's connection then gives back what the peer held). The memory
+ * must outlive every reference (proxies hold some); it is never unmapped.
+ */
+HRESULT shmc_conn_new_detached(void *base, size_t size, bool is_client,
+                               const shmc_plat_procid *peer, const char *endpoint, shmc_conn **out);
+void shmc_conn_close_detached(shmc_conn *c);
+/* Server side: as a receiver thread, in this thread: drops the requests
+ * given up early, then takes one slot holding a request and serves it.
+ * Returns that slot, or -1 if no slot held one. */
+int shmc_conn_serve_one(shmc_conn *c);
 
 #endif /* SHMCOM_RUNTIME_CONN_H */

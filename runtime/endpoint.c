@@ -16,8 +16,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* How long a client waits for a server to accept its connection. */
-#define ACCEPT_TIMEOUT_MS 10000u
 /* A connect slot claimed and not posted for this long is freed, whoever
  * claimed it (a client posts within microseconds of its claim; a process
  * that wrote a claim and never posted must not keep the slot for ever). */
@@ -241,7 +239,7 @@ HRESULT shmc_xport_post_connect(const char *endpoint, const shmc_plat_procid *se
         return hr;
     }
     /* claim a free slot; a full table waits a little for the listener */
-    uint64_t deadline = shmc_plat_clock_ns() + (uint64_t)ACCEPT_TIMEOUT_MS * 1000000u;
+    uint64_t deadline = shmc_plat_clock_ns() + (uint64_t)SHMC_ACCEPT_TIMEOUT_MS * 1000000u;
     shmc_ep_slot *s = NULL;
     while (!s) {
         for (int i = 0; i < SHMC_EP_SLOTS && !s; i++) {

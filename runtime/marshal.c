@@ -396,7 +396,7 @@ HRESULT shmc_unmarshal_record(const shmc_objref *rec, REFIID riid, void **ppv)
     bool normal = r->mshlflags == MSHLFLAGS_NORMAL;
     if (normal) { /* honoured once */
         *link = r->next;
-        shmc_free(r);
+        shmc_record_free_locked(r);
     }
     atomic_fetch_add(&sm->refs, 1);
     shmc_ifstub_addref(ifs);
@@ -466,7 +466,7 @@ HRESULT shmc_release_record(const shmc_objref *rec)
     if (sm) {
         bool weak = r->mshlflags == MSHLFLAGS_TABLEWEAK;
         *link = r->next;
-        shmc_free(r);
+        shmc_record_free_locked(r);
         shmc_stubmgr_drop_refs_locked(sm, 1, weak, &destroy);
     }
     shmc_plat_mutex_unlock(&shmc_g.lock);

@@ -5,6 +5,7 @@
  */
 #include "plat_common.h"
 
+#include <stdatomic.h>
 #include <string.h>
 
 HRESULT shmc_plat_region_name_check(const char *name)
@@ -30,11 +31,15 @@ HRESULT shmc_plat_region_name_check(const char *name)
 
 /* ---- fault injection ------------------------------------------------- */
 
+/* Set by a test while no other thread calls the layer; counted by any
+ * thread (atomics: background threads of the runtime may map regions and
+ * start threads while a test fails them in turn). */
 typedef struct fault {
-    const char *name;   /* points into the platform's routed table */
-    unsigned fail_from; /* 1-based call number that fails first; 0 = off */
-    unsigned calls;
-    int native_error;
+    const char *_Atomic name;   /* points into the platform's routed table */
+    _Atomic unsigned fail_from; /* 1-based call number that fails first; 0 = off */
+    _Atomic unsigned calls;     /* calls since set */
+    _Atomic unsigned hits;      /* calls failed since set */
+    _Atomic int native_error;
 } fault;
 
 #define MAX_FAULTS 8
@@ -55,38 +60,59 @@ HRESULT shmc_plat_fault_set(const char *syscall, unsigned n, int native_error)
         return E_INVALIDARG;
     fault *slot = NULL;
     for (int i = 0; i < MAX_FAULTS; i++) {
-        if (faults[i].name == routed) {
+        const char *has = atomic_load(&faults[i].name);
+        if (has == routed) {
             slot = &faults[i];
             break;
         }
-        if (!slot && !faults[i].name)
+        if (!slot && !has)
             slot = &faults[i];
     }
     if (!slot)
         return E_OUTOFMEMORY;
+    atomic_store(&slot->fail_from, 0);
     if (n == 0) {
-        memset(slot, 0, sizeof(*slot));
+        atomic_store(&slot->name, NULL);
         return S_OK;
     }
-    slot->name = routed;
-    slot->fail_from = n;
-    slot->calls = 0;
-    slot->native_error = native_error;
+    atomic_store(&slot->calls, 0);
+    atomic_store(&slot->hits, 0);
+    atomic_store(&slot->native_error, native_error);
+    atomic_store(&slot->name, routed);
+    atomic_store(&slot->fail_from, n);
     return S_OK;
+}
+
+unsigned shmc_plat_fault_hits(const char *syscall)
+{
+    for (int i = 0; i < MAX_FAULTS; i++) {
+        const char *name = atomic_load(&faults[i].name);
+        if (name && syscall && !strcmp(name, syscall))
+            return atomic_load(&faults[i].hits);
+    }
+    return 0;
 }
 
 void shmc_plat_fault_clear_all(void)
 {
-    memset(faults, 0, sizeof(faults));
+    for (int i = 0; i < MAX_FAULTS; i++) {
+        atomic_store(&faults[i].fail_from, 0);
+        atomic_store(&faults[i].name, NULL);
+    }
 }
 
 int shmc_plat__fault(const char *syscall)
 {
     for (int i = 0; i < MAX_FAULTS; i++) {
         fault *f = &faults[i];
-        if (f->name && !strcmp(f->name, syscall)) {
-            f->calls++;
-            return f->calls >= f->fail_from ? f->native_error : 0;
+        const char *name = atomic_load_explicit(&f->name, memory_order_relaxed);
+        if (name && !strcmp(name, syscall)) {
+            unsigned from = atomic_load_explicit(&f->fail_from, memory_order_relaxed);
+            unsigned n = atomic_fetch_add_explicit(&f->calls, 1, memory_order_relaxed) + 1;
+            if (from == 0 || n < from)
+                return 0;
+            atomic_fetch_add_explicit(&f->hits, 1, memory_order_relaxed);
+            return atomic_load_explicit(&f->native_error, memory_order_relaxed);
         }
     }
     return 0;

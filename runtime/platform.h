@@ -437,10 +437,16 @@ HRESULT shmc_plat_hresult_from_os(int native_error);
  * native error `native_error` (an errno, or a Win32 error code). n == 0
  * clears the hook. E_INVALIDARG for a name this layer does not route
  * (see the table at the top of each platform file).
- * Not thread-safe: tests set it while no other thread calls the layer.
+ * Other threads may call the layer while a test sets or clears it (they
+ * see the old setting or the new one).
  */
 HRESULT shmc_plat_fault_set(const char *syscall, unsigned n, int native_error);
 void shmc_plat_fault_clear_all(void);
+/* How many calls of `syscall` the hook has failed since it was set (0 if
+ * none, or if it is not set): a test that fails n = 1, 2, ... in turn
+ * stops when an operation completes without a failed call. Calls may come
+ * from any thread while it is set. */
+unsigned shmc_plat_fault_hits(const char *syscall);
 
 /*
  * For tests: force the /proc polling fallback instead of pidfd (POSIX);

@@ -373,7 +373,7 @@ HRESULT shmc_proxymgr_get_ifstub(shmc_proxymgr *pm, REFIID riid, shmc_ifstub **o
     c->ifstub = any;
     c->iid = *riid;
     hr = shmc_call_run(c);
-    if (hr == RPC_E_TIMEOUT)
+    if (shmc_call_given_up(hr))
         return hr; /* the call is the callee's now: it drops the result */
     if (SUCCEEDED(hr))
         hr = c->hr;
@@ -508,7 +508,7 @@ static HRESULT ch_SendReceive(ShmProxyChannel *ch, ShmProxyHeader *from, ShmCall
     frame->reply = NULL;
     frame->reply_size = 0;
     HRESULT hr = shmc_call_run(c);
-    if (hr == RPC_E_TIMEOUT) {
+    if (shmc_call_given_up(hr)) {
         frame->channel_data = NULL; /* the call is the callee's now */
         return hr;
     }

@@ -18,6 +18,7 @@
 
 #include "alloc.h"
 #include "frame.h"
+#include "bounds.h"
 
 #include <string.h>
 
@@ -334,7 +335,7 @@ static HRESULT proxy_prepare(const ShmMethod *m, void **args, pwork *w, uint64_t
         w[i].len = (uint32_t)len;
         w[i].off = (uint32_t)shmc_align8(total);
         total = w[i].off + len;
-        if (total > UINT32_MAX)
+        if (total > SHMC_MAX_FRAME)
             return E_INVALIDARG;
     }
     /* the reply must be able to hold the caller's [out] arrays */
@@ -342,7 +343,7 @@ static HRESULT proxy_prepare(const ShmMethod *m, void **args, pwork *w, uint64_t
     for (uint32_t i = 0; i < m->nparams; i++)
         if (ps[i].kind == SHM_PK_ARRAY && (ps[i].flags & SHM_PF_OUT))
             out = shmc_align8(out) + w[i].count * ps[i].elem_size;
-    if (out > UINT32_MAX)
+    if (out > SHMC_MAX_FRAME)
         return E_INVALIDARG;
     *size = total;
     return S_OK;
@@ -627,7 +628,7 @@ HRESULT ShmProxyInvoke(void *This, uint32_t method, void **args)
         }
         w[i].off = (uint32_t)shmc_align8(size);
         size = w[i].off + (uint64_t)w[i].rec_size;
-        if (size > UINT32_MAX) {
+        if (size > SHMC_MAX_FRAME) {
             hr = E_INVALIDARG;
             goto fail;
         }
@@ -655,7 +656,7 @@ HRESULT ShmProxyInvoke(void *This, uint32_t method, void **args)
         hr = mhr;
         goto fail;
     }
-    if (call.reply_size < m->out_size) {
+    if (call.reply_size < m->out_size || call.reply_size > SHMC_MAX_FRAME) {
         hr = RPC_E_INVALID_DATA;
         goto fail;
     }
@@ -719,6 +720,9 @@ static HRESULT check_request(const ShmMethod *m, const shmc_frame *f, swork *w)
         return E_OUTOFMEMORY;
     uint32_t nrefs = 0;
     HRESULT hr = RPC_E_INVALID_DATA;
+    /* the reply must be able to hold the [out] arrays asked for, or the
+     * peer could make us allocate up to 4 GiB per array for nothing */
+    uint64_t out = shmc_align8(m->out_size);
     for (uint32_t i = 0; i < m->nparams; i++) {
         const ShmParam *p = &ps[i];
         if (p->kind == SHM_PK_ARRAY) {
@@ -728,6 +732,11 @@ static HRESULT check_request(const ShmMethod *m, const shmc_frame *f, swork *w)
                 goto done;
             if (w[i].count > UINT32_MAX || w[i].count * p->elem_size > UINT32_MAX)
                 goto done;
+            if (p->flags & SHM_PF_OUT) {
+                out = shmc_align8(out) + w[i].count * p->elem_size;
+                if (out > SHMC_MAX_FRAME)
+                    goto done;
+            }
         }
         if (p->in_offset == SHM_NO_SLOT || p->kind == SHM_PK_VALUE || p->kind == SHM_PK_REF)
             continue;
@@ -945,12 +954,12 @@ static HRESULT stub_size_reply(const ShmMethod *m, swork *w, void **args, ShmItf
         default:
             continue;
         }
-        if (len > UINT32_MAX)
+        if (len > SHMC_MAX_FRAME)
             return RPC_E_SERVER_CANTMARSHAL_DATA;
         w[i].off = (uint32_t)shmc_align8(total);
         w[i].len = (uint32_t)len;
         total = w[i].off + len;
-        if (total > UINT32_MAX)
+        if (total > SHMC_MAX_FRAME)
             return RPC_E_SERVER_CANTMARSHAL_DATA;
     }
     *size = total;
@@ -1002,7 +1011,7 @@ HRESULT ShmStubInvoke(const ShmInterfaceInfo *info, void *itf, uint32_t method, 
     if (method < 3 || method >= info->nmethods || !info->methods[method].call)
         return RPC_E_INVALIDMETHOD;
     const ShmMethod *m = &info->methods[method];
-    if (request_size < m->in_size)
+    if (request_size < m->in_size || request_size > SHMC_MAX_FRAME)
         return RPC_E_INVALID_DATA;
     shmc_frame f;
     shmc_frame_init(&f, request, request_size, m->in_size);

@@ -246,8 +246,16 @@ static HRESULT rch_SendReceive(ShmProxyChannel *ch, ShmProxyHeader *from, ShmCal
                                        frame->request_size, false, &shmc_local_marshaler);
         return hr;
     }
-    if (FAILED(status))
+    if (FAILED(status)) {
+        /* the server did not run the call: an [in] record it did not
+         * consume (it could not reach this process to, or never read it)
+         * would stay outstanding; releasing one it did consume does
+         * nothing (only records of this call's own request are named) */
+        if (p->hdr.info)
+            shmc_frame_release_records(p->hdr.info, frame->method, frame->request,
+                                       frame->request_size, false, &shmc_local_marshaler);
         return status;
+    }
     frame->reply = rep;
     frame->reply_size = rep_len;
     return S_OK;
@@ -357,13 +365,21 @@ static HRESULT serve_consume(shmc_conn *c, const shmc_op_record *op)
     if (!normal)
         sm->extrefs++; /* a table record gives a new reference each time */
     hr = shmc_conn_credit_locked(c, ifs, 1);
-    if (SUCCEEDED(hr) && normal) { /* honoured once: its reference moves */
+    shmc_stubmgr *destroy = NULL;
+    if (normal) {
+        /* honoured once: its reference moves to the connection; or, if
+         * that failed, goes (the reader consumed the record whatever
+         * happened, and sends no RELEASE_RECORD for it) */
         *link = r->next;
-        shmc_free(r);
-    } else if (FAILED(hr) && !normal) {
+        shmc_record_free_locked(r);
+        if (FAILED(hr))
+            shmc_stubmgr_drop_refs_locked(sm, 1, false, &destroy);
+    } else if (FAILED(hr)) {
         sm->extrefs--;
     }
     shmc_plat_mutex_unlock(&shmc_g.lock);
+    if (destroy)
+        shmc_stubmgr_destroy(destroy); /* in the object's apartment */
     return hr;
 }
 
@@ -377,7 +393,7 @@ static HRESULT serve_release_record(const shmc_op_record *op)
         shmc_record *r = *link;
         bool weak = r->mshlflags == MSHLFLAGS_TABLEWEAK;
         *link = r->next;
-        shmc_free(r);
+        shmc_record_free_locked(r);
         shmc_stubmgr_drop_refs_locked(sm, 1, weak, &destroy);
     }
     shmc_plat_mutex_unlock(&shmc_g.lock);
@@ -386,45 +402,36 @@ static HRESULT serve_release_record(const shmc_op_record *op)
     return sm ? S_OK : CO_E_OBJNOTCONNECTED;
 }
 
-/* The record (oid, nonce) if it is still outstanding; under rt.lock. */
-static shmc_stubmgr *find_made_locked(const shmc_made_record *m, shmc_record ***link)
+void shmc_record_free_locked(shmc_record *r)
 {
-    shmc_stubmgr *sm = shmc_stubmgr_find_oid(m->oid);
-    if (!sm)
-        return NULL;
-    for (shmc_record **pp = &sm->records; *pp; pp = &(*pp)->next) {
-        if ((*pp)->nonce == m->nonce) {
-            *link = pp;
-            return sm;
-        }
+    shmc_conn *c = r->made_for;
+    if (c) {
+        if (r->made_prev)
+            r->made_prev->made_next = r->made_next;
+        else
+            c->made = r->made_next;
+        if (r->made_next)
+            r->made_next->made_prev = r->made_prev;
+        c->nmade--;
     }
-    return NULL;
+    shmc_free(r);
 }
 
-/* Notes a record made for the client; under rt.lock. Forgets the ones
- * already taken before it grows, and refuses past SHMC_CONN_MAX_MADE. */
-static HRESULT note_made_locked(shmc_conn *c, uint64_t oid, uint64_t nonce)
+/* Counts a record (in its stub manager's list) as made for the client;
+ * under rt.lock. RPC_E_OUT_OF_RESOURCES past SHMC_CONN_MAX_MADE. */
+static HRESULT note_made_locked(shmc_conn *c, shmc_record *r)
 {
-    if (c->nmade == c->made_cap) {
-        uint32_t kept = 0;
-        for (uint32_t i = 0; i < c->nmade; i++) {
-            shmc_record **link;
-            if (find_made_locked(&c->made[i], &link))
-                c->made[kept++] = c->made[i];
-        }
-        c->nmade = kept;
-    }
-    if (c->nmade == c->made_cap) {
-        if (c->made_cap >= SHMC_CONN_MAX_MADE)
-            return E_OUTOFMEMORY;
-        uint32_t cap = c->made_cap ? c->made_cap * 2 : 16;
-        shmc_made_record *m = shmc_realloc(c->made, cap * sizeof(*m));
-        if (!m)
-            return E_OUTOFMEMORY;
-        c->made = m;
-        c->made_cap = cap;
-    }
-    c->made[c->nmade++] = (shmc_made_record){oid, nonce};
+    if (r->made_for)
+        return S_OK; /* (a record travels in one reply only) */
+    if (c->nmade >= SHMC_CONN_MAX_MADE)
+        return RPC_E_OUT_OF_RESOURCES;
+    r->made_for = c;
+    r->made_prev = NULL;
+    r->made_next = c->made;
+    if (c->made)
+        c->made->made_prev = r;
+    c->made = r;
+    c->nmade++;
     return S_OK;
 }
 
@@ -433,20 +440,28 @@ void shmc_remote_revoke_made(shmc_conn *c)
     for (;;) {
         shmc_stubmgr *destroy = NULL;
         shmc_plat_mutex_lock(&shmc_g.lock);
-        if (!c->nmade) {
+        if (!c->made) {
             shmc_plat_mutex_unlock(&shmc_g.lock);
             return;
         }
-        shmc_made_record m = c->made[--c->nmade];
-        shmc_record **link;
-        shmc_stubmgr *sm = find_made_locked(&m, &link);
-        if (sm) {
-            shmc_record *r = *link;
-            bool weak = r->mshlflags == MSHLFLAGS_TABLEWEAK;
-            *link = r->next;
-            shmc_free(r);
-            shmc_stubmgr_drop_refs_locked(sm, 1, weak, &destroy);
+        /* every record of that object made for c, in one walk of its list */
+        shmc_stubmgr *sm = c->made->ifstub->mgr;
+        uint32_t strong = 0, weak = 0;
+        for (shmc_record **pp = &sm->records; *pp;) {
+            shmc_record *r = *pp;
+            if (r->made_for != c) {
+                pp = &r->next;
+                continue;
+            }
+            if (r->mshlflags == MSHLFLAGS_TABLEWEAK)
+                weak++;
+            else
+                strong++;
+            *pp = r->next;
+            shmc_record_free_locked(r);
         }
+        shmc_stubmgr_drop_refs_locked(sm, strong, false, &destroy);
+        shmc_stubmgr_drop_refs_locked(sm, weak, true, &destroy);
         shmc_plat_mutex_unlock(&shmc_g.lock);
         if (destroy)
             shmc_stubmgr_destroy(destroy); /* in the object's apartment */
@@ -462,16 +477,17 @@ static void note_reply_record(shmc_conn *c, const void *data, uint32_t size)
         rec.start_time != shmc_g.self.start_time)
         return; /* not ours (a proxy's record names its own owner) */
     shmc_plat_mutex_lock(&shmc_g.lock);
-    shmc_made_record m0 = {rec.oid, rec.nonce};
-    shmc_record **link;
     /* a record that cannot be noted is revoked now rather than leaked */
     shmc_stubmgr *destroy = NULL;
-    shmc_stubmgr *sm = find_made_locked(&m0, &link);
-    if (sm && (atomic_load(&c->dead) || FAILED(note_made_locked(c, rec.oid, rec.nonce)))) {
+    shmc_stubmgr *sm = shmc_stubmgr_find_oid(rec.oid);
+    shmc_record **link = sm ? &sm->records : NULL;
+    while (link && *link && (*link)->nonce != rec.nonce)
+        link = &(*link)->next; /* (a reply's record is new: near the head) */
+    if (link && *link && (atomic_load(&c->dead) || FAILED(note_made_locked(c, *link)))) {
         shmc_record *r = *link;
         bool weak = r->mshlflags == MSHLFLAGS_TABLEWEAK;
         *link = r->next;
-        shmc_free(r);
+        shmc_record_free_locked(r);
         shmc_stubmgr_drop_refs_locked(sm, 1, weak, &destroy);
     }
     shmc_plat_mutex_unlock(&shmc_g.lock);
@@ -511,7 +527,7 @@ static HRESULT serve_add_record(shmc_conn *c, const shmc_op_ref *op, uint64_t *n
     if (SUCCEEDED(hr) && atomic_load(&c->dead))
         hr = RPC_E_DISCONNECTED; /* its records were revoked already */
     if (SUCCEEDED(hr))
-        hr = note_made_locked(c, sm->oid, n);
+        hr = note_made_locked(c, r);
     if (SUCCEEDED(hr)) {
         if (flags == MSHLFLAGS_TABLEWEAK)
             sm->weakrefs++;
@@ -558,7 +574,7 @@ static HRESULT serve_qi(shmc_conn *c, const shmc_op_ref *op, uint8_t out_ipid[16
                 got = call->qi_result;
                 call->qi_result = NULL;
             }
-            if (hr != RPC_E_TIMEOUT)
+            if (!shmc_call_given_up(hr))
                 shmc_call_free(call);
         }
     }

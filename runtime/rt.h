@@ -256,6 +256,13 @@ void shmc_call_free_spare(void);
  * must not touch it again. In every other case the caller still owns it.
  */
 HRESULT shmc_call_run(shmc_call *c);
+/* The results of shmc_call_run after which the call is the callee's:
+ * RPC_E_TIMEOUT, and RPC_E_OUT_OF_RESOURCES when the target MTA has no
+ * worker and can start none (out of memory or of threads). */
+static inline bool shmc_call_given_up(HRESULT hr)
+{
+    return hr == RPC_E_TIMEOUT || hr == RPC_E_OUT_OF_RESOURCES;
+}
 /* How long a caller spins for a reply before sleeping (adapted per thread),
  * and what a reply took (to adapt it). */
 uint32_t shmc_call_spin_budget(void);
@@ -267,8 +274,18 @@ typedef struct shmc_record {
     uint64_t nonce;
     uint32_t mshlflags;
     shmc_ifstub *ifstub;
-    struct shmc_record *next;
+    struct shmc_record *next; /* the stub manager's records */
+    /* Server side: the connection it was made for (a client's ADD_RECORD,
+     * or an object in a reply), which counts it against its limit and
+     * revokes it if it goes before the record is spent; else NULL. Linked
+     * in that connection's list. Under rt.lock. */
+    shmc_conn *made_for;
+    struct shmc_record *made_prev, *made_next;
 } shmc_record;
+
+/* Frees a record taken out of its stub manager's list (and out of the
+ * list of the connection it was made for). Under rt.lock. */
+void shmc_record_free_locked(shmc_record *r);
 
 struct shmc_ifstub {
     _Atomic uint32_t refs; /* struct lifetime */
@@ -419,6 +436,11 @@ unsigned shmc_apt_pump(shmc_apt *apt);
 bool shmc_apt_has_calls(shmc_apt *apt);
 /* Queues a call on its apartment (false if the apartment refuses it). */
 bool shmc_apt_enqueue(shmc_apt *apt, shmc_call *c);
+/* MTA: starts a worker if it has none (the start failed when calls were
+ * queued: out of memory, or of threads); false if it still has none. A
+ * caller waiting on an MTA calls it now and then, and gives up
+ * (RPC_E_OUT_OF_RESOURCES) rather than wait for ever. */
+bool shmc_apt_check_workers(shmc_apt *apt);
 /* Runs one incoming call in this thread (which is in apt, c->target). If
  * `spare_workers` is given, it is incremented just before the caller is
  * told, so an MTA worker counts as spare again before a new call can

@@ -46,7 +46,8 @@
 typedef struct shared_store {
     shmc_stream_store base;
     shmc_plat_region region;
-    bool creator; /* closes and removes the name at the end */
+    bool creator;  /* closes and removes the name at the end */
+    bool borrowed; /* region.base is the caller's memory: never unmapped */
 } shared_store;
 
 static void shared_destroy(shmc_stream_store *s)
@@ -59,7 +60,8 @@ static void shared_destroy(shmc_stream_store *s)
         if (shmc_plat_region_names_persist())
             shmc_plat_region_unlink(s->name);
     }
-    shmc_plat_region_close(&ss->region);
+    if (!ss->borrowed)
+        shmc_plat_region_close(&ss->region);
     shmc_free(ss);
 }
 
@@ -237,6 +239,49 @@ HRESULT ShmOpenStreamOnSharedMemory(const char *name, DWORD flags, IStream **pps
         hr = validate_and_bind(ss, name);
     if (FAILED(hr)) {
         stream->lpVtbl->Release(stream); /* unmaps; an opener removes nothing */
+        return hr;
+    }
+    *ppstm = stream;
+    return S_OK;
+}
+
+HRESULT ShmGetStreamMemory(IStream *stream, void **data, ULONGLONG *capacity)
+{
+    if (data)
+        *data = NULL;
+    if (capacity)
+        *capacity = 0;
+    shmc_stream_store *s = shmc_stream_store_of(stream);
+    if (!data || !s || s->ops != &shared_ops)
+        return E_INVALIDARG;
+    /* the private geometry validated at create/open: the mapping's length
+     * never changes, whatever the header says now */
+    *data = s->data;
+    if (capacity)
+        *capacity = s->capacity;
+    return S_OK;
+}
+
+HRESULT shmc_stream_open_memory(void *base, size_t size, IStream **ppstm)
+{
+    shared_store *ss;
+    IStream *stream;
+
+    if (!ppstm)
+        return E_INVALIDARG;
+    *ppstm = NULL;
+    if (!base)
+        return E_INVALIDARG;
+    HRESULT hr = store_new(&ss, &stream);
+    if (FAILED(hr))
+        return hr;
+    /* what shmc_plat_region_open would have mapped, minus the name */
+    ss->borrowed = true;
+    ss->region.base = base;
+    ss->region.size = size;
+    hr = validate_and_bind(ss, "");
+    if (FAILED(hr)) {
+        stream->lpVtbl->Release(stream);
         return hr;
     }
     *ppstm = stream;

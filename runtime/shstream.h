@@ -134,4 +134,15 @@ shmc_stream_store *shmc_stream_store_of(IStream *stream);
  */
 HRESULT shmc_stream_create_heap(size_t reserve, IStream **out);
 
+/*
+ * A shared store over `size` bytes of the caller's memory at `base`, as if
+ * it were a region just mapped by ShmOpenStreamOnSharedMemory: the header
+ * is validated the same way (same results, minus the name's), and every
+ * operation re-checks it. The memory stays the caller's and must outlive
+ * the stream and its clones; it is never unmapped or freed here. For the
+ * fuzzers (tests/fuzz/fuzz_shmstream.c), which put any bytes there.
+ * E_INVALIDARG for a NULL base or out; *out is NULL on failure.
+ */
+HRESULT shmc_stream_open_memory(void *base, size_t size, IStream **out);
+
 #endif /* SHMCOM_RUNTIME_SHSTREAM_H */

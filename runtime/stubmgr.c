@@ -107,7 +107,7 @@ void shmc_stubmgr_unlist_locked(shmc_stubmgr *sm)
     shmc_record *r = sm->records;
     while (r) {
         shmc_record *next = r->next;
-        shmc_free(r);
+        shmc_record_free_locked(r);
         r = next;
     }
     sm->records = NULL;
@@ -211,7 +211,7 @@ void shmc_stubmgr_destroy(shmc_stubmgr *sm)
             c->stubmgr = sm;
             atomic_fetch_add(&sm->refs, 1);
             hr = shmc_call_run(c);
-            if (hr != RPC_E_TIMEOUT) /* on timeout the call is the callee's */
+            if (!shmc_call_given_up(hr)) /* else the call is the callee's */
                 shmc_call_free(c);
         }
         if (hr == RPC_E_DISCONNECTED || hr == E_OUTOFMEMORY) {
@@ -220,7 +220,7 @@ void shmc_stubmgr_destroy(shmc_stubmgr *sm)
              * than leak the object. */
             shmc_stubmgr_release_object(sm);
         }
-        /* RPC_E_TIMEOUT: the apartment releases it when it gets to it */
+        /* given up: the apartment releases it when it gets to it */
     }
     shmc_stubmgr_release(sm);
 }

@@ -7,6 +7,7 @@
 #ifndef SHMCOM_RUNTIME_XPORT_H
 #define SHMCOM_RUNTIME_XPORT_H
 
+#include "bounds.h"
 #include "objref.h"
 #include "regionhdr.h"
 #include "rt.h"
@@ -32,9 +33,8 @@
  *                16  8 client_pid   \ the client's identity
  *                24  8 client_start /
  *                32 64 conn_name    its connection region's name, NUL-ended
+ * (SHMC_EP_SLOTS, SHMC_CONN_SLOTS and the other bounds: bounds.h)
  */
-#define SHMC_EP_SLOTS 32
-
 typedef struct shmc_ep_slot {
     _Atomic uint64_t claim;
     _Atomic uint32_t posted;
@@ -77,7 +77,6 @@ _Static_assert(offsetof(shmc_ep_hdr, slots) == 128, "endpoint layout");
  *     4096       slots, each SHMC_SLOT_STRIDE bytes:
  *                slot header (256), pad to 4096, request area, reply area
  */
-#define SHMC_CONN_SLOTS  16
 #define SHMC_SLOT_AREA   ((1u << 20) + 4096u)
 #define SHMC_SLOT_HDR    4096u
 #define SHMC_SLOT_STRIDE (SHMC_SLOT_HDR + 2u * SHMC_SLOT_AREA)
@@ -147,7 +146,9 @@ enum {
  *  - a reply region is reused by the server only if the client says in
  *    the next request that it still has it mapped (SHMC_SLOT_REP_HELD).
  * Names are removed by the side that opens a region; a region that was
- * never opened is removed by its maker when it lets it go.
+ * never opened is removed by its maker when it lets it go, or when the
+ * peer says it keeps (holds) it: a peer that says so without having
+ * opened it cannot make the name outlive the maker.
  */
 enum {
     SHMC_SLOT_BULK_REQ = 1,      /* flags: the request is in req_bulk */
@@ -161,7 +162,7 @@ enum {
      * connection header, so a hot call touches only this line */
     SHMC_SLOT_LOOKING = 8,
 };
-#define SHMC_BULK_KEEP_MAX ((size_t)(32u << 20) + SHMC_BULK_DATA)
+#define SHMC_BULK_KEEP_MAX (SHMC_BULK_KEEP_MAX_DATA + SHMC_BULK_DATA)
 
 typedef struct shmc_slot_hdr {
     _Atomic uint32_t state;

@@ -7,8 +7,9 @@ set -eu
 packages="
     build-essential cmake ninja-build pkg-config libcmocka-dev
     gcc-mingw-w64-x86-64 mingw-w64-tools wine wine64 wine64-tools libwine-dev
-    clang clang-format libclang-rt-14-dev
+    clang clang-format libclang-rt-14-dev valgrind
     ca-certificates xz-utils
+    gnuplot-nox
 "
 
 missing=""

@@ -23,6 +23,11 @@ static void task_mem(void **state)
     assert_null(ShmCoTaskMemAlloc((SIZE_T)-1)); /* impossible: NULL, no crash */
 }
 
+static void nothing(void *arg)
+{
+    (void)arg;
+}
+
 static void fail_hook_counts_and_fails(void **state)
 {
     (void)state;
@@ -31,11 +36,20 @@ static void fail_hook_counts_and_fails(void **state)
     assert_int_equal(shmc_alloc_fail_at(2), 2); /* counted two, now fail the 2nd */
     void *c = shmc_malloc(8);
     assert_non_null(c);
+    assert_int_equal(shmc_alloc_fail_hits(), 0);
     assert_null(shmc_malloc(8));
     assert_null(shmc_calloc(1, 1));
     assert_null(ShmCoTaskMemAlloc(1));
     void *r = shmc_malloc(1);
     assert_null(r);
+    assert_int_equal(shmc_alloc_fail_hits(), 4);
+    /* a thread's start goes through it too */
+    shmc_plat_thread t;
+    assert_hr(shmc_plat_thread_create(&t, nothing, NULL), E_OUTOFMEMORY);
+    assert_int_equal(shmc_alloc_fail_hits(), 5);
+    shmc_alloc_fail_reset();
+    assert_int_equal(shmc_alloc_fail_at(1), 0); /* (reset cleared the count) */
+    assert_int_equal(shmc_alloc_fail_hits(), 0);
     shmc_alloc_fail_reset();
     r = shmc_realloc(c, 64);
     assert_non_null(r);

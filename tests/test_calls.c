@@ -9,7 +9,10 @@
 #define COBJMACROS
 #include "alloc.h"
 #include "callee.h"
+#include "callfaults.h"
 #include "calltest.h"
+#include "framelimits.h"
+#include "shmcom/proxystub.h"
 #include "tobj.h"
 
 #include <stdlib.h>
@@ -431,15 +434,15 @@ static void timeout_and_late_reply(void **state)
 {
     (void)state;
     fixture *f = fixture_new(COINIT_APARTMENTTHREADED, COINIT_MULTITHREADED);
-    assert_hr(ShmCoSetCallTimeout(50), S_OK);
+    assert_hr(ShmCoSetCallTimeout(tsupport_ms(50)), S_OK);
     uint64_t t0 = shmc_plat_clock_ns();
-    assert_hr(ICallee_Wait(f->proxy, 600), RPC_E_TIMEOUT);
+    assert_hr(ICallee_Wait(f->proxy, tsupport_ms(600)), RPC_E_TIMEOUT);
     double ms = tsupport_ms_since(t0);
-    assert_true(ms >= 49.0);
-    assert_true(ms < 590.0);
+    assert_true(ms >= tsupport_ms(49));
+    assert_true(ms < tsupport_ms(590));
     /* a late [out] interface is released when its reply is dropped */
     ICallee *child = (ICallee *)1;
-    assert_hr(ICallee_GetChild(f->proxy, -300, &child), RPC_E_TIMEOUT);
+    assert_hr(ICallee_GetChild(f->proxy, -(LONG)tsupport_ms(300), &child), RPC_E_TIMEOUT);
     assert_null(child);
     assert_hr(ShmCoSetCallTimeout(INFINITE), S_OK);
     /* the proxy still works, once the host is free again */
@@ -479,8 +482,8 @@ static void watched_call_timeouts(void **state)
     fixture *f = fixture_new(COINIT_APARTMENTTHREADED, COINIT_MULTITHREADED);
     LONG sum = 0;
     assert_hr(ICallee_Add(f->proxy, 1, 2, &sum), S_OK); /* the host now watches our call */
-    assert_hr(ShmCoSetCallTimeout(50), S_OK);
-    assert_hr(ICallee_Wait(f->proxy, 300), RPC_E_TIMEOUT); /* given up while it runs */
+    assert_hr(ShmCoSetCallTimeout(tsupport_ms(50)), S_OK);
+    assert_hr(ICallee_Wait(f->proxy, tsupport_ms(300)), RPC_E_TIMEOUT); /* given up while it runs */
     assert_hr(ShmCoSetCallTimeout(INFINITE), S_OK);
     assert_hr(ICallee_Add(f->proxy, 2, 3, &sum), S_OK); /* watched again, once the host is free */
     assert_int_equal(sum, 5);
@@ -493,7 +496,7 @@ static void watched_call_timeouts(void **state)
     while (!atomic_load(&b.started) && tsupport_ms_since(t0) < 20000)
         shmc_plat_sleep_ms(1);
     assert_true(atomic_load(&b.started));
-    assert_hr(ShmCoSetCallTimeout(50), S_OK);
+    assert_hr(ShmCoSetCallTimeout(tsupport_ms(50)), S_OK);
     ICallee *child = (ICallee *)1;
     assert_hr(ICallee_GetChild(f->proxy, 4, &child), RPC_E_TIMEOUT);
     assert_null(child);
@@ -513,8 +516,8 @@ static void watched_call_timeouts_mta(void **state)
     fixture *f = fixture_new(COINIT_MULTITHREADED, COINIT_APARTMENTTHREADED);
     LONG sum = 0;
     assert_hr(ICallee_Add(f->proxy, 1, 2, &sum), S_OK); /* a worker now watches our call */
-    assert_hr(ShmCoSetCallTimeout(50), S_OK);
-    assert_hr(ICallee_Wait(f->proxy, 300), RPC_E_TIMEOUT); /* given up while it runs */
+    assert_hr(ShmCoSetCallTimeout(tsupport_ms(50)), S_OK);
+    assert_hr(ICallee_Wait(f->proxy, tsupport_ms(300)), RPC_E_TIMEOUT); /* given up while it runs */
     assert_hr(ShmCoSetCallTimeout(INFINITE), S_OK);
     for (LONG i = 0; i < 1000; i++) { /* another worker, then the same again */
         assert_hr(ICallee_Add(f->proxy, i, 1, &sum), S_OK);
@@ -620,6 +623,90 @@ static void allocation_failures_in_calls(void **state)
     fixture_free(f);
 }
 
+/* Every allocation of every kind of call fails in turn (callfaults.c), on
+ * both sides (the hook counts every thread's): an STA calling an STA and
+ * an MTA object. */
+static void every_allocation_fails_in_turn(DWORD host)
+{
+    fixture *f = fixture_new(host, COINIT_APARTMENTTHREADED);
+    callee *mine = callee_new(2, NULL);
+    assert_true(callfaults_check(f->proxy, &mine->ICallback_iface, true) > 0);
+    assert_int_equal(ICallee_Release(&mine->ICallee_iface), 0); /* nothing kept it */
+    fixture_free(f);
+}
+
+static void every_allocation_fails_in_turn_sta(void **state)
+{
+    (void)state;
+    every_allocation_fails_in_turn(COINIT_APARTMENTTHREADED);
+}
+
+static void every_allocation_fails_in_turn_mta(void **state)
+{
+    (void)state;
+    every_allocation_fails_in_turn(COINIT_MULTITHREADED);
+}
+
+/* The largest frame between apartments (bounds.h): a call at the limit
+ * goes through, one past is refused where it is made. */
+static void frame_limits(void **state)
+{
+    (void)state;
+    tsupport_skip_if_listed("frame_limits");
+    fixture *f = fixture_new(COINIT_APARTMENTTHREADED, COINIT_APARTMENTTHREADED);
+    framelimits_check(f->proxy);
+    fixture_free(f);
+}
+
+/* ---- registration ------------------------------------------------------------------ */
+
+/* ShmCoRegisterProxyStubs: repeated, replaced, foreign and broken tables.
+ * (The tables are used in place: the copies are static.) */
+static void register_proxy_stubs_results(void **state)
+{
+    (void)state;
+    const ShmProxyFileInfo *good = &calltest_ProxyFileInfo;
+    assert_true(good->ninterfaces >= 1);
+    assert_true(SUCCEEDED(ShmCoRegisterProxyStubs(good))); /* S_OK unless a test did it */
+    assert_hr(ShmCoRegisterProxyStubs(good), S_FALSE);     /* nothing new */
+    assert_hr(ShmCoRegisterProxyStubs(NULL), E_INVALIDARG);
+    static ShmProxyFileInfo other;
+    other = *good;
+    other.abi_version = SHM_PROXYSTUB_ABI + 1;
+    assert_hr(ShmCoRegisterProxyStubs(&other), RPC_E_VERSION_MISMATCH);
+    other = *good;
+    other.interfaces = NULL;
+    assert_hr(ShmCoRegisterProxyStubs(&other), E_INVALIDARG);
+    other.ninterfaces = 0; /* an empty file adds nothing */
+    assert_hr(ShmCoRegisterProxyStubs(&other), S_FALSE);
+
+    /* a good copy next to a broken table: refused whole */
+    static ShmInterfaceInfo copy, broken;
+    static const ShmInterfaceInfo *list[2];
+    copy = *good->interfaces[0];
+    broken = copy;
+    broken.proxy_vtbl = NULL;
+    list[0] = &copy;
+    list[1] = &broken;
+    other = *good;
+    other.ninterfaces = 2;
+    other.interfaces = list;
+    assert_hr(ShmCoRegisterProxyStubs(&other), E_INVALIDARG);
+    broken = copy;
+    broken.iid = &IID_IUnknown; /* the runtime's own */
+    assert_hr(ShmCoRegisterProxyStubs(&other), E_INVALIDARG);
+    broken = copy;
+    broken.nmethods = 2;
+    assert_hr(ShmCoRegisterProxyStubs(&other), E_INVALIDARG);
+    assert_hr(ShmCoRegisterProxyStubs(good), S_FALSE); /* the copy was not taken */
+
+    /* another table for a registered interface replaces it */
+    other.ninterfaces = 1;
+    assert_hr(ShmCoRegisterProxyStubs(&other), S_OK);
+    assert_hr(ShmCoRegisterProxyStubs(good), S_OK); /* and back */
+    assert_hr(ShmCoRegisterProxyStubs(good), S_FALSE);
+}
+
 int main(int argc, char **argv)
 {
     tsupport_dispatch_child(argc, argv, NULL);
@@ -642,6 +729,10 @@ int main(int argc, char **argv)
         cmocka_unit_test(client_apartment_ends),
         cmocka_unit_test(used_from_the_wrong_apartment),
         cmocka_unit_test(allocation_failures_in_calls),
+        cmocka_unit_test(frame_limits),
+        cmocka_unit_test(every_allocation_fails_in_turn_sta),
+        cmocka_unit_test(every_allocation_fails_in_turn_mta),
+        cmocka_unit_test(register_proxy_stubs_results),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

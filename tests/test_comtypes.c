@@ -175,6 +175,15 @@ static void hresult_values(void **state)
     assert_true(SUCCEEDED(S_FALSE));
     assert_true(FAILED(E_FAIL));
     assert_false(FAILED(S_OK));
+    /* IS_ERROR and HRESULT_SEVERITY look at bit 31 alone, whatever the
+     * width of long (64 bits on Linux) */
+    assert_true(IS_ERROR(E_FAIL));
+    assert_true(IS_ERROR(RPC_E_SERVER_DIED));
+    assert_false(IS_ERROR(S_OK));
+    assert_false(IS_ERROR(S_FALSE));
+    assert_false(IS_ERROR(0x7FFFFFFF));
+    assert_int_equal(HRESULT_SEVERITY(E_FAIL), SEVERITY_ERROR);
+    assert_int_equal(HRESULT_SEVERITY(S_FALSE), SEVERITY_SUCCESS);
 }
 
 static void enum_values(void **state)

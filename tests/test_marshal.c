@@ -747,6 +747,193 @@ static void allocation_failures(void **state)
     IUnknown_Release(&o->IUnknown_iface);
 }
 
+/* ---- every allocation fails in turn ------------------------------------------ */
+
+/* What an operation may answer when an allocation failed under it. */
+static void assert_out_of_memory(HRESULT hr, unsigned long n)
+{
+    if (hr != E_OUTOFMEMORY && hr != STG_E_MEDIUMFULL && hr != STG_E_INSUFFICIENTMEMORY)
+        fail_msg("allocation %lu failed: 0x%08x", n, (unsigned)hr);
+}
+
+static void empty_stream(IStream *s)
+{
+    ULARGE_INTEGER zero;
+    zero.QuadPart = 0;
+    assert_hr(IStream_SetSize(s, zero), S_OK);
+    tstream_rewind(s);
+}
+
+typedef struct unmarshal_job {
+    IStream *stream;
+    IUnknown *got;
+    HRESULT hr;
+    bool pair; /* ShmCoGetInterfaceAndReleaseStream */
+    unsigned long hits;
+    unsigned long fail_at; /* 0: no hook */
+} unmarshal_job;
+
+/* On the host's thread (another apartment): unmarshal, a proxy. */
+static void unmarshal_there(void *arg)
+{
+    unmarshal_job *j = arg;
+    j->got = NULL;
+    if (j->fail_at)
+        shmc_alloc_fail_at(j->fail_at);
+    j->hr = j->pair ? ShmCoGetInterfaceAndReleaseStream(j->stream, &IID_IUnknown, (void **)&j->got)
+                    : ShmCoUnmarshalInterface(j->stream, &IID_IUnknown, (void **)&j->got);
+    j->hits = shmc_alloc_fail_hits();
+    shmc_alloc_fail_reset();
+}
+
+static void release_there(void *arg)
+{
+    unmarshal_job *j = arg;
+    if (j->got)
+        IUnknown_Release(j->got);
+    j->got = NULL;
+}
+
+/*
+ * Every allocation of marshaling, unmarshaling (a proxy in another
+ * apartment) and releasing a record, and of the one-shot pair, fails in
+ * turn, n = 1, 2, ... until the operation no longer reaches the n-th: each
+ * failure is a clean E_OUTOFMEMORY with the object's references back where
+ * they were (nothing left to disconnect), nothing leaks (LeakSanitizer in
+ * the asan build), and the next operation works. MSHCTX_INPROC and
+ * MSHCTX_LOCAL (its first use makes the process's endpoint: a region and a
+ * listener thread, whose allocations fail here too).
+ */
+static void every_allocation_fails_in_turn(void **state)
+{
+    (void)state;
+    tobj *o = tobj_new(NULL, NULL);
+    IStream *s = new_stream();
+    thost *h = thost_start(COINIT_APARTMENTTHREADED, NULL, NULL, NULL, 0);
+    static const DWORD ctxs[] = {MSHCTX_LOCAL, MSHCTX_INPROC};
+    for (unsigned c = 0; c < 2; c++) {
+        /* marshal */
+        unsigned long sites = 0;
+        for (unsigned long n = 1;; n++) {
+            empty_stream(s);
+            shmc_alloc_fail_at(n);
+            HRESULT hr = ShmCoMarshalInterface(s, &IID_IUnknown, &o->IUnknown_iface, ctxs[c], NULL,
+                                               MSHLFLAGS_NORMAL);
+            unsigned long hits = shmc_alloc_fail_hits();
+            shmc_alloc_fail_reset();
+            if (FAILED(hr)) {
+                assert_out_of_memory(hr, n);
+                assert_true(hits > 0);
+                assert_int_equal(tobj_refs(o), 1);
+                sites++;
+                continue;
+            }
+            tstream_rewind(s);
+            assert_hr(ShmCoReleaseMarshalData(s), S_OK);
+            assert_int_equal(tobj_refs(o), 1);
+            if (!hits)
+                break; /* past the last allocation */
+        }
+        assert_true(sites > 0);
+
+        /* unmarshal in another apartment: a proxy */
+        sites = 0;
+        for (unsigned long n = 1;; n++) {
+            empty_stream(s);
+            assert_hr(ShmCoMarshalInterface(s, &IID_IUnknown, &o->IUnknown_iface, ctxs[c], NULL,
+                                            MSHLFLAGS_NORMAL),
+                      S_OK);
+            tstream_rewind(s);
+            unmarshal_job j = {s, NULL, E_FAIL, false, 0, n};
+            thost_run(h, unmarshal_there, &j);
+            if (FAILED(j.hr)) {
+                assert_out_of_memory(j.hr, n);
+                assert_null(j.got);
+                sites++;
+            } else {
+                assert_non_null(j.got);
+                thost_run(h, release_there, &j);
+            }
+            /* either way the record is spent and its reference gone */
+            assert_int_equal(tobj_refs(o), 1);
+            if (!j.hits)
+                break;
+        }
+        assert_true(sites > 0);
+
+        /* release unread: needs no allocation at all */
+        empty_stream(s);
+        assert_hr(ShmCoMarshalInterface(s, &IID_IUnknown, &o->IUnknown_iface, ctxs[c], NULL,
+                                        MSHLFLAGS_NORMAL),
+                  S_OK);
+        tstream_rewind(s);
+        shmc_alloc_fail_at(1);
+        assert_hr(ShmCoReleaseMarshalData(s), S_OK);
+        assert_int_equal(shmc_alloc_fail_hits(), 0);
+        shmc_alloc_fail_reset();
+        assert_int_equal(tobj_refs(o), 1);
+    }
+
+    /* the one-shot pair, each half in turn */
+    unsigned long sites = 0, sites2 = 0;
+    for (unsigned long n = 1;; n++) {
+        IStream *pair = NULL;
+        shmc_alloc_fail_at(n);
+        HRESULT hr =
+            ShmCoMarshalInterThreadInterfaceInStream(&IID_IUnknown, &o->IUnknown_iface, &pair);
+        unsigned long hits = shmc_alloc_fail_hits();
+        shmc_alloc_fail_reset();
+        if (FAILED(hr)) {
+            assert_out_of_memory(hr, n);
+            assert_null(pair);
+            assert_int_equal(tobj_refs(o), 1);
+            sites++;
+            continue;
+        }
+        unmarshal_job j = {pair, NULL, E_FAIL, true, 0, 0};
+        thost_run(h, unmarshal_there, &j);
+        assert_hr(j.hr, S_OK);
+        thost_run(h, release_there, &j);
+        assert_int_equal(tobj_refs(o), 1);
+        if (!hits)
+            break;
+    }
+    for (unsigned long n = 1;; n++) {
+        IStream *pair = NULL;
+        assert_hr(
+            ShmCoMarshalInterThreadInterfaceInStream(&IID_IUnknown, &o->IUnknown_iface, &pair),
+            S_OK);
+        unmarshal_job j = {pair, NULL, E_FAIL, true, 0, n};
+        thost_run(h, unmarshal_there, &j); /* releases the stream, whatever happens */
+        if (FAILED(j.hr)) {
+            assert_out_of_memory(j.hr, n);
+            assert_null(j.got);
+            sites2++;
+        } else {
+            thost_run(h, release_there, &j);
+        }
+        assert_int_equal(tobj_refs(o), 1);
+        if (!j.hits)
+            break;
+    }
+    assert_true(sites > 0 && sites2 > 0);
+
+    /* and everything still works */
+    empty_stream(s);
+    assert_hr(ShmCoMarshalInterface(s, &IID_IUnknown, &o->IUnknown_iface, MSHCTX_INPROC, NULL,
+                                    MSHLFLAGS_NORMAL),
+              S_OK);
+    tstream_rewind(s);
+    unmarshal_job j = {s, NULL, E_FAIL, false, 0, 0};
+    thost_run(h, unmarshal_there, &j);
+    assert_hr(j.hr, S_OK);
+    thost_run(h, release_there, &j);
+    assert_int_equal(tobj_refs(o), 1);
+    IStream_Release(s);
+    thost_stop(h, false);
+    assert_int_equal(IUnknown_Release(&o->IUnknown_iface), 0);
+}
+
 int main(int argc, char **argv)
 {
     tsupport_dispatch_child(argc, argv, NULL);
@@ -776,6 +963,7 @@ int main(int argc, char **argv)
 
         cmocka_unit_test_setup_teardown(interthread_stream_pair, setup_sta, teardown),
         cmocka_unit_test_setup_teardown(allocation_failures, setup_sta, teardown),
+        cmocka_unit_test_setup_teardown(every_allocation_fails_in_turn, setup_sta, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -316,7 +316,9 @@ static void failures_clean_up(void **state)
             assert_hr(shmc_plat_region_create(&r, name, 8192), c->expected);
             assert_null(r.base);
         }
+        assert_int_equal(shmc_plat_fault_hits(c->syscall), 1);
         shmc_plat_fault_clear_all();
+        assert_int_equal(shmc_plat_fault_hits(c->syscall), 0);
         assert_int_equal(tsupport_open_handles(), handles); /* nothing leaked */
         if (c->on_open) {
             /* the region itself is intact */

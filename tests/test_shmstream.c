@@ -375,6 +375,116 @@ static void another_process_sees_the_same_stream(void **state)
     release_last(s);
 }
 
+/* ---- the bytes in place (ShmGetStreamMemory) ------------------------------ */
+
+static int child_inplace(const char *name)
+{
+    IStream *s = NULL;
+    void *data = NULL;
+    ULONGLONG cap = 0;
+    CHILD_CHECK(SUCCEEDED(ShmOpenStreamOnSharedMemory(name, 0, &s)));
+    CHILD_CHECK(ShmGetStreamMemory(s, &data, &cap) == S_OK && data && cap == 65536);
+    /* the parent's Write, here in place; ours goes the other way */
+    CHILD_CHECK(!memcmp(data, "written", 7));
+    memcpy((unsigned char *)data + 60000, "in place", 8);
+    memcpy((unsigned char *)data + cap - 1, "!", 1);
+    ULARGE_INTEGER sz;
+    sz.QuadPart = cap;
+    CHILD_CHECK(IStream_SetSize(s, sz) == S_OK);
+    CHILD_CHECK(IStream_Release(s) == 0);
+    return 0;
+}
+
+static void stream_memory_in_place(void **state)
+{
+    (void)state;
+    char name[64];
+    IStream *s = NULL, *c = NULL, *o = NULL;
+    void *data = NULL, *cdata = NULL, *odata = NULL;
+    ULONGLONG cap = 0, ocap = 0;
+    unsigned char buf[8];
+    shmc_plat_proc child;
+    tsupport_name(name, sizeof(name), "inplace");
+    assert_hr(ShmCreateStreamOnSharedMemory(name, 65536, 0, &s), S_OK);
+    assert_hr(ShmGetStreamMemory(s, &data, &cap), S_OK);
+    assert_non_null(data);
+    assert_int_equal(cap, 65536);
+    /* capacity is optional */
+    assert_hr(ShmGetStreamMemory(s, &cdata, NULL), S_OK);
+    assert_ptr_equal(cdata, data);
+    /* a Write shows in place, and a store in place shows to Read */
+    write_at(s, 0, "written", 7);
+    assert_memory_equal(data, "written", 7);
+    memcpy(data, "W", 1);
+    read_at(s, 0, buf, 7);
+    assert_memory_equal(buf, "Written", 7);
+    memcpy(data, "w", 1);
+    /* a clone maps nothing new; another open has its own view of the
+     * same bytes */
+    assert_hr(IStream_Clone(s, &c), S_OK);
+    assert_hr(ShmGetStreamMemory(c, &cdata, NULL), S_OK);
+    assert_ptr_equal(cdata, data);
+    assert_hr(ShmOpenStreamOnSharedMemory(name, 0, &o), S_OK);
+    assert_hr(ShmGetStreamMemory(o, &odata, &ocap), S_OK);
+    assert_int_equal(ocap, 65536);
+    assert_memory_equal(odata, "written", 7);
+    /* another process, in place both ways; the whole capacity is there
+     * whatever the size was */
+    tsupport_spawn(&child, "inplace", name);
+    assert_int_equal(tsupport_join(&child, 60000), 0);
+    assert_int_equal(tsupport_stream_size(s), 65536);
+    read_at(s, 60000, buf, 8);
+    assert_memory_equal(buf, "in place", 8);
+    assert_int_equal(((unsigned char *)odata)[65535], '!');
+    /* A header rewritten by another process steers nothing here: the
+     * geometry is the one validated at create/open. (The header is the
+     * page before the data.) */
+    shmc_stream_hdr *h = (shmc_stream_hdr *)((unsigned char *)data - shmc_plat_page_size());
+    uint64_t saved = atomic_load(&h->capacity);
+    atomic_store(&h->capacity, UINT64_MAX / 2);
+    assert_hr(ShmGetStreamMemory(o, &odata, &ocap), S_OK);
+    assert_int_equal(ocap, 65536);
+    assert_hr(IStream_Read(o, buf, 1, NULL), STG_E_INVALIDHEADER);
+    atomic_store(&h->capacity, saved);
+    assert_hr(IStream_Read(o, buf, 1, NULL), S_OK);
+    assert_int_equal(IStream_Release(o), 0);
+    assert_int_equal(IStream_Release(c), 0); /* a clone is an object of its own */
+    release_last(s);
+}
+
+static void stream_memory_errors(void **state)
+{
+    (void)state;
+    char name[64];
+    IStream *s = NULL, *heap = NULL;
+    void *data = (void *)1;
+    ULONGLONG cap = 1;
+    tsupport_name(name, sizeof(name), "inplace-err");
+    assert_hr(ShmCreateStreamOnSharedMemory(name, 4096, 0, &s), S_OK);
+    assert_hr(ShmGetStreamMemory(NULL, &data, &cap), E_INVALIDARG);
+    assert_null(data);
+    assert_int_equal(cap, 0);
+    cap = 1;
+    assert_hr(ShmGetStreamMemory(s, NULL, &cap), E_INVALIDARG);
+    assert_int_equal(cap, 0);
+    assert_hr(ShmGetStreamMemory(NULL, NULL, NULL), E_INVALIDARG);
+    /* a heap stream moves when it grows: it has no fixed memory to give */
+    assert_hr(shmc_stream_create_heap(0, &heap), S_OK);
+    data = (void *)1;
+    cap = 1;
+    assert_hr(ShmGetStreamMemory(heap, &data, &cap), E_INVALIDARG);
+    assert_null(data);
+    assert_int_equal(cap, 0);
+    assert_int_equal(IStream_Release(heap), 0);
+    /* another implementation of IStream (only its vtable is looked at) */
+    static const IStreamVtbl foreign_vtbl;
+    IStream foreign = {&foreign_vtbl};
+    data = (void *)1;
+    assert_hr(ShmGetStreamMemory(&foreign, &data, NULL), E_INVALIDARG);
+    assert_null(data);
+    release_last(s);
+}
+
 /* Two processes, WRITES writes each (the issue asks for 10,000; a lost
  * update's window is nanoseconds wide, and at 100,000 a build that stores
  * the size instead of raising it fails nine runs in ten), to interleaved
@@ -819,6 +929,58 @@ static void open_validates_the_header(void **state)
     release_last(s);
 }
 
+/* The fuzzers' entry point: a store over the caller's memory is checked
+ * exactly as a region opened by name, and never frees that memory. */
+static void open_memory_checks_as_open(void **state)
+{
+    (void)state;
+    size_t page = shmc_plat_page_size();
+    size_t size = page + CAP;
+    unsigned char *mem = malloc(size);
+    assert_non_null(mem);
+    memset(mem, 0, size);
+    shmc_stream_hdr *h = (shmc_stream_hdr *)mem;
+    shmc_plat_procid self;
+    shmc_plat_proc_self(&self);
+    shmc_stream_hdr_init(h, CAP, page, &self, 1);
+
+    IStream *s = (IStream *)1;
+    assert_hr(shmc_stream_open_memory(NULL, size, &s), E_INVALIDARG);
+    assert_null(s);
+    assert_hr(shmc_stream_open_memory(mem, size, NULL), E_INVALIDARG);
+    for (size_t k = 0; k < N_MUTATIONS + sizeof(open_only) / sizeof(open_only[0]); k++) {
+        const mutation *m = k < N_MUTATIONS ? &mutations[k] : &open_only[k - N_MUTATIONS];
+        uint64_t saved = load_field(h, m->offset, m->width);
+        store_field(h, m->offset, m->width, m->value);
+        print_message("open memory with %s\n", m->what);
+        s = (IStream *)1;
+        assert_hr(shmc_stream_open_memory(mem, size, &s), m->on_open);
+        assert_null(s);
+        store_field(h, m->offset, m->width, saved);
+    }
+    /* a mapping one byte short of the data: too small */
+    assert_hr(shmc_stream_open_memory(mem, size - 1, &s), STG_E_INVALIDHEADER);
+
+    assert_hr(shmc_stream_open_memory(mem, size, &s), S_OK);
+    write_at(s, 10, "abc", 3);
+    assert_memory_equal(mem + page + 10, "abc", 3);
+    assert_int_equal(load_field(h, FIELD(size), 8), 13);
+    STATSTG st;
+    assert_hr(IStream_Stat(s, &st, STATFLAG_DEFAULT), S_OK);
+    assert_null(st.pwcsName); /* no name */
+    assert_int_equal(st.cbSize.QuadPart, 13);
+    IStream *c;
+    assert_hr(IStream_Clone(s, &c), S_OK);
+    IStream_Release(s);
+    char buf[3];
+    read_at(c, 10, buf, 3);
+    assert_memory_equal(buf, "abc", 3);
+    IStream_Release(c);
+    /* still the caller's, and its header as the stream left it */
+    assert_int_equal(load_field(h, RFIELD(state), 4), SHMC_REGION_LIVE);
+    free(mem);
+}
+
 /* Every operation that depends on the header checks it: a bad value gives
  * STG_E_INVALIDHEADER and changes nothing; restored, all works again. */
 static void check_ops_fail(IStream *s, const char *what)
@@ -1197,11 +1359,8 @@ static void allocation_failures_clean_up(void **state)
 }
 
 static const tsupport_child children[] = {
-    {"share", child_share},
-    {"writer", child_writer},
-    {"creator", child_creator},
-    {"scribble", child_scribble},
-    {NULL, NULL},
+    {"share", child_share},     {"inplace", child_inplace},   {"writer", child_writer},
+    {"creator", child_creator}, {"scribble", child_scribble}, {NULL, NULL},
 };
 
 int main(int argc, char **argv)
@@ -1213,6 +1372,8 @@ int main(int argc, char **argv)
         cmocka_unit_test(name_lives_until_creator_released),
         cmocka_unit_test(access_is_owner_only),
         cmocka_unit_test(another_process_sees_the_same_stream),
+        cmocka_unit_test(stream_memory_in_place),
+        cmocka_unit_test(stream_memory_errors),
         cmocka_unit_test(two_processes_write_disjoint_ranges),
         cmocka_unit_test(killed_creator_leaves_nothing_behind),
         cmocka_unit_test(create_takes_over_a_dead_name),
@@ -1224,6 +1385,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(reclaim_has_nothing_to_do),
 #endif
         cmocka_unit_test(open_validates_the_header),
+        cmocka_unit_test(open_memory_checks_as_open),
         cmocka_unit_test(operations_check_the_header),
         cmocka_unit_test(header_rewritten_by_another_process),
         cmocka_unit_test(os_failures_clean_up),

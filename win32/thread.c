@@ -4,6 +4,7 @@
  * exits), slim reader/writer locks and condition variables.
  */
 #include "win_impl.h"
+#include "alloc.h"
 
 #include <process.h>
 #include <stdlib.h>
@@ -25,7 +26,7 @@ typedef struct start_args {
 static unsigned __stdcall thread_main(void *p)
 {
     start_args a = *(start_args *)p;
-    free(p);
+    shmc_free(p);
     a.fn(a.arg);
     return 0;
 }
@@ -37,7 +38,7 @@ HRESULT shmc_plat_thread_create(shmc_plat_thread *t, void (*fn)(void *), void *a
     memset(t, 0, sizeof(*t));
     if (!fn)
         return E_INVALIDARG;
-    start_args *a = malloc(sizeof(*a));
+    start_args *a = shmc_malloc(sizeof(*a)); /* (the fault hook counts it) */
     if (!a)
         return E_OUTOFMEMORY;
     a->fn = fn;
@@ -45,7 +46,7 @@ HRESULT shmc_plat_thread_create(shmc_plat_thread *t, void (*fn)(void *), void *a
     uintptr_t h = SHMC_ROUTE("_beginthreadex", _beginthreadex(NULL, 0, thread_main, a, 0, NULL), 0);
     if (h == 0) {
         HRESULT hr = errno == EAGAIN ? E_OUTOFMEMORY : shmc_win_last_error();
-        free(a);
+        shmc_free(a);
         return hr;
     }
     HANDLE hh = (HANDLE)h;

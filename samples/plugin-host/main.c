@@ -3,7 +3,7 @@
  * survives the ones that crash or hang.
  *
  *   plugin-host [--plugins N] [--items M] [--samples S] [--rounds R]
- *               [--timeout-ms T] [--crash-plugin K] [--hang-plugin K]
+ *               [--timeout-ms T] [--start-ms S] [--crash-plugin K] [--hang-plugin K]
  *
  * The host starts N processes of checksum-plugin (plugin.c). Each gets its
  * own IHost object (a "site": the host knows which plugin calls it by the
@@ -25,6 +25,9 @@
  * RPC_E_TIMEOUT, and the host kills the plugin and restarts it. Either way
  * the job finishes with every item done once and checked.
  *
+ * --start-ms S: how long a plugin may take to start and register (20 s;
+ * longer where processes start slowly, as under Valgrind).
+ *
  * Exit code: 0 when every item was processed and every result matched the
  * host's own computation, 1 otherwise.
  */
@@ -42,7 +45,6 @@
 
 #define MAX_PLUGINS  16
 #define MAX_RESTARTS 3     /* per plugin, before the host gives up on it */
-#define START_MS     20000 /* how long a plugin may take to register */
 #define EXIT_MS      10000 /* how long a released plugin may take to exit */
 
 typedef struct job job;
@@ -53,6 +55,9 @@ typedef struct slot slot;
 static double start_ms;
 
 /* One line of output, whole (workers print at the same time). */
+#if defined(__GNUC__)
+static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+#endif
 static void say(const char *fmt, ...)
 {
     char line[512];
@@ -93,7 +98,7 @@ struct slot {
 };
 
 struct job {
-    unsigned plugins, items, samples, rounds, timeout_ms, crash, hang;
+    unsigned plugins, items, samples, rounds, timeout_ms, start_ms, crash, hang;
     char plugin_exe[4096];
     slot slots[MAX_PLUGINS];
     _Atomic unsigned next_item; /* the next item nobody has taken */
@@ -257,9 +262,9 @@ static int plugin_start(slot *sl)
                 sl->proc.pid, sl->proc.exit_code);
             goto close;
         }
-        if (sample_now_ms() - t0 > START_MS) {
+        if (sample_now_ms() - t0 > j->start_ms) {
             say("plugin %u: pid %lu did not register within %u ms", sl->index, sl->proc.pid,
-                START_MS);
+                j->start_ms);
             sample_proc_kill(&sl->proc);
             sample_proc_wait(&sl->proc, EXIT_MS);
             goto close;
@@ -475,7 +480,8 @@ static void print_progress(job *j)
 static int usage(void)
 {
     fprintf(stderr, "usage: plugin-host [--plugins N] [--items M] [--samples S] [--rounds R]\n"
-                    "                   [--timeout-ms T] [--crash-plugin K] [--hang-plugin K]\n"
+                    "                   [--timeout-ms T] [--start-ms S] [--crash-plugin K]\n"
+                    "                   [--hang-plugin K]\n"
                     "                   [--plugin-exe PATH]\n");
     return 2;
 }
@@ -497,6 +503,8 @@ static int parse_args(job *j, int argc, char **argv)
             j->rounds = (unsigned)n;
         else if (!strcmp(argv[i], "--timeout-ms"))
             j->timeout_ms = (unsigned)n;
+        else if (!strcmp(argv[i], "--start-ms"))
+            j->start_ms = (unsigned)n;
         else if (!strcmp(argv[i], "--crash-plugin"))
             j->crash = (unsigned)n;
         else if (!strcmp(argv[i], "--hang-plugin"))
@@ -507,7 +515,7 @@ static int parse_args(job *j, int argc, char **argv)
             return -1;
     }
     if (j->plugins < 1 || j->plugins > MAX_PLUGINS || j->items < 1 || j->samples < 1 ||
-        j->samples > (1u << 26) || j->timeout_ms < 1 || j->crash > j->plugins ||
+        j->samples > (1u << 26) || j->timeout_ms < 1 || j->start_ms < 1 || j->crash > j->plugins ||
         j->hang > j->plugins)
         return -1;
     return 0;
@@ -522,6 +530,7 @@ int main(int argc, char **argv)
     j->samples = 65536;
     j->rounds = 128;
     j->timeout_ms = 2000;
+    j->start_ms = 20000;
     if (parse_args(j, argc, argv) != 0)
         return usage();
     if (!j->plugin_exe[0] &&

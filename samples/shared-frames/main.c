@@ -12,10 +12,10 @@
  * (two slots: double buffering) and attaches it to the sink by name. For
  * each frame it writes a pointer-free FRAME_HEADER and the pixels into the
  * next slot, then calls IFrameSink::FrameReady(slot, sequence): only that
- * small call travels; the display reads the frame out of the shared stream
- * and checks it. When the call returns the display is done with the slot's
- * frame except to show it again, so the producer writes the next frame
- * into the other slot.
+ * small call travels; the display reads the frame where it lies in the
+ * shared stream (ShmGetStreamMemory: no copy) and checks it. When the call returns the display is
+ * done with the slot's frame except to show it again, so the producer writes the next frame into
+ * the other slot.
  *
  * For comparison (unless --no-compare) the producer then sends the same
  * frames through the call itself, as an [in] array: frames bigger than a
@@ -34,11 +34,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define SLOTS       2            /* double buffering */
-#define HEADER_AREA 4096u        /* the header's room at the start of a slot */
-#define CHUNK       (256u << 10) /* the display reads a frame in chunks this big */
-#define PATTERNS    4            /* the producer's distinct images */
-#define PRODUCER_MS 120000       /* the longest the producer may run */
+#define SLOTS       2      /* double buffering */
+#define HEADER_AREA 4096u  /* the header's room at the start of a slot */
+#define PATTERNS    4      /* the producer's distinct images */
+#define PRODUCER_MS 120000 /* the longest the producer may run */
 
 static double start_ms;
 
@@ -78,12 +77,12 @@ typedef struct path_stats {
 
 typedef struct frame_sink {
     IFrameSink IFrameSink_iface;
-    LONG refs;       /* in the display's STA: every call runs on its thread */
-    IStream *frames; /* the producer's stream, opened by name */
+    LONG refs;                  /* in the display's STA: every call runs on its thread */
+    IStream *frames;            /* the producer's stream, opened by name */
+    const unsigned char *bytes; /* its bytes, in place (valid while `frames` lives) */
     ULONG slots;
     ULONGLONG slot_size;
     ULONG last_sequence;
-    unsigned char *chunk;
     path_stats stream, call;
     int attached, detached;
 } frame_sink;
@@ -120,7 +119,6 @@ static ULONG STDMETHODCALLTYPE sink_Release(IFrameSink *iface)
     if (left == 0) {
         if (s->frames)
             IStream_Release(s->frames);
-        free(s->chunk);
         free(s);
         sink_destroyed = 1;
     }
@@ -138,17 +136,24 @@ static HRESULT STDMETHODCALLTYPE sink_Attach(IFrameSink *iface, const char *name
     HRESULT hr = ShmOpenStreamOnSharedMemory(name, 0, &s->frames);
     if (FAILED(hr))
         return hr;
-    /* the stream must hold every slot it announced */
+    /* the stream must hold every slot it announced; its bytes are read
+     * in place */
     STATSTG st;
+    void *bytes = NULL;
+    ULONGLONG capacity = 0;
     memset(&st, 0, sizeof(st));
     hr = IStream_Stat(s->frames, &st, STATFLAG_NONAME);
-    if (SUCCEEDED(hr) && st.cbSize.QuadPart < (ULONGLONG)slots * slot_size)
+    if (SUCCEEDED(hr))
+        hr = ShmGetStreamMemory(s->frames, &bytes, &capacity);
+    if (SUCCEEDED(hr) && (st.cbSize.QuadPart < (ULONGLONG)slots * slot_size ||
+                          capacity < (ULONGLONG)slots * slot_size))
         hr = E_INVALIDARG;
     if (FAILED(hr)) {
         IStream_Release(s->frames);
         s->frames = NULL;
         return hr;
     }
+    s->bytes = bytes;
     s->slots = slots;
     s->slot_size = slot_size;
     s->attached = 1;
@@ -190,19 +195,13 @@ static HRESULT STDMETHODCALLTYPE sink_FrameReady(IFrameSink *iface, ULONG slot, 
         return E_INVALIDARG;
     ULONGLONG base = (ULONGLONG)slot * s->slot_size;
 
-    /* The header: copied out once, then checked (the producer could write
-     * anything into its stream). */
+    /* The header: copied out of the shared bytes once, then checked (the
+     * producer could write anything into its stream, at any time); only
+     * the copy steers what follows. */
     FRAME_HEADER h;
-    ULONG got = 0;
-    LARGE_INTEGER pos;
-    pos.QuadPart = (LONGLONG)base;
-    HRESULT hr = IStream_Seek(s->frames, pos, STREAM_SEEK_SET, NULL);
-    if (SUCCEEDED(hr))
-        hr = IStream_Read(s->frames, &h, sizeof(h), &got);
-    if (SUCCEEDED(hr) && got != sizeof(h))
-        hr = RPC_E_INVALID_DATA;
-    if (SUCCEEDED(hr))
-        hr = check_header(&h, s->slot_size);
+    const unsigned char *frame = s->bytes + base;
+    memcpy(&h, frame, sizeof(h));
+    HRESULT hr = check_header(&h, s->slot_size);
     if (SUCCEEDED(hr) && (h.sequence != sequence || sequence != s->last_sequence + 1))
         hr = RPC_E_INVALID_DATA; /* not the frame announced, or out of order */
     if (FAILED(hr)) {
@@ -211,22 +210,13 @@ static HRESULT STDMETHODCALLTYPE sink_FrameReady(IFrameSink *iface, ULONG slot, 
     }
     s->last_sequence = sequence;
 
-    /* The pixels, read through a small buffer that stays in the cache. */
-    pos.QuadPart = (LONGLONG)(base + h.pixels_offset);
-    hr = IStream_Seek(s->frames, pos, STREAM_SEEK_SET, NULL);
+    /* The pixels, where they lie: bounds from the checked copy, inside the
+     * slot, inside the mapping. */
     checksum c = {0, 0};
-    for (ULONGLONG left = h.pixels_size; SUCCEEDED(hr) && left > 0;) {
-        ULONG n = left < CHUNK ? (ULONG)left : CHUNK;
-        hr = IStream_Read(s->frames, s->chunk, n, &got);
-        if (SUCCEEDED(hr) && got != n)
-            hr = RPC_E_INVALID_DATA;
-        if (SUCCEEDED(hr))
-            checksum_add(&c, s->chunk, n);
-        left -= n;
-    }
-    int ok = SUCCEEDED(hr) && checksum_end(&c) == h.checksum;
+    checksum_add(&c, frame + h.pixels_offset, (size_t)h.pixels_size);
+    int ok = checksum_end(&c) == h.checksum;
     stats_frame(&s->stream, t0, h.pixels_size, ok);
-    return ok ? S_OK : FAILED(hr) ? hr : RPC_E_INVALID_DATA;
+    return ok ? S_OK : RPC_E_INVALID_DATA;
 }
 
 static HRESULT STDMETHODCALLTYPE sink_FrameInCall(IFrameSink *iface, const FRAME_HEADER *h,
@@ -431,10 +421,8 @@ static int display_main(const options *o)
     sample_proc proc;
     memset(&proc, 0, sizeof(proc));
     frame_sink *snk = calloc(1, sizeof(*snk));
-    if (!snk || !(snk->chunk = malloc(CHUNK))) {
+    if (!snk) {
         fprintf(stderr, "shared-frames: out of memory\n");
-        free(snk);
-        snk = NULL;
         goto out;
     }
     snk->IFrameSink_iface.lpVtbl = &sink_vtbl;
@@ -513,7 +501,7 @@ out:
         IStream_Release(s);
     if (proc.handle)
         sample_proc_close(&proc);
-    if (snk && snk->chunk) {
+    if (snk) {
         ULONG left = IFrameSink_Release(&snk->IFrameSink_iface);
         if (left != 0) {
             printf("  the sink still has %lu references\n", (unsigned long)left);

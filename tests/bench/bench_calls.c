@@ -12,15 +12,19 @@
  *   bench_calls --quick    a few iterations of everything (a ctest smoke
  *                          test: it checks that the numbers come out and
  *                          never judges them)
+ *   bench_calls --tsv      the same figures as lines for scripts
+ *                          (benchtsv.h); combines with --quick
  *
  * "both running": calls back to back, so both sides spin and meet without
  * a system call. "callee asleep": the callee is told not to spin (it
  * sleeps as soon as it is idle), so every call has to wake it, as in the
  * futex ping-pong; the caller spins as usual.
- * Every figure is the median of ROUNDS rounds.
+ * Every figure is the median of ROUNDS rounds (--tsv gives the fastest
+ * and slowest round too).
  */
 #define COBJMACROS
 #include "bench.h"
+#include "benchtsv.h"
 #include "platform.h"
 #include "rt.h"
 #include "shmcom/shmcom.h"
@@ -52,10 +56,16 @@ static int cmp_double(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-static double median(double *v, int n)
+/* A figure: the median of the rounds, the fastest and the slowest. */
+typedef struct fig {
+    double med, lo, hi;
+} fig;
+
+static fig median(double *v, int n)
 {
     qsort(v, (size_t)n, sizeof(*v), cmp_double);
-    return v[n / 2];
+    fig f = {v[n / 2], v[0], v[n - 1]};
+    return f;
 }
 
 #define CHECK(call)                                                                 \
@@ -92,7 +102,7 @@ static void spin_pong(void *arg)
     }
 }
 
-static double floor_spin(void)
+static fig floor_spin(void)
 {
     double r[ROUNDS];
     for (int k = 0; k < ROUNDS; k++) {
@@ -124,7 +134,7 @@ static void futex_pong(void *arg)
     }
 }
 
-static double floor_futex(void)
+static fig floor_futex(void)
 {
     double r[ROUNDS];
     for (int k = 0; k < ROUNDS; k++) {
@@ -264,7 +274,7 @@ static void server_stop(server *s, IBench *proxy)
 }
 
 typedef struct call_times {
-    double running, asleep;
+    fig running, asleep;
 } call_times;
 
 static call_times time_null_calls(IBench *p)
@@ -310,7 +320,7 @@ static call_times bench_null(DWORD callee, DWORD caller)
     return t;
 }
 
-static double bench_pair(void)
+static fig bench_pair(void)
 {
     CHECK(ShmCoInitializeEx(NULL, COINIT_MULTITHREADED));
     server s;
@@ -360,7 +370,7 @@ static DWORD WINAPI ole_server_main(void *arg)
     return 0;
 }
 
-static void bench_ole32(double *call_us, double *pair_us)
+static void bench_ole32(fig *call_us, fig *pair_us)
 {
     ole_server s;
     memset(&s, 0, sizeof(s));
@@ -403,48 +413,99 @@ static void bench_ole32(double *call_us, double *pair_us)
 }
 #endif
 
+static void print_tsv(fig spin, fig futex, call_times mta_sta, call_times sta_mta, fig pair)
+{
+    btsv_header("bench_calls", shmc_plat_cpu_count(), quick);
+    btsv_row("floor.spin", spin.med, spin.lo, spin.hi, "us", "floor", "spin ping-pong, 2 threads");
+    btsv_row("floor.wait", futex.med, futex.lo, futex.hi, "us", "floor",
+             "wait/wake ping-pong, 2 threads (futex; Windows: semaphores)");
+    btsv_row("null.mta_sta.running", mta_sta.running.med, mta_sta.running.lo, mta_sta.running.hi,
+             "us", "call", "null call MTA->STA, both running");
+    btsv_ratio("null.mta_sta.running", "floor.spin", mta_sta.running.med / spin.med, "spin floor");
+    btsv_row("null.mta_sta.asleep", mta_sta.asleep.med, mta_sta.asleep.lo, mta_sta.asleep.hi, "us",
+             "call", "null call MTA->STA, callee asleep");
+    btsv_ratio("null.mta_sta.asleep", "floor.wait", mta_sta.asleep.med / futex.med,
+               "wait/wake floor");
+    btsv_row("null.sta_mta.running", sta_mta.running.med, sta_mta.running.lo, sta_mta.running.hi,
+             "us", "call", "null call STA->MTA, both running");
+    btsv_ratio("null.sta_mta.running", "floor.spin", sta_mta.running.med / spin.med, "spin floor");
+    btsv_row("null.sta_mta.asleep", sta_mta.asleep.med, sta_mta.asleep.lo, sta_mta.asleep.hi, "us",
+             "call", "null call STA->MTA, callee asleep");
+    btsv_ratio("null.sta_mta.asleep", "floor.wait", sta_mta.asleep.med / futex.med,
+               "wait/wake floor");
+    btsv_row("pair", pair.med, pair.lo, pair.hi, "us", "call",
+             "marshal + unmarshal pair (InterThread, proxy)");
+#ifdef _WIN32
+    fig ole_call, ole_pair;
+    bench_ole32(&ole_call, &ole_pair);
+    btsv_row("ole32.null.mta_sta", ole_call.med, ole_call.lo, ole_call.hi, "us", "ref",
+             "Wine ole32 null call MTA->STA");
+    btsv_ratio("null.mta_sta.running", "ole32.null.mta_sta", mta_sta.running.med / ole_call.med,
+               "Wine ole32");
+    btsv_row("ole32.pair", ole_pair.med, ole_pair.lo, ole_pair.hi, "us", "ref",
+             "Wine ole32 marshal + unmarshal pair");
+    btsv_ratio("pair", "ole32.pair", pair.med / ole_pair.med, "Wine ole32");
+#endif
+}
+
 int main(int argc, char **argv)
 {
-    quick = argc > 1 && !strcmp(argv[1], "--quick");
+    bool tsv = false;
+    const char *only = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--quick"))
+            quick = true;
+        else if (!strcmp(argv[i], "--tsv"))
+            tsv = true;
+        else if (!strcmp(argv[i], "--only") && i + 1 < argc)
+            only = argv[++i];
+        else {
+            fprintf(stderr, "usage: bench_calls [--quick] [--tsv] [--only mta-sta|sta-mta]\n");
+            return 2;
+        }
+    }
     CHECK(ShmCoRegisterProxyStubs(&bench_ProxyFileInfo));
-    if (argc > 2 && !strcmp(argv[1], "--only")) { /* for profiling one figure */
-        DWORD callee =
-            !strcmp(argv[2], "sta-mta") ? COINIT_MULTITHREADED : COINIT_APARTMENTTHREADED;
+    if (only) { /* for profiling one figure */
+        DWORD callee = !strcmp(only, "sta-mta") ? COINIT_MULTITHREADED : COINIT_APARTMENTTHREADED;
         DWORD caller =
             callee == COINIT_MULTITHREADED ? COINIT_APARTMENTTHREADED : COINIT_MULTITHREADED;
         for (int i = 0; i < 5; i++) {
             call_times t = bench_null(callee, caller);
-            printf("%s: running %.3f us, asleep %.3f us\n", argv[2], t.running, t.asleep);
+            printf("%s: running %.3f us, asleep %.3f us\n", only, t.running.med, t.asleep.med);
         }
         return 0;
     }
-    double spin = floor_spin();
-    double futex = floor_futex();
+    fig spin = floor_spin();
+    fig futex = floor_futex();
     call_times mta_sta = bench_null(COINIT_APARTMENTTHREADED, COINIT_MULTITHREADED);
     call_times sta_mta = bench_null(COINIT_MULTITHREADED, COINIT_APARTMENTTHREADED);
-    double pair = bench_pair();
+    fig pair = bench_pair();
+    if (tsv) {
+        print_tsv(spin, futex, mta_sta, sta_mta, pair);
+        return 0;
+    }
 
     printf("shmcom calls between apartments (median of %d rounds%s, %u CPUs)\n", ROUNDS,
            quick ? ", --quick: too short to mean anything" : "", shmc_plat_cpu_count());
     printf("%-46s %10s  %s\n", "", "us/op", "ratio");
-    printf("%-46s %10.3f\n", "floor: spin ping-pong, 2 threads", spin);
-    printf("%-46s %10.3f\n", "floor: futex ping-pong, 2 threads", futex);
-    printf("%-46s %10.3f  %5.2fx spin floor\n", "null call MTA->STA, both running", mta_sta.running,
-           mta_sta.running / spin);
+    printf("%-46s %10.3f\n", "floor: spin ping-pong, 2 threads", spin.med);
+    printf("%-46s %10.3f\n", "floor: futex ping-pong, 2 threads", futex.med);
+    printf("%-46s %10.3f  %5.2fx spin floor\n", "null call MTA->STA, both running",
+           mta_sta.running.med, mta_sta.running.med / spin.med);
     printf("%-46s %10.3f  %5.2fx futex floor\n", "null call MTA->STA, callee asleep",
-           mta_sta.asleep, mta_sta.asleep / futex);
-    printf("%-46s %10.3f  %5.2fx spin floor\n", "null call STA->MTA, both running", sta_mta.running,
-           sta_mta.running / spin);
+           mta_sta.asleep.med, mta_sta.asleep.med / futex.med);
+    printf("%-46s %10.3f  %5.2fx spin floor\n", "null call STA->MTA, both running",
+           sta_mta.running.med, sta_mta.running.med / spin.med);
     printf("%-46s %10.3f  %5.2fx futex floor\n", "null call STA->MTA, callee asleep",
-           sta_mta.asleep, sta_mta.asleep / futex);
-    printf("%-46s %10.3f\n", "marshal + unmarshal pair (InterThread, proxy)", pair);
+           sta_mta.asleep.med, sta_mta.asleep.med / futex.med);
+    printf("%-46s %10.3f\n", "marshal + unmarshal pair (InterThread, proxy)", pair.med);
 #ifdef _WIN32
-    double ole_call, ole_pair;
+    fig ole_call, ole_pair;
     bench_ole32(&ole_call, &ole_pair);
-    printf("%-46s %10.3f  shmcom %.1fx faster\n", "Wine ole32 null call MTA->STA", ole_call,
-           ole_call / mta_sta.running);
-    printf("%-46s %10.3f  shmcom %.1fx faster\n", "Wine ole32 marshal + unmarshal pair", ole_pair,
-           ole_pair / pair);
+    printf("%-46s %10.3f  shmcom %.1fx faster\n", "Wine ole32 null call MTA->STA", ole_call.med,
+           ole_call.med / mta_sta.running.med);
+    printf("%-46s %10.3f  shmcom %.1fx faster\n", "Wine ole32 marshal + unmarshal pair",
+           ole_pair.med, ole_pair.med / pair.med);
 #endif
     return 0;
 }

@@ -8,6 +8,8 @@
  *   bench_stream --quick    a few iterations of everything (a ctest smoke
  *                           test; it checks that the numbers come out, and
  *                           never judges them)
+ *   bench_stream --tsv      the same figures as lines for scripts
+ *                           (benchtsv.h); combines with --quick
  *
  * Each figure is the median of ROUNDS rounds; in each round the stream
  * and memcpy take turns on the same buffers and the same mapping, so that
@@ -15,6 +17,7 @@
  * whose capacity is the size measured; reads come back from it.
  */
 #define COBJMACROS
+#include "benchtsv.h"
 #include "shstream.h"
 
 #include <stdio.h>
@@ -23,7 +26,7 @@
 
 #define ROUNDS 7
 
-static bool quick;
+static bool quick, tsv;
 
 static int cmp_double(const void *a, const void *b)
 {
@@ -31,10 +34,20 @@ static int cmp_double(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
+/* Sorts v; its median is then v[n / 2], its extremes v[0] and v[n - 1]. */
 static double median(double *v, int n)
 {
     qsort(v, (size_t)n, sizeof(*v), cmp_double);
     return v[n / 2];
+}
+
+/* A row of GB/s (sorted): the fastest round is the highest. */
+static void tsv_gbs(const char *op, const char *what, ULONG size, const double *v, const char *kind,
+                    const char *label)
+{
+    char key[64];
+    snprintf(key, sizeof(key), "%s.%s.%lu", what, op, (unsigned long)size);
+    btsv_row(key, v[ROUNDS / 2], v[ROUNDS - 1], v[0], "GB/s", kind, label);
 }
 
 #define CHECK(call)                                                                 \
@@ -111,8 +124,11 @@ static double memcpy_read(run *r)
 static void bandwidth(void)
 {
     static const ULONG sizes[] = {4u << 10, 64u << 10, 1u << 20, 16u << 20};
-    printf("shared-memory stream vs memcpy into the same mapping (GB/s, median of %d)\n", ROUNDS);
-    printf("%-8s %-6s %10s %10s %7s\n", "size", "op", "stream", "memcpy", "ratio");
+    if (!tsv) {
+        printf("shared-memory stream vs memcpy into the same mapping (GB/s, median of %d)\n",
+               ROUNDS);
+        printf("%-8s %-6s %10s %10s %7s\n", "size", "op", "stream", "memcpy", "ratio");
+    }
     for (size_t k = 0; k < sizeof(sizes) / sizeof(sizes[0]); k++) {
         run r;
         r.size = sizes[k];
@@ -142,8 +158,26 @@ static void bandwidth(void)
         snprintf(label, sizeof(label), "%lu KiB", (unsigned long)(r.size >> 10));
         if (r.size >= (1u << 20))
             snprintf(label, sizeof(label), "%lu MiB", (unsigned long)(r.size >> 20));
-        printf("%-8s %-6s %10.2f %10.2f %7.2f\n", label, "write", w, wm, w / wm);
-        printf("%-8s %-6s %10.2f %10.2f %7.2f\n", label, "read", rd, rm, rd / rm);
+        if (tsv) {
+            char text[96], key[64], ref[64];
+            snprintf(text, sizeof(text), "memcpy %s into the mapping", label);
+            tsv_gbs("write", "memcpy", r.size, mw, "floor", text);
+            snprintf(text, sizeof(text), "IStream_Write of %s into a shared-memory stream", label);
+            tsv_gbs("write", "stream", r.size, sw, "call", text);
+            snprintf(key, sizeof(key), "stream.write.%lu", (unsigned long)r.size);
+            snprintf(ref, sizeof(ref), "memcpy.write.%lu", (unsigned long)r.size);
+            btsv_ratio(key, ref, w / wm, "memcpy bandwidth");
+            snprintf(text, sizeof(text), "memcpy %s out of the mapping", label);
+            tsv_gbs("read", "memcpy", r.size, mr, "floor", text);
+            snprintf(text, sizeof(text), "IStream_Read of %s from a shared-memory stream", label);
+            tsv_gbs("read", "stream", r.size, sr, "call", text);
+            snprintf(key, sizeof(key), "stream.read.%lu", (unsigned long)r.size);
+            snprintf(ref, sizeof(ref), "memcpy.read.%lu", (unsigned long)r.size);
+            btsv_ratio(key, ref, rd / rm, "memcpy bandwidth");
+        } else {
+            printf("%-8s %-6s %10.2f %10.2f %7.2f\n", label, "write", w, wm, w / wm);
+            printf("%-8s %-6s %10.2f %10.2f %7.2f\n", label, "read", rd, rm, rd / rm);
+        }
         free(r.buf);
         IStream_Release(r.s);
     }
@@ -156,7 +190,8 @@ static void heap_round_trip(void)
     static const ULONG sizes[] = {64, 1024};
     unsigned char rec[1024], back[1024];
     memset(rec, 1, sizeof(rec));
-    printf("\nheap stream: create, write, seek, read, release (ns, median of %d)\n", ROUNDS);
+    if (!tsv)
+        printf("\nheap stream: create, write, seek, read, release (ns, median of %d)\n", ROUNDS);
     for (size_t k = 0; k < sizeof(sizes) / sizeof(sizes[0]); k++) {
         unsigned iters = quick ? 2 : 200000;
         double ns[ROUNDS];
@@ -172,7 +207,17 @@ static void heap_round_trip(void)
             }
             ns[i] = (double)(shmc_plat_clock_ns() - t0) / iters;
         }
-        printf("%5lu bytes  %8.0f ns\n", (unsigned long)sizes[k], median(ns, ROUNDS));
+        double med = median(ns, ROUNDS);
+        if (tsv) {
+            char key[32], label[96];
+            snprintf(key, sizeof(key), "heap.%lu", (unsigned long)sizes[k]);
+            snprintf(label, sizeof(label),
+                     "heap stream of %lu bytes: create, write, seek, read, release",
+                     (unsigned long)sizes[k]);
+            btsv_row(key, med, ns[0], ns[ROUNDS - 1], "ns", "call", label);
+        } else {
+            printf("%5lu bytes  %8.0f ns\n", (unsigned long)sizes[k], med);
+        }
     }
 }
 
@@ -192,15 +237,34 @@ static void reclaim_scan(void)
         if (FAILED(hr))
             exit(1);
     }
-    printf("\nreclaim scan with %d live streams of this user: %.0f us%s\n", n, median(us, ROUNDS),
-           shmc_plat_region_names_persist() ? "" : " (nothing to scan on this platform)");
+    double med = median(us, ROUNDS);
+    if (tsv) {
+        char label[96];
+        snprintf(label, sizeof(label), "reclaim scan with %d live streams of this user%s", n,
+                 shmc_plat_region_names_persist() ? "" : " (nothing to scan on this platform)");
+        btsv_row("reclaim", med, us[0], us[ROUNDS - 1], "us", "call", label);
+    } else {
+        printf("\nreclaim scan with %d live streams of this user: %.0f us%s\n", n, med,
+               shmc_plat_region_names_persist() ? "" : " (nothing to scan on this platform)");
+    }
     for (int i = 0; i < n; i++)
         IStream_Release(s[i]);
 }
 
 int main(int argc, char **argv)
 {
-    quick = argc > 1 && !strcmp(argv[1], "--quick");
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--quick"))
+            quick = true;
+        else if (!strcmp(argv[i], "--tsv"))
+            tsv = true;
+        else {
+            fprintf(stderr, "usage: bench_stream [--quick] [--tsv]\n");
+            return 2;
+        }
+    }
+    if (tsv)
+        btsv_header("bench_stream", shmc_plat_cpu_count(), quick);
     bandwidth();
     heap_round_trip();
     reclaim_scan();

@@ -17,11 +17,15 @@
  * server sets shmc_tune.callee_spin_ns = 0, so its receiver sleeps as soon
  * as it is idle and every call wakes it; the client spins as usual), and
  * [in] arrays of 4 KiB, 1 MiB and 16 MiB.
+ * A second table: how a call's time grows with its [in] array, from 0 B
+ * to 64 MiB, beside memcpy of the same size into a warm shared mapping.
  *
- *   bench_xproc            the full run: prints the table
+ *   bench_xproc            the full run: prints the tables
  *   bench_xproc --quick    a few iterations of everything (a ctest smoke
  *                          test: it checks that the numbers come out and
  *                          never judges them)
+ *   bench_xproc --tsv      the same figures as lines for scripts
+ *                          (benchtsv.h); combines with --quick
  *   bench_xproc --child MAILBOX   the server process (started by the above)
  *
  * The parent re-runs its own executable as the child. They meet in a
@@ -31,8 +35,9 @@
  * commands, so it costs nothing while the other rows run; its runtime
  * receiver threads serve the calls.
  *
- * Every figure is the median of ROUNDS rounds, with the fastest and the
- * slowest round beside it; the rounds interleave all rows, so load from
+ * Every figure is the median of ROUNDS rounds (3 with --quick, which also
+ * leaves out the 64 MiB call), with the fastest and the slowest round
+ * beside it; the rounds interleave all rows, so load from
  * elsewhere on the machine falls on floors and calls alike. Every wait
  * has a timeout and checks that the other process still lives; on any
  * failure the child is killed and reaped and every name is removed.
@@ -50,6 +55,7 @@
 #endif
 
 #include "bench.h"
+#include "benchtsv.h"
 #include "platform.h"
 #include "rt.h"
 #include "shmcom/shmcom.h"
@@ -62,6 +68,15 @@
 #define ROUNDS 9
 #define KiB    1024u
 #define MiB    (1024u * 1024u)
+
+static int n_rounds = ROUNDS; /* fewer with --quick */
+
+/* The [in] array sizes of the second table; the largest is also the size
+ * of the memcpy target and of the source buffer. */
+static const uint32_t sweep_sizes[] = {0, 64, 4 * KiB, 64 * KiB, MiB, 4 * MiB, 16 * MiB, 64 * MiB};
+#define N_SWEEP  (sizeof(sweep_sizes) / sizeof(sweep_sizes[0]))
+#define BUF_SIZE (64 * MiB)
+static size_t n_sweep = N_SWEEP; /* --quick leaves out the last (64 MiB, ~0.1 s a call) */
 
 /* "Server asleep": the client leaves this much time between calls
  * (spinning, untimed), so that the server's receiver is asleep in the
@@ -98,10 +113,10 @@ static void row_stats(const row *r, double *med, double *lo, double *hi)
 {
     double s[ROUNDS];
     memcpy(s, r->v, sizeof(s));
-    qsort(s, ROUNDS, sizeof(s[0]), cmp_double);
-    *med = s[ROUNDS / 2];
+    qsort(s, (size_t)n_rounds, sizeof(s[0]), cmp_double);
+    *med = s[n_rounds / 2];
     *lo = s[0];
-    *hi = s[ROUNDS - 1];
+    *hi = s[n_rounds - 1];
 }
 
 static double row_median(const row *r)
@@ -208,6 +223,9 @@ static struct {
 
 static void cleanup(void);
 
+#if defined(__GNUC__)
+static void fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+#endif
 static void fail(const char *fmt, ...)
 {
     va_list ap;
@@ -763,6 +781,18 @@ static double floor_memcpy(const unsigned char *src, uint32_t size, uint32_t ite
     return (double)size * iters / (now_us() - t0) / 1000.0;
 }
 
+/* volatile function pointer: the compiler cannot drop or merge the copies */
+static void *(*volatile copy)(void *, const void *, size_t) = memcpy;
+
+/* µs per memcpy of `size` bytes into the (warm) shared mapping. */
+static double time_memcpy(const unsigned char *src, uint32_t size, uint32_t iters)
+{
+    double t0 = now_us();
+    for (uint32_t i = 0; i < iters; i++)
+        copy(g.mc.base, src, size);
+    return (now_us() - t0) / iters;
+}
+
 /* GB/s of memcpy of `size` bytes into a new region each time (create, copy,
  * unmap, remove the name): a bulk frame's cost, without the call. */
 static double floor_memcpy_fresh(const unsigned char *src, uint32_t size, uint32_t iters)
@@ -841,7 +871,7 @@ static void print_row(const char *label, const row *r, bool gbs, uint32_t bytes,
 static void print_gbs_row(const char *label, const row *r, uint32_t bytes, const char *note)
 {
     row us;
-    for (int k = 0; k < ROUNDS; k++)
+    for (int k = 0; k < n_rounds; k++)
         us.v[k] = bytes / r->v[k] / 1000.0;
     print_row(label, &us, true, bytes, note);
 }
@@ -878,13 +908,13 @@ static IBench *parent_setup(unsigned char **buf_out, uint32_t *default_spin)
     CHECK(ShmCreateStreamOnSharedMemory(g.mb->stream, 64 * 1024, 0, &g.stream));
     snprintf(g.mc_name, sizeof(g.mc_name), "tst-bxp-%llu-3", pid);
     memcpy(g.mb->mc_name, g.mc_name, sizeof(g.mc_name));
-    CHECK(shmc_plat_region_create(&g.mc, g.mc_name, 16 * MiB));
-    unsigned char *buf = malloc(16 * MiB);
+    CHECK(shmc_plat_region_create(&g.mc, g.mc_name, BUF_SIZE));
+    unsigned char *buf = malloc(BUF_SIZE);
     if (!buf)
         fail("out of memory");
-    for (uint32_t i = 0; i < 16 * MiB; i++)
+    for (uint32_t i = 0; i < BUF_SIZE; i++)
         buf[i] = (unsigned char)(i * 7);
-    memcpy(g.mc.base, buf, 16 * MiB); /* every page of the target mapped */
+    memcpy(g.mc.base, buf, BUF_SIZE); /* every page of the target mapped */
     *buf_out = buf;
 
     char exe[4096];
@@ -955,92 +985,235 @@ static int parent_only(const char *kind, double seconds)
     return 0;
 }
 
-static int parent_main(void)
+static void size_label(char *out, size_t cap, uint32_t size)
 {
-    const uint32_t n_spin = quick ? 100 : 20000, n_wait = quick ? 20 : 2000;
-    const uint32_t n_sock = quick ? 20 : 2000, n_hot = quick ? 50 : 20000;
-    const uint32_t n_asleep = quick ? 10 : 1000, n_4k = quick ? 20 : 5000;
-    const uint32_t n_1m = quick ? 3 : 200, n_16m = quick ? 2 : 12;
-    const uint32_t mc_bytes = quick ? 32 * MiB : 256 * MiB;
+    if (size >= MiB && size % MiB == 0)
+        snprintf(out, cap, "%u MiB", size / MiB);
+    else if (size >= KiB && size % KiB == 0)
+        snprintf(out, cap, "%u KiB", size / KiB);
+    else
+        snprintf(out, cap, "%u B", size);
+}
 
-    unsigned char *buf;
-    uint32_t default_spin;
-    IBench *p = parent_setup(&buf, &default_spin);
-    bool have_sock = sock_setup();
+/* The rows of one run, each one figure per round. */
+typedef struct results {
+    row spin, wait, events, sock, mc4k, mc1m, mc16m, fresh16m, hot, asleep, b2b;
+    row call[N_SWEEP]; /* µs per Put of sweep_sizes[i] */
+    row mc[N_SWEEP];   /* µs per memcpy of sweep_sizes[i] */
+    bool have_sock;
+} results;
 
-    row spin = {0}, wait = {0}, sock = {0}, events = {0}, mc4k = {0}, mc1m = {0}, mc16m = {0},
-        fresh16m = {0}, hot = {0}, asleep = {0}, b2b = {0}, put4k = {0}, put1m = {0}, put16m = {0};
-    (void)events;
-    for (int k = 0; k < ROUNDS; k++) {
-        spin.v[k] = floor_spin(n_spin);
-        wait.v[k] = floor_wait(n_wait);
-#ifdef _WIN32
-        events.v[k] = floor_events(n_wait);
-#endif
-        if (have_sock)
-            sock.v[k] = floor_sock(n_sock);
-        mc4k.v[k] = floor_memcpy(buf, 4 * KiB, mc_bytes / (4 * KiB));
-        mc1m.v[k] = floor_memcpy(buf, MiB, mc_bytes / MiB);
-        mc16m.v[k] = floor_memcpy(buf, 16 * MiB, mc_bytes / (16 * MiB));
-        fresh16m.v[k] = floor_memcpy_fresh(buf, 16 * MiB, n_16m);
+/* The [in] rows of the first table are rows of the sweep. */
+#define SWEEP_4K  2
+#define SWEEP_1M  4
+#define SWEEP_16M 6
 
-        hot.v[k] = time_null(p, n_hot);
-        CHECK(command(OP_CALLEE_SPIN, 0));
-        asleep.v[k] = time_null_gap(p, n_asleep, ASLEEP_GAP_US);
-        b2b.v[k] = time_null(p, n_asleep);
-        CHECK(command(OP_CALLEE_SPIN, default_spin));
-
-        put4k.v[k] = time_put(p, buf, 4 * KiB, n_4k);
-        put1m.v[k] = time_put(p, buf, MiB, n_1m);
-        put16m.v[k] = time_put(p, buf, 16 * MiB, n_16m);
-    }
-    parent_teardown(p, buf);
-
-    double m_spin = row_median(&spin), m_wait = row_median(&wait), m_hot = row_median(&hot);
+static void print_table(const results *r)
+{
+    double m_spin = row_median(&r->spin), m_wait = row_median(&r->wait);
+    double m_hot = row_median(&r->hot), m_asleep = row_median(&r->asleep);
     char note[128];
-    printf("shmcom calls between two processes (median of %d rounds%s, %u CPUs)\n", ROUNDS,
+    printf("shmcom calls between two processes (median of %d rounds%s, %u CPUs)\n", n_rounds,
            quick ? ", --quick: too short to mean anything" : "", shmc_plat_cpu_count());
     printf("%-52s %9s  %-20s %7s  %s\n", "", "us/op", "fastest..slowest", "GB/s", "ratio");
-    print_row("floor: spin ping-pong on a shared word", &spin, false, 0, NULL);
+    print_row("floor: spin ping-pong on a shared word", &r->spin, false, 0, NULL);
 #ifdef _WIN32
-    print_row("floor: wait/wake ping-pong (named semaphores)", &wait, false, 0, NULL);
-    print_row("floor: named events ping-pong", &events, false, 0, NULL);
+    print_row("floor: wait/wake ping-pong (named semaphores)", &r->wait, false, 0, NULL);
+    print_row("floor: named events ping-pong", &r->events, false, 0, NULL);
 #else
-    print_row("floor: wait/wake ping-pong (futex)", &wait, false, 0, NULL);
+    print_row("floor: wait/wake ping-pong (futex)", &r->wait, false, 0, NULL);
 #endif
-    if (have_sock) {
-        snprintf(note, sizeof(note), "%.1fx a null call (both running)", row_median(&sock) / m_hot);
-        print_row("floor: Unix socket request/reply, 1 byte", &sock, false, 0, note);
+    if (r->have_sock) {
+        snprintf(note, sizeof(note), "%.1fx a null call (both running)",
+                 row_median(&r->sock) / m_hot);
+        print_row("floor: Unix socket request/reply, 1 byte", &r->sock, false, 0, note);
     } else {
         printf("%-52s %9s  (AF_UNIX: error %d)\n", "floor: Unix socket request/reply, 1 byte",
                "n/a", g.sock_err);
     }
-    print_gbs_row("floor: memcpy 4 KiB into a shared mapping", &mc4k, 4 * KiB, NULL);
-    print_gbs_row("floor: memcpy 1 MiB into a shared mapping", &mc1m, MiB, NULL);
-    print_gbs_row("floor: memcpy 16 MiB into a shared mapping", &mc16m, 16 * MiB, NULL);
-    print_gbs_row("floor: memcpy 16 MiB into a new region each time", &fresh16m, 16 * MiB, NULL);
+    print_gbs_row("floor: memcpy 4 KiB into a shared mapping", &r->mc4k, 4 * KiB, NULL);
+    print_gbs_row("floor: memcpy 1 MiB into a shared mapping", &r->mc1m, MiB, NULL);
+    print_gbs_row("floor: memcpy 16 MiB into a shared mapping", &r->mc16m, 16 * MiB, NULL);
+    print_gbs_row("floor: memcpy 16 MiB into a new region each time", &r->fresh16m, 16 * MiB, NULL);
     snprintf(note, sizeof(note), "%5.2fx spin floor", m_hot / m_spin);
-    print_row("null call, both running", &hot, false, 0, note);
-    snprintf(note, sizeof(note), "%5.2fx wait/wake floor", row_median(&asleep) / m_wait);
+    print_row("null call, both running", &r->hot, false, 0, note);
+    snprintf(note, sizeof(note), "%5.2fx wait/wake floor", m_asleep / m_wait);
 #ifdef _WIN32
     {
         size_t l = strlen(note);
         snprintf(note + l, sizeof(note) - l, ", %.2fx named events",
-                 row_median(&asleep) / row_median(&events));
+                 m_asleep / row_median(&r->events));
     }
 #endif
-    print_row("null call, server asleep (" ASLEEP_GAP_TEXT " between calls)", &asleep, false, 0,
+    print_row("null call, server asleep (" ASLEEP_GAP_TEXT " between calls)", &r->asleep, false, 0,
               note);
-    snprintf(note, sizeof(note), "%5.2fx wait/wake floor", row_median(&b2b) / m_wait);
-    print_row("null call back to back, server not spinning", &b2b, false, 0, note);
-    print_row("[in] 4 KiB array", &put4k, true, 4 * KiB, NULL);
+    snprintf(note, sizeof(note), "%5.2fx wait/wake floor", row_median(&r->b2b) / m_wait);
+    print_row("null call back to back, server not spinning", &r->b2b, false, 0, note);
+    const row *put1m = &r->call[SWEEP_1M], *put16m = &r->call[SWEEP_16M];
+    print_row("[in] 4 KiB array", &r->call[SWEEP_4K], true, 4 * KiB, NULL);
     snprintf(note, sizeof(note), "%5.2fx memcpy bandwidth",
-             MiB / row_median(&put1m) / 1000.0 / row_median(&mc1m));
-    print_row("[in] 1 MiB array", &put1m, true, MiB, note);
+             MiB / row_median(put1m) / 1000.0 / row_median(&r->mc1m));
+    print_row("[in] 1 MiB array", put1m, true, MiB, note);
     snprintf(note, sizeof(note), "%5.2fx memcpy bandwidth, %.2fx new-region memcpy",
-             16 * MiB / row_median(&put16m) / 1000.0 / row_median(&mc16m),
-             16 * MiB / row_median(&put16m) / 1000.0 / row_median(&fresh16m));
-    print_row("[in] 16 MiB array", &put16m, true, 16 * MiB, note);
+             16 * MiB / row_median(put16m) / 1000.0 / row_median(&r->mc16m),
+             16 * MiB / row_median(put16m) / 1000.0 / row_median(&r->fresh16m));
+    print_row("[in] 16 MiB array", put16m, true, 16 * MiB, note);
+
+    printf("\n[in] array call against its size, beside memcpy of the same size into a warm\n"
+           "shared mapping (median of %d rounds)\n",
+           n_rounds);
+    printf("%-8s %12s  %-24s %12s %9s %9s  %s\n", "size", "call us", "fastest..slowest",
+           "memcpy us", "call GB/s", "mcpy GB/s", "call / memcpy");
+    for (size_t i = 0; i < n_sweep; i++) {
+        double med, lo, hi, mc = row_median(&r->mc[i]);
+        char label[16];
+        row_stats(&r->call[i], &med, &lo, &hi);
+        size_label(label, sizeof(label), sweep_sizes[i]);
+        printf("%-8s %12.3f  %11.3f..%-11.3f %12.4f", label, med, lo, hi, mc);
+        if (sweep_sizes[i])
+            printf(" %9.2f %9.2f  %6.2fx\n", sweep_sizes[i] / med / 1000.0,
+                   sweep_sizes[i] / mc / 1000.0, med / mc);
+        else
+            printf("\n");
+    }
+}
+
+static void tsv_row(const char *key, const row *r, const char *unit, const char *kind,
+                    const char *label)
+{
+    double med, lo, hi;
+    row_stats(r, &med, &lo, &hi);
+    btsv_row(key, med, lo, hi, unit, kind, label);
+}
+
+/* A memcpy row is in GB/s: its fastest round is its highest. */
+static void tsv_gbs_row(const char *key, const row *r, const char *label)
+{
+    double med, lo, hi;
+    row_stats(r, &med, &lo, &hi);
+    btsv_row(key, med, hi, lo, "GB/s", "floor", label);
+}
+
+static void print_tsv(const results *r)
+{
+    double m_spin = row_median(&r->spin), m_wait = row_median(&r->wait);
+    double m_hot = row_median(&r->hot), m_asleep = row_median(&r->asleep);
+    btsv_header("bench_xproc", shmc_plat_cpu_count(), quick);
+    tsv_row("floor.spin", &r->spin, "us", "floor", "spin ping-pong on a shared word, 2 processes");
+    /* one label on both platforms: the report puts them side by side */
+    tsv_row("floor.wait", &r->wait, "us", "floor",
+            "wait/wake ping-pong, 2 processes (futex; Windows: named semaphores)");
+#ifdef _WIN32
+    tsv_row("floor.events", &r->events, "us", "floor", "named events ping-pong, 2 processes");
+#endif
+    if (r->have_sock) {
+        tsv_row("floor.socket", &r->sock, "us", "floor", "Unix socket request/reply, 1 byte");
+        btsv_ratio("floor.socket", "null.running", row_median(&r->sock) / m_hot,
+                   "a null call (both running)");
+    }
+    tsv_gbs_row("memcpy.4096", &r->mc4k, "memcpy 4 KiB into a shared mapping");
+    tsv_gbs_row("memcpy.1048576", &r->mc1m, "memcpy 1 MiB into a shared mapping");
+    tsv_gbs_row("memcpy.16777216", &r->mc16m, "memcpy 16 MiB into a shared mapping");
+    tsv_gbs_row("memcpy_new.16777216", &r->fresh16m, "memcpy 16 MiB into a new region each time");
+    tsv_row("null.running", &r->hot, "us", "call", "null call, both running");
+    btsv_ratio("null.running", "floor.spin", m_hot / m_spin, "spin floor");
+    tsv_row("null.asleep", &r->asleep, "us", "call",
+            "null call, server asleep (" ASLEEP_GAP_TEXT " between calls)");
+    btsv_ratio("null.asleep", "floor.wait", m_asleep / m_wait, "wait/wake floor");
+#ifdef _WIN32
+    btsv_ratio("null.asleep", "floor.events", m_asleep / row_median(&r->events),
+               "named events floor");
+#endif
+    tsv_row("null.b2b", &r->b2b, "us", "call", "null call back to back, server not spinning");
+    btsv_ratio("null.b2b", "floor.wait", row_median(&r->b2b) / m_wait, "wait/wake floor");
+    static const struct {
+        int sweep;
+        const char *key, *mc_key, *label;
+    } puts_[] = {
+        {SWEEP_4K, "put.4096", "memcpy.4096", "[in] 4 KiB array"},
+        {SWEEP_1M, "put.1048576", "memcpy.1048576", "[in] 1 MiB array"},
+        {SWEEP_16M, "put.16777216", "memcpy.16777216", "[in] 16 MiB array"},
+    };
+    for (size_t i = 0; i < sizeof(puts_) / sizeof(puts_[0]); i++) {
+        const row *c = &r->call[puts_[i].sweep];
+        const row *m = puts_[i].sweep == SWEEP_4K   ? &r->mc4k
+                       : puts_[i].sweep == SWEEP_1M ? &r->mc1m
+                                                    : &r->mc16m;
+        double bytes = sweep_sizes[puts_[i].sweep];
+        tsv_row(puts_[i].key, c, "us", "call", puts_[i].label);
+        btsv_ratio(puts_[i].key, puts_[i].mc_key, bytes / row_median(c) / 1000.0 / row_median(m),
+                   "memcpy bandwidth");
+        if (puts_[i].sweep == SWEEP_16M)
+            btsv_ratio(puts_[i].key, "memcpy_new.16777216",
+                       bytes / row_median(c) / 1000.0 / row_median(&r->fresh16m),
+                       "new-region memcpy bandwidth");
+    }
+    for (size_t i = 0; i < n_sweep; i++) {
+        char key[64], mkey[64], label[96], size[16];
+        size_label(size, sizeof(size), sweep_sizes[i]);
+        snprintf(key, sizeof(key), "size.call.%u", sweep_sizes[i]);
+        snprintf(mkey, sizeof(mkey), "size.memcpy.%u", sweep_sizes[i]);
+        snprintf(label, sizeof(label), "call with a %s [in] array", size);
+        tsv_row(key, &r->call[i], "us", "call", label);
+        snprintf(label, sizeof(label), "memcpy %s into a warm shared mapping", size);
+        tsv_row(mkey, &r->mc[i], "us", "floor", label);
+        if (sweep_sizes[i])
+            btsv_ratio(key, mkey, row_median(&r->call[i]) / row_median(&r->mc[i]), "memcpy time");
+    }
+}
+
+static int parent_main(bool tsv)
+{
+    const uint32_t n_spin = quick ? 100 : 20000, n_wait = quick ? 20 : 2000;
+    const uint32_t n_sock = quick ? 20 : 2000, n_hot = quick ? 50 : 20000;
+    const uint32_t n_asleep = quick ? 10 : 1000, n_16m = quick ? 2 : 12;
+    const uint32_t mc_bytes = quick ? 32 * MiB : 256 * MiB;
+    /* calls per round for each sweep size (4 KiB, 1 MiB and 16 MiB as the
+     * first table always had them) */
+    static const uint32_t n_call[N_SWEEP] = {5000, 5000, 5000, 2000, 200, 50, 12, 4};
+    static const uint32_t n_call_quick[N_SWEEP] = {20, 20, 20, 10, 3, 2, 2, 1};
+    if (quick)
+        n_rounds = 3;
+
+    unsigned char *buf;
+    uint32_t default_spin;
+    IBench *p = parent_setup(&buf, &default_spin);
+    static results r; /* zeroed */
+    r.have_sock = sock_setup();
+
+    for (int k = 0; k < n_rounds; k++) {
+        r.spin.v[k] = floor_spin(n_spin);
+        r.wait.v[k] = floor_wait(n_wait);
+#ifdef _WIN32
+        r.events.v[k] = floor_events(n_wait);
+#endif
+        if (r.have_sock)
+            r.sock.v[k] = floor_sock(n_sock);
+        r.mc4k.v[k] = floor_memcpy(buf, 4 * KiB, mc_bytes / (4 * KiB));
+        r.mc1m.v[k] = floor_memcpy(buf, MiB, mc_bytes / MiB);
+        r.mc16m.v[k] = floor_memcpy(buf, 16 * MiB, mc_bytes / (16 * MiB));
+        r.fresh16m.v[k] = floor_memcpy_fresh(buf, 16 * MiB, n_16m);
+
+        r.hot.v[k] = time_null(p, n_hot);
+        CHECK(command(OP_CALLEE_SPIN, 0));
+        r.asleep.v[k] = time_null_gap(p, n_asleep, ASLEEP_GAP_US);
+        r.b2b.v[k] = time_null(p, n_asleep);
+        CHECK(command(OP_CALLEE_SPIN, default_spin));
+
+        for (size_t i = 0; i < n_sweep; i++) {
+            uint32_t size = sweep_sizes[i];
+            r.call[i].v[k] = time_put(p, buf, size, quick ? n_call_quick[i] : n_call[i]);
+            /* about mc_bytes copied, at least a few times, at most 2^20 */
+            uint32_t n_mc = size ? mc_bytes / size : 1u << 20;
+            n_mc = n_mc < 4 ? 4 : n_mc > (1u << 20) ? 1u << 20 : n_mc;
+            r.mc[i].v[k] = time_memcpy(buf, size, n_mc);
+        }
+    }
+    parent_teardown(p, buf);
+    if (tsv)
+        print_tsv(&r);
+    else
+        print_table(&r);
     return 0;
 }
 
@@ -1048,9 +1221,26 @@ int main(int argc, char **argv)
 {
     if (argc > 1 && !strcmp(argv[1], "--child"))
         return child_main(argc > 2 ? argv[2] : NULL);
-    quick = argc > 1 && !strcmp(argv[1], "--quick");
+    bool tsv = false;
+    const char *only = NULL;
+    double only_s = 0;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--quick")) {
+            quick = true;
+            n_sweep = N_SWEEP - 1;
+        } else if (!strcmp(argv[i], "--tsv"))
+            tsv = true;
+        else if (!strcmp(argv[i], "--only") && i + 2 < argc) {
+            only = argv[++i];
+            only_s = atof(argv[++i]);
+        } else {
+            fprintf(stderr, "usage: bench_xproc [--quick] [--tsv]\n"
+                            "       bench_xproc --only null|asleep|put1m|put16m SECONDS\n");
+            return 2;
+        }
+    }
     CHECK(ShmCoRegisterProxyStubs(&bench_ProxyFileInfo));
-    if (argc > 3 && !strcmp(argv[1], "--only"))
-        return parent_only(argv[2], atof(argv[3]));
-    return parent_main();
+    if (only)
+        return parent_only(only, only_s);
+    return parent_main(tsv);
 }

@@ -126,6 +126,30 @@ double tsupport_ms_since(uint64_t start_ns)
     return (double)(shmc_plat_clock_ns() - start_ns) / 1e6;
 }
 
+void tsupport_skip_if_listed(const char *test)
+{
+    const char *list = getenv("SHMCOM_TEST_SKIP");
+    size_t n = strlen(test);
+    for (const char *p = list; p && *p;) {
+        const char *end = strchr(p, ',');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        if (len == n && !memcmp(p, test, n)) {
+            print_message("%s: not run here (SHMCOM_TEST_SKIP)\n", test);
+            skip();
+        }
+        p = end ? end + 1 : p + len;
+    }
+}
+
+uint32_t tsupport_ms(uint32_t ms)
+{
+    const char *v = getenv("SHMCOM_TEST_TIME_SCALE");
+    unsigned long scale = v ? strtoul(v, NULL, 10) : 1;
+    if (scale < 1 || scale > 100)
+        scale = 1;
+    return ms * (uint32_t)scale;
+}
+
 void tsupport_assert_hr(HRESULT actual, HRESULT expected, const char *expr, const char *file,
                         int line)
 {

@@ -54,6 +54,23 @@ long tsupport_open_handles(void);
 /* Milliseconds since an earlier shmc_plat_clock_ns() reading. */
 double tsupport_ms_since(uint64_t start_ns);
 
+/*
+ * A time limit of a test, `ms` times SHMCOM_TEST_TIME_SCALE (an integer
+ * from 1 to 100 in the environment; 1 if unset). The memcheck preset runs
+ * every process under Valgrind, tens of times slower: a call timeout that
+ * some calls must stay within, and the bounds around one that must fire,
+ * all grow by the same factor, so a test asserts the same relations.
+ */
+uint32_t tsupport_ms(uint32_t ms);
+
+/*
+ * Skips the running test (cmocka reports it SKIPPED) if its name is in
+ * SHMCOM_TEST_SKIP (names separated by commas) in the environment: what a
+ * preset does not run, and says why where it sets the list (the tsan and
+ * memcheck presets: frame_limits, see the top CMakeLists.txt).
+ */
+void tsupport_skip_if_listed(const char *test);
+
 /* Streams (any IStream); each fails the test unless the call gives S_OK. */
 uint64_t tsupport_stream_size(IStream *s);          /* Stat(STATFLAG_NONAME) */
 uint64_t tsupport_stream_pos(IStream *s);           /* Seek(0, STREAM_SEEK_CUR) */

@@ -156,7 +156,7 @@ typedef CLSID *LPCLSID;
 
 #define SUCCEEDED(hr)        (((HRESULT)(hr)) >= 0)
 #define FAILED(hr)           (((HRESULT)(hr)) < 0)
-#define IS_ERROR(hr)         ((unsigned long)(hr) >> 31 == 1)
+#define IS_ERROR(hr)         ((uint32_t)(hr) >> 31 == 1)
 #define HRESULT_CODE(hr)     ((hr)&0xFFFF)
 #define HRESULT_FACILITY(hr) (((hr) >> 16) & 0x1FFF)
 #define HRESULT_SEVERITY(hr) (((hr) >> 31) & 0x1)
