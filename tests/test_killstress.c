@@ -20,8 +20,8 @@
  * /dev/shm.
  *
  *   SHMCOM_STRESS_SEED=n    rerun with that seed (printed at the start)
- *   SHMCOM_STRESS_ROUNDS=n  that many rounds (default: 300 natively, fewer
- *                           under ASan and Wine; printed)
+ *   SHMCOM_STRESS_ROUNDS=n  that many rounds (default: 300 natively, 100
+ *                           under ASan, 60 under Wine; printed)
  */
 #define COBJMACROS
 #include "callee.h"
@@ -396,7 +396,7 @@ static void kill_stress(void **state)
     assert_hr(shmc_plat_random(&seed, sizeof(seed)), S_OK);
     seed = env_u64("SHMCOM_STRESS_SEED", seed % 1000000000u);
 #if defined(_WIN32)
-    uint64_t rounds = 40;
+    uint64_t rounds = 60;
 #elif defined(__SANITIZE_ADDRESS__)
     uint64_t rounds = 100;
 #else
