@@ -236,6 +236,11 @@ shmc_apt *shmc_current_apt(void)
     return apt;
 }
 
+HRESULT shmc_current_apt_error(void)
+{
+    return shmc_thread_get() ? CO_E_NOTINITIALIZED : E_OUTOFMEMORY;
+}
+
 HRESULT ShmCoInitializeEx(void *reserved, DWORD coinit)
 {
     if (reserved)
@@ -711,24 +716,14 @@ static void worker_main(void *arg)
         }
         if (watch && !apt_may_watch(apt))
             worker_unwatch(apt, &watch); /* shutting down */
-        /* spin for the next call, then sleep until the bell rings (the
-         * clock counts from the first 64 looks on, as in ShmCoProcessCalls) */
-        uint32_t spin = atomic_load_explicit(&shmc_tune.callee_spin_ns, memory_order_relaxed);
-        uint64_t start = 0;
-        bool work = false;
-        for (unsigned i = 1; spin && !work; i++) {
-            work = shmc_apt_has_calls(apt) || atomic_load(&apt->stopping) ||
-                   (watch &&
-                    atomic_load_explicit(&watch->state, memory_order_relaxed) != SHMC_CALL_WATCHED);
-            shmc_plat_cpu_relax();
-            if ((i & (SPIN_UNTIMED - 1)) == 0) {
-                uint64_t now = shmc_plat_clock_ns();
-                if (!start)
-                    start = now;
-                else if (now - start >= spin)
-                    break;
-            }
-        }
+        /* spin for the next call, then sleep until the bell rings */
+        shmc_spin sp;
+        shmc_spin_begin(&sp, atomic_load_explicit(&shmc_tune.callee_spin_ns, memory_order_relaxed));
+        bool work;
+        while (!(work = shmc_apt_has_calls(apt) || atomic_load(&apt->stopping) ||
+                        (watch && atomic_load_explicit(&watch->state, memory_order_relaxed) !=
+                                      SHMC_CALL_WATCHED)) &&
+               shmc_spin_next(&sp)) {}
         if (work)
             continue;
         if (watch) {
@@ -834,31 +829,23 @@ HRESULT ShmCoProcessCalls(DWORD timeout_ms)
     HRESULT hr = own_sta(&apt);
     if (FAILED(hr))
         return hr;
-    uint32_t spin = atomic_load_explicit(&shmc_tune.callee_spin_ns, memory_order_relaxed);
-    bool spinning = spin != 0;
-    /* the clock is read only once no call came within the first looks (a
-     * read costs about as much as the rest of a look): the timeout and the
-     * spin count from there, a few microseconds late at most */
-    uint64_t start = 0, deadline = UINT64_MAX;
-    for (unsigned i = 1;; i++) {
+    if (shmc_apt_pump(apt))
+        return S_OK;
+    if (timeout_ms == 0)
+        return S_FALSE; /* a poll: no spin (an event loop that polls must not stall in it) */
+    /* a short spin catches a caller that is about to send; its clock read
+     * (after the first looks) starts the timeout too, a microsecond late
+     * at most */
+    shmc_spin sp;
+    shmc_spin_begin(&sp, atomic_load_explicit(&shmc_tune.callee_spin_ns, memory_order_relaxed));
+    while (shmc_spin_next(&sp)) {
         if (shmc_apt_pump(apt))
             return S_OK;
-        if (spinning && i < SPIN_UNTIMED) {
-            shmc_plat_cpu_relax();
-            continue;
-        }
-        if (!start) {
-            start = shmc_plat_clock_ns();
-            if (timeout_ms != INFINITE)
-                deadline = start + (uint64_t)timeout_ms * 1000000u;
-        }
-        /* a short spin catches a caller that is about to send */
-        if (spinning) {
-            shmc_plat_cpu_relax();
-            if ((i & 63) == 0 && shmc_plat_clock_ns() - start >= spin)
-                spinning = false;
-            continue;
-        }
+    }
+    uint64_t deadline = UINT64_MAX;
+    if (timeout_ms != INFINITE)
+        deadline = (sp.start ? sp.start : shmc_plat_clock_ns()) + (uint64_t)timeout_ms * 1000000u;
+    for (;;) {
         uint32_t left =
             deadline == UINT64_MAX ? SHMC_PLAT_INFINITE : shmc_plat_clock_ms_until(deadline);
         if (left == 0)
@@ -868,7 +855,8 @@ HRESULT ShmCoProcessCalls(DWORD timeout_ms)
             shmc_notifier_wait_cancel(apt->bell);
         else
             shmc_notifier_wait_commit(apt->bell, seq, left);
-        (void)i;
+        if (shmc_apt_pump(apt))
+            return S_OK;
     }
 }
 

@@ -277,11 +277,9 @@ HRESULT shmc_call_run(shmc_call *c)
     uint32_t budget = shmc_call_spin_budget();
 
     /* spin: both sides running meet here */
-    for (unsigned i = 1; budget && !wake_condition(c, my_sta); i++) {
-        shmc_plat_cpu_relax();
-        if ((i & 63) == 0 && shmc_plat_clock_ns() - start >= budget)
-            break;
-    }
+    shmc_spin sp;
+    shmc_spin_begin(&sp, budget);
+    while (!wake_condition(c, my_sta) && shmc_spin_next(&sp)) {}
     for (;;) {
         if (my_sta)
             shmc_apt_pump(my_sta); /* incoming calls, callbacks included */

@@ -762,15 +762,11 @@ HRESULT shmc_xcall_send(shmc_xcall *x, uint32_t kind, uint32_t method, const uin
     uint32_t timeout = th ? th->timeout_ms : INFINITE;
     uint64_t start = shmc_plat_clock_ns();
     uint64_t deadline = timeout == INFINITE ? UINT64_MAX : start + (uint64_t)timeout * 1000000u;
-    uint32_t budget = shmc_call_spin_budget();
-    for (unsigned k = 1; budget; k++) {
-        if (atomic_load_explicit(&s->state, memory_order_acquire) == SHMC_SLOT_REPLY ||
-            atomic_load(&c->dead) || (my_sta && shmc_apt_has_calls(my_sta)))
-            break;
-        shmc_plat_cpu_relax();
-        if ((k & 63) == 0 && shmc_plat_clock_ns() - start >= budget)
-            break;
-    }
+    shmc_spin sp;
+    shmc_spin_begin(&sp, shmc_call_spin_budget());
+    while (atomic_load_explicit(&s->state, memory_order_acquire) != SHMC_SLOT_REPLY &&
+           !atomic_load(&c->dead) && !(my_sta && shmc_apt_has_calls(my_sta)) &&
+           shmc_spin_next(&sp)) {}
     for (;;) {
         if (my_sta)
             shmc_apt_pump(my_sta); /* callbacks into this STA */
@@ -1248,13 +1244,9 @@ static void receiver_main(void *arg)
         uint32_t spin = atomic_load_explicit(&shmc_tune.callee_spin_ns, memory_order_relaxed);
         bool work = false;
         if (spin && atomic_load(&c->looking) == 1) {
-            uint64_t start = shmc_plat_clock_ns();
-            for (unsigned k = 1; !work; k++) {
-                work = has_request(c) || atomic_load(&c->dead);
-                shmc_plat_cpu_relax();
-                if ((k & 63) == 0 && shmc_plat_clock_ns() - start >= spin)
-                    break;
-            }
+            shmc_spin sp;
+            shmc_spin_begin(&sp, spin);
+            while (!(work = has_request(c) || atomic_load(&c->dead)) && shmc_spin_next(&sp)) {}
         }
         if (work)
             continue;
