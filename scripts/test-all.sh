@@ -2,12 +2,12 @@
 # test-all.sh - builds and runs every test suite of shmcom:
 #   default   native build (RelWithDebInfo)
 #   asan      native build with AddressSanitizer + UndefinedBehaviorSanitizer
-#   mingw     Windows build (mingw-w64), every test run under Wine
-# and, when named (not yet part of the default run, nor of CI, until a
-# clean run of each has been timed on a CI-sized machine):
+#             (and each libFuzzer target for 60 s)
 #   tsan      native build with ThreadSanitizer (clang)
 #   memcheck  native build, every test program (and the processes it
 #             starts) under Valgrind's memcheck
+#   mingw     Windows build (mingw-w64), every test run under Wine
+# Named presets run only those, in the order given.
 # It fails if any suite fails, or if the Windows toolchain (mingw-w64 and
 # Wine) is missing, unless --native-only is given.
 #
@@ -31,7 +31,7 @@ if command -v x86_64-w64-mingw32-gcc >/dev/null && command -v wine >/dev/null &&
     have_windows=1
 fi
 if [ ${#presets[@]} -eq 0 ]; then
-    presets=(default asan)
+    presets=(default asan tsan memcheck)
     if [ $have_windows = 1 ] && [ $native_only = 0 ]; then
         presets+=(mingw)
     elif [ $native_only = 0 ]; then
