@@ -215,7 +215,7 @@ HRESULT shmc_marshal_record(shmc_objref *rec, REFIID riid, IUnknown *punk, DWORD
         return hr;
     shmc_apt *apt = shmc_current_apt();
     if (!apt)
-        return CO_E_NOTINITIALIZED;
+        return shmc_current_apt_error();
     rec->mshlflags = mshlflags & ~(DWORD)MSHLFLAGS_NOPING;
     rec->mshctx = mshctx == MSHCTX_LOCAL ? MSHCTX_LOCAL : MSHCTX_INPROC;
     rec->iid = *riid;
@@ -300,7 +300,7 @@ HRESULT ShmCoGetMarshalSizeMax(ULONG *size, REFIID riid, IUnknown *punk, DWORD m
         return hr;
     shmc_apt *apt = shmc_current_apt();
     if (!apt)
-        return CO_E_NOTINITIALIZED;
+        return shmc_current_apt_error();
     shmc_apt_release(apt);
     /* a record for another process's object carries its endpoint, whatever
      * the context: the larger size is the bound */
@@ -376,7 +376,7 @@ HRESULT shmc_unmarshal_record(const shmc_objref *rec, REFIID riid, void **ppv)
         return hr;
     shmc_apt *apt = shmc_current_apt();
     if (!apt)
-        return CO_E_NOTINITIALIZED;
+        return shmc_current_apt_error();
     if (!same_process(rec)) { /* an object of another process */
         hr = shmc_remote_unmarshal(rec, apt, IsEqualIID(riid, &GUID_NULL) ? &rec->iid : riid, ppv);
         shmc_apt_release(apt);
@@ -446,7 +446,7 @@ HRESULT ShmCoUnmarshalInterface(IStream *stream, REFIID riid, void **ppv)
         return hr;
     shmc_apt *apt = shmc_current_apt();
     if (!apt)
-        return CO_E_NOTINITIALIZED;
+        return shmc_current_apt_error();
     shmc_apt_release(apt);
     shmc_objref rec;
     hr = read_record(stream, &rec);
@@ -485,7 +485,7 @@ HRESULT ShmCoReleaseMarshalData(IStream *stream)
         return hr;
     shmc_apt *apt = shmc_current_apt();
     if (!apt)
-        return CO_E_NOTINITIALIZED;
+        return shmc_current_apt_error();
     shmc_apt_release(apt);
     shmc_objref rec;
     hr = read_record(stream, &rec);

@@ -310,7 +310,7 @@ HRESULT ShmCoDisconnectObject(IUnknown *punk, DWORD reserved)
         return hr;
     shmc_apt *apt = shmc_current_apt();
     if (!apt)
-        return CO_E_NOTINITIALIZED;
+        return shmc_current_apt_error();
     shmc_apt_release(apt);
 
     IUnknown *identity = NULL;

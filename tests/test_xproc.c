@@ -49,7 +49,11 @@ typedef struct mailbox {
     uint32_t mshlflags;       /* how a server child marshals */
     uint32_t threads, calls;  /* a client child's load */
     uint64_t child_pid;
-    uint64_t tid;                  /* a server child's main thread */
+    uint64_t tid; /* a server child's main thread */
+    /* the server child's allocation fault hook, set by the parent: it
+     * bumps fault_cmd with fault_at (0: disarm); the server acts and sets
+     * fault_ack to fault_cmd (and fault_hits, on a disarm) */
+    _Atomic uint32_t fault_cmd, fault_ack, fault_at, fault_hits;
     char stream[SHM_MAX_NAME + 1]; /* the records' stream */
 } mailbox;
 
@@ -164,8 +168,20 @@ static int child_server(const char *arg)
     uint64_t start = shmc_plat_clock_ns();
     uint32_t cmd;
     while ((cmd = atomic_load(&x.mb->cmd)) == CMD_NONE && atomic_load(&obj->refs) > 1) {
+        uint32_t fc = atomic_load(&x.mb->fault_cmd);
+        if (fc != atomic_load(&x.mb->fault_ack)) {
+            uint32_t at = atomic_load(&x.mb->fault_at);
+            if (at) {
+                shmc_alloc_fail_at(at);
+            } else {
+                atomic_store(&x.mb->fault_hits, (uint32_t)shmc_alloc_fail_hits());
+                shmc_alloc_fail_reset();
+            }
+            atomic_store(&x.mb->fault_ack, fc);
+            start = shmc_plat_clock_ns(); /* a fault run takes its time */
+        }
         if (sta)
-            ShmCoProcessCalls(20);
+            ShmCoProcessCalls(1);
         else
             shmc_plat_sleep_ms(1);
         CHILD_CHECK(tsupport_ms_since(start) < 120000);
@@ -1289,6 +1305,68 @@ static void every_allocation_fails_in_turn(void **state)
     ShmCoUninitialize();
 }
 
+/* The server child's fault hook, through the mailbox. */
+static void server_fault_cmd(mailbox *mb, uint32_t at)
+{
+    atomic_store(&mb->fault_at, at);
+    uint32_t cmd = atomic_fetch_add(&mb->fault_cmd, 1) + 1;
+    if (!await(&mb->fault_ack, cmd, 30000))
+        fail_msg("the server child did not take its fault command");
+}
+
+static void server_arm(void *ctx, unsigned long n)
+{
+    server_fault_cmd(ctx, (uint32_t)n);
+}
+
+static unsigned long server_disarm(void *ctx)
+{
+    mailbox *mb = ctx;
+    server_fault_cmd(mb, 0);
+    return atomic_load(&mb->fault_hits);
+}
+
+/* Every allocation of every kind of cross-process call fails in turn on
+ * the server's side (the receiver, the stub, the object's apartment, the
+ * proxies of callbacks into this process, the records of objects in
+ * replies): a clean error here, a server that serves the next call, and,
+ * when the object goes, a server that freed everything (the child exits 0
+ * only if no callee object is left, and LeakSanitizer checks it under
+ * ASan). */
+static void server_allocations_fail_in_turn(DWORD server_coinit)
+{
+    register_once();
+    assert_hr(ShmCoInitializeEx(NULL, COINIT_APARTMENTTHREADED), S_OK);
+    remote r;
+    remote_start(&r, server_coinit, MSHLFLAGS_NORMAL);
+    ICallee *p = NULL;
+    assert_hr(ShmCoUnmarshalInterface(r.x.stream, &IID_ICallee, (void **)&p), S_OK);
+    callee *mine = callee_new(2, NULL);
+    const callfaults_hook hook = {server_arm, server_disarm, r.x.mb};
+    unsigned long sites = callfaults_check_with(p, &mine->ICallback_iface, true, &hook);
+    print_message("    %lu server-side allocation failures injected\n", sites);
+    assert_true(sites > 0);
+    assert_int_equal(ICallee_Release(p), 0);
+    remote_finish(&r);
+    uint64_t start = shmc_plat_clock_ns();
+    while (atomic_load(&mine->refs) > 1 && tsupport_ms_since(start) < 30000)
+        shmc_plat_sleep_ms(1);
+    assert_int_equal(ICallee_Release(&mine->ICallee_iface), 0);
+    ShmCoUninitialize();
+}
+
+static void server_allocations_fail_in_turn_mta(void **state)
+{
+    (void)state;
+    server_allocations_fail_in_turn(COINIT_MULTITHREADED);
+}
+
+static void server_allocations_fail_in_turn_sta(void **state)
+{
+    (void)state;
+    server_allocations_fail_in_turn(COINIT_APARTMENTTHREADED);
+}
+
 static void assert_out_of_memory(HRESULT hr, const char *what, unsigned long n)
 {
     if (hr != E_OUTOFMEMORY)
@@ -1998,6 +2076,8 @@ int main(int argc, char **argv)
         cmocka_unit_test(forged_and_replayed_records),
         cmocka_unit_test(frame_limits),
         cmocka_unit_test(every_allocation_fails_in_turn),
+        cmocka_unit_test(server_allocations_fail_in_turn_mta),
+        cmocka_unit_test(server_allocations_fail_in_turn_sta),
         cmocka_unit_test(local_marshaling_fails_in_turn),
         cmocka_unit_test(records_per_client),
         cmocka_unit_test(calls_per_connection),

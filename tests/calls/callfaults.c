@@ -136,7 +136,28 @@ static HRESULT run(ICallee *p, ICallback *mine, int k, unsigned char *buf)
     return hr;
 }
 
+static void local_arm(void *ctx, unsigned long n)
+{
+    (void)ctx;
+    shmc_alloc_fail_at(n);
+}
+
+static unsigned long local_disarm(void *ctx)
+{
+    (void)ctx;
+    unsigned long hits = shmc_alloc_fail_hits();
+    shmc_alloc_fail_reset();
+    return hits;
+}
+
 unsigned long callfaults_check(ICallee *p, ICallback *mine, bool big)
+{
+    const callfaults_hook local = {local_arm, local_disarm, NULL};
+    return callfaults_check_with(p, mine, big, &local);
+}
+
+unsigned long callfaults_check_with(ICallee *p, ICallback *mine, bool big,
+                                    const callfaults_hook *hook)
 {
     unsigned char *buf = malloc(BIG);
     assert_non_null(buf);
@@ -147,10 +168,9 @@ unsigned long callfaults_check(ICallee *p, ICallback *mine, bool big)
         for (unsigned long n = 1;; n++) {
             if (getenv("CALLFAULTS_TRACE"))
                 fprintf(stderr, "%s %lu %.0f\n", names[k], n, tsupport_ms_since(trace_start));
-            shmc_alloc_fail_at(n);
+            hook->arm(hook->ctx, n);
             HRESULT hr = run(p, mine, k, buf);
-            unsigned long hits = shmc_alloc_fail_hits();
-            shmc_alloc_fail_reset();
+            unsigned long hits = hook->disarm(hook->ctx);
             if (!hits) {
                 if (hr != S_OK)
                     fail_msg("%s: 0x%08x without a failed allocation", names[k], (unsigned)hr);

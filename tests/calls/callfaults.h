@@ -20,6 +20,20 @@
  * processes). Returns the number of failures injected (sites reached). */
 unsigned long callfaults_check(ICallee *p, ICallback *mine, bool big);
 
+/* Where the faults are injected: `arm` makes the n-th allocation from now
+ * on, and every one after it, fail; `disarm` stops that and returns how
+ * many failed. callfaults_check uses this process's hook; a cross-process
+ * test passes one that arms the server process's. */
+typedef struct callfaults_hook {
+    void (*arm)(void *ctx, unsigned long n);
+    unsigned long (*disarm)(void *ctx);
+    void *ctx;
+} callfaults_hook;
+
+/* callfaults_check with the faults injected through `hook`. */
+unsigned long callfaults_check_with(ICallee *p, ICallback *mine, bool big,
+                                    const callfaults_hook *hook);
+
 /* The same for the mappings of regions (the platform layer's system-call
  * hook, shmc_plat_fault_set): 40 MiB [in] and [out] arrays, whose frames
  * travel in new bulk regions that each side maps. */

@@ -14,8 +14,14 @@
 
 void tsupport_dispatch_child(int argc, char **argv, const tsupport_child *children)
 {
-    if (argc < 3 || strcmp(argv[1], "--child") != 0)
+    if (argc < 3 || strcmp(argv[1], "--child") != 0) {
+        /* a parent: SHMCOM_TEST_FILTER=pattern runs only the tests whose
+         * names match it (cmocka's filter: '*' and '?' wildcards) */
+        const char *filter = getenv("SHMCOM_TEST_FILTER");
+        if (filter && *filter)
+            cmocka_set_test_filter(filter);
         return;
+    }
     for (const tsupport_child *c = children; c && c->name; c++) {
         if (!strcmp(c->name, argv[2])) {
             int rc = c->fn(argc > 3 ? argv[3] : NULL);
