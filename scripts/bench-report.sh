@@ -21,8 +21,12 @@
 #   --wine-running   WINEPREFIX names a prefix whose wineserver is running
 #                    (ctest's fixture): neither start nor stop one
 #
-# Speed figures are only worth comparing on a quiet machine: the report
-# states the load average before and after the runs.
+# Speed figures are only worth comparing on a quiet machine. Right before
+# the first benchmark and right after the last, the script samples for 3 s
+# how busy the CPUs are with nothing of its own running (/proc/stat), and
+# the report says the figures are noise if either sample is above 25%. The
+# load average is not used for that: the benchmarks' own spinning threads
+# raise it, and a build just before leaves it high for minutes.
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
 root=$PWD
@@ -93,8 +97,18 @@ if [ -n "$(git status --porcelain --untracked-files=no -- . ":!docs/bench" ":!RE
 fi
 cpu_model=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo 2>/dev/null | head -n1)
 cpus=$(nproc 2>/dev/null || echo "?")
-load_before=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || uptime)
-say "$(date -u '+%Y-%m-%d %H:%M UTC'), $cpus CPUs (${cpu_model:-unknown CPU}), load $load_before, commit $commit"
+say "$(date -u '+%Y-%m-%d %H:%M UTC'), $cpus CPUs (${cpu_model:-unknown CPU}), commit $commit"
+
+# How busy the CPUs are (percent, all CPUs together) over 3 s, with nothing
+# of ours running: other processes' load. "?" where /proc/stat is missing.
+others_busy() {
+    local a b
+    a=$(awk '/^cpu /{ idle = $5 + $6; t = 0; for (i = 2; i <= 9; i++) t += $i; print t, idle }' /proc/stat 2>/dev/null)
+    sleep 3
+    b=$(awk '/^cpu /{ idle = $5 + $6; t = 0; for (i = 2; i <= 9; i++) t += $i; print t, idle }' /proc/stat 2>/dev/null)
+    if [ -z "$a" ] || [ -z "$b" ]; then echo "?"; return; fi
+    echo "$a $b" | awk '{ dt = $3 - $1; di = $4 - $2; printf "%.0f", (dt > 0 ? 100 * (dt - di) / dt : 0) }'
+}
 
 # ---- build ---------------------------------------------------------------------
 
@@ -142,6 +156,9 @@ run_one() { # side name command...
 }
 
 rm -f "$out"/data/*.tsv "$out"/data/*.err
+load_before=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo "?")
+busy_before=$(others_busy)
+say "CPUs busy with other work: ${busy_before}% (load average $load_before)"
 if [ $native = 1 ]; then
     for b in "${benches[@]}"; do
         run_one native "$b" "$native_build/tests/bench/$b"
@@ -169,7 +186,13 @@ if [ $wine = 1 ]; then
         run_one wine "$b" wine "$wine_build/tests/bench/$b.exe"
     done
 fi
-load_after=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || uptime)
+if [ $wine = 1 ] && [ $wine_running = 0 ]; then
+    wineserver -k </dev/null >/dev/null 2>&1
+    wineserver -w </dev/null >/dev/null 2>&1
+fi
+load_after=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo "?")
+busy_after=$(others_busy)
+say "CPUs busy with other work: ${busy_after}% (load average $load_after)"
 
 # ---- the table -----------------------------------------------------------------
 
@@ -244,9 +267,9 @@ fi
 
 runtime=$(( $(date +%s) - start_s ))
 busy=""
-if awk -v a="${load_before%% *}" -v b="${load_after%% *}" -v n="$cpus" \
-    'BEGIN { exit !(a > n / 2 || b > n / 2) }' 2>/dev/null; then
-    busy="**The machine was busy (1-minute load average above half its CPUs): these figures are noise, floors included; run the script again on a quiet machine.**"
+if awk -v a="$busy_before" -v b="$busy_after" \
+    'BEGIN { exit !(a == "?" || b == "?" || a + 0 > 25 || b + 0 > 25) }' 2>/dev/null; then
+    busy="**The machine was busy (other work kept its CPUs ${busy_before}% busy before the runs and ${busy_after}% after; more than 25% makes the figures noise, floors included): run the script again on a quiet machine.**"
     say "the machine was busy: the figures are noise"
 fi
 builds=""
@@ -267,7 +290,8 @@ fi
     echo "| date | $(date -u '+%Y-%m-%d %H:%M UTC') |"
     echo "| commit | $commit ($branch) |"
     echo "| machine | $cpus CPUs, ${cpu_model:-unknown CPU}, $(uname -sr) |"
-    echo "| load average (1, 5, 15 min) | before: $load_before; after: $load_after |"
+    echo "| other work on the CPUs (3 s samples) | before the runs: ${busy_before}%; after: ${busy_after}% |"
+    echo "| load average (1, 5, 15 min) | before the runs: $load_before; after: $load_after (the benchmarks' own threads count in it) |"
     echo "| builds | $builds |"
     echo "| run time | $runtime s |"
     [ $quick = 1 ] && echo "| mode | **--quick: too few iterations for the numbers to mean anything** |"
@@ -284,8 +308,7 @@ for the same job, measured in the same run (a spin or wait/wake ping-pong,
 a socket round trip, memcpy); *ratio* compares a figure with the floor or
 figure it names (for times, this time over that one; for bandwidths, this
 bandwidth over that one). Figures taken while other work ran on the
-machine (load average above about 1 on 2 CPUs) can be off by 3x, floors
-included. The raw lines are in `data/` (format: `tests/bench/benchtsv.h`).
+machine can be off by 3x, floors included. The raw lines are in `data/` (format: `tests/bench/benchtsv.h`).
 
 EOF
     cat "$work/table.md"
@@ -305,7 +328,7 @@ if [ $update_readme = 1 ]; then
         {
             echo "$begin"
             echo "Measured $(date -u '+%Y-%m-%d') at commit $commit on $cpus CPUs (${cpu_model:-unknown CPU}),"
-            echo "load average $load_before before and $load_after after$([ $quick = 1 ] && echo " (**--quick: meaningless numbers**)")."
+            echo "other work kept the CPUs ${busy_before}% busy before the runs and ${busy_after}% after$([ $quick = 1 ] && echo " (**--quick: meaningless numbers**)")."
             echo "Medians (fastest–slowest round); the full table is in [docs/bench/report.md](docs/bench/report.md)."
             echo
             [ -n "$busy" ] && { echo "$busy"; echo; }
@@ -329,6 +352,6 @@ fi
 
 cat "$work/table.md"
 echo
-say "report: $out/report.md ($runtime s; load average before $load_before, after $load_after)"
+say "report: $out/report.md ($runtime s; other work on the CPUs: ${busy_before}% before, ${busy_after}% after)"
 [ $failed = 1 ] && say "some benchmarks failed (see above)"
 exit $failed
