@@ -10,8 +10,16 @@
  *
  *   for each of this user's regions:  open it (a mapping, not a copy),
  *     read the header once; unlink the name only if the header is valid
- *     and its owner is dead. Anything else - not published yet, not
- *     shmcom's, owner alive, owner unknowable - is left alone.
+ *     and its owner is dead. Anything else - not shmcom's, owner alive,
+ *     owner unknowable - is left alone.
+ *
+ * A region whose header was never published (a creator killed between
+ * creating the name and writing the header: the kill stress leaves such
+ * names) names no owner. The runtime's own regions carry their creator's
+ * pid in their names ("ep.<pid>.<16 hex>", "cn.", "bk."): such a name is
+ * stale if no process has that pid any more (a live one, even one that
+ * only reuses the pid, keeps it: its creator may still be writing it; the
+ * 64 random bits make sure nobody else creates that name again).
  *
  * Races. The check and the unlink are two steps: if, between them,
  * another reclaimer removed the same stale name and a new creator made a
@@ -24,16 +32,49 @@
  */
 #include "regionhdr.h"
 
+#include <string.h>
+
+/* For a name of the runtime's own ("ep.", "cn." or "bk.", then a decimal
+ * pid, a dot and 16 hex digits): true if no process has that pid. */
+static bool name_creator_gone(const char *name)
+{
+    if (strncmp(name, "ep.", 3) != 0 && strncmp(name, "cn.", 3) != 0 &&
+        strncmp(name, "bk.", 3) != 0)
+        return false;
+    const char *p = name + 3;
+    uint64_t pid = 0;
+    int digits = 0;
+    for (; *p >= '0' && *p <= '9' && digits < 10; p++, digits++)
+        pid = pid * 10 + (uint64_t)(*p - '0');
+    if (digits == 0 || *p != '.' || pid == 0)
+        return false;
+    p++;
+    int hex = 0;
+    for (; (*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f'); p++)
+        hex++;
+    if (hex != 16 || *p)
+        return false;
+    shmc_plat_procid id;
+    return shmc_plat_proc_query(pid, &id) == SHM_E_NAME_NOT_FOUND;
+}
+
 /* Maps `name` and reads its header once: true if it is a valid shmcom
- * header whose owner is dead. Anything it cannot open or judge: false. */
+ * header whose owner is dead, or an unpublished one (never sized, or no
+ * magic yet) of a runtime name whose creator is gone. Anything it cannot
+ * open or judge: false. */
 static bool owner_dead_at(const char *name)
 {
     shmc_plat_region r;
     shmc_region_info info;
-    if (FAILED(shmc_plat_region_open(&r, name)))
+    HRESULT hr = shmc_plat_region_open(&r, name);
+    if (hr == SHM_E_NAME_NOT_FOUND) /* there, but never sized (or gone now) */
+        return name_creator_gone(name);
+    if (FAILED(hr))
         return false;
-    bool dead = SUCCEEDED(shmc_region_hdr_read(r.base, r.size, &info)) &&
-                shmc_region_owner_dead(&info.owner);
+    hr = shmc_region_hdr_read(r.base, r.size, &info);
+    bool dead = SUCCEEDED(hr) ? shmc_region_owner_dead(&info.owner)
+                : hr == SHM_E_NAME_NOT_FOUND ? name_creator_gone(name) /* no magic yet */
+                                             : false;
     shmc_plat_region_close(&r);
     return dead;
 }

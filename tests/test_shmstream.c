@@ -23,6 +23,8 @@
 #ifdef _WIN32
 #include <windows.h>
 #else
+#include <fcntl.h>
+#include <sys/mman.h>
 #include <errno.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -791,6 +793,51 @@ static void reclaim_judges_headers(void **state)
     }
 }
 
+/* A runtime region whose creator was killed before it wrote the header
+ * (or even sized the region) is judged by the pid in its name. */
+static void reclaim_judges_unpublished_runtime_names(void **state)
+{
+    (void)state;
+    enum { DEAD_BK, DEAD_UNSIZED_EP, LIVE_CN, MALFORMED, NOT_RUNTIME, N };
+    static const bool stale[N] = {true, true, false, false, false};
+    char names[N][64], path[128];
+    shmc_plat_region r[N];
+    shmc_plat_procid self;
+    shmc_plat_proc_self(&self);
+    uint64_t rnd = shmc_plat_clock_ns();
+    /* 999999999: above any pid_max, so no process has it */
+    snprintf(names[DEAD_BK], 64, "bk.999999999.%016llx", (unsigned long long)rnd);
+    snprintf(names[DEAD_UNSIZED_EP], 64, "ep.999999999.%016llx", (unsigned long long)rnd + 1);
+    snprintf(names[LIVE_CN], 64, "cn.%llu.%016llx", (unsigned long long)self.pid,
+             (unsigned long long)rnd + 2);
+    snprintf(names[MALFORMED], 64, "bk.999999999.%llx", (unsigned long long)rnd + 3);
+    snprintf(names[NOT_RUNTIME], 64, "tst-999999999.%016llx", (unsigned long long)rnd + 4);
+    for (int i = 0; i < N; i++) {
+        if (i == DEAD_UNSIZED_EP) { /* created, never sized: what shm_open leaves */
+            snprintf(path, sizeof(path), "/shmcom-%u-%.63s", (unsigned)geteuid(), names[i]);
+            int fd = shm_open(path, O_RDWR | O_CREAT | O_EXCL, 0600);
+            assert_true(fd >= 0);
+            close(fd);
+            memset(&r[i], 0, sizeof(r[i]));
+        } else {
+            assert_hr(shmc_plat_region_create(&r[i], names[i], 8192), S_OK); /* all zero */
+            shmc_plat_region_close(&r[i]);
+        }
+    }
+    assert_hr(shmc_reclaim_name(names[DEAD_BK]), S_OK);
+    assert_hr(shmc_reclaim_name(names[LIVE_CN]), S_FALSE);
+    unsigned removed = 0;
+    assert_hr(shmc_reclaim_stale(&removed), S_OK);
+    for (int i = 0; i < N; i++) {
+        snprintf(path, sizeof(path), "/dev/shm/shmcom-%u-%.63s", (unsigned)geteuid(), names[i]);
+        bool exists = access(path, F_OK) == 0;
+        if (exists == stale[i])
+            fail_msg("%s: %s", names[i], exists ? "left behind" : "removed");
+        if (exists)
+            assert_hr(shmc_plat_region_unlink(names[i]), S_OK);
+    }
+}
+
 /* Creators scan for stale regions, but not every time. */
 static void create_reclaims_now_and_then(void **state)
 {
@@ -1380,6 +1427,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(reclaim_leaves_live_streams),
 #ifndef _WIN32
         cmocka_unit_test(reclaim_judges_headers),
+        cmocka_unit_test(reclaim_judges_unpublished_runtime_names),
         cmocka_unit_test(create_reclaims_now_and_then),
 #else
         cmocka_unit_test(reclaim_has_nothing_to_do),
