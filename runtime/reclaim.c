@@ -72,7 +72,7 @@ static bool owner_dead_at(const char *name)
     if (FAILED(hr))
         return false;
     hr = shmc_region_hdr_read(r.base, r.size, &info);
-    bool dead = SUCCEEDED(hr) ? shmc_region_owner_dead(&info.owner)
+    bool dead = SUCCEEDED(hr)                ? shmc_region_owner_dead(&info.owner)
                 : hr == SHM_E_NAME_NOT_FOUND ? name_creator_gone(name) /* no magic yet */
                                              : false;
     shmc_plat_region_close(&r);
