@@ -809,7 +809,7 @@ HRESULT shmc_xcall_send(shmc_xcall *x, uint32_t kind, uint32_t method, const uin
         }
         /* not taken yet and nobody was woken for it: make sure a receiver
          * wakes (the one that was looking may have taken another call) */
-        if (!rang && atomic_load(&s->state) == SHMC_SLOT_REQUEST &&
+        if (!rang && atomic_load(&s->state) == SHMC_SLOT_REQUEST && !atomic_load(&s->taken) &&
             atomic_load(&c->hdr->sleepers)) {
             ring_server(c);
             rang = true;
@@ -870,8 +870,15 @@ void shmc_xcall_end(shmc_xcall *x)
         uint32_t i = (uint32_t)x->slot;
         bulk_trim(&c->bulk_out[i], true);
         bulk_trim(&c->bulk_in[i], false);
-        /* after REPLY (or before sending) the slot is ours again */
-        atomic_store_explicit(&shmc_conn_slot(c, i)->state, SHMC_SLOT_FREE, memory_order_release);
+        /* after REPLY (or before sending) the slot is ours again. A slot
+         * left in REPLY stays so (the server takes it for idle, as FREE)
+         * until our next request overwrites it: a FREE now would be one
+         * more write into the line both sides read, whose transfer the
+         * next call would wait for. */
+        shmc_slot_hdr *s = shmc_conn_slot(c, i);
+        uint32_t st = atomic_load_explicit(&s->state, memory_order_relaxed);
+        if (st != SHMC_SLOT_REPLY && st != SHMC_SLOT_FREE)
+            atomic_store_explicit(&s->state, SHMC_SLOT_FREE, memory_order_release);
         give_back_slot(c, i);
     }
     shmc_conn_release(c);
@@ -915,6 +922,9 @@ typedef struct slot_reply {
     uint32_t len;
     bool bulk, inline_rep;
     char bulk_name[SHMC_XNAME_MAX];
+    /* an inline reply is built here and copied into the slot's first line
+     * with the rest of the answer, in one burst (the client spins there) */
+    _Alignas(8) unsigned char stage[SHMC_SLOT_INLINE_MAX];
 } slot_reply;
 
 static HRESULT slot_reply_get_buffer(ShmStubReply *r, uint32_t size, void **buf)
@@ -926,7 +936,7 @@ static HRESULT slot_reply_get_buffer(ShmStubReply *r, uint32_t size, void **buf)
     sr->inline_rep = size <= SHMC_SLOT_INLINE_MAX;
     sr->len = size;
     if (sr->inline_rep) {
-        *buf = shmc_conn_slot(c, sr->slot)->inline_rep;
+        *buf = sr->stage;
         return S_OK;
     }
     if (size <= SHMC_SLOT_AREA) {
@@ -949,7 +959,7 @@ static const ShmStubReplyVtbl slot_reply_vtbl = {slot_reply_get_buffer};
 static const void *slot_reply_data(const slot_reply *sr)
 {
     if (sr->inline_rep)
-        return shmc_conn_slot(sr->conn, sr->slot)->inline_rep;
+        return sr->stage;
     return sr->bulk ? (unsigned char *)sr->conn->bulk_out[sr->slot].base + SHMC_BULK_DATA
                     : shmc_conn_rep_area(sr->conn, sr->slot);
 }
@@ -1057,7 +1067,7 @@ static bool serve_slot(shmc_conn *c, uint32_t i)
     uint8_t ipid[16];
     memcpy(ipid, s->ipid, 16);
     check_kept_reply(c, i, flags);
-    slot_reply reply = {{&slot_reply_vtbl}, c, i, 0, false, false, {0}};
+    slot_reply reply = {{&slot_reply_vtbl}, c, i, 0, false, false, {0}, {0}};
     const unsigned char *req = NULL;
     HRESULT status = request_frame(c, i, flags, req_len, &req);
     if (SUCCEEDED(status)) {
@@ -1078,19 +1088,27 @@ static bool serve_slot(shmc_conn *c, uint32_t i)
     uint32_t rep_flags =
         (flags & SHMC_SLOT_BULK_REQ) && c->bulk_in[i].base ? (uint32_t)SHMC_SLOT_BULK_REQ_KEPT : 0u;
 
-    /* the answer: fields first, REPLY last */
-    atomic_store_explicit(&s->rep_len, SUCCEEDED(status) ? reply.len : 0, memory_order_relaxed);
-    atomic_store_explicit(&s->status, (int32_t)status, memory_order_relaxed);
+    /* what is not in the slot's first line first: counted looking (about
+     * to look for the next request), not taken; then the answer into the
+     * first line in one burst, fields first, REPLY last (each pause in it
+     * lets the spinning client take the line away, and back costs a
+     * transfer) */
     if (SUCCEEDED(status) && reply.bulk) {
         memset(s->rep_bulk, 0, sizeof(s->rep_bulk));
         memcpy(s->rep_bulk, reply.bulk_name, strlen(reply.bulk_name));
+    }
+    count_looking(c, 1);
+    atomic_store_explicit(&s->taken, 0, memory_order_relaxed);
+    atomic_store_explicit(&s->rep_len, SUCCEEDED(status) ? reply.len : 0, memory_order_relaxed);
+    atomic_store_explicit(&s->status, (int32_t)status, memory_order_relaxed);
+    if (SUCCEEDED(status) && reply.bulk) {
         rep_flags |= SHMC_SLOT_BULK_REP;
     } else if (SUCCEEDED(status) && reply.inline_rep) {
+        memcpy(s->inline_rep, reply.stage, reply.len);
         rep_flags |= SHMC_SLOT_REP_INLINE;
     }
     atomic_store_explicit(&s->rep_flags, rep_flags | SHMC_SLOT_LOOKING, memory_order_relaxed);
-    count_looking(c, 1); /* about to look for the next request */
-    uint32_t st = SHMC_SLOT_RUNNING;
+    uint32_t st = SHMC_SLOT_REQUEST;
     if (atomic_compare_exchange_strong(&s->state, &st, SHMC_SLOT_REPLY)) {
         wake_slot(c, i);
         end_serving(c, i);
@@ -1164,11 +1182,18 @@ static int claim_slot(shmc_conn *c)
             continue;
         if (!begin_serving(c, i))
             continue; /* another receiver serves it: it is not a new request */
-        if (atomic_compare_exchange_strong(&s->state, &st, SHMC_SLOT_RUNNING)) {
-            if (st == SHMC_SLOT_REQUEST)
-                return (int)i;
-            drop_early(c, i);
+        /* ours to serve from here (the serving bit): a request is taken
+         * without a write into the line the client spins on; the state
+         * stays REQUEST until our REPLY, whose compare-and-swap finds out
+         * whether the client gave up meanwhile */
+        st = atomic_load_explicit(&s->state, memory_order_acquire);
+        if (st == SHMC_SLOT_REQUEST) {
+            atomic_store_explicit(&s->taken, 1, memory_order_relaxed);
+            return (int)i;
         }
+        if (st == SHMC_SLOT_ABANDONED_EARLY &&
+            atomic_compare_exchange_strong(&s->state, &st, SHMC_SLOT_RUNNING))
+            drop_early(c, i);
         end_serving(c, i);
     }
     return -1;

@@ -15,7 +15,7 @@
 #define SHMC_REGION_KIND_ENDPOINT 2u
 #define SHMC_REGION_KIND_CONN     3u
 #define SHMC_REGION_KIND_BULK     4u
-#define SHMC_XPORT_VERSION        1u
+#define SHMC_XPORT_VERSION        2u
 
 /* Names of our regions: "ep.<pid>.<16 hex>", "cn.<pid>.<16 hex>", ... */
 #define SHMC_XNAME_MAX 48
@@ -109,12 +109,24 @@ _Static_assert(sizeof(shmc_conn_hdr) <= SHMC_SLOT_HDR, "connection layout");
 /*
  * Slot header (at the start of each slot, 256 bytes). Everything a small
  * call needs is in its first cache line, so that a null call moves one
- * line each way, as a spin ping-pong does:
- *     0  4 state     FREE -> REQUEST (client) -> RUNNING (server) -> REPLY
- *                    (server) -> FREE (client); REQUEST/RUNNING ->
- *                    ABANDONED (client); ABANDONED -> FREE (server)
+ * line each way, as a spin ping-pong does; and each side writes that line
+ * once per call, in one burst (the client its request, the server its
+ * reply): the other side spins on it, and every write into it costs a
+ * transfer of the line. So the server does not mark a request it takes
+ * (the state stays REQUEST until REPLY; it notes `taken` in the second
+ * line instead), and the client does not mark the slot FREE after reading
+ * a reply (REPLY is idle to the server too; the next request overwrites
+ * it).
+ *     0  4 state     FREE or REPLY (idle) -> REQUEST (client) -> REPLY
+ *                    (server); REQUEST -> ABANDONED_EARLY (client, call
+ *                    timeout) -> FREE (server, when it has dropped the
+ *                    request, or the reply of a call it ran meanwhile).
+ *                    RUNNING and ABANDONED are not written by this
+ *                    version; a server that sets RUNNING (an older or
+ *                    hostile one) is waited for, and given up on as
+ *                    RUNNING -> ABANDONED
  *     4  4 flags     SHMC_SLOT_BULK_REQ, _REP_HELD    client, before REQUEST
- *     8  8 wake      wait word the client sleeps on for the reply
+ *     8  8 (reserved)
  *    16  4 kind      SHMC_OP_*                        client
  *    20  4 method    vtable slot (METHOD)             client
  *    24  4 req_len   bytes of the request frame       client
@@ -125,16 +137,22 @@ _Static_assert(sizeof(shmc_conn_hdr) <= SHMC_SLOT_HDR, "connection layout");
  *                    _REP_INLINE
  *    56  8 inline    a reply of at most 8 bytes        server
  *    64 48 req_bulk  bulk region of the request       client
+ *   112  8 wake      wait word the client sleeps on for the reply: the
+ *                    server bumps it after each REPLY, the client reads it
+ *                    only when it goes to sleep (so it is not in line 0)
+ *   120  4 taken     server: 1 while a receiver serves the request (a
+ *                    client that goes to sleep wakes a receiver only for a
+ *                    request nobody took); advisory
  *   128 48 rep_bulk  bulk region of the reply         server
  */
 enum {
     SHMC_SLOT_FREE = 0,
     SHMC_SLOT_REQUEST,
-    SHMC_SLOT_RUNNING,
+    SHMC_SLOT_RUNNING, /* not written by this version (see above) */
     SHMC_SLOT_REPLY,
-    SHMC_SLOT_ABANDONED,       /* given up while RUNNING: the server drops the reply */
-    SHMC_SLOT_ABANDONED_EARLY, /* given up before a receiver took it: the
-                                  server drops the request's records */
+    SHMC_SLOT_ABANDONED,       /* given up while RUNNING (not written by this version) */
+    SHMC_SLOT_ABANDONED_EARLY, /* given up: the server drops the request's
+                                  records, or the reply if it ran the call */
 };
 
 /*
@@ -167,7 +185,7 @@ enum {
 typedef struct shmc_slot_hdr {
     _Atomic uint32_t state;
     _Atomic uint32_t flags;
-    shmc_plat_wword wake;
+    uint8_t reserved0[8];
     _Atomic uint32_t kind;
     _Atomic uint32_t method;
     _Atomic uint32_t req_len;
@@ -177,14 +195,17 @@ typedef struct shmc_slot_hdr {
     _Atomic uint32_t rep_flags;
     unsigned char inline_rep[8];
     char req_bulk[SHMC_XNAME_MAX];
-    uint8_t reserved0[16];
+    shmc_plat_wword wake;
+    _Atomic uint32_t taken;
+    uint8_t reserved1[4];
     char rep_bulk[SHMC_XNAME_MAX];
 } shmc_slot_hdr;
 
 /* A reply this small travels in the slot header's first line. */
 #define SHMC_SLOT_INLINE_MAX 8u
 
-_Static_assert(offsetof(shmc_slot_hdr, wake) == 8, "slot layout");
+_Static_assert(offsetof(shmc_slot_hdr, wake) == 112, "slot layout");
+_Static_assert(offsetof(shmc_slot_hdr, taken) == 120, "slot layout");
 _Static_assert(offsetof(shmc_slot_hdr, ipid) == 32, "slot layout");
 _Static_assert(offsetof(shmc_slot_hdr, inline_rep) == 56, "slot layout");
 _Static_assert(offsetof(shmc_slot_hdr, req_bulk) == 64, "slot layout");
