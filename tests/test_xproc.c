@@ -1277,34 +1277,6 @@ static void allocation_failures_in_calls(void **state)
     ShmCoUninitialize();
 }
 
-/* Every allocation of every kind of cross-process call fails in turn on
- * the caller's side (callfaults.c): bulk regions, callbacks into this
- * process, objects in replies. The server saw every object freed at the
- * end: nothing leaked over there either. */
-static void every_allocation_fails_in_turn(void **state)
-{
-    (void)state;
-    register_once();
-    assert_hr(ShmCoInitializeEx(NULL, COINIT_APARTMENTTHREADED), S_OK);
-    remote r;
-    remote_start(&r, COINIT_MULTITHREADED, MSHLFLAGS_NORMAL);
-    ICallee *p = NULL;
-    assert_hr(ShmCoUnmarshalInterface(r.x.stream, &IID_ICallee, (void **)&p), S_OK);
-    callee *mine = callee_new(2, NULL);
-    assert_true(callfaults_check(p, &mine->ICallback_iface, true) > 0);
-    /* and each mapping of the bulk regions of large frames, on this side */
-    assert_true(callfaults_regions(p) > 0);
-    assert_int_equal(ICallee_Release(p), 0);
-    remote_finish(&r);
-    /* the server's references on the callback go when this process sees
-     * it gone (its watcher, now) */
-    uint64_t start = shmc_plat_clock_ns();
-    while (atomic_load(&mine->refs) > 1 && tsupport_ms_since(start) < 30000)
-        shmc_plat_sleep_ms(1);
-    assert_int_equal(ICallee_Release(&mine->ICallee_iface), 0);
-    ShmCoUninitialize();
-}
-
 /* The server child's fault hook, through the mailbox. */
 static void server_fault_cmd(mailbox *mb, uint32_t at)
 {
@@ -1326,14 +1298,20 @@ static unsigned long server_disarm(void *ctx)
     return atomic_load(&mb->fault_hits);
 }
 
-/* Every allocation of every kind of cross-process call fails in turn on
- * the server's side (the receiver, the stub, the object's apartment, the
- * proxies of callbacks into this process, the records of objects in
- * replies): a clean error here, a server that serves the next call, and,
- * when the object goes, a server that freed everything (the child exits 0
- * only if no callee object is left, and LeakSanitizer checks it under
- * ASan). */
-static void server_allocations_fail_in_turn(DWORD server_coinit)
+/*
+ * Every allocation of every kind of cross-process call fails in turn
+ * (callfaults.c), on one side:
+ *  - the caller's (this process): bulk regions, callbacks into this
+ *    process, objects in replies; and each mapping of the bulk regions of
+ *    large frames;
+ *  - the server's (its fault hook armed through the mailbox): the
+ *    receiver, the stub, the object's apartment, the proxies of callbacks
+ *    into this process, the records of objects in replies.
+ * Each failure gives a clean error here and a server that serves the next
+ * call; when the object goes, the server saw every callee object freed
+ * (the child exits 0 only then; LeakSanitizer checks it under ASan).
+ */
+static void allocations_fail_in_turn(DWORD server_coinit, bool on_server)
 {
     register_once();
     assert_hr(ShmCoInitializeEx(NULL, COINIT_APARTMENTTHREADED), S_OK);
@@ -1342,12 +1320,19 @@ static void server_allocations_fail_in_turn(DWORD server_coinit)
     ICallee *p = NULL;
     assert_hr(ShmCoUnmarshalInterface(r.x.stream, &IID_ICallee, (void **)&p), S_OK);
     callee *mine = callee_new(2, NULL);
-    const callfaults_hook hook = {server_arm, server_disarm, r.x.mb};
-    unsigned long sites = callfaults_check_with(p, &mine->ICallback_iface, true, &hook);
-    print_message("    %lu server-side allocation failures injected\n", sites);
-    assert_true(sites > 0);
+    if (on_server) {
+        const callfaults_hook hook = {server_arm, server_disarm, r.x.mb};
+        unsigned long sites = callfaults_check_with(p, &mine->ICallback_iface, true, &hook);
+        print_message("    %lu server-side allocation failures injected\n", sites);
+        assert_true(sites > 0);
+    } else {
+        assert_true(callfaults_check(p, &mine->ICallback_iface, true) > 0);
+        assert_true(callfaults_regions(p) > 0);
+    }
     assert_int_equal(ICallee_Release(p), 0);
     remote_finish(&r);
+    /* the server's references on the callback go when this process sees
+     * it gone (its watcher, now) */
     uint64_t start = shmc_plat_clock_ns();
     while (atomic_load(&mine->refs) > 1 && tsupport_ms_since(start) < 30000)
         shmc_plat_sleep_ms(1);
@@ -1355,16 +1340,22 @@ static void server_allocations_fail_in_turn(DWORD server_coinit)
     ShmCoUninitialize();
 }
 
+static void every_allocation_fails_in_turn(void **state)
+{
+    (void)state;
+    allocations_fail_in_turn(COINIT_MULTITHREADED, false);
+}
+
 static void server_allocations_fail_in_turn_mta(void **state)
 {
     (void)state;
-    server_allocations_fail_in_turn(COINIT_MULTITHREADED);
+    allocations_fail_in_turn(COINIT_MULTITHREADED, true);
 }
 
 static void server_allocations_fail_in_turn_sta(void **state)
 {
     (void)state;
-    server_allocations_fail_in_turn(COINIT_APARTMENTTHREADED);
+    allocations_fail_in_turn(COINIT_APARTMENTTHREADED, true);
 }
 
 static void assert_out_of_memory(HRESULT hr, const char *what, unsigned long n)
