@@ -28,6 +28,42 @@
 
 static const char *me = "checksum-plugin";
 
+/* Appends the decimal digits of v at *at. */
+static void put_ulong(char **at, unsigned long v)
+{
+    char digits[24];
+    int n = 0;
+    do {
+        digits[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    while (n)
+        *(*at)++ = digits[--n];
+}
+
+/* The last words of the plugin made to crash, written with fputs rather
+ * than fprintf: under Valgrind 3.19, once in about seven runs, memcheck
+ * reported accesses inside vfprintf's own stack frame as invalid in this
+ * process, on this line right before its abort() (not seen anywhere else,
+ * nor under ASan). */
+static void say_crashing(unsigned long item)
+{
+    char line[128], *at = line;
+    size_t len = strlen(me);
+    memcpy(at, me, len);
+    at += len;
+    *at++ = ' ';
+    put_ulong(&at, sample_self_pid());
+    static const char mid[] = ": crashing in the middle of item ";
+    memcpy(at, mid, sizeof(mid) - 1);
+    at += sizeof(mid) - 1;
+    put_ulong(&at, item);
+    static const char end[] = ", as asked\n";
+    memcpy(at, end, sizeof(end));
+    fputs(line, stderr);
+    fflush(stderr);
+}
+
 /* ---- the plugin object ------------------------------------------------------ */
 
 typedef struct plugin {
@@ -107,8 +143,7 @@ static HRESULT STDMETHODCALLTYPE plugin_ProcessItem(IPlugin *iface, const WORK_I
          * stop the work (the host may be gone; the reply will say so). */
         IHost_Progress(p->host, item->id, step + 1, PROGRESS_STEPS);
         if (step + 1 == PROGRESS_STEPS / 2 && p->calls == p->crash_at) {
-            fprintf(stderr, "%s %lu: crashing in the middle of item %lu, as asked\n", me,
-                    sample_self_pid(), (unsigned long)item->id);
+            say_crashing(item->id);
             abort();
         }
         if (step + 1 == PROGRESS_STEPS / 2 && p->calls == p->hang_at) {
