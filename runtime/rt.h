@@ -412,10 +412,11 @@ extern shmc_tuning shmc_tune;
  *         if (!shmc_spin_next(&sp))
  *             break;   // budget spent: go to sleep
  *
- * The clock is read only every SHMC_SPIN_UNTIMED looks (a read costs as
- * much as a look, and when both sides run, the change usually comes
- * sooner), first at the end of the first such run: the budget counts from
- * there, a microsecond late at most.
+ * While it pauses, the clock is read only every SHMC_SPIN_UNTIMED looks (a
+ * read costs as much as a look, and when both sides run, the change
+ * usually comes sooner), first at the end of the first such run: the
+ * budget counts from there, a microsecond late at most. Once it yields, it
+ * reads the clock after every yield.
  */
 #define SHMC_SPIN_UNTIMED  64u
 #define SHMC_SPIN_PAUSE_NS 4000u
@@ -446,7 +447,11 @@ static inline bool shmc_spin_next(shmc_spin *sp)
         shmc_plat_thread_yield();
     else
         shmc_plat_cpu_relax();
-    if (n % (sp->yielding ? 8u : SHMC_SPIN_UNTIMED) != 0)
+    /* yielding, the clock is read after every yield: a yield may give the
+     * CPU away for a whole time slice (and, under Valgrind, which runs one
+     * thread at a time, to every other thread in turn), so that counting
+     * yields would overrun the budget by many slices */
+    if (!sp->yielding && n % SHMC_SPIN_UNTIMED != 0)
         return true;
     uint64_t now = shmc_plat_clock_ns();
     if (!sp->start) {
