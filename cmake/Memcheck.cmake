@@ -16,6 +16,14 @@
 # and the client side is the same code that every other test's main
 # process runs under it.
 #
+# --fair-sched=yes: Valgrind runs one thread of a process at a time, and
+# with its default lock a thread that spins without system calls (the
+# hostile-peer test's frame scribbler, the runtime's spin-waits) can take
+# the lock back at every switch and starve the others for good: the
+# hostile peer's first scribbled request then got no answer for 240 s
+# when test_xproc ran whole. The fair (ticket) lock hands the threads the
+# CPU in turn.
+#
 # Valgrind knows nothing of futexes on shared memory as synchronisation;
 # that matters only to its thread checkers, not to memcheck. Suppressions,
 # each with its reason: tests/valgrind.supp.
@@ -24,7 +32,8 @@ if(NOT SHMCOM_VALGRIND)
   message(FATAL_ERROR "SHMCOM_MEMCHECK needs valgrind (Debian: valgrind)")
 endif()
 set(SHMCOM_TEST_LAUNCHER
-  ${SHMCOM_VALGRIND} --tool=memcheck -q --trace-children=yes --trace-children-skip-by-arg=crowd
+  ${SHMCOM_VALGRIND} --tool=memcheck -q --fair-sched=yes --trace-children=yes
+  --trace-children-skip-by-arg=crowd
   --error-exitcode=99 --leak-check=full --show-leak-kinds=definite
   --errors-for-leak-kinds=definite --num-callers=40
   --error-markers=SHMCOM-MEMCHECK-ERROR-BEGIN,SHMCOM-MEMCHECK-ERROR-END
