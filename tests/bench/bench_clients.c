@@ -31,7 +31,7 @@
  * live; on any failure the clients are killed and every name removed.
  */
 #define COBJMACROS
-#include "bench.h"
+#include "benchobj.h"
 #include "benchtsv.h"
 #include "platform.h"
 #include "shmcom/shmcom.h"
@@ -199,59 +199,6 @@ static void open_mailbox_waiters(void)
     CHECK(shmc_plat_waiter_open(&g.done, &g.mbr, offsetof(mailbox, done)));
 }
 
-/* ---- the object ------------------------------------------------------------------ */
-
-typedef struct bench_obj {
-    IBench IBench_iface;
-    _Atomic int refs;
-} bench_obj;
-
-static HRESULT STDMETHODCALLTYPE b_QueryInterface(IBench *iface, REFIID riid, void **ppv)
-{
-    if (IsEqualIID(riid, &IID_IUnknown) || IsEqualIID(riid, &IID_IBench)) {
-        *ppv = iface;
-        IBench_AddRef(iface);
-        return S_OK;
-    }
-    *ppv = NULL;
-    return E_NOINTERFACE;
-}
-
-static ULONG STDMETHODCALLTYPE b_AddRef(IBench *iface)
-{
-    return (ULONG)atomic_fetch_add(&((bench_obj *)iface)->refs, 1) + 1;
-}
-
-static ULONG STDMETHODCALLTYPE b_Release(IBench *iface)
-{
-    int left = atomic_fetch_sub(&((bench_obj *)iface)->refs, 1) - 1;
-    if (left == 0)
-        free(iface);
-    return (ULONG)left;
-}
-
-static HRESULT STDMETHODCALLTYPE b_Null(IBench *iface)
-{
-    (void)iface;
-    return S_OK;
-}
-
-static HRESULT STDMETHODCALLTYPE b_Put(IBench *iface, ULONG n, const BYTE *data)
-{
-    (void)iface;
-    return n && data[n - 1] == 0xEE ? S_FALSE : S_OK;
-}
-
-static HRESULT STDMETHODCALLTYPE b_Get(IBench *iface, ULONG n, BYTE *data)
-{
-    (void)iface;
-    if (n)
-        data[n - 1] = 1;
-    return S_OK;
-}
-
-static const IBenchVtbl bench_vtbl = {b_QueryInterface, b_AddRef, b_Release, b_Null, b_Put, b_Get};
-
 /* ---- a client ---------------------------------------------------------------------- */
 
 static int client_main(const char *name, const char *index)
@@ -388,13 +335,11 @@ static int server_main(bool tsv)
 
     CHECK(ShmCoInitializeEx(NULL, COINIT_MULTITHREADED));
     CHECK(ShmCreateStreamOnSharedMemory(g.stream_name, 64 * 1024, 0, &g.stream));
-    bench_obj *o = calloc(1, sizeof(*o));
-    if (!o)
+    IBench *obj = bench_obj_new();
+    if (!obj)
         fail("out of memory");
-    o->IBench_iface.lpVtbl = &bench_vtbl;
-    atomic_init(&o->refs, 1);
-    CHECK(ShmCoMarshalInterface(g.stream, &IID_IBench, (IUnknown *)&o->IBench_iface, MSHCTX_LOCAL,
-                                NULL, MSHLFLAGS_TABLESTRONG));
+    CHECK(ShmCoMarshalInterface(g.stream, &IID_IBench, (IUnknown *)obj, MSHCTX_LOCAL, NULL,
+                                MSHLFLAGS_TABLESTRONG));
 
     char exe[4096];
     CHECK(shmc_plat_self_exe(exe, sizeof(exe)));
@@ -407,7 +352,7 @@ static int server_main(bool tsv)
     zero.QuadPart = 0;
     CHECK(IStream_Seek(g.stream, zero, STREAM_SEEK_SET, NULL));
     CHECK(ShmCoReleaseMarshalData(g.stream));
-    IBench_Release(&o->IBench_iface);
+    IBench_Release(obj);
     ShmCoUninitialize();
     cleanup();
 

@@ -1,0 +1,70 @@
+/*
+ * benchobj.c - see benchobj.h.
+ */
+#define COBJMACROS
+#include "benchobj.h"
+
+#include <stdatomic.h>
+#include <stdlib.h>
+
+typedef struct bench_obj {
+    IBench IBench_iface;
+    _Atomic int refs;
+} bench_obj;
+
+static HRESULT STDMETHODCALLTYPE b_QueryInterface(IBench *iface, REFIID riid, void **ppv)
+{
+    if (IsEqualIID(riid, &IID_IUnknown) || IsEqualIID(riid, &IID_IBench)) {
+        *ppv = iface;
+        IBench_AddRef(iface);
+        return S_OK;
+    }
+    *ppv = NULL;
+    return E_NOINTERFACE;
+}
+
+static ULONG STDMETHODCALLTYPE b_AddRef(IBench *iface)
+{
+    return (ULONG)atomic_fetch_add(&((bench_obj *)iface)->refs, 1) + 1;
+}
+
+static ULONG STDMETHODCALLTYPE b_Release(IBench *iface)
+{
+    int left = atomic_fetch_sub(&((bench_obj *)iface)->refs, 1) - 1;
+    if (left == 0)
+        free(iface);
+    return (ULONG)left;
+}
+
+static HRESULT STDMETHODCALLTYPE b_Null(IBench *iface)
+{
+    (void)iface;
+    return S_OK;
+}
+
+/* Looks at the last byte only: the row measures the transport's copy. */
+static HRESULT STDMETHODCALLTYPE b_Put(IBench *iface, ULONG n, const BYTE *data)
+{
+    (void)iface;
+    return n && data[n - 1] == 0xEE ? S_FALSE : S_OK;
+}
+
+static HRESULT STDMETHODCALLTYPE b_Get(IBench *iface, ULONG n, BYTE *data)
+{
+    (void)iface;
+    if (n)
+        data[n - 1] = 1;
+    return S_OK;
+}
+
+static const IBenchVtbl bench_vtbl = {b_QueryInterface, b_AddRef, b_Release, b_Null, b_Put, b_Get};
+
+IBench *bench_obj_new(void)
+{
+    bench_obj *o = calloc(1, sizeof(*o));
+    if (!o)
+        return NULL;
+    o->IBench_iface.lpVtbl = &bench_vtbl;
+    atomic_init(&o->refs, 1);
+    return &o->IBench_iface;
+}
