@@ -682,6 +682,19 @@ static void remote_finish(remote *r)
     xmb_free(&r->x);
 }
 
+/* The set-up of most tests: this thread joins an apartment (coinit), a
+ * server child in an apartment of server_coinit marshals its object
+ * (MSHLFLAGS_NORMAL), and this gives the proxy to it. */
+static ICallee *remote_proxy(remote *r, DWORD coinit, DWORD server_coinit)
+{
+    register_once();
+    assert_hr(ShmCoInitializeEx(NULL, coinit), S_OK);
+    remote_start(r, server_coinit, MSHLFLAGS_NORMAL);
+    ICallee *p = NULL;
+    assert_hr(ShmCoUnmarshalInterface(r->x.stream, &IID_ICallee, (void **)&p), S_OK);
+    return p;
+}
+
 /* Kills the server child and reaps it. */
 static void remote_kill(remote *r)
 {
@@ -694,12 +707,8 @@ static void remote_kill(remote *r)
 
 static void every_argument_kind(DWORD server_coinit)
 {
-    register_once();
-    assert_hr(ShmCoInitializeEx(NULL, COINIT_APARTMENTTHREADED), S_OK);
     remote r;
-    remote_start(&r, server_coinit, MSHLFLAGS_NORMAL);
-    ICallee *p = NULL;
-    assert_hr(ShmCoUnmarshalInterface(r.x.stream, &IID_ICallee, (void **)&p), S_OK);
+    ICallee *p = remote_proxy(&r, COINIT_APARTMENTTHREADED, server_coinit);
 
     assert_hr(ICallee_Null(p), S_OK);
     LONG sum = 0;
@@ -961,12 +970,8 @@ static void server_killed_during_call(void **state)
 static void server_hangs_call_times_out(void **state)
 {
     (void)state;
-    register_once();
-    assert_hr(ShmCoInitializeEx(NULL, COINIT_APARTMENTTHREADED), S_OK);
     remote r;
-    remote_start(&r, COINIT_MULTITHREADED, MSHLFLAGS_NORMAL);
-    ICallee *p = NULL;
-    assert_hr(ShmCoUnmarshalInterface(r.x.stream, &IID_ICallee, (void **)&p), S_OK);
+    ICallee *p = remote_proxy(&r, COINIT_APARTMENTTHREADED, COINIT_MULTITHREADED);
     assert_hr(ShmCoSetCallTimeout(tsupport_ms(200)), S_OK);
     uint64_t t0 = shmc_plat_clock_ns();
     assert_hr(ICallee_Wait(p, tsupport_ms(1500)), RPC_E_TIMEOUT);
@@ -1074,12 +1079,8 @@ static void many_clients_one_object(void **state)
 static void huge_arrays(void **state)
 {
     (void)state;
-    register_once();
-    assert_hr(ShmCoInitializeEx(NULL, COINIT_MULTITHREADED), S_OK);
     remote r;
-    remote_start(&r, COINIT_MULTITHREADED, MSHLFLAGS_NORMAL);
-    ICallee *p = NULL;
-    assert_hr(ShmCoUnmarshalInterface(r.x.stream, &IID_ICallee, (void **)&p), S_OK);
+    ICallee *p = remote_proxy(&r, COINIT_MULTITHREADED, COINIT_MULTITHREADED);
     const ULONG n = 16u << 20; /* LONGs: 64 MiB */
     LONG *values = malloc((size_t)n * sizeof(LONG));
     assert_non_null(values);
@@ -1237,12 +1238,8 @@ static void client_apartment_ends_and_wrong_thread(void **state)
 static void allocation_failures_in_calls(void **state)
 {
     (void)state;
-    register_once();
-    assert_hr(ShmCoInitializeEx(NULL, COINIT_APARTMENTTHREADED), S_OK);
     remote r;
-    remote_start(&r, COINIT_MULTITHREADED, MSHLFLAGS_NORMAL);
-    ICallee *p = NULL;
-    assert_hr(ShmCoUnmarshalInterface(r.x.stream, &IID_ICallee, (void **)&p), S_OK);
+    ICallee *p = remote_proxy(&r, COINIT_APARTMENTTHREADED, COINIT_MULTITHREADED);
     int failed = 0;
     for (unsigned long n = 1; n <= 40; n++) {
         char *copy = NULL;
@@ -1313,12 +1310,8 @@ static unsigned long server_disarm(void *ctx)
  */
 static void allocations_fail_in_turn(DWORD server_coinit, bool on_server)
 {
-    register_once();
-    assert_hr(ShmCoInitializeEx(NULL, COINIT_APARTMENTTHREADED), S_OK);
     remote r;
-    remote_start(&r, server_coinit, MSHLFLAGS_NORMAL);
-    ICallee *p = NULL;
-    assert_hr(ShmCoUnmarshalInterface(r.x.stream, &IID_ICallee, (void **)&p), S_OK);
+    ICallee *p = remote_proxy(&r, COINIT_APARTMENTTHREADED, server_coinit);
     callee *mine = callee_new(2, NULL);
     if (on_server) {
         const callfaults_hook hook = {server_arm, server_disarm, r.x.mb};
@@ -1452,12 +1445,8 @@ static void frame_limits(void **state)
 {
     (void)state;
     tsupport_skip_if_listed("frame_limits");
-    register_once();
-    assert_hr(ShmCoInitializeEx(NULL, COINIT_MULTITHREADED), S_OK);
     remote r;
-    remote_start(&r, COINIT_APARTMENTTHREADED, MSHLFLAGS_NORMAL);
-    ICallee *p = NULL;
-    assert_hr(ShmCoUnmarshalInterface(r.x.stream, &IID_ICallee, (void **)&p), S_OK);
+    ICallee *p = remote_proxy(&r, COINIT_MULTITHREADED, COINIT_APARTMENTTHREADED);
     framelimits_check(p);
     assert_int_equal(ICallee_Release(p), 0);
     remote_finish(&r);
@@ -1471,12 +1460,8 @@ static void frame_limits(void **state)
 static void records_per_client(void **state)
 {
     (void)state;
-    register_once();
-    assert_hr(ShmCoInitializeEx(NULL, COINIT_MULTITHREADED), S_OK);
     remote r;
-    remote_start(&r, COINIT_MULTITHREADED, MSHLFLAGS_NORMAL);
-    ICallee *p = NULL;
-    assert_hr(ShmCoUnmarshalInterface(r.x.stream, &IID_ICallee, (void **)&p), S_OK);
+    ICallee *p = remote_proxy(&r, COINIT_MULTITHREADED, COINIT_MULTITHREADED);
     IStream *s = NULL;
     assert_hr(shmc_stream_create_heap(0, &s), S_OK);
     const uint32_t max = SHMC_CONN_MAX_MADE, size = SHMC_OBJREF_MAX_SIZE;
@@ -1586,12 +1571,8 @@ static void slot_caller_main(void *arg)
 static void calls_per_connection(void **state)
 {
     (void)state;
-    register_once();
-    assert_hr(ShmCoInitializeEx(NULL, COINIT_MULTITHREADED), S_OK);
     remote r;
-    remote_start(&r, COINIT_MULTITHREADED, MSHLFLAGS_NORMAL);
-    ICallee *p = NULL;
-    assert_hr(ShmCoUnmarshalInterface(r.x.stream, &IID_ICallee, (void **)&p), S_OK);
+    ICallee *p = remote_proxy(&r, COINIT_MULTITHREADED, COINIT_MULTITHREADED);
     blocker bl = {{&blocker_vtbl}, 1, 0, false};
     slot_caller sc[SHMC_CONN_SLOTS];
     shmc_plat_thread th[SHMC_CONN_SLOTS];
@@ -1629,12 +1610,8 @@ static void calls_per_connection(void **state)
 static void proxy_passed_to_third_process(void **state)
 {
     (void)state;
-    register_once();
-    assert_hr(ShmCoInitializeEx(NULL, COINIT_MULTITHREADED), S_OK);
     remote r;
-    remote_start(&r, COINIT_APARTMENTTHREADED, MSHLFLAGS_NORMAL);
-    ICallee *p = NULL;
-    assert_hr(ShmCoUnmarshalInterface(r.x.stream, &IID_ICallee, (void **)&p), S_OK);
+    ICallee *p = remote_proxy(&r, COINIT_MULTITHREADED, COINIT_APARTMENTTHREADED);
     /* a table record of the proxy: each client child takes it once */
     tstream_rewind(r.x.stream);
     assert_hr(ShmCoMarshalInterface(r.x.stream, &IID_ICallee, (IUnknown *)p, MSHCTX_LOCAL, NULL,
