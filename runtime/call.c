@@ -381,28 +381,22 @@ static HRESULT reply_get_buffer(ShmStubReply *r, uint32_t size, void **buf)
 
 static const ShmStubReplyVtbl reply_vtbl = {reply_get_buffer};
 
-/* Returns the interface it called, with the reference that kept the object
- * alive through the call: released once the caller has its reply, so that
- * the last write into the call follows the reply's closely. */
-static IUnknown *exec_method(shmc_call *c, reply_builder *rb, HRESULT *hr)
+/* Runs a method call. The interface stub is the caller's (borrowed, or
+ * the call's own if the caller gave up): it may go as soon as the caller
+ * has its reply, so the call leaves it before the reply goes out. */
+static HRESULT exec_method(shmc_call *c, reply_builder *rb)
 {
     shmc_ifstub *ifs = c->ifstub;
-    shmc_stubmgr *sm = ifs->mgr;
-    IUnknown *itf;
-    shmc_plat_mutex_lock(&sm->lock);
-    itf = ifs->itf;
-    if (itf) /* the object stays alive through the call */
-        IUnknown_AddRef(itf);
-    shmc_plat_mutex_unlock(&sm->lock);
+    void *itf = shmc_ifstub_enter(ifs);
     if (!itf) {
-        *hr = RPC_E_DISCONNECTED;
         drop_call(c, false); /* the stub never saw the request */
-        return NULL;
+        return RPC_E_DISCONNECTED;
     }
-    *hr = ShmStubInvoke(ifs->info, itf, c->method, shmc_call_req(c), c->req_size,
-                        c->marshaler ? c->marshaler : &shmc_inproc_marshaler,
-                        c->reply_to ? c->reply_to : &rb->iface);
-    return itf;
+    HRESULT hr = ShmStubInvoke(ifs->info, itf, c->method, shmc_call_req(c), c->req_size,
+                               c->marshaler ? c->marshaler : &shmc_inproc_marshaler,
+                               c->reply_to ? c->reply_to : &rb->iface);
+    shmc_ifstub_leave(ifs);
+    return hr;
 }
 
 /* The callee recycles a call its caller gave up on. */
@@ -435,11 +429,10 @@ bool shmc_call_execute(shmc_apt *apt, shmc_call *c, _Atomic int32_t *spare_worke
     rb.call = c;
     rb.size = 0;
     rb.replied = rb.staged = false;
-    IUnknown *held = NULL;
     HRESULT hr;
     switch (c->kind) {
     case SHMC_CALL_METHOD:
-        held = exec_method(c, &rb, &hr);
+        hr = exec_method(c, &rb);
         break;
     case SHMC_CALL_QI:
         hr = shmc_stubmgr_qi(c->ifstub->mgr, &c->iid, &c->qi_result);
@@ -470,7 +463,5 @@ bool shmc_call_execute(shmc_apt *apt, shmc_call *c, _Atomic int32_t *spare_worke
         drop_call(c, true); /* the caller timed out: nobody reads the reply */
         destroy_abandoned(c);
     }
-    if (held)
-        IUnknown_Release(held);
     return watched;
 }

@@ -964,11 +964,49 @@ static const void *slot_reply_data(const slot_reply *sr)
                     : shmc_conn_rep_area(sr->conn, sr->slot);
 }
 
-/* Runs a method call for the connection on the object's apartment. */
-static HRESULT serve_method(shmc_conn *c, const uint8_t ipid[16], uint32_t method, const void *req,
-                            uint32_t req_len, slot_reply *reply)
+static uint64_t ipid_key(const uint8_t ipid[16]);
+
+static void cache_clear(shmc_ifs_cache *k)
 {
-    shmc_ifstub *ifs = shmc_conn_lookup_ipid(c, ipid);
+    shmc_ifstub *ifs = k->ifs;
+    if (!ifs)
+        return;
+    k->ifs = NULL;
+    shmc_stubmgr *sm = ifs->mgr;
+    shmc_ifstub_release(ifs);
+    shmc_stubmgr_release(sm);
+}
+
+/* The interface stub the client names, if it holds a reference on it:
+ * kept in k (do not release it), or NULL. */
+static shmc_ifstub *cache_lookup(shmc_conn *c, shmc_ifs_cache *k, const uint8_t ipid[16])
+{
+    if (k->ifs && k->gen == atomic_load_explicit(&shmc_g.ref_gen, memory_order_acquire) &&
+        memcmp(k->ipid, ipid, 16) == 0)
+        return k->ifs;
+    cache_clear(k);
+    shmc_ifstub *ifs = NULL;
+    shmc_plat_mutex_lock(&shmc_g.lock);
+    shmc_conn_ref *r = shmc_hmap_get(&c->credits, ipid_key(ipid));
+    if (r && r->count && r->ifs->mgr->connected && !memcmp(r->ifs->ipid.b, ipid, 16)) {
+        ifs = r->ifs;
+        shmc_ifstub_addref(ifs);
+        atomic_fetch_add(&ifs->mgr->refs, 1);
+        k->gen = atomic_load_explicit(&shmc_g.ref_gen, memory_order_relaxed);
+    }
+    shmc_plat_mutex_unlock(&shmc_g.lock);
+    if (ifs) {
+        memcpy(k->ipid, ipid, 16);
+        k->ifs = ifs;
+    }
+    return ifs;
+}
+
+/* Runs a method call for the connection on the object's apartment. */
+static HRESULT serve_method(shmc_conn *c, shmc_ifs_cache *k, const uint8_t ipid[16],
+                            uint32_t method, const void *req, uint32_t req_len, slot_reply *reply)
+{
+    shmc_ifstub *ifs = cache_lookup(c, k, ipid);
     if (!ifs)
         return RPC_E_DISCONNECTED; /* not an interface this client holds */
     HRESULT hr;
@@ -977,16 +1015,11 @@ static HRESULT serve_method(shmc_conn *c, const uint8_t ipid[16], uint32_t metho
         hr = RPC_E_INVALIDMETHOD; /* IUnknown has no methods to call */
     } else if (apt->model == SHMC_MTA) {
         /* receivers are runtime threads: MTA objects run right here */
-        shmc_stubmgr *sm = ifs->mgr;
-        shmc_plat_mutex_lock(&sm->lock);
-        void *itf = ifs->itf;
-        if (itf)
-            IUnknown_AddRef((IUnknown *)itf);
-        shmc_plat_mutex_unlock(&sm->lock);
+        void *itf = shmc_ifstub_enter(ifs);
         if (itf) {
             hr = ShmStubInvoke(ifs->info, itf, method, req, req_len, &c->reply_marshaler,
                                &reply->iface);
-            IUnknown_Release((IUnknown *)itf);
+            shmc_ifstub_leave(ifs);
         } else {
             hr = RPC_E_DISCONNECTED;
         }
@@ -1018,7 +1051,6 @@ static HRESULT serve_method(shmc_conn *c, const uint8_t ipid[16], uint32_t metho
                 shmc_call_free(call);
         }
     }
-    shmc_ifstub_release(ifs);
     return hr;
 }
 
@@ -1057,7 +1089,7 @@ static void end_serving(shmc_conn *c, uint32_t i);
 /* One claimed slot: read, check, run, answer. true if the reply went out
  * with SHMC_SLOT_LOOKING set (the caller clears it before it stops
  * looking). */
-static bool serve_slot(shmc_conn *c, uint32_t i)
+static bool serve_slot(shmc_conn *c, shmc_ifs_cache *k, uint32_t i)
 {
     shmc_slot_hdr *s = shmc_conn_slot(c, i);
     uint32_t kind = atomic_load(&s->kind);
@@ -1072,7 +1104,7 @@ static bool serve_slot(shmc_conn *c, uint32_t i)
     HRESULT status = request_frame(c, i, flags, req_len, &req);
     if (SUCCEEDED(status)) {
         if (kind == SHMC_OP_METHOD) {
-            status = serve_method(c, ipid, method, req, req_len, &reply);
+            status = serve_method(c, k, ipid, method, req, req_len, &reply);
         } else {
             void *out;
             status = slot_reply_get_buffer(&reply.iface, 64, &out);
@@ -1250,18 +1282,25 @@ static void receiver_main(void *arg)
 {
     shmc_conn *c = arg;
     int hinted = -1; /* the slot whose SHMC_SLOT_LOOKING we set */
+    shmc_ifs_cache k = {{0}, NULL, 0};
     atomic_fetch_add(&c->idle_receivers, 1);
     count_looking(c, 1);
     while (!atomic_load(&c->dead)) {
         int i = claim_slot(c);
         if (i >= 0) {
-            unhint(c, &hinted);
+            /* the hint stays on a slot it serves again: the reply rewrites
+             * it, and the client of that slot waits for the reply rather
+             * than posting (clearing it would move the line the client
+             * spins on, once more, for nothing) */
+            if (i != hinted)
+                unhint(c, &hinted);
+            hinted = -1;
             count_looking(c, -1);
             /* keep one receiver idle, so that a call that takes its time
              * never holds up the next one (up to one receiver per slot) */
             if (atomic_fetch_sub(&c->idle_receivers, 1) == 1)
                 receiver_start(c);
-            if (serve_slot(c, (uint32_t)i)) /* counts itself looking before it replies */
+            if (serve_slot(c, &k, (uint32_t)i)) /* counts itself looking before it replies */
                 hinted = i;
             atomic_fetch_add(&c->idle_receivers, 1);
             continue;
@@ -1285,6 +1324,7 @@ static void receiver_main(void *arg)
          * reads the counts; one of us sees the other) */
         uint32_t seq = atomic_load(&c->hdr->server_bell.value);
         unhint(c, &hinted);
+        cache_clear(&k); /* what it holds is let go while it sleeps */
         count_sleeping(c, 1);
         count_looking(c, -1);
         if (!has_request(c) && !atomic_load(&c->dead))
@@ -1293,6 +1333,7 @@ static void receiver_main(void *arg)
         count_sleeping(c, -1);
     }
     unhint(c, &hinted);
+    cache_clear(&k);
     count_looking(c, -1);
     atomic_fetch_sub(&c->idle_receivers, 1);
     atomic_fetch_sub(&c->receivers, 1);
@@ -1364,6 +1405,7 @@ HRESULT shmc_conn_debit_locked(shmc_conn *c, const uint8_t ipid[16], uint32_t n,
     if (n > r->count)
         n = r->count; /* a client cannot give back more than it has */
     r->count -= n;
+    shmc_ref_gen_bump_locked();
     shmc_stubmgr_drop_refs_locked(r->ifs->mgr, n, false, destroy);
     return S_OK;
 }
@@ -1389,6 +1431,8 @@ static void drop_credits(shmc_conn *c)
         shmc_conn_ref *r = NULL;
         shmc_plat_mutex_lock(&shmc_g.lock);
         r = shmc_hmap_take_any(&c->credits);
+        if (r)
+            shmc_ref_gen_bump_locked();
         if (r)
             shmc_stubmgr_drop_refs_locked(r->ifs->mgr, r->count, false, &destroy);
         shmc_plat_mutex_unlock(&shmc_g.lock);
@@ -1449,6 +1493,7 @@ HRESULT shmc_conn_new_detached(void *base, size_t size, bool is_client,
 
 void shmc_conn_close_detached(shmc_conn *c)
 {
+    cache_clear(&c->detached_cache);
     atomic_store(&c->closing, true);
     conn_peer_gone(c);
     shmc_conn_release(c);
@@ -1459,7 +1504,7 @@ int shmc_conn_serve_one(shmc_conn *c)
     int i = claim_slot(c);
     if (i < 0)
         return -1;
-    int hinted = serve_slot(c, (uint32_t)i) ? i : -1;
+    int hinted = serve_slot(c, &c->detached_cache, (uint32_t)i) ? i : -1;
     /* and stops looking, as a receiver that goes to sleep */
     unhint(c, &hinted);
     count_looking(c, -1);

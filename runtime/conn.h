@@ -14,6 +14,21 @@ typedef struct shmc_conn_ref {
     uint32_t count;   /* strong references the connection holds */
 } shmc_conn_ref;
 
+/*
+ * The interface stub a receiver called last, with references on it and on
+ * its stub manager, and the reference generation it was looked up in. The
+ * next call naming the same IPID uses it without the lookup (the runtime
+ * lock, a hash probe, two reference counts) while no client reference was
+ * given back and no stub manager was taken out since (shmc_g.ref_gen): a
+ * client that calls one object back to back costs the receiver one read
+ * of a line nobody writes then. (conn.c)
+ */
+typedef struct shmc_ifs_cache {
+    uint8_t ipid[16];
+    shmc_ifstub *ifs;
+    uint64_t gen;
+} shmc_ifs_cache;
+
 struct shmc_conn {
     _Atomic uint32_t refs;
     bool is_client; /* we made it to call the peer; else we serve it */
@@ -60,6 +75,8 @@ struct shmc_conn {
     /* our region's name may still exist: the peer has not yet said it has
      * the region mapped (then we remove the name, see conn.c) */
     bool bulk_out_named[SHMC_CONN_SLOTS];
+    /* what shmc_conn_serve_one remembers between calls (detached) */
+    shmc_ifs_cache detached_cache;
 };
 
 /* endpoint.c */

@@ -162,9 +162,8 @@ static HRESULT marshal_object(shmc_objref *rec, shmc_apt *apt, REFIID riid, IUnk
         ifs->mgr = sm;
         ifs->iid = *riid;
         ifs->info = info;
-        shmc_plat_mutex_lock(&sm->lock);
-        ifs->itf = itf; /* the interface stub's reference */
-        shmc_plat_mutex_unlock(&sm->lock);
+        atomic_init(&ifs->itf, itf); /* the interface stub's reference */
+        atomic_init(&ifs->busy, 0);
         itf = NULL;
         shmc_ipid_add_locked(ifs); /* cannot fail: room reserved above */
         ifs->next = sm->ifstubs;

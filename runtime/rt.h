@@ -292,10 +292,17 @@ struct shmc_ifstub {
     shmc_stubmgr *mgr;
     IID iid;
     shmc_ipid ipid;
-    void *itf;                    /* AddRef'd while connected; under mgr->lock */
+    /* the interface, with the stub's reference: set before the stub is
+     * published, taken out (exchanged for NULL) by whoever releases it */
+    void *_Atomic itf;
+    /* calls in flight, and SHMC_IFS_CLOSED once the stub let go of the
+     * object (see shmc_ifstub_enter) */
+    _Atomic uint32_t busy;
     const ShmInterfaceInfo *info; /* NULL for IUnknown */
     shmc_ifstub *next;
 };
+
+#define SHMC_IFS_CLOSED 0x80000000u
 
 struct shmc_stubmgr {
     _Atomic uint32_t refs; /* struct lifetime */
@@ -319,6 +326,18 @@ struct shmc_stubmgr {
 void shmc_stubmgr_release(shmc_stubmgr *sm);
 void shmc_ifstub_addref(shmc_ifstub *s);
 void shmc_ifstub_release(shmc_ifstub *s);
+/*
+ * A call into the object through interface stub s: enter returns the
+ * interface to call, or NULL once the stub is closed (disconnected); a
+ * call that got one leaves once it no longer uses it. Closing (under the
+ * stub manager's lock, shmc_stubmgr_release_object) lets go of the stub's
+ * reference at once if no call is in flight, else the last call to leave
+ * releases it, on its own thread. One atomic read-modify-write each way,
+ * where a lock, an AddRef, an unlock and a Release were. The caller keeps
+ * s alive from enter to leave.
+ */
+void *shmc_ifstub_enter(shmc_ifstub *s);
+void shmc_ifstub_leave(shmc_ifstub *s);
 
 /* ---- proxy managers ------------------------------------------------------- */
 
@@ -376,12 +395,22 @@ typedef struct shmc_rt {
     shmc_hmap stub_by_identity;
     shmc_hmap registry; /* IID hash -> registered interface list */
     shmc_hmap ipids;    /* IPID (first 8 bytes, mixed) -> interface stub */
+    /* Bumped (under lock) whenever a reference a client process holds is
+     * given back or a stub manager is taken out of the tables: what a
+     * receiver remembers of its last lookup holds while it is unchanged.
+     * A line away from the lock, which every thread takes. */
+    _Alignas(SHMC_LINE) _Atomic uint64_t ref_gen;
     shmc_plat_tls tls;
     shmc_plat_procid self;
     HRESULT init_hr;
 } shmc_rt;
 
 extern shmc_rt shmc_g;
+
+static inline void shmc_ref_gen_bump_locked(void)
+{
+    atomic_fetch_add_explicit(&shmc_g.ref_gen, 1, memory_order_release);
+}
 
 /*
  * How long waiting threads spin before they sleep. A caller spins while its

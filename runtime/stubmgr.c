@@ -32,6 +32,42 @@ void shmc_ifstub_release(shmc_ifstub *s)
         shmc_free(s);
 }
 
+void *shmc_ifstub_enter(shmc_ifstub *s)
+{
+    uint32_t n = atomic_fetch_add_explicit(&s->busy, 1, memory_order_acquire);
+    if (n & SHMC_IFS_CLOSED) {
+        shmc_ifstub_leave(s);
+        return NULL;
+    }
+    /* not closed with a call in flight: nobody takes the pointer out */
+    return atomic_load_explicit(&s->itf, memory_order_relaxed);
+}
+
+void shmc_ifstub_leave(shmc_ifstub *s)
+{
+    uint32_t n = atomic_fetch_sub_explicit(&s->busy, 1, memory_order_acq_rel);
+    if (n != (SHMC_IFS_CLOSED | 1u))
+        return;
+    /* the last call out of a closed stub: the stub's reference (unless
+     * the closer, or another call that came in late, took it already) */
+    IUnknown *itf = atomic_exchange_explicit(&s->itf, NULL, memory_order_acq_rel);
+    if (itf)
+        IUnknown_Release(itf);
+}
+
+/* Closes s (under its manager's lock): the stub's reference if no call is
+ * in flight (the caller releases it, outside the locks), else NULL and the
+ * last call to leave releases it. */
+static IUnknown *ifstub_close(shmc_ifstub *s)
+{
+    uint32_t n = atomic_fetch_or_explicit(&s->busy, SHMC_IFS_CLOSED, memory_order_acq_rel);
+    if (n & SHMC_IFS_CLOSED)
+        return NULL; /* closed before */
+    if (n != 0)
+        return NULL; /* calls in flight: the last one out releases it */
+    return atomic_exchange_explicit(&s->itf, NULL, memory_order_acq_rel);
+}
+
 void shmc_stubmgr_release(shmc_stubmgr *sm)
 {
     if (!sm || atomic_fetch_sub_explicit(&sm->refs, 1, memory_order_acq_rel) != 1)
@@ -91,6 +127,7 @@ void shmc_stubmgr_unlist_locked(shmc_stubmgr *sm)
     if (!sm->connected)
         return;
     sm->connected = false;
+    shmc_ref_gen_bump_locked();
     shmc_hmap_del(&shmc_g.stub_by_oid, sm->oid);
     if (shmc_hmap_get(&shmc_g.stub_by_identity, sm->idkey) == sm)
         shmc_hmap_del(&shmc_g.stub_by_identity, sm->idkey);
@@ -157,15 +194,18 @@ void shmc_stubmgr_release_object(shmc_stubmgr *sm)
 
     shmc_plat_mutex_lock(&shmc_g.lock);
     shmc_plat_mutex_lock(&sm->lock);
-    for (shmc_ifstub *s = sm->ifstubs; s; s = s->next) {
-        if (s->itf && n < cap) {
-            ptrs[n++] = s->itf;
-            s->itf = NULL;
-        }
-    }
     bool more = false;
-    for (shmc_ifstub *s = sm->ifstubs; s; s = s->next)
-        more |= s->itf != NULL;
+    for (shmc_ifstub *s = sm->ifstubs; s; s = s->next) {
+        if (atomic_load_explicit(&s->busy, memory_order_relaxed) & SHMC_IFS_CLOSED)
+            continue;
+        if (n == cap) {
+            more = true; /* no room to note what it releases: next round */
+            continue;
+        }
+        IUnknown *itf = ifstub_close(s);
+        if (itf)
+            ptrs[n++] = itf;
+    }
     IUnknown *identity = more ? NULL : sm->identity;
     if (!more)
         sm->identity = NULL;
@@ -274,13 +314,12 @@ HRESULT shmc_stubmgr_qi(shmc_stubmgr *sm, REFIID iid, shmc_ifstub **out)
         fresh->mgr = sm;
         fresh->iid = *iid;
         fresh->info = info;
-        shmc_plat_mutex_lock(&sm->lock);
-        fresh->itf = itf;
-        shmc_plat_mutex_unlock(&sm->lock);
+        atomic_init(&fresh->itf, itf);
+        atomic_init(&fresh->busy, 0);
         itf = NULL;
         if (FAILED(shmc_hmap_reserve(&shmc_g.ipids, 1))) {
             shmc_plat_mutex_unlock(&shmc_g.lock);
-            IUnknown_Release((IUnknown *)fresh->itf);
+            IUnknown_Release((IUnknown *)atomic_load(&fresh->itf));
             shmc_free(fresh);
             return E_OUTOFMEMORY;
         }

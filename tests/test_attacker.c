@@ -1105,6 +1105,8 @@ static int child_replay(const char *arg)
     /* references given back, then used: with every reference of the
      * connection on the object's IPID gone (the table proxy too), the IPID
      * names nothing it may use */
+    atk_set(a.c, sl, SHMC_OP_METHOD, M_NULL, a.ipid, 0, 0);
+    ATK_CHECK(atk_request(a.c, sl) == S_OK); /* (the receiver remembers that IPID now) */
     ATK_CHECK(ICallee_Release(a.p) == 0);
     a.p = NULL;
     for (int k = 0; k < 3; k++) {

@@ -545,6 +545,99 @@ static void disconnected_object(void **state)
     fixture_free(f);
 }
 
+/* ---- a disconnect while a call runs --------------------------------------------
+ * The object is held by its stub alone (we let ours go). A disconnect while
+ * a call runs on it lets the object go once that call is over, not under
+ * it: in an STA by the object's own method (the hook), in the MTA from
+ * another thread while the call waits in the hook. */
+
+static struct {
+    callee *obj;
+    _Atomic int *freed;
+    _Atomic int entered, go, freed_during;
+    _Atomic HRESULT hr;
+    bool from_hook;
+} inflight;
+
+static void inflight_disconnect(void)
+{
+    atomic_store(&inflight.hr, ShmCoDisconnectObject((IUnknown *)&inflight.obj->ICallee_iface, 0));
+    atomic_store(&inflight.freed_during, atomic_load(inflight.freed));
+}
+
+static void inflight_hook(bool entering)
+{
+    if (!entering)
+        return;
+    if (inflight.from_hook) {
+        inflight_disconnect();
+        return;
+    }
+    atomic_store(&inflight.entered, 1);
+    uint64_t t0 = shmc_plat_clock_ns();
+    while (!atomic_load(&inflight.go) && tsupport_ms_since(t0) < 20000)
+        shmc_plat_sleep_ms(1);
+}
+
+static void inflight_other_thread(void *arg)
+{
+    (void)arg;
+    uint64_t t0 = shmc_plat_clock_ns();
+    while (!atomic_load(&inflight.entered) && tsupport_ms_since(t0) < 20000)
+        shmc_plat_sleep_ms(1);
+    if (SUCCEEDED(ShmCoInitializeEx(NULL, COINIT_MULTITHREADED))) {
+        inflight_disconnect();
+        ShmCoUninitialize();
+    }
+    atomic_store(&inflight.go, 1);
+}
+
+static void disconnect_while_call_runs(DWORD host)
+{
+    fixture *f = fixture_new(host, COINIT_APARTMENTTHREADED);
+    memset(&inflight, 0, sizeof(inflight));
+    inflight.obj = f->obj;
+    inflight.freed = &f->freed;
+    inflight.hr = E_FAIL;
+    inflight.freed_during = -1;
+    inflight.from_hook = host == COINIT_APARTMENTTHREADED;
+    ICallee_Release(&f->obj->ICallee_iface); /* the stub holds it alone now */
+    assert_int_equal(atomic_load(&f->freed), 0);
+
+    callee_wait_hook = inflight_hook;
+    shmc_plat_thread t;
+    if (!inflight.from_hook)
+        assert_hr(shmc_plat_thread_create(&t, inflight_other_thread, NULL), S_OK);
+    assert_hr(ICallee_Wait(f->proxy, 0), S_OK); /* it was running: it ends normally */
+    if (!inflight.from_hook)
+        shmc_plat_thread_join(&t);
+    callee_wait_hook = NULL;
+
+    assert_hr(atomic_load(&inflight.hr), S_OK);
+    assert_int_equal(atomic_load(&inflight.freed_during), 0); /* not under the running call */
+    assert_int_equal(atomic_load(&f->freed), 1);              /* but once it was over */
+    assert_hr(ICallee_Null(f->proxy), RPC_E_DISCONNECTED);
+
+    assert_int_equal(ICallee_Release(f->proxy), 0);
+    thost_stop(f->host, false);
+    assert_int_equal(atomic_load(&live_callees), 0);
+    IStream_Release(f->stream);
+    ShmCoUninitialize();
+    free(f);
+}
+
+static void disconnect_while_call_runs_sta(void **state)
+{
+    (void)state;
+    disconnect_while_call_runs(COINIT_APARTMENTTHREADED);
+}
+
+static void disconnect_while_call_runs_mta(void **state)
+{
+    (void)state;
+    disconnect_while_call_runs(COINIT_MULTITHREADED);
+}
+
 static void server_apartment_ends(void **state)
 {
     (void)state;
@@ -725,6 +818,8 @@ int main(int argc, char **argv)
         cmocka_unit_test(watched_call_timeouts),
         cmocka_unit_test(watched_call_timeouts_mta),
         cmocka_unit_test(disconnected_object),
+        cmocka_unit_test(disconnect_while_call_runs_sta),
+        cmocka_unit_test(disconnect_while_call_runs_mta),
         cmocka_unit_test(server_apartment_ends),
         cmocka_unit_test(client_apartment_ends),
         cmocka_unit_test(used_from_the_wrong_apartment),

@@ -1757,6 +1757,85 @@ static int serve_posted(shmc_conn *c, uint32_t i, HRESULT *status, unsigned char
     return served;
 }
 
+/* A receiver remembers the interface it called last (conn.c,
+ * shmc_ifs_cache): once the client gave its references back, the IPID is
+ * refused again, though the object lives on (a table record holds it). */
+static void given_back_ipid_refused(void **state)
+{
+    (void)state;
+    register_once();
+    assert_true(SUCCEEDED(ShmCoInitializeEx(NULL, COINIT_MULTITHREADED)));
+    _Atomic int freed = 0;
+    callee *obj = callee_new(7, &freed);
+    shmc_objref rec, table;
+    assert_hr(shmc_marshal_record(&rec, &IID_ICallee, (IUnknown *)&obj->ICallee_iface,
+                                  MSHCTX_INPROC, MSHLFLAGS_NORMAL),
+              S_OK);
+    assert_hr(shmc_marshal_record(&table, &IID_ICallee, (IUnknown *)&obj->ICallee_iface,
+                                  MSHCTX_INPROC, MSHLFLAGS_TABLESTRONG),
+              S_OK);
+    unsigned char *mem = calloc(1, SHMC_CONN_SIZE);
+    assert_non_null(mem);
+    shmc_plat_procid peer = shmc_g.self;
+    peer.start_time ^= 1;
+    shmc_conn *c = NULL;
+    assert_hr(shmc_conn_new_detached(mem, SHMC_CONN_SIZE, false, &peer, NULL, &c), S_OK);
+
+    HRESULT status;
+    unsigned char reply[8];
+    shmc_op_record op;
+    memset(&op, 0, sizeof(op));
+    op.oxid = rec.oxid;
+    op.oid = rec.oid;
+    op.nonce = rec.nonce;
+    memcpy(op.ipid, rec.ipid, 16);
+    op.iid = rec.iid;
+    op.mshlflags = rec.mshlflags;
+    memcpy(shmc_conn_req_area(c, 3), &op, sizeof(op));
+    set_request(c, 3, SHMC_OP_CONSUME, 0, rec.ipid, sizeof(op), 0, NULL);
+    assert_int_equal(serve_posted(c, 3, &status, reply), 3);
+    assert_hr(status, S_OK);
+    for (int k = 0; k < 2; k++) { /* the second one through what it remembers */
+        set_request(c, 5, SHMC_OP_METHOD, 3 /* Null */, rec.ipid, 0, 0, NULL);
+        assert_int_equal(serve_posted(c, 5, &status, reply), 5);
+        assert_hr(status, S_OK);
+    }
+    shmc_op_ref ref;
+    memset(&ref, 0, sizeof(ref));
+    memcpy(ref.ipid, rec.ipid, 16);
+    ref.count = 1;
+    memcpy(shmc_conn_req_area(c, 6), &ref, sizeof(ref));
+    set_request(c, 6, SHMC_OP_RELEASE, 0, rec.ipid, sizeof(ref), 0, NULL);
+    assert_int_equal(serve_posted(c, 6, &status, reply), 6);
+    assert_hr(status, S_OK);
+    set_request(c, 5, SHMC_OP_METHOD, 3, rec.ipid, 0, 0, NULL);
+    assert_int_equal(serve_posted(c, 5, &status, reply), 5);
+    assert_hr(status, RPC_E_DISCONNECTED);
+
+    /* the object taken out of the tables: the same for a client that
+     * still holds its reference */
+    op.nonce = table.nonce;
+    op.mshlflags = table.mshlflags;
+    memcpy(shmc_conn_req_area(c, 3), &op, sizeof(op));
+    set_request(c, 3, SHMC_OP_CONSUME, 0, table.ipid, sizeof(op), 0, NULL);
+    assert_int_equal(serve_posted(c, 3, &status, reply), 3);
+    assert_hr(status, S_OK);
+    set_request(c, 5, SHMC_OP_METHOD, 3, table.ipid, 0, 0, NULL);
+    assert_int_equal(serve_posted(c, 5, &status, reply), 5);
+    assert_hr(status, S_OK);
+    assert_hr(ShmCoDisconnectObject((IUnknown *)&obj->ICallee_iface, 0), S_OK);
+    set_request(c, 5, SHMC_OP_METHOD, 3, table.ipid, 0, 0, NULL);
+    assert_int_equal(serve_posted(c, 5, &status, reply), 5);
+    assert_hr(status, RPC_E_DISCONNECTED);
+
+    assert_int_equal(atomic_load(&freed), 0);
+    ICallee_Release(&obj->ICallee_iface); /* ours, from creation */
+    assert_int_equal(atomic_load(&freed), 1);
+    shmc_conn_close_detached(c);
+    free(mem);
+    ShmCoUninitialize();
+}
+
 /* The fuzzers' harness (tests/fuzz/fuzz_xport.c): a connection over
  * private memory, with no thread of its own. Served in this thread, it
  * runs a client's operations and calls as a receiver would, and closing it
@@ -2028,6 +2107,7 @@ int main(int argc, char **argv)
     tsupport_dispatch_child(argc, argv, children);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(detached_connection),
+        cmocka_unit_test(given_back_ipid_refused),
         cmocka_unit_test(lying_peer_leaves_no_bulk_name),
         cmocka_unit_test(every_argument_kind_sta_server),
         cmocka_unit_test(every_argument_kind_mta_server),
