@@ -57,9 +57,9 @@ struct shmc_conn {
     /* slots a receiver is serving (bit i: slot i), whatever the client
      * writes into their state words meanwhile (conn.c, claim_slot) */
     _Atomic uint32_t serving;
-    /* receivers awake and about to look for a request, and asleep: the
-     * counts we decide by (the header has a mirror for the client) */
-    _Atomic uint32_t looking, sleeping;
+    /* receivers asleep (the header has a mirror for the client; those
+     * awake and about to look are counted there alone, conn.c) */
+    _Atomic uint32_t sleeping;
     /* the marshaler of this connection's stubs (shmc_reply_marshaler_vtbl) */
     ShmItfMarshaler reply_marshaler;
     /* records made for the client (ADD_RECORD, objects in replies) and not
@@ -135,7 +135,8 @@ typedef struct shmc_xcall {
 } shmc_xcall;
 
 /* Takes a free slot of the connection (waits while all are busy, within
- * the thread's call timeout) and makes room for a request of `size`. */
+ * the thread's call timeout) and makes room for a request of `size`. The
+ * caller holds a reference on the connection until shmc_xcall_end. */
 HRESULT shmc_xcall_begin(shmc_xcall *x, shmc_conn *c, uint32_t size);
 /* Makes room for a request of `size` (the engine's second GetBuffer). */
 HRESULT shmc_xcall_resize(shmc_xcall *x, uint32_t size);
@@ -144,8 +145,7 @@ HRESULT shmc_xcall_resize(shmc_xcall *x, uint32_t size);
  * *status; RPC_E_SERVER_DIED, RPC_E_TIMEOUT (the slot is abandoned). */
 HRESULT shmc_xcall_send(shmc_xcall *x, uint32_t kind, uint32_t method, const uint8_t ipid[16],
                         uint32_t req_len, const void **reply, uint32_t *reply_len, HRESULT *status);
-/* Ends the call: gives the slot back (unless it was given up on) and the
- * reference on the connection. */
+/* Ends the call: gives the slot back (unless it was given up on). */
 void shmc_xcall_end(shmc_xcall *x);
 
 /*
