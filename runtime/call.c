@@ -447,7 +447,7 @@ bool shmc_call_execute(shmc_apt *apt, shmc_call *c, _Atomic int32_t *spare_worke
     }
     bool watch = may_watch;
     /* the burst: reply, result, watcher, state */
-    if (rb.replied && rb.staged)
+    if (rb.replied && rb.staged && memcmp(c->rep_inline, rb.stage, rb.size) != 0)
         memcpy(c->rep_inline, rb.stage, rb.size);
     SHMC_SET_CHANGED(c->rep_size, rb.replied ? rb.size : 0); /* no older reply is read */
     SHMC_SET_CHANGED(c->hr, hr);

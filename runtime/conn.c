@@ -1089,6 +1089,12 @@ static HRESULT request_frame(shmc_conn *c, uint32_t i, uint32_t flags, uint32_t 
 static void count_looking(shmc_conn *c, int d);
 static void end_serving(shmc_conn *c, uint32_t i);
 
+static void set_changed(_Atomic uint32_t *field, uint32_t value)
+{
+    if (atomic_load_explicit(field, memory_order_relaxed) != value)
+        atomic_store_explicit(field, value, memory_order_relaxed);
+}
+
 /* One claimed slot: read, check, run, answer. true if the reply went out
  * with SHMC_SLOT_LOOKING set (the caller clears it before it stops
  * looking). */
@@ -1134,15 +1140,23 @@ static bool serve_slot(shmc_conn *c, shmc_ifs_cache *k, uint32_t i)
     }
     count_looking(c, 1);
     atomic_store_explicit(&s->taken, 0, memory_order_relaxed);
-    atomic_store_explicit(&s->rep_len, SUCCEEDED(status) ? reply.len : 0, memory_order_relaxed);
-    atomic_store_explicit(&s->status, (int32_t)status, memory_order_relaxed);
+    /* each field written only if it changes: a call like the last one
+     * (the common case) then writes the line once, with REPLY (a write a
+     * while before that one lets the spinning client take the line back,
+     * and the compare-and-swap waits for it once more). What we compare
+     * with may be what the client wrote: it only decides whether we
+     * write, and the client gets what it asked for. */
+    set_changed(&s->rep_len, SUCCEEDED(status) ? reply.len : 0);
+    if (atomic_load_explicit(&s->status, memory_order_relaxed) != (int32_t)status)
+        atomic_store_explicit(&s->status, (int32_t)status, memory_order_relaxed);
     if (SUCCEEDED(status) && reply.bulk) {
         rep_flags |= SHMC_SLOT_BULK_REP;
     } else if (SUCCEEDED(status) && reply.inline_rep) {
-        memcpy(s->inline_rep, reply.stage, reply.len);
+        if (memcmp(s->inline_rep, reply.stage, reply.len) != 0)
+            memcpy(s->inline_rep, reply.stage, reply.len);
         rep_flags |= SHMC_SLOT_REP_INLINE;
     }
-    atomic_store_explicit(&s->rep_flags, rep_flags | SHMC_SLOT_LOOKING, memory_order_relaxed);
+    set_changed(&s->rep_flags, rep_flags | SHMC_SLOT_LOOKING);
     uint32_t st = SHMC_SLOT_REQUEST;
     if (atomic_compare_exchange_strong(&s->state, &st, SHMC_SLOT_REPLY)) {
         wake_slot(c, i);
