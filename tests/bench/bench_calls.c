@@ -20,7 +20,12 @@
  * sleeps as soon as it is idle), so every call has to wake it, as in the
  * futex ping-pong; the caller spins as usual.
  * Every figure is the median of ROUNDS rounds (--tsv gives the fastest
- * and slowest round too).
+ * and slowest round too). The spin floor is measured in a round of its own
+ * right before each round of null calls, and a call's ratio to it is the
+ * median of the rounds' ratios: on a VM the placement of the two CPUs
+ * (sibling threads of one core, or two cores) changes from second to
+ * second, and the floor with it, by up to 3x; a floor measured seconds
+ * away from the calls compares them with another machine.
  */
 #define COBJMACROS
 #include "benchobj.h"
@@ -102,25 +107,23 @@ static void spin_pong(void *arg)
     }
 }
 
-static fig floor_spin(void)
+/* One round of the spin floor: us per round trip. */
+static double floor_spin_round(void)
 {
-    double r[ROUNDS];
-    for (int k = 0; k < ROUNDS; k++) {
-        pp p;
-        memset(&p, 0, sizeof(p));
-        p.rounds = calls_per_round();
-        shmc_plat_thread t;
-        CHECK(shmc_plat_thread_create(&t, spin_pong, &p));
-        double t0 = now_us();
-        for (uint32_t i = 1; i <= (uint32_t)p.rounds; i++) {
-            atomic_store_explicit(&p.ping, i, memory_order_release);
-            while (atomic_load_explicit(&p.pong, memory_order_acquire) != i)
-                shmc_plat_cpu_relax();
-        }
-        r[k] = (now_us() - t0) / p.rounds;
-        shmc_plat_thread_join(&t);
+    pp p;
+    memset(&p, 0, sizeof(p));
+    p.rounds = calls_per_round();
+    shmc_plat_thread t;
+    CHECK(shmc_plat_thread_create(&t, spin_pong, &p));
+    double t0 = now_us();
+    for (uint32_t i = 1; i <= (uint32_t)p.rounds; i++) {
+        atomic_store_explicit(&p.ping, i, memory_order_release);
+        while (atomic_load_explicit(&p.pong, memory_order_acquire) != i)
+            shmc_plat_cpu_relax();
     }
-    return median(r, ROUNDS);
+    double us = (now_us() - t0) / p.rounds;
+    shmc_plat_thread_join(&t);
+    return us;
 }
 
 static void futex_pong(void *arg)
@@ -212,24 +215,36 @@ static void server_stop(server *s, IBench *proxy)
     IStream_Release(s->stream);
 }
 
+/* running: calls back to back; floor: the spin floor's round measured
+ * right before each round of them, and ratio: each round's calls over its
+ * floor (the median of those, so that both sides of a ratio ran on the
+ * same placement of the machine's CPUs: on a VM it changes from second to
+ * second, and with it the floor, by up to 3x); asleep: the callee asleep. */
 typedef struct call_times {
-    fig running, asleep;
+    fig running, floor, ratio, asleep;
+    double floors[ROUNDS];
 } call_times;
 
 static call_times time_null_calls(IBench *p)
 {
     call_times t;
-    double r[ROUNDS];
-    for (int i = 0; i < 1000; i++) /* warm up (and let the spin budget settle) */
-        CHECK(IBench_Null(p));
+    double r[ROUNDS], ratio[ROUNDS];
     for (int k = 0; k < ROUNDS; k++) {
+        t.floors[k] = floor_spin_round();
+        for (int i = 0; i < 1000; i++) /* warm up (and let the spin budget settle) */
+            CHECK(IBench_Null(p));
         int n = calls_per_round();
         double t0 = now_us();
         for (int i = 0; i < n; i++)
             IBench_Null(p);
         r[k] = (now_us() - t0) / n;
+        ratio[k] = r[k] / t.floors[k];
     }
     t.running = median(r, ROUNDS);
+    t.ratio = median(ratio, ROUNDS);
+    double fl[ROUNDS];
+    memcpy(fl, t.floors, sizeof(fl));
+    t.floor = median(fl, ROUNDS);
 
     /* the callee sleeps as soon as a call is done (no spin), so every call
      * wakes it: what a call costs when the callee is not running */
@@ -360,14 +375,14 @@ static void print_tsv(fig spin, fig futex, call_times mta_sta, call_times sta_mt
              "wait/wake ping-pong, 2 threads (futex; Windows: semaphores)");
     btsv_row("null.mta_sta.running", mta_sta.running.med, mta_sta.running.lo, mta_sta.running.hi,
              "us", "call", "null call MTA->STA, both running");
-    btsv_ratio("null.mta_sta.running", "floor.spin", mta_sta.running.med / spin.med, "spin floor");
+    btsv_ratio("null.mta_sta.running", "floor.spin", mta_sta.ratio.med, "spin floor");
     btsv_row("null.mta_sta.asleep", mta_sta.asleep.med, mta_sta.asleep.lo, mta_sta.asleep.hi, "us",
              "call", "null call MTA->STA, callee asleep");
     btsv_ratio("null.mta_sta.asleep", "floor.wait", mta_sta.asleep.med / futex.med,
                "wait/wake floor");
     btsv_row("null.sta_mta.running", sta_mta.running.med, sta_mta.running.lo, sta_mta.running.hi,
              "us", "call", "null call STA->MTA, both running");
-    btsv_ratio("null.sta_mta.running", "floor.spin", sta_mta.running.med / spin.med, "spin floor");
+    btsv_ratio("null.sta_mta.running", "floor.spin", sta_mta.ratio.med, "spin floor");
     btsv_row("null.sta_mta.asleep", sta_mta.asleep.med, sta_mta.asleep.lo, sta_mta.asleep.hi, "us",
              "call", "null call STA->MTA, callee asleep");
     btsv_ratio("null.sta_mta.asleep", "floor.wait", sta_mta.asleep.med / futex.med,
@@ -410,14 +425,19 @@ int main(int argc, char **argv)
             callee == COINIT_MULTITHREADED ? COINIT_APARTMENTTHREADED : COINIT_MULTITHREADED;
         for (int i = 0; i < 5; i++) {
             call_times t = bench_null(callee, caller);
-            printf("%s: running %.3f us, asleep %.3f us\n", only, t.running.med, t.asleep.med);
+            printf("%s: running %.3f us, asleep %.3f us, %.2fx the spin floor beside it\n", only,
+                   t.running.med, t.asleep.med, t.ratio.med);
         }
         return 0;
     }
-    fig spin = floor_spin();
     fig futex = floor_futex();
     call_times mta_sta = bench_null(COINIT_APARTMENTTHREADED, COINIT_MULTITHREADED);
     call_times sta_mta = bench_null(COINIT_MULTITHREADED, COINIT_APARTMENTTHREADED);
+    /* the spin floor: every round measured beside the calls */
+    double floors[2 * ROUNDS];
+    memcpy(floors, mta_sta.floors, sizeof(mta_sta.floors));
+    memcpy(floors + ROUNDS, sta_mta.floors, sizeof(sta_mta.floors));
+    fig spin = median(floors, 2 * ROUNDS);
     fig pair = bench_pair();
     if (tsv) {
         print_tsv(spin, futex, mta_sta, sta_mta, pair);
@@ -430,11 +450,11 @@ int main(int argc, char **argv)
     printf("%-46s %10.3f\n", "floor: spin ping-pong, 2 threads", spin.med);
     printf("%-46s %10.3f\n", "floor: futex ping-pong, 2 threads", futex.med);
     printf("%-46s %10.3f  %5.2fx spin floor\n", "null call MTA->STA, both running",
-           mta_sta.running.med, mta_sta.running.med / spin.med);
+           mta_sta.running.med, mta_sta.ratio.med);
     printf("%-46s %10.3f  %5.2fx futex floor\n", "null call MTA->STA, callee asleep",
            mta_sta.asleep.med, mta_sta.asleep.med / futex.med);
     printf("%-46s %10.3f  %5.2fx spin floor\n", "null call STA->MTA, both running",
-           sta_mta.running.med, sta_mta.running.med / spin.med);
+           sta_mta.running.med, sta_mta.ratio.med);
     printf("%-46s %10.3f  %5.2fx futex floor\n", "null call STA->MTA, callee asleep",
            sta_mta.asleep.med, sta_mta.asleep.med / futex.med);
     printf("%-46s %10.3f\n", "marshal + unmarshal pair (InterThread, proxy)", pair.med);

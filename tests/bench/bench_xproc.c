@@ -38,7 +38,11 @@
  * Every figure is the median of ROUNDS rounds (3 with --quick, which also
  * leaves out the 64 MiB call), with the fastest and the slowest round
  * beside it; the rounds interleave all rows, so load from
- * elsewhere on the machine falls on floors and calls alike. Every wait
+ * elsewhere on the machine falls on floors and calls alike. The null call
+ * runs right after the spin floor's round, and its ratio to that floor is
+ * the median of the rounds' ratios: on a VM the placement of the CPUs
+ * (sibling threads of one core, or two cores) changes from second to
+ * second, and the floor with it, by up to 3x. Every wait
  * has a timeout and checks that the other process still lives; on any
  * failure the child is killed and reaped and every name is removed.
  */
@@ -130,6 +134,7 @@ static double row_median(const row *r)
 
 enum {
     OP_SETUP = 1,   /* marshal the object into the stream */
+    OP_SPIN_WORD,   /* arg round trips on word (odd: parent, even: child), spinning */
     OP_SPIN_PONG,   /* arg round trips on ping/pong, spinning */
     OP_WAIT_PONG,   /* arg round trips on fping/fpong, sleeping */
     OP_EVENT_PONG,  /* Windows: arg round trips on the named events */
@@ -151,6 +156,7 @@ enum {
  *   ack.value, status, default_spin       child; status before ack
  *   ping, fping                           parent during a ping-pong
  *   pong, fpong                           child during a ping-pong
+ *   word                                  both, in turn (the spin floor)
  */
 typedef struct mailbox {
     uint64_t parent_pid, parent_start;
@@ -168,6 +174,7 @@ typedef struct mailbox {
     _Alignas(128) _Atomic uint32_t pong;
     _Alignas(128) shmc_plat_wword fping;
     _Alignas(128) shmc_plat_wword fpong;
+    _Alignas(128) _Atomic uint32_t word;
 } mailbox;
 
 /* ---- what each process holds ------------------------------------------------------ */
@@ -415,6 +422,15 @@ static HRESULT child_setup(void)
     return hr;
 }
 
+static HRESULT child_spin_word(uint32_t n)
+{
+    for (uint32_t i = 1; i <= n; i++) {
+        spin_until(&g.mb->word, 2 * i - 1, "spin ping-pong");
+        atomic_store_explicit(&g.mb->word, 2 * i, memory_order_release);
+    }
+    return S_OK;
+}
+
 static HRESULT child_spin_pong(uint32_t n)
 {
     for (uint32_t i = 1; i <= n; i++) {
@@ -512,6 +528,9 @@ static int child_main(const char *name)
         case OP_SETUP:
             hr = child_setup();
             break;
+        case OP_SPIN_WORD:
+            hr = child_spin_word(arg);
+            break;
         case OP_SPIN_PONG:
             hr = child_spin_pong(arg);
             break;
@@ -580,7 +599,30 @@ static HRESULT command(uint32_t op, uint32_t arg)
 
 /* Every ping-pong makes one untimed round trip first (the child wakes up
  * to take the command), then times n. */
+/* The spin floor: one word both processes write in turn (the line moves
+ * with each write, and each read that sees the change is followed by a
+ * write: the exchange a call's slot line makes). */
 static double floor_spin(uint32_t n)
+{
+    mailbox *mb = g.mb;
+    atomic_store(&mb->word, 0);
+    command_post(OP_SPIN_WORD, n + 1);
+    double t0 = 0;
+    for (uint32_t i = 1; i <= n + 1; i++) {
+        if (i == 2)
+            t0 = now_us();
+        atomic_store_explicit(&mb->word, 2 * i - 1, memory_order_release);
+        spin_until(&mb->word, 2 * i, "spin ping-pong");
+    }
+    double us = (now_us() - t0) / n;
+    CHECK(command_wait());
+    return us;
+}
+
+/* The same with two words on lines of their own, each written by one side:
+ * every write then has to take the line back from a reader first, about
+ * twice the floor's time. For comparison only. */
+static double floor_spin_lines(uint32_t n)
 {
     mailbox *mb = g.mb;
     atomic_store(&mb->ping, 0);
@@ -933,7 +975,8 @@ static void size_label(char *out, size_t cap, uint32_t size)
 
 /* The rows of one run, each one figure per round. */
 typedef struct results {
-    row spin, wait, events, sock, mc4k, mc1m, mc16m, fresh16m, hot, asleep, b2b;
+    row spin, spin_lines, wait, events, sock, mc4k, mc1m, mc16m, fresh16m, hot, asleep, b2b;
+    row hot_ratio;     /* each round's null call over its spin floor */
     row call[N_SWEEP]; /* µs per Put of sweep_sizes[i] */
     row mc[N_SWEEP];   /* µs per memcpy of sweep_sizes[i] */
     bool have_sock;
@@ -946,13 +989,14 @@ typedef struct results {
 
 static void print_table(const results *r)
 {
-    double m_spin = row_median(&r->spin), m_wait = row_median(&r->wait);
+    double m_wait = row_median(&r->wait);
     double m_hot = row_median(&r->hot), m_asleep = row_median(&r->asleep);
     char note[128];
     printf("shmcom calls between two processes (median of %d rounds%s, %u CPUs)\n", n_rounds,
            quick ? ", --quick: too short to mean anything" : "", shmc_plat_cpu_count());
     printf("%-52s %9s  %-20s %7s  %s\n", "", "us/op", "fastest..slowest", "GB/s", "ratio");
     print_row("floor: spin ping-pong on a shared word", &r->spin, false, 0, NULL);
+    print_row("(spin ping-pong, two words on lines of their own)", &r->spin_lines, false, 0, NULL);
 #ifdef _WIN32
     print_row("floor: wait/wake ping-pong (named semaphores)", &r->wait, false, 0, NULL);
     print_row("floor: named events ping-pong", &r->events, false, 0, NULL);
@@ -971,7 +1015,7 @@ static void print_table(const results *r)
     print_gbs_row("floor: memcpy 1 MiB into a shared mapping", &r->mc1m, MiB, NULL);
     print_gbs_row("floor: memcpy 16 MiB into a shared mapping", &r->mc16m, 16 * MiB, NULL);
     print_gbs_row("floor: memcpy 16 MiB into a new region each time", &r->fresh16m, 16 * MiB, NULL);
-    snprintf(note, sizeof(note), "%5.2fx spin floor", m_hot / m_spin);
+    snprintf(note, sizeof(note), "%5.2fx spin floor", row_median(&r->hot_ratio));
     print_row("null call, both running", &r->hot, false, 0, note);
     snprintf(note, sizeof(note), "%5.2fx wait/wake floor", m_asleep / m_wait);
 #ifdef _WIN32
@@ -1032,10 +1076,12 @@ static void tsv_gbs_row(const char *key, const row *r, const char *label)
 
 static void print_tsv(const results *r)
 {
-    double m_spin = row_median(&r->spin), m_wait = row_median(&r->wait);
+    double m_wait = row_median(&r->wait);
     double m_hot = row_median(&r->hot), m_asleep = row_median(&r->asleep);
     btsv_header("bench_xproc", shmc_plat_cpu_count(), quick);
     tsv_row("floor.spin", &r->spin, "us", "floor", "spin ping-pong on a shared word, 2 processes");
+    tsv_row("floor.spin_lines", &r->spin_lines, "us", "floor",
+            "spin ping-pong, two words on lines of their own, 2 processes");
     /* one label on both platforms: the report puts them side by side */
     tsv_row("floor.wait", &r->wait, "us", "floor",
             "wait/wake ping-pong, 2 processes (futex; Windows: named semaphores)");
@@ -1052,7 +1098,7 @@ static void print_tsv(const results *r)
     tsv_gbs_row("memcpy.16777216", &r->mc16m, "memcpy 16 MiB into a shared mapping");
     tsv_gbs_row("memcpy_new.16777216", &r->fresh16m, "memcpy 16 MiB into a new region each time");
     tsv_row("null.running", &r->hot, "us", "call", "null call, both running");
-    btsv_ratio("null.running", "floor.spin", m_hot / m_spin, "spin floor");
+    btsv_ratio("null.running", "floor.spin", row_median(&r->hot_ratio), "spin floor");
     tsv_row("null.asleep", &r->asleep, "us", "call",
             "null call, server asleep (" ASLEEP_GAP_TEXT " between calls)");
     btsv_ratio("null.asleep", "floor.wait", m_asleep / m_wait, "wait/wake floor");
@@ -1118,7 +1164,7 @@ static int parent_main(bool tsv)
     r.have_sock = sock_setup();
 
     for (int k = 0; k < n_rounds; k++) {
-        r.spin.v[k] = floor_spin(n_spin);
+        r.spin_lines.v[k] = floor_spin_lines(n_spin);
         r.wait.v[k] = floor_wait(n_wait);
 #ifdef _WIN32
         r.events.v[k] = floor_events(n_wait);
@@ -1130,6 +1176,7 @@ static int parent_main(bool tsv)
         r.mc16m.v[k] = floor_memcpy(buf, 16 * MiB, mc_bytes / (16 * MiB));
         r.fresh16m.v[k] = floor_memcpy_fresh(buf, 16 * MiB, n_16m);
 
+        r.spin.v[k] = floor_spin(n_spin); /* right before the null calls: the same placement */
         r.hot.v[k] = time_null(p, n_hot);
         CHECK(command(OP_CALLEE_SPIN, 0));
         r.asleep.v[k] = time_null_gap(p, n_asleep, ASLEEP_GAP_US);
@@ -1145,6 +1192,8 @@ static int parent_main(bool tsv)
             r.mc[i].v[k] = time_memcpy(buf, size, n_mc);
         }
     }
+    for (int k = 0; k < n_rounds; k++)
+        r.hot_ratio.v[k] = r.hot.v[k] / r.spin.v[k];
     parent_teardown(p, buf);
     if (tsv)
         print_tsv(&r);
