@@ -20,8 +20,8 @@
  * sleeps as soon as it is idle), so every call has to wake it, as in the
  * futex ping-pong; the caller spins as usual.
  * Every figure is the median of ROUNDS rounds (--tsv gives the fastest
- * and slowest round too). The spin floor is measured in a round of its own
- * right before each round of null calls, and a call's ratio to it is the
+ * and slowest round too). A round of null calls takes turns with the spin
+ * floor, a few milliseconds each, and a call's ratio to the floor is the
  * median of the rounds' ratios: on a VM the placement of the two CPUs
  * (sibling threads of one core, or two cores) changes from second to
  * second, and the floor with it, by up to 3x; a floor measured seconds
@@ -44,6 +44,7 @@
 #endif
 
 #define ROUNDS 7
+#define CHUNKS 5 /* turns of floor and null calls in a round */
 
 static bool quick;
 static int calls_per_round(void)
@@ -107,21 +108,26 @@ static void spin_pong(void *arg)
     }
 }
 
-/* One round of the spin floor: us per round trip. */
-static double floor_spin_round(void)
+/* n round trips of the spin floor: us per round trip (after WARM more, so
+ * that the new thread is running and has been moved to the other CPU). */
+#define WARM 2000
+/* n round trips of the spin floor: us per round trip. */
+static double floor_spin_round(int n)
 {
     pp p;
     memset(&p, 0, sizeof(p));
-    p.rounds = calls_per_round();
+    p.rounds = n + WARM;
     shmc_plat_thread t;
     CHECK(shmc_plat_thread_create(&t, spin_pong, &p));
-    double t0 = now_us();
+    double t0 = 0;
     for (uint32_t i = 1; i <= (uint32_t)p.rounds; i++) {
+        if (i == WARM + 1) /* timed once the thread runs, on a CPU of its own */
+            t0 = now_us();
         atomic_store_explicit(&p.ping, i, memory_order_release);
         while (atomic_load_explicit(&p.pong, memory_order_acquire) != i)
             shmc_plat_cpu_relax();
     }
-    double us = (now_us() - t0) / p.rounds;
+    double us = (now_us() - t0) / n;
     shmc_plat_thread_join(&t);
     return us;
 }
@@ -230,14 +236,21 @@ static call_times time_null_calls(IBench *p)
     call_times t;
     double r[ROUNDS], ratio[ROUNDS];
     for (int k = 0; k < ROUNDS; k++) {
-        t.floors[k] = floor_spin_round();
-        for (int i = 0; i < 1000; i++) /* warm up (and let the spin budget settle) */
-            CHECK(IBench_Null(p));
-        int n = calls_per_round();
-        double t0 = now_us();
-        for (int i = 0; i < n; i++)
-            IBench_Null(p);
-        r[k] = (now_us() - t0) / n;
+        /* the round in CHUNKS turns of floor, then calls, a few
+         * milliseconds each: both meet the same placements */
+        int n = calls_per_round() / CHUNKS;
+        double fl_us = 0, call_us = 0;
+        for (int c = 0; c < CHUNKS; c++) {
+            fl_us += floor_spin_round(n);
+            for (int i = 0; i < 200; i++) /* warm up (and let the spin budget settle) */
+                CHECK(IBench_Null(p));
+            double t0 = now_us();
+            for (int i = 0; i < n; i++)
+                IBench_Null(p);
+            call_us += (now_us() - t0) / n;
+        }
+        t.floors[k] = fl_us / CHUNKS;
+        r[k] = call_us / CHUNKS;
         ratio[k] = r[k] / t.floors[k];
     }
     t.running = median(r, ROUNDS);
