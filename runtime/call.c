@@ -132,6 +132,9 @@ HRESULT shmc_call_new(shmc_call **out, uint32_t kind)
         c->req_borrowed = false;
         c->reply_to = NULL;
         c->marshaler = NULL;
+        /* a reply is written only where it differs (shmc_call_execute):
+         * what it is compared with must be defined */
+        memset(c->rep_inline, 0, sizeof(c->rep_inline));
     }
     /* Line 0 only where it changes (the callee writes hr and rep_size; the
      * state is shmc_call_run's): the call may be watched. */
@@ -364,6 +367,7 @@ static HRESULT reply_get_buffer(ShmStubReply *r, uint32_t size, void **buf)
     }
     rb->staged = size <= REPLY_STAGE;
     if (rb->staged) {
+        memset(rb->stage, 0, size); /* compared whole, padding included */
         *buf = rb->stage;
     } else if (size > SHMC_CALL_INLINE) {
         c->rep_ext = shmc_malloc(size);

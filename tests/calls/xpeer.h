@@ -85,8 +85,9 @@ typedef struct xpeer_counts {
 void xpeer_counts_take(xpeer_counts *c);
 /*
  * Waits (bounded by timeout_ms, a watchdog, not a speed limit) until this
- * process holds what `base` says again; fails the test naming what
- * differs if it does not.
+ * process holds what `base` says again (the same objects and stubs, no
+ * more handles or threads); fails the test naming what differs if it does
+ * not.
  */
 void xpeer_counts_await(const xpeer_counts *base, uint32_t timeout_ms);
 
