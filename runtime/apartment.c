@@ -29,6 +29,22 @@ static shmc_notifier *pool;
 
 static void thread_dtor(void *p);
 
+/* How many pauses take about ns: the pause is timed once (200 of them,
+ * a few microseconds). From 0 (a pause that long) to 16 (a CPU whose
+ * pause is a few cycles gains little from counting more). */
+static uint32_t quiet_pauses(uint32_t ns)
+{
+    enum { N = 200 };
+    uint64_t t0 = shmc_plat_clock_ns();
+    for (int i = 0; i < N; i++)
+        shmc_plat_cpu_relax();
+    uint64_t per = (shmc_plat_clock_ns() - t0) / N;
+    if (per == 0)
+        per = 1;
+    uint64_t n = (ns + per / 2) / per;
+    return n > 16 ? 16u : (uint32_t)n;
+}
+
 static void rt_setup(void)
 {
     shmc_plat_mutex_init(&shmc_g.lock);
@@ -40,6 +56,7 @@ static void rt_setup(void)
     bool multi = shmc_plat_cpu_count() > 1;
     atomic_store(&shmc_tune.caller_spin_max_ns, multi ? 100000u : 0u);
     atomic_store(&shmc_tune.callee_spin_ns, multi ? 50000u : 0u);
+    atomic_store(&shmc_tune.quiet_pauses, multi ? quiet_pauses(SHMC_QUIET_NS) : 0u);
 }
 
 HRESULT shmc_rt_init(void)

@@ -263,6 +263,7 @@ HRESULT shmc_call_run(shmc_call *c)
         atomic_load_explicit(&c->watcher, memory_order_relaxed) == c->target &&
         atomic_compare_exchange_strong(&c->state, &s, SHMC_CALL_REQUEST)) {
         shmc_apt_ring(c->target); /* sent: its watcher sees the state */
+        shmc_handoff_quiet();
     } else {
         /* not watched by the target (or no longer): take it back (a
          * watcher's CAS WATCHED -> DONE may race with this; either way
@@ -463,6 +464,8 @@ bool shmc_call_execute(shmc_apt *apt, shmc_call *c, _Atomic int32_t *spare_worke
     if (atomic_compare_exchange_strong(&c->state, &s, watch ? SHMC_CALL_WATCHED : SHMC_CALL_DONE)) {
         shmc_notifier_notify(n, true); /* c belongs to its caller from here */
         watched = watch;
+        if (watched)
+            shmc_handoff_quiet(); /* before it looks at the line again */
     } else {
         drop_call(c, true); /* the caller timed out: nobody reads the reply */
         destroy_abandoned(c);

@@ -747,6 +747,7 @@ HRESULT shmc_xcall_send(shmc_xcall *x, uint32_t kind, uint32_t method, const uin
         flags |= SHMC_SLOT_REP_HELD; /* the server may reuse that reply region */
     atomic_store_explicit(&s->flags, flags, memory_order_relaxed);
     atomic_store_explicit(&s->state, SHMC_SLOT_REQUEST, memory_order_release);
+    shmc_handoff_quiet();
     /* wake a receiver if some sleep and none is about to look (the
      * receiver that replied last in this slot, or any other) */
     atomic_thread_fence(memory_order_seq_cst);
@@ -1159,6 +1160,7 @@ static bool serve_slot(shmc_conn *c, shmc_ifs_cache *k, uint32_t i)
     set_changed(&s->rep_flags, rep_flags | SHMC_SLOT_LOOKING);
     uint32_t st = SHMC_SLOT_REQUEST;
     if (atomic_compare_exchange_strong(&s->state, &st, SHMC_SLOT_REPLY)) {
+        shmc_handoff_quiet();
         wake_slot(c, i);
         end_serving(c, i);
         return true;
