@@ -968,7 +968,10 @@ static const void *slot_reply_data(const slot_reply *sr)
                     : shmc_conn_rep_area(sr->conn, sr->slot);
 }
 
-static uint64_t ipid_key(const uint8_t ipid[16]);
+/* The interface stub named by ipid if the client holds a reference on it
+ * and its object is still connected, with a struct reference; under the
+ * runtime lock. */
+static shmc_ifstub *held_ifstub_locked(shmc_conn *c, const uint8_t ipid[16]);
 
 static void cache_clear(shmc_ifs_cache *k)
 {
@@ -989,12 +992,9 @@ static shmc_ifstub *cache_lookup(shmc_conn *c, shmc_ifs_cache *k, const uint8_t 
         memcmp(k->ipid, ipid, 16) == 0)
         return k->ifs;
     cache_clear(k);
-    shmc_ifstub *ifs = NULL;
     shmc_plat_mutex_lock(&shmc_g.lock);
-    shmc_conn_ref *r = shmc_hmap_get(&c->credits, ipid_key(ipid));
-    if (r && r->count && r->ifs->mgr->connected && !memcmp(r->ifs->ipid.b, ipid, 16)) {
-        ifs = r->ifs;
-        shmc_ifstub_addref(ifs);
+    shmc_ifstub *ifs = held_ifstub_locked(c, ipid);
+    if (ifs) {
         atomic_fetch_add(&ifs->mgr->refs, 1);
         k->gen = atomic_load_explicit(&shmc_g.ref_gen, memory_order_relaxed);
     }
@@ -1430,15 +1430,19 @@ HRESULT shmc_conn_debit_locked(shmc_conn *c, const uint8_t ipid[16], uint32_t n,
     return S_OK;
 }
 
+static shmc_ifstub *held_ifstub_locked(shmc_conn *c, const uint8_t ipid[16])
+{
+    shmc_conn_ref *r = shmc_hmap_get(&c->credits, ipid_key(ipid));
+    if (!r || !r->count || !r->ifs->mgr->connected || memcmp(r->ifs->ipid.b, ipid, 16) != 0)
+        return NULL;
+    shmc_ifstub_addref(r->ifs);
+    return r->ifs;
+}
+
 shmc_ifstub *shmc_conn_lookup_ipid(shmc_conn *c, const uint8_t ipid[16])
 {
-    shmc_ifstub *ifs = NULL;
     shmc_plat_mutex_lock(&shmc_g.lock);
-    shmc_conn_ref *r = shmc_hmap_get(&c->credits, ipid_key(ipid));
-    if (r && r->count && r->ifs->mgr->connected && !memcmp(r->ifs->ipid.b, ipid, 16)) {
-        ifs = r->ifs;
-        shmc_ifstub_addref(ifs);
-    }
+    shmc_ifstub *ifs = held_ifstub_locked(c, ipid);
     shmc_plat_mutex_unlock(&shmc_g.lock);
     return ifs;
 }

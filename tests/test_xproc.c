@@ -1757,6 +1757,26 @@ static int serve_posted(shmc_conn *c, uint32_t i, HRESULT *status, unsigned char
     return served;
 }
 
+/* The peer of detached connection c takes record rec (CONSUME, posted
+ * in slot i): the server's answer. */
+static HRESULT consume_posted(shmc_conn *c, uint32_t i, const shmc_objref *rec)
+{
+    shmc_op_record op;
+    memset(&op, 0, sizeof(op));
+    op.oxid = rec->oxid;
+    op.oid = rec->oid;
+    op.nonce = rec->nonce;
+    memcpy(op.ipid, rec->ipid, 16);
+    op.iid = rec->iid;
+    op.mshlflags = rec->mshlflags;
+    memcpy(shmc_conn_req_area(c, i), &op, sizeof(op));
+    set_request(c, i, SHMC_OP_CONSUME, 0, rec->ipid, sizeof(op), 0, NULL);
+    HRESULT status;
+    unsigned char reply[8];
+    assert_int_equal(serve_posted(c, i, &status, reply), (int)i);
+    return status;
+}
+
 /* A receiver remembers the interface it called last (conn.c,
  * shmc_ifs_cache): once the client gave its references back, the IPID is
  * refused again, though the object lives on (a table record holds it). */
@@ -1783,18 +1803,7 @@ static void given_back_ipid_refused(void **state)
 
     HRESULT status;
     unsigned char reply[8];
-    shmc_op_record op;
-    memset(&op, 0, sizeof(op));
-    op.oxid = rec.oxid;
-    op.oid = rec.oid;
-    op.nonce = rec.nonce;
-    memcpy(op.ipid, rec.ipid, 16);
-    op.iid = rec.iid;
-    op.mshlflags = rec.mshlflags;
-    memcpy(shmc_conn_req_area(c, 3), &op, sizeof(op));
-    set_request(c, 3, SHMC_OP_CONSUME, 0, rec.ipid, sizeof(op), 0, NULL);
-    assert_int_equal(serve_posted(c, 3, &status, reply), 3);
-    assert_hr(status, S_OK);
+    assert_hr(consume_posted(c, 3, &rec), S_OK);
     for (int k = 0; k < 2; k++) { /* the second one through what it remembers */
         set_request(c, 5, SHMC_OP_METHOD, 3 /* Null */, rec.ipid, 0, 0, NULL);
         assert_int_equal(serve_posted(c, 5, &status, reply), 5);
@@ -1814,12 +1823,7 @@ static void given_back_ipid_refused(void **state)
 
     /* the object taken out of the tables: the same for a client that
      * still holds its reference */
-    op.nonce = table.nonce;
-    op.mshlflags = table.mshlflags;
-    memcpy(shmc_conn_req_area(c, 3), &op, sizeof(op));
-    set_request(c, 3, SHMC_OP_CONSUME, 0, table.ipid, sizeof(op), 0, NULL);
-    assert_int_equal(serve_posted(c, 3, &status, reply), 3);
-    assert_hr(status, S_OK);
+    assert_hr(consume_posted(c, 3, &table), S_OK);
     set_request(c, 5, SHMC_OP_METHOD, 3, table.ipid, 0, 0, NULL);
     assert_int_equal(serve_posted(c, 5, &status, reply), 5);
     assert_hr(status, S_OK);
@@ -1870,18 +1874,7 @@ static void detached_connection(void **state)
 
     HRESULT status;
     unsigned char reply[8];
-    shmc_op_record op;
-    memset(&op, 0, sizeof(op));
-    op.oxid = rec.oxid;
-    op.oid = rec.oid;
-    op.nonce = rec.nonce;
-    memcpy(op.ipid, rec.ipid, 16);
-    op.iid = rec.iid;
-    op.mshlflags = rec.mshlflags;
-    memcpy(shmc_conn_req_area(c, 3), &op, sizeof(op));
-    set_request(c, 3, SHMC_OP_CONSUME, 0, rec.ipid, sizeof(op), 0, NULL);
-    assert_int_equal(serve_posted(c, 3, &status, reply), 3);
-    assert_hr(status, S_OK);
+    assert_hr(consume_posted(c, 3, &rec), S_OK);
     LONG args[2] = {40, 2};
     memcpy(shmc_conn_req_area(c, 5), args, sizeof(args));
     set_request(c, 5, SHMC_OP_METHOD, 4 /* Add */, rec.ipid, sizeof(args), 0, NULL);
@@ -2011,18 +2004,7 @@ static void lying_peer_leaves_no_bulk_name(void **state)
     assert_hr(shmc_conn_new_detached(mem, SHMC_CONN_SIZE, false, &peer, NULL, &c), S_OK);
     HRESULT status;
     unsigned char reply[8];
-    shmc_op_record op;
-    memset(&op, 0, sizeof(op));
-    op.oxid = rec.oxid;
-    op.oid = rec.oid;
-    op.nonce = rec.nonce;
-    memcpy(op.ipid, rec.ipid, 16);
-    op.iid = rec.iid;
-    op.mshlflags = rec.mshlflags;
-    memcpy(shmc_conn_req_area(c, 0), &op, sizeof(op));
-    set_request(c, 0, SHMC_OP_CONSUME, 0, rec.ipid, sizeof(op), 0, NULL);
-    serve_posted(c, 0, &status, reply);
-    assert_hr(status, S_OK);
+    assert_hr(consume_posted(c, 0, &rec), S_OK);
     ULONG n = SHMC_SLOT_AREA + 1; /* Fill(n): n bytes back */
     shmc_slot_hdr *s = shmc_conn_slot(c, 1);
     memcpy(shmc_conn_req_area(c, 1), &n, sizeof(n));
