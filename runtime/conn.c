@@ -1090,11 +1090,12 @@ static HRESULT request_frame(shmc_conn *c, uint32_t i, uint32_t flags, uint32_t 
 static void count_looking(shmc_conn *c, int d);
 static void end_serving(shmc_conn *c, uint32_t i);
 
-static void set_changed(_Atomic uint32_t *field, uint32_t value)
-{
-    if (atomic_load_explicit(field, memory_order_relaxed) != value)
-        atomic_store_explicit(field, value, memory_order_relaxed);
-}
+/* Stores value into an atomic field of the slot only if it differs. */
+#define SET_CHANGED_ATOMIC(field, value)                                    \
+    do {                                                                    \
+        if (atomic_load_explicit((field), memory_order_relaxed) != (value)) \
+            atomic_store_explicit((field), (value), memory_order_relaxed);  \
+    } while (0)
 
 /* One claimed slot: read, check, run, answer. true if the reply went out
  * with SHMC_SLOT_LOOKING set (the caller clears it before it stops
@@ -1147,9 +1148,8 @@ static bool serve_slot(shmc_conn *c, shmc_ifs_cache *k, uint32_t i)
      * and the compare-and-swap waits for it once more). What we compare
      * with may be what the client wrote: it only decides whether we
      * write, and the client gets what it asked for. */
-    set_changed(&s->rep_len, SUCCEEDED(status) ? reply.len : 0);
-    if (atomic_load_explicit(&s->status, memory_order_relaxed) != (int32_t)status)
-        atomic_store_explicit(&s->status, (int32_t)status, memory_order_relaxed);
+    SET_CHANGED_ATOMIC(&s->rep_len, SUCCEEDED(status) ? reply.len : 0u);
+    SET_CHANGED_ATOMIC(&s->status, (int32_t)status);
     if (SUCCEEDED(status) && reply.bulk) {
         rep_flags |= SHMC_SLOT_BULK_REP;
     } else if (SUCCEEDED(status) && reply.inline_rep) {
@@ -1157,7 +1157,7 @@ static bool serve_slot(shmc_conn *c, shmc_ifs_cache *k, uint32_t i)
             memcpy(s->inline_rep, reply.stage, reply.len);
         rep_flags |= SHMC_SLOT_REP_INLINE;
     }
-    set_changed(&s->rep_flags, rep_flags | SHMC_SLOT_LOOKING);
+    SET_CHANGED_ATOMIC(&s->rep_flags, rep_flags | SHMC_SLOT_LOOKING);
     uint32_t st = SHMC_SLOT_REQUEST;
     if (atomic_compare_exchange_strong(&s->state, &st, SHMC_SLOT_REPLY)) {
         shmc_handoff_quiet();
@@ -1455,10 +1455,10 @@ static void drop_credits(shmc_conn *c)
         shmc_conn_ref *r = NULL;
         shmc_plat_mutex_lock(&shmc_g.lock);
         r = shmc_hmap_take_any(&c->credits);
-        if (r)
+        if (r) {
             shmc_ref_gen_bump_locked();
-        if (r)
             shmc_stubmgr_drop_refs_locked(r->ifs->mgr, r->count, false, &destroy);
+        }
         shmc_plat_mutex_unlock(&shmc_g.lock);
         if (!r)
             break;

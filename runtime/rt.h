@@ -316,9 +316,7 @@ struct shmc_stubmgr {
     shmc_record *records;
     bool connected;     /* in the tables, reachable */
     shmc_stubmgr *next; /* apt->stubs */
-    /* taken by the callee on every call: a line away from `apt`, which
-     * callers read on every call */
-    unsigned char line_gap[SHMC_LINE];
+    /* guards identity (calls do not take it: shmc_ifstub_enter) */
     shmc_plat_mutex lock;
     IUnknown *identity; /* under lock; NULL once disconnected */
 };
