@@ -332,6 +332,7 @@ typedef struct calls_obj {
     callback cb;
     double bases_sum;
     LONG signed_n;
+    HRESULT nothing_hr; /* what Nothing returns */
 } calls_obj;
 
 static calls_obj obj;
@@ -378,7 +379,7 @@ static HRESULT STDMETHODCALLTYPE o_swap(IDerived *This, Pair *p)
 static HRESULT STDMETHODCALLTYPE o_nothing(IDerived *This)
 {
     impl(This)->calls++;
-    return S_OK;
+    return impl(This)->nothing_hr;
 }
 static HRESULT STDMETHODCALLTYPE o_bases(IDerived *This, char c, BYTE y, signed char sm,
                                          unsigned char usm, short s, unsigned short us, int i,
@@ -977,6 +978,7 @@ static void channel_errors(void **state)
 /* ---- hostile requests ----------------------------------------------------------- */
 
 enum {
+    SLOT_NOTHING = 5,
     SLOT_STRINGS = 9,
     SLOT_ARRAYS = 10,
     SLOT_ALLOC = 11,
@@ -1116,6 +1118,86 @@ static void hostile_requests(void **state)
     expect_bad(SLOT_QUERY, req, size, 4, size); /* record past the end */
     expect_bad(SLOT_QUERY, req, size, 0, 8);    /* record over the riid slot */
     free(req);
+}
+
+/* ---- a method without parameters ---------------------------------------------------- */
+
+/* A reply sink whose buffer cannot be had. */
+static HRESULT sink_getbuffer_fails(ShmStubReply *r, uint32_t size, void **buf)
+{
+    (void)r;
+    (void)size;
+    *buf = NULL;
+    return E_OUTOFMEMORY;
+}
+static const ShmStubReplyVtbl failing_sink_vtbl = {sink_getbuffer_fails};
+
+/* Nothing(void) takes the engine's short path on both sides: the same
+ * frames, checks and errors as the general one. */
+static void bare_method(void **state)
+{
+    (void)state;
+    assert_hr(IDerived_Nothing(proxy), S_OK);
+    assert_int_equal(obj.calls, 1);
+    assert_int_equal(last_request_size, 0);
+    assert_int_equal(last_reply_size, 8); /* the HRESULT, padded */
+    assert_int_equal(get32(last_reply), S_OK);
+    assert_int_equal(get32(last_reply + 4), 0);
+    /* the object's own results come back; a failure in a bare HRESULT */
+    obj.nothing_hr = S_FALSE;
+    assert_hr(IDerived_Nothing(proxy), S_FALSE);
+    assert_int_equal(last_reply_size, 8);
+    obj.nothing_hr = E_NOTIMPL;
+    assert_hr(IDerived_Nothing(proxy), E_NOTIMPL);
+    assert_int_equal(last_reply_size, 4);
+    assert_int_equal(get32(last_reply), (uint32_t)E_NOTIMPL);
+    obj.nothing_hr = S_OK;
+    assert_int_equal(obj.calls, 3);
+
+    /* the channel's errors, without a call */
+    fail_getbuffer = RPC_E_DISCONNECTED;
+    assert_hr(IDerived_Nothing(proxy), RPC_E_DISCONNECTED);
+    fail_getbuffer = S_OK;
+    fail_sendreceive = RPC_E_SERVER_DIED;
+    assert_hr(IDerived_Nothing(proxy), RPC_E_SERVER_DIED);
+    fail_sendreceive = S_OK;
+    assert_int_equal(obj.calls, 3);
+
+    /* replies from a hostile peer: too short for an HRESULT, or one that
+     * fails (then nothing else is read); a longer one is only read as far
+     * as the method's reply goes */
+    unsigned char rep[16];
+    memset(rep, 0, sizeof(rep));
+    for (uint32_t n = 0; n < 4; n++) {
+        inject_reply = rep;
+        inject_reply_size = n;
+        assert_hr(IDerived_Nothing(proxy), RPC_E_INVALID_DATA);
+    }
+    put32(rep, (uint32_t)E_ACCESSDENIED);
+    inject_reply_size = 4;
+    assert_hr(IDerived_Nothing(proxy), E_ACCESSDENIED);
+    put32(rep, (uint32_t)S_FALSE);
+    put32(rep + 4, 0xdeadbeefu);
+    inject_reply_size = sizeof(rep);
+    assert_hr(IDerived_Nothing(proxy), S_FALSE);
+    inject_reply = NULL;
+
+    /* the stub: a request may carry more than the method reads; a reply
+     * buffer it cannot get is the call's error (the method ran) */
+    static const unsigned char extra[8] = {1, 2, 3, 4, 5, 6, 7, 8};
+    int calls = obj.calls;
+    assert_hr(stub_call(SLOT_NOTHING, extra, sizeof(extra)), S_OK);
+    assert_int_equal(obj.calls, calls + 1);
+    ShmStubReply failing = {&failing_sink_vtbl};
+    assert_hr(ShmStubInvoke(find_info(&IID_IDerived), &obj.IDerived_iface, SLOT_NOTHING, NULL, 0,
+                            &marshaler, &failing),
+              E_OUTOFMEMORY);
+    assert_int_equal(obj.calls, calls + 2);
+    /* and what it checks before the short path: the method and the size */
+    assert_hr(ShmStubInvoke(find_info(&IID_IDerived), &obj.IDerived_iface, SLOT_NOTHING, NULL, 8,
+                            &marshaler, &failing),
+              E_INVALIDARG);
+    assert_int_equal(obj.calls, calls + 2);
 }
 
 /* ---- hostile replies ------------------------------------------------------------------ */
@@ -1327,6 +1409,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(channel_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(hostile_requests, setup, teardown),
         cmocka_unit_test_setup_teardown(hostile_replies, setup, teardown),
+        cmocka_unit_test_setup_teardown(bare_method, setup, teardown),
         cmocka_unit_test_setup_teardown(every_allocation_fails, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
