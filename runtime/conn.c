@@ -1090,6 +1090,15 @@ static HRESULT request_frame(shmc_conn *c, uint32_t i, uint32_t flags, uint32_t 
 static void count_looking(shmc_conn *c, int d);
 static void end_serving(shmc_conn *c, uint32_t i);
 
+/* Slot i is watched by the receiver that replies there (see
+ * receiver_main); written only when it changes, the hot case. The
+ * receiver keeps the slot's serving bit meanwhile. */
+static void watch(shmc_conn *c, uint32_t i)
+{
+    if (!(atomic_load_explicit(&c->watched, memory_order_relaxed) & (1u << i)))
+        atomic_fetch_or(&c->watched, 1u << i);
+}
+
 /* Stores value into an atomic field of the slot only if it differs. */
 #define SET_CHANGED_ATOMIC(field, value)                                    \
     do {                                                                    \
@@ -1098,8 +1107,8 @@ static void end_serving(shmc_conn *c, uint32_t i);
     } while (0)
 
 /* One claimed slot: read, check, run, answer. true if the reply went out
- * with SHMC_SLOT_LOOKING set (the caller clears it before it stops
- * looking). */
+ * with SHMC_SLOT_LOOKING set: we watch the slot then, and keep its bit in
+ * c->serving until we stop (unhint). */
 static bool serve_slot(shmc_conn *c, shmc_ifs_cache *k, uint32_t i)
 {
     shmc_slot_hdr *s = shmc_conn_slot(c, i);
@@ -1158,12 +1167,12 @@ static bool serve_slot(shmc_conn *c, shmc_ifs_cache *k, uint32_t i)
         rep_flags |= SHMC_SLOT_REP_INLINE;
     }
     SET_CHANGED_ATOMIC(&s->rep_flags, rep_flags | SHMC_SLOT_LOOKING);
+    watch(c, i);
     uint32_t st = SHMC_SLOT_REQUEST;
     if (atomic_compare_exchange_strong(&s->state, &st, SHMC_SLOT_REPLY)) {
         shmc_handoff_quiet();
         wake_slot(c, i);
-        end_serving(c, i);
-        return true;
+        return true; /* serving it still: we watch it */
     }
     /* the client gave up: nobody reads the reply; release what it carries */
     if (SUCCEEDED(status) && kind == SHMC_OP_METHOD && reply.len) {
@@ -1178,6 +1187,7 @@ static bool serve_slot(shmc_conn *c, shmc_ifs_cache *k, uint32_t i)
     bulk_drop(&c->bulk_out[i]);
     shmc_plat_region_close(&c->bulk_in[i]);
     atomic_fetch_and(&s->rep_flags, ~(uint32_t)SHMC_SLOT_LOOKING);
+    atomic_fetch_and(&c->watched, ~(1u << i));
     atomic_store_explicit(&s->state, SHMC_SLOT_FREE, memory_order_release);
     end_serving(c, i);
     return false;
@@ -1223,10 +1233,25 @@ static void drop_early(shmc_conn *c, uint32_t i)
 /* Claims a slot with a request, or -1. The state word alone does not
  * make a slot ours: the client can write REQUEST again while a receiver
  * serves it. What we keep per slot (its bulk regions) is used by one
- * receiver at a time, the one that set the slot's bit in c->serving. */
-static int claim_slot(shmc_conn *c)
+ * receiver at a time, the one that set the slot's bit in c->serving: the
+ * receiver that serves the slot, or watches it (`mine`, whose bit it kept
+ * from its last reply there: its next request is ours without a write). */
+static int claim_slot(shmc_conn *c, int mine)
 {
+    if (mine >= 0) {
+        shmc_slot_hdr *s = shmc_conn_slot(c, (uint32_t)mine);
+        uint32_t st = atomic_load_explicit(&s->state, memory_order_acquire);
+        if (st == SHMC_SLOT_REQUEST) {
+            atomic_store_explicit(&s->taken, 1, memory_order_relaxed);
+            return mine;
+        }
+        if (st == SHMC_SLOT_ABANDONED_EARLY &&
+            atomic_compare_exchange_strong(&s->state, &st, SHMC_SLOT_RUNNING))
+            drop_early(c, (uint32_t)mine); /* (and we go on watching it) */
+    }
     for (uint32_t i = 0; i < SHMC_CONN_SLOTS; i++) {
+        if ((int)i == mine)
+            continue;
         shmc_slot_hdr *s = shmc_conn_slot(c, i);
         uint32_t st = atomic_load_explicit(&s->state, memory_order_acquire);
         if (st != SHMC_SLOT_ABANDONED_EARLY && st != SHMC_SLOT_REQUEST)
@@ -1250,16 +1275,18 @@ static int claim_slot(shmc_conn *c)
     return -1;
 }
 
-/* A request a receiver could claim: one in a slot no receiver serves (a
- * client that posts into a slot being served gets it claimed once that
- * receiver is done, by that receiver: the others need not spin on it). */
-static bool has_request(shmc_conn *c)
+/* A request a receiver could claim: one in a slot no receiver serves or
+ * watches but us (a client that posts into a slot being served gets it
+ * claimed once that receiver is done, by that receiver: the others need
+ * not spin on it). */
+static bool has_request(shmc_conn *c, int mine)
 {
-    uint32_t serving = atomic_load_explicit(&c->serving, memory_order_relaxed);
+    uint32_t skip = atomic_load_explicit(&c->serving, memory_order_relaxed);
+    if (mine >= 0)
+        skip &= ~(1u << mine);
     for (uint32_t i = 0; i < SHMC_CONN_SLOTS; i++) {
-        if (atomic_load_explicit(&shmc_conn_slot(c, i)->state, memory_order_acquire) ==
-                SHMC_SLOT_REQUEST &&
-            !(serving & (1u << i)))
+        if (!(skip & (1u << i)) && atomic_load_explicit(&shmc_conn_slot(c, i)->state,
+                                                        memory_order_acquire) == SHMC_SLOT_REQUEST)
             return true;
     }
     return false;
@@ -1282,8 +1309,10 @@ static void count_sleeping(shmc_conn *c, int d)
 static void unhint(shmc_conn *c, int *hinted)
 {
     if (*hinted >= 0) {
-        atomic_fetch_and(&shmc_conn_slot(c, (uint32_t)*hinted)->rep_flags,
-                         ~(uint32_t)SHMC_SLOT_LOOKING);
+        uint32_t i = (uint32_t)*hinted;
+        atomic_fetch_and(&c->watched, ~(1u << i));
+        atomic_fetch_and(&shmc_conn_slot(c, i)->rep_flags, ~(uint32_t)SHMC_SLOT_LOOKING);
+        end_serving(c, i); /* the slot is anybody's again */
         *hinted = -1;
     }
 }
@@ -1295,6 +1324,16 @@ static void unhint(shmc_conn *c, int *hinted)
  * just before it publishes a reply until it sleeps or takes the next
  * request, so a client that posts a request right after a reply sees that
  * someone will find it and does not wake anybody.
+ *
+ * The receiver that replied in a slot watches it (SHMC_SLOT_LOOKING for
+ * the client, c->watched for the other receivers) and keeps its serving
+ * bit until it stops: it takes the slot's next request without a write,
+ * and no other receiver reads the slot's line meanwhile. A third thread
+ * reading the line a hot call moves between client and receiver would
+ * make each side's write wait for one more transfer. Another receiver
+ * does not spin while one watches a slot: the watcher, idle, looks at
+ * every slot; busy, it no longer counts as looking, and a client that
+ * posts elsewhere rings.
  */
 static void receiver_main(void *arg)
 {
@@ -1304,7 +1343,7 @@ static void receiver_main(void *arg)
     atomic_fetch_add(&c->idle_receivers, 1);
     count_looking(c, 1);
     while (!atomic_load(&c->dead)) {
-        int i = claim_slot(c);
+        int i = claim_slot(c, hinted);
         if (i >= 0) {
             /* the hint stays on a slot it serves again: the reply rewrites
              * it, and the client of that slot waits for the reply rather
@@ -1326,11 +1365,15 @@ static void receiver_main(void *arg)
         uint32_t spin = atomic_load_explicit(&shmc_tune.callee_spin_ns, memory_order_relaxed);
         bool work = false;
         /* (the client can write that count: a wrong one only makes us
-         * spin, or sleep until rung, when we would not) */
-        if (spin && atomic_load(&c->hdr->looking) == 1) {
+         * spin, or sleep until rung, when we would not); not while another
+         * receiver watches a slot (see above) */
+        if (spin && atomic_load(&c->hdr->looking) == 1 &&
+            (hinted >= 0 || !atomic_load_explicit(&c->watched, memory_order_relaxed))) {
             shmc_spin sp;
             shmc_spin_begin(&sp, spin);
-            while (!(work = has_request(c) || atomic_load(&c->dead)) && shmc_spin_next(&sp)) {}
+            while (!(work = has_request(c, hinted) || atomic_load(&c->dead)) &&
+                   (hinted >= 0 || !atomic_load_explicit(&c->watched, memory_order_relaxed)) &&
+                   shmc_spin_next(&sp)) {}
         }
         if (work)
             continue;
@@ -1347,7 +1390,7 @@ static void receiver_main(void *arg)
         cache_clear(&k); /* what it holds is let go while it sleeps */
         count_sleeping(c, 1);
         count_looking(c, -1);
-        if (!has_request(c) && !atomic_load(&c->dead))
+        if (!has_request(c, -1) && !atomic_load(&c->dead))
             shmc_plat_wait(&c->server_bell, seq, RECEIVER_SLEEP_MS);
         count_looking(c, 1);
         count_sleeping(c, -1);
@@ -1525,7 +1568,7 @@ void shmc_conn_close_detached(shmc_conn *c)
 
 int shmc_conn_serve_one(shmc_conn *c)
 {
-    int i = claim_slot(c);
+    int i = claim_slot(c, -1);
     if (i < 0)
         return -1;
     int hinted = serve_slot(c, &c->detached_cache, (uint32_t)i) ? i : -1;

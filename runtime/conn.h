@@ -57,6 +57,11 @@ struct shmc_conn {
     /* slots a receiver is serving (bit i: slot i), whatever the client
      * writes into their state words meanwhile (conn.c, claim_slot) */
     _Atomic uint32_t serving;
+    /* slots a receiver watches (bit i: slot i): the one that replied there
+     * last and looks for the next request in it. Other receivers leave
+     * them alone, so that a hot call's slot is read by its client and one
+     * receiver only (conn.c, receiver_main) */
+    _Atomic uint32_t watched;
     /* receivers asleep (the header has a mirror for the client; those
      * awake and about to look are counted there alone, conn.c) */
     _Atomic uint32_t sleeping;
