@@ -29,20 +29,25 @@ static shmc_notifier *pool;
 
 static void thread_dtor(void *p);
 
-/* How many pauses take about ns: the pause is timed once (200 of them,
- * a few microseconds). From 0 (a pause that long) to 16 (a CPU whose
- * pause is a few cycles gains little from counting more). */
-static uint32_t quiet_pauses(uint32_t ns)
+/* How long a pause takes, in ns: timed once (200 of them, a few
+ * microseconds). */
+static uint64_t pause_ns(void)
 {
     enum { N = 200 };
     uint64_t t0 = shmc_plat_clock_ns();
     for (int i = 0; i < N; i++)
         shmc_plat_cpu_relax();
     uint64_t per = (shmc_plat_clock_ns() - t0) / N;
-    if (per == 0)
-        per = 1;
+    return per ? per : 1;
+}
+
+/* How many pauses of per ns take about ns: from 0 (a pause that long) to
+ * max (a CPU whose pause is a few cycles gains little from counting
+ * more). */
+static uint32_t quiet_pauses(uint64_t per, uint32_t ns, uint32_t max)
+{
     uint64_t n = (ns + per / 2) / per;
-    return n > 16 ? 16u : (uint32_t)n;
+    return n > max ? max : (uint32_t)n;
 }
 
 static void rt_setup(void)
@@ -56,7 +61,10 @@ static void rt_setup(void)
     bool multi = shmc_plat_cpu_count() > 1;
     atomic_store(&shmc_tune.caller_spin_max_ns, multi ? 100000u : 0u);
     atomic_store(&shmc_tune.callee_spin_ns, multi ? 50000u : 0u);
-    atomic_store(&shmc_tune.quiet_pauses, multi ? quiet_pauses(SHMC_QUIET_NS) : 0u);
+    uint64_t per = multi ? pause_ns() : 0;
+    atomic_store(&shmc_tune.quiet_pauses, multi ? quiet_pauses(per, SHMC_QUIET_NS, 16) : 0u);
+    atomic_store(&shmc_tune.quiet_max_pauses,
+                 multi ? quiet_pauses(per, SHMC_QUIET_MAX_NS, 64) : 0u);
 }
 
 HRESULT shmc_rt_init(void)
@@ -481,6 +489,7 @@ static void sta_check_watch(shmc_apt *apt)
     if (!w)
         return;
     uint32_t s = atomic_load_explicit(&w->state, memory_order_seq_cst);
+    shmc_quiet_looked(&shmc_callee_quiet, s != SHMC_CALL_WATCHED);
     if (s == SHMC_CALL_WATCHED)
         return; /* the idle case: a read of a line this thread holds */
     apt->watch = NULL;
@@ -688,6 +697,7 @@ static shmc_call *worker_check_watch(shmc_apt *apt, shmc_call **watch)
 {
     shmc_call *c = *watch;
     uint32_t s = atomic_load_explicit(&c->state, memory_order_acquire);
+    shmc_quiet_looked(&shmc_callee_quiet, s != SHMC_CALL_WATCHED);
     if (s == SHMC_CALL_WATCHED)
         return NULL;
     *watch = NULL;

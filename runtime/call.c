@@ -60,6 +60,10 @@
 
 static _Thread_local uint64_t reply_ns_avg = 20000u;
 static _Thread_local uint32_t calls_made;
+/* the hand-off quiets (rt.h): after sending a watched call, after
+ * replying to one */
+static _Thread_local shmc_quiet caller_quiet;
+_Thread_local shmc_quiet shmc_callee_quiet;
 
 uint32_t shmc_call_spin_budget(void)
 {
@@ -263,7 +267,7 @@ HRESULT shmc_call_run(shmc_call *c)
         atomic_load_explicit(&c->watcher, memory_order_relaxed) == c->target &&
         atomic_compare_exchange_strong(&c->state, &s, SHMC_CALL_REQUEST)) {
         shmc_apt_ring(c->target); /* sent: its watcher sees the state */
-        shmc_handoff_quiet();
+        shmc_handoff_quiet(&caller_quiet);
     } else {
         /* not watched by the target (or no longer): take it back (a
          * watcher's CAS WATCHED -> DONE may race with this; either way
@@ -283,7 +287,10 @@ HRESULT shmc_call_run(shmc_call *c)
     /* spin: both sides running meet here */
     shmc_spin sp;
     shmc_spin_begin(&sp, budget);
-    while (!wake_condition(c, my_sta) && shmc_spin_next(&sp)) {}
+    bool ready = wake_condition(c, my_sta);
+    shmc_quiet_looked(&caller_quiet, ready);
+    while (!ready && shmc_spin_next(&sp))
+        ready = wake_condition(c, my_sta);
     for (;;) {
         if (my_sta)
             shmc_apt_pump(my_sta); /* incoming calls, callbacks included */
@@ -465,7 +472,7 @@ bool shmc_call_execute(shmc_apt *apt, shmc_call *c, _Atomic int32_t *spare_worke
         shmc_notifier_notify(n, true); /* c belongs to its caller from here */
         watched = watch;
         if (watched)
-            shmc_handoff_quiet(); /* before it looks at the line again */
+            shmc_handoff_quiet(&shmc_callee_quiet); /* before it looks at the line again */
     } else {
         drop_call(c, true); /* the caller timed out: nobody reads the reply */
         destroy_abandoned(c);

@@ -718,6 +718,9 @@ static void sta_unregister(shmc_apt *sta)
 }
 
 static _Thread_local uint32_t replies_seen;
+/* the hand-off quiets (rt.h): a client's after a request, a receiver's
+ * after a reply */
+static _Thread_local shmc_quiet client_quiet, receiver_quiet;
 
 HRESULT shmc_xcall_send(shmc_xcall *x, uint32_t kind, uint32_t method, const uint8_t ipid[16],
                         uint32_t req_len, const void **reply, uint32_t *reply_len, HRESULT *status)
@@ -747,7 +750,7 @@ HRESULT shmc_xcall_send(shmc_xcall *x, uint32_t kind, uint32_t method, const uin
         flags |= SHMC_SLOT_REP_HELD; /* the server may reuse that reply region */
     atomic_store_explicit(&s->flags, flags, memory_order_relaxed);
     atomic_store_explicit(&s->state, SHMC_SLOT_REQUEST, memory_order_release);
-    shmc_handoff_quiet();
+    shmc_handoff_quiet(&client_quiet);
     /* wake a receiver if some sleep and none is about to look (the
      * receiver that replied last in this slot, or any other) */
     atomic_thread_fence(memory_order_seq_cst);
@@ -766,6 +769,8 @@ HRESULT shmc_xcall_send(shmc_xcall *x, uint32_t kind, uint32_t method, const uin
     uint64_t deadline = timeout == INFINITE ? UINT64_MAX : start + (uint64_t)timeout * 1000000u;
     shmc_spin sp;
     shmc_spin_begin(&sp, shmc_call_spin_budget());
+    shmc_quiet_looked(&client_quiet,
+                      atomic_load_explicit(&s->state, memory_order_relaxed) == SHMC_SLOT_REPLY);
     while (atomic_load_explicit(&s->state, memory_order_acquire) != SHMC_SLOT_REPLY &&
            !atomic_load(&c->dead) && !(my_sta && shmc_apt_has_calls(my_sta)) &&
            shmc_spin_next(&sp)) {}
@@ -1170,7 +1175,7 @@ static bool serve_slot(shmc_conn *c, shmc_ifs_cache *k, uint32_t i)
     watch(c, i);
     uint32_t st = SHMC_SLOT_REQUEST;
     if (atomic_compare_exchange_strong(&s->state, &st, SHMC_SLOT_REPLY)) {
-        shmc_handoff_quiet();
+        shmc_handoff_quiet(&receiver_quiet);
         wake_slot(c, i);
         return true; /* serving it still: we watch it */
     }
@@ -1241,6 +1246,7 @@ static int claim_slot(shmc_conn *c, int mine)
     if (mine >= 0) {
         shmc_slot_hdr *s = shmc_conn_slot(c, (uint32_t)mine);
         uint32_t st = atomic_load_explicit(&s->state, memory_order_acquire);
+        shmc_quiet_looked(&receiver_quiet, st == SHMC_SLOT_REQUEST);
         if (st == SHMC_SLOT_REQUEST) {
             atomic_store_explicit(&s->taken, 1, memory_order_relaxed);
             return mine;

@@ -420,8 +420,9 @@ static inline void shmc_ref_gen_bump_locked(void)
 typedef struct shmc_tuning {
     _Atomic uint32_t caller_spin_max_ns;
     _Atomic uint32_t callee_spin_ns;
-    /* see shmc_handoff_quiet: in pauses (calibrated from quiet_ns at set-up) */
-    _Atomic uint32_t quiet_pauses;
+    /* see shmc_handoff_quiet: in pauses (calibrated at set-up from
+     * SHMC_QUIET_NS and SHMC_QUIET_MAX_NS) */
+    _Atomic uint32_t quiet_pauses, quiet_max_pauses;
 } shmc_tuning;
 extern shmc_tuning shmc_tune;
 
@@ -434,16 +435,64 @@ extern shmc_tuning shmc_tune;
  * then waits for one more transfer. A ping-pong writes right after it
  * reads and never meets that. Measured on the 2-CPU VM: the in-process
  * null call from 0.53 to 0.38 us with 4 pauses (about 90 ns) on each side.
- * The pauses are counted, not timed (a clock read costs as much); the
- * count comes from timing the pause once, at set-up. 0 on a single CPU.
+ *
+ * How long the other side takes depends on the call and on both sides'
+ * code, so each thread adapts its quiet, per role (caller, callee), to
+ * what it finds at its first look after it: the answer there already (the
+ * quiet was long enough, perhaps too long) shortens it by an eighth of a
+ * pause; no answer yet (the look came too early, and cost a transfer)
+ * lengthens it by half a pause. It settles where about 4 looks in 5 find
+ * the answer, since a look too early costs more than one a little late.
+ * It starts at SHMC_QUIET_NS and stays under SHMC_QUIET_MAX_NS, so that a
+ * thread whose peer takes its time (an application's own work between
+ * calls) does not make the quick calls wait long for it.
+ *
+ * The pauses are counted, not timed (a clock read costs as much); their
+ * length comes from timing the pause once, at set-up. No quiet on a
+ * single CPU.
  */
-#define SHMC_QUIET_NS 80u
-static inline void shmc_handoff_quiet(void)
+#define SHMC_QUIET_NS     80u
+#define SHMC_QUIET_MAX_NS 320u
+
+typedef struct shmc_quiet {
+    uint32_t eighths; /* of a pause */
+    bool started;     /* eighths is set */
+    bool pending;     /* quiet done: the next look tells whether it was long enough */
+} shmc_quiet;
+
+static inline void shmc_handoff_quiet(shmc_quiet *q)
 {
-    uint32_t n = atomic_load_explicit(&shmc_tune.quiet_pauses, memory_order_relaxed);
-    for (uint32_t i = 0; i < n; i++)
+    uint32_t base = atomic_load_explicit(&shmc_tune.quiet_pauses, memory_order_relaxed);
+    if (!base)
+        return;
+    if (!q->started) {
+        q->eighths = base * 8;
+        q->started = true;
+    }
+    for (uint32_t n = q->eighths / 8; n; n--)
         shmc_plat_cpu_relax();
+    q->pending = true;
 }
+
+/* The first look at the line after the quiet: found the other side's
+ * answer, or not. Later looks do not count. */
+static inline void shmc_quiet_looked(shmc_quiet *q, bool found)
+{
+    if (!q->pending)
+        return;
+    q->pending = false;
+    if (found) {
+        if (q->eighths)
+            q->eighths--;
+        return;
+    }
+    uint32_t max = atomic_load_explicit(&shmc_tune.quiet_max_pauses, memory_order_relaxed) * 8;
+    q->eighths = q->eighths + 4 > max ? max : q->eighths + 4;
+}
+
+/* The hand-off quiet of a thread that ran a call it now watches (call.c,
+ * apartment.c). */
+extern _Thread_local shmc_quiet shmc_callee_quiet;
 
 /*
  * A spin-wait, for a thread that waits for another to change a word. It

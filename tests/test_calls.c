@@ -12,6 +12,7 @@
 #include "callfaults.h"
 #include "calltest.h"
 #include "framelimits.h"
+#include "rt.h"
 #include "shmcom/proxystub.h"
 #include "tobj.h"
 
@@ -755,6 +756,59 @@ static void frame_limits(void **state)
 
 /* ShmCoRegisterProxyStubs: repeated, replaced, foreign and broken tables.
  * (The tables are used in place: the copies are static.) */
+/* The hand-off quiet (rt.h) adapts to what the first look after it
+ * finds, within its bounds, and is nothing on a single CPU. */
+static void handoff_quiet_adapts(void **state)
+{
+    (void)state;
+    assert_hr(ShmCoInitializeEx(NULL, COINIT_MULTITHREADED), S_OK); /* (calibrated it) */
+    uint32_t base = atomic_load(&shmc_tune.quiet_pauses);
+    uint32_t max = atomic_load(&shmc_tune.quiet_max_pauses);
+    assert_true(base <= max);
+    atomic_store(&shmc_tune.quiet_pauses, 4u);
+    atomic_store(&shmc_tune.quiet_max_pauses, 6u);
+
+    shmc_quiet q;
+    memset(&q, 0, sizeof(q));
+    shmc_quiet_looked(&q, false); /* no quiet before it: nothing to learn */
+    assert_false(q.started);
+    shmc_handoff_quiet(&q);
+    assert_int_equal(q.eighths, 4 * 8); /* starts at the calibrated quiet */
+    shmc_quiet_looked(&q, true);        /* the answer was there: a little shorter */
+    assert_int_equal(q.eighths, 4 * 8 - 1);
+    shmc_quiet_looked(&q, false); /* only the first look after a quiet counts */
+    assert_int_equal(q.eighths, 4 * 8 - 1);
+    shmc_handoff_quiet(&q);
+    shmc_quiet_looked(&q, false); /* too early: half a pause longer */
+    assert_int_equal(q.eighths, 4 * 8 + 3);
+    for (int i = 0; i < 20; i++) {
+        shmc_handoff_quiet(&q);
+        shmc_quiet_looked(&q, false);
+    }
+    assert_int_equal(q.eighths, 6 * 8); /* at most the maximum */
+    for (int i = 0; i < 100; i++) {
+        shmc_handoff_quiet(&q);
+        shmc_quiet_looked(&q, true);
+    }
+    assert_int_equal(q.eighths, 0); /* down to nothing */
+    shmc_handoff_quiet(&q);
+    shmc_quiet_looked(&q, false);
+    assert_int_equal(q.eighths, 4);
+
+    /* one CPU: no quiet, nothing learned */
+    atomic_store(&shmc_tune.quiet_pauses, 0u);
+    shmc_quiet one;
+    memset(&one, 0, sizeof(one));
+    shmc_handoff_quiet(&one);
+    assert_false(one.pending);
+    shmc_quiet_looked(&one, false);
+    assert_int_equal(one.eighths, 0);
+
+    atomic_store(&shmc_tune.quiet_pauses, base);
+    atomic_store(&shmc_tune.quiet_max_pauses, max);
+    ShmCoUninitialize();
+}
+
 static void register_proxy_stubs_results(void **state)
 {
     (void)state;
@@ -805,6 +859,7 @@ int main(int argc, char **argv)
     tsupport_dispatch_child(argc, argv, NULL);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(every_argument_kind),
+        cmocka_unit_test(handoff_quiet_adapts),
         cmocka_unit_test(calls_run_on_the_sta_thread),
         cmocka_unit_test(sta_runs_one_call_at_a_time_in_order),
         cmocka_unit_test(callback_reaches_the_waiting_sta),
