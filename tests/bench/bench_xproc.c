@@ -946,9 +946,18 @@ static int parent_only(const char *kind, double seconds)
         CHECK(command(OP_CALLEE_SPIN, 0));
     double end = now_us() + seconds * 1e6, us = 0;
     while (now_us() < end) {
-        if (!strcmp(kind, "null"))
-            us = time_null(p, 20000);
-        else if (!strcmp(kind, "asleep"))
+        if (!strcmp(kind, "null")) {
+            /* with the spin floor beside it, in turns (see above) */
+            double spin = 0;
+            us = 0;
+            for (int c = 0; c < CHUNKS; c++) {
+                spin += floor_spin(20000 / CHUNKS) / CHUNKS;
+                us += time_null(p, 20000 / CHUNKS) / CHUNKS;
+            }
+            printf("null: %.3f us per call, spin floor %.3f us: %.2fx\n", us, spin, us / spin);
+            continue;
+        }
+        if (!strcmp(kind, "asleep"))
             us = time_null_gap(p, 2000, ASLEEP_GAP_US);
         else if (!strcmp(kind, "put1m"))
             us = time_put(p, buf, MiB, 200);
