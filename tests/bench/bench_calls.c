@@ -271,19 +271,8 @@ static call_times time_null_calls(IBench *p)
     uint32_t saved = atomic_load(&shmc_tune.callee_spin_ns);
     atomic_store(&shmc_tune.callee_spin_ns, 0);
     shmc_plat_sleep_ms(20); /* let the callee notice and go to sleep */
-    for (int k = 0; k < ROUNDS; k++) {
-        int n = asleep_calls();
-        double sum = 0;
-        for (int i = 0; i < n; i++) {
-            double until = now_us() + ASLEEP_GAP_US;
-            while (now_us() < until)
-                shmc_plat_cpu_relax();
-            double t0 = now_us();
-            IBench_Null(p);
-            sum += now_us() - t0;
-        }
-        r[k] = sum / n;
-    }
+    for (int k = 0; k < ROUNDS; k++)
+        CHECK(bench_null_after_gap(p, (uint32_t)asleep_calls(), ASLEEP_GAP_US, &r[k]));
     t.asleep = median(r, ROUNDS);
     atomic_store(&shmc_tune.callee_spin_ns, saved);
     return t;

@@ -810,18 +810,9 @@ static double time_null(IBench *p, uint32_t n)
  * each: the client waits gap_us (spinning, untimed) between calls. */
 static double time_null_gap(IBench *p, uint32_t n, double gap_us)
 {
-    for (uint32_t i = 0; i < 10; i++)
-        CHECK(IBench_Null(p));
-    double sum = 0;
-    for (uint32_t i = 0; i < n; i++) {
-        double until = now_us() + gap_us;
-        while (now_us() < until)
-            shmc_plat_cpu_relax();
-        double t0 = now_us();
-        CHECK(IBench_Null(p));
-        sum += now_us() - t0;
-    }
-    return sum / n;
+    double us;
+    CHECK(bench_null_after_gap(p, n, gap_us, &us));
+    return us;
 }
 
 /* µs per [in] array call of `size` bytes. */

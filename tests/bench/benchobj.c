@@ -3,6 +3,7 @@
  */
 #define COBJMACROS
 #include "benchobj.h"
+#include "platform.h"
 
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -67,4 +68,32 @@ IBench *bench_obj_new(void)
     o->IBench_iface.lpVtbl = &bench_vtbl;
     atomic_init(&o->refs, 1);
     return &o->IBench_iface;
+}
+
+static double now_us(void)
+{
+    return (double)shmc_plat_clock_ns() / 1000.0;
+}
+
+HRESULT bench_null_after_gap(IBench *p, uint32_t n, double gap_us, double *us)
+{
+    *us = 0;
+    for (uint32_t i = 0; i < 10; i++) {
+        HRESULT hr = IBench_Null(p);
+        if (FAILED(hr))
+            return hr;
+    }
+    double sum = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        double until = now_us() + gap_us;
+        while (now_us() < until)
+            shmc_plat_cpu_relax();
+        double t0 = now_us();
+        HRESULT hr = IBench_Null(p);
+        sum += now_us() - t0;
+        if (FAILED(hr))
+            return hr;
+    }
+    *us = n ? sum / n : 0;
+    return S_OK;
 }
