@@ -750,9 +750,11 @@ HRESULT shmc_xcall_send(shmc_xcall *x, uint32_t kind, uint32_t method, const uin
         flags |= SHMC_SLOT_REP_HELD; /* the server may reuse that reply region */
     atomic_store_explicit(&s->flags, flags, memory_order_relaxed);
     atomic_store_explicit(&s->state, SHMC_SLOT_REQUEST, memory_order_release);
-    shmc_handoff_quiet(&client_quiet);
     /* wake a receiver if some sleep and none is about to look (the
-     * receiver that replied last in this slot, or any other) */
+     * receiver that replied last in this slot, or any other); right away,
+     * while the line is most likely still in this CPU's cache: later, the
+     * look at the hint would be a look at the line while the receiver
+     * works on it (see shmc_handoff_quiet) */
     atomic_thread_fence(memory_order_seq_cst);
     bool rang = false; /* a receiver wakes for this request */
     if (!(atomic_load_explicit(&s->rep_flags, memory_order_relaxed) & SHMC_SLOT_LOOKING) &&
@@ -767,6 +769,7 @@ HRESULT shmc_xcall_send(shmc_xcall *x, uint32_t kind, uint32_t method, const uin
     uint32_t timeout = th ? th->timeout_ms : INFINITE;
     uint64_t start = shmc_plat_clock_ns();
     uint64_t deadline = timeout == INFINITE ? UINT64_MAX : start + (uint64_t)timeout * 1000000u;
+    shmc_handoff_quiet(&client_quiet);
     shmc_spin sp;
     shmc_spin_begin(&sp, shmc_call_spin_budget());
     shmc_quiet_looked(&client_quiet,
