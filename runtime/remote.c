@@ -19,7 +19,7 @@
 
 /* ---- the client side -------------------------------------------------------- */
 
-static void op_record_from(shmc_op_record *op, const shmc_objref *rec)
+void shmc_op_record_from(shmc_op_record *op, const shmc_objref *rec)
 {
     memset(op, 0, sizeof(*op));
     op->oxid = rec->oxid;
@@ -51,7 +51,7 @@ HRESULT shmc_remote_unmarshal(const shmc_objref *rec, shmc_apt *apt, REFIID riid
     if (FAILED(hr))
         return hr == RPC_E_SERVER_DIED ? CO_E_OBJNOTCONNECTED : hr;
     shmc_op_record op;
-    op_record_from(&op, rec);
+    shmc_op_record_from(&op, rec);
     hr = shmc_conn_op(conn, SHMC_OP_CONSUME, &op, sizeof(op), NULL, 0);
     if (SUCCEEDED(hr))
         hr = shmc_proxymgr_connect_remote(apt, conn, rec->oxid, rec->oid, rec->ipid, &rec->iid,
@@ -71,7 +71,7 @@ HRESULT shmc_remote_release_record(const shmc_objref *rec)
     if (FAILED(hr))
         return S_OK; /* its owner is gone, and with it what the record held */
     shmc_op_record op;
-    op_record_from(&op, rec);
+    shmc_op_record_from(&op, rec);
     hr = shmc_conn_op(conn, SHMC_OP_RELEASE_RECORD, &op, sizeof(op), NULL, 0);
     shmc_conn_release(conn);
     return hr == CO_E_OBJNOTCONNECTED ? S_OK : hr; /* already spent: as in COM */

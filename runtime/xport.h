@@ -244,6 +244,9 @@ typedef struct shmc_op_ref {
 } shmc_op_ref;
 
 _Static_assert(sizeof(shmc_op_record) == 64, "operation layout");
+
+/* The operation that names record rec (CONSUME, RELEASE_RECORD). */
+void shmc_op_record_from(shmc_op_record *op, const shmc_objref *rec);
 _Static_assert(sizeof(shmc_op_ref) == 40, "operation layout");
 
 /* ---- connections (private memory) ------------------------------------------ */

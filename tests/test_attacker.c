@@ -849,17 +849,6 @@ static HRESULT try_unmarshal(const shmc_objref *r, ICallee **out)
     return hr;
 }
 
-static void op_record(shmc_op_record *op, const shmc_objref *r)
-{
-    memset(op, 0, sizeof(*op));
-    op->oxid = r->oxid;
-    op->oid = r->oid;
-    op->nonce = r->nonce;
-    memcpy(op->ipid, r->ipid, 16);
-    op->iid = r->iid;
-    op->mshlflags = r->mshlflags;
-}
-
 static HRESULT atk_ref_op(shmc_conn *c, uint32_t slot, uint32_t op, const uint8_t ipid[16],
                           const IID *iid, uint32_t count, uint32_t flags)
 {
@@ -922,7 +911,7 @@ static int child_forged(const char *arg)
                 fields[fi].off == offsetof(shmc_objref, endpoint))
                 continue; /* (the connection to the real process is what follows) */
             shmc_op_record op;
-            op_record(&op, &bad);
+            shmc_op_record_from(&op, &bad);
             ATK_CHECK(atk_op(a.c, sl, SHMC_OP_CONSUME, &op, sizeof(op)) == CO_E_OBJNOTCONNECTED);
             ATK_CHECK(atk_op(a.c, sl, SHMC_OP_RELEASE_RECORD, &op, sizeof(op)) ==
                       CO_E_OBJNOTCONNECTED);
@@ -932,7 +921,7 @@ static int child_forged(const char *arg)
     static const uint32_t flags[] = {MSHLFLAGS_NORMAL, MSHLFLAGS_TABLEWEAK, 3, 0xFFFFFFFFu};
     for (unsigned k = 0; k < 4; k++) {
         shmc_op_record op;
-        op_record(&op, &a.rec);
+        shmc_op_record_from(&op, &a.rec);
         op.mshlflags = flags[k];
         HRESULT hr = atk_op(a.c, sl, SHMC_OP_CONSUME, &op, sizeof(op));
         ATK_CHECK(hr == CO_E_OBJNOTCONNECTED || hr == CO_E_OBJNOTREG);
@@ -940,7 +929,7 @@ static int child_forged(const char *arg)
     /* random records, some with the real object's ids */
     for (int k = 0; k < 2000; k++) {
         shmc_op_record op;
-        op_record(&op, &a.rec);
+        shmc_op_record_from(&op, &a.rec);
         uint64_t r = xpeer_rand(&a.rng);
         if (k % 2)
             op.oid = xpeer_rand(&a.rng), op.oxid = xpeer_rand(&a.rng);
@@ -1057,13 +1046,13 @@ static int child_replay(const char *arg)
     ICallee_Release(q);
     for (int k = 0; k < 3; k++) {
         ATK_CHECK(try_unmarshal(&recs[0], &q) == CO_E_OBJNOTCONNECTED);
-        op_record(&op, &recs[0]);
+        shmc_op_record_from(&op, &recs[0]);
         ATK_CHECK(atk_op(a.c, sl, SHMC_OP_CONSUME, &op, sizeof(op)) == CO_E_OBJNOTCONNECTED);
         ATK_CHECK(atk_op(a.c, sl, SHMC_OP_RELEASE_RECORD, &op, sizeof(op)) == CO_E_OBJNOTCONNECTED);
         refused += 3;
     }
     /* released unread, twice, then replayed */
-    op_record(&op, &recs[1]);
+    shmc_op_record_from(&op, &recs[1]);
     ATK_CHECK(atk_op(a.c, sl, SHMC_OP_RELEASE_RECORD, &op, sizeof(op)) == S_OK);
     ATK_CHECK(atk_op(a.c, sl, SHMC_OP_RELEASE_RECORD, &op, sizeof(op)) == CO_E_OBJNOTCONNECTED);
     ATK_CHECK(atk_op(a.c, sl, SHMC_OP_CONSUME, &op, sizeof(op)) == CO_E_OBJNOTCONNECTED);
@@ -1085,7 +1074,7 @@ static int child_replay(const char *arg)
         _Atomic uint32_t go = 0;
         for (int i = 0; i < 3; i++) {
             r[i] = (racer){conns[i], atk_take_slot(conns[i]), {0}, &go, E_FAIL};
-            op_record(&r[i].op, &recs[k]);
+            shmc_op_record_from(&r[i].op, &recs[k]);
             ATK_CHECK(shmc_plat_thread_create(&t[i], racer_main, &r[i]) == S_OK);
         }
         atomic_store(&go, 1);
@@ -1144,7 +1133,7 @@ static int child_replay(const char *arg)
         LONG tag = 0;
         ATK_CHECK(ICallee_GetTag(kid, &tag) == S_OK && tag == 31);
         ATK_CHECK(ICallee_Release(kid) == 0); /* the child is gone over there */
-        op_record(&op, &krec);
+        shmc_op_record_from(&op, &krec);
         ATK_CHECK(atk_op(a.c, sl, SHMC_OP_CONSUME, &op, sizeof(op)) == CO_E_OBJNOTCONNECTED);
         ATK_CHECK(atk_op(a.c, sl, SHMC_OP_RELEASE_RECORD, &op, sizeof(op)) == CO_E_OBJNOTCONNECTED);
         atk_set(a.c, sl, SHMC_OP_METHOD, M_GETTAG, krec.ipid, 0, 0);
@@ -1257,7 +1246,7 @@ static int child_flood(const char *arg)
         ATK_CHECK(shmc_conn_connect_new(ep, &owner, &conns[i]) == S_OK);
     /* every connection needs a reference on the IPID to call it */
     shmc_op_record op;
-    op_record(&op, &a.rec);
+    shmc_op_record_from(&op, &a.rec);
     for (int i = 1; i < 4; i++) {
         uint32_t sl = atk_take_slot(conns[i]);
         ATK_CHECK(atk_op(conns[i], sl, SHMC_OP_CONSUME, &op, sizeof(op)) == S_OK);

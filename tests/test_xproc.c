@@ -1762,13 +1762,7 @@ static int serve_posted(shmc_conn *c, uint32_t i, HRESULT *status, unsigned char
 static HRESULT consume_posted(shmc_conn *c, uint32_t i, const shmc_objref *rec)
 {
     shmc_op_record op;
-    memset(&op, 0, sizeof(op));
-    op.oxid = rec->oxid;
-    op.oid = rec->oid;
-    op.nonce = rec->nonce;
-    memcpy(op.ipid, rec->ipid, 16);
-    op.iid = rec->iid;
-    op.mshlflags = rec->mshlflags;
+    shmc_op_record_from(&op, rec);
     memcpy(shmc_conn_req_area(c, i), &op, sizeof(op));
     set_request(c, i, SHMC_OP_CONSUME, 0, rec->ipid, sizeof(op), 0, NULL);
     HRESULT status;

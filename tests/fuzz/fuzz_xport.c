@@ -182,13 +182,7 @@ static void server(fz_in *in)
     for (size_t k = 0; k < sizeof(credited) / sizeof(credited[0]); k++) {
         const shmc_objref *r = &fz_rec[credited[k]];
         shmc_op_record op;
-        memset(&op, 0, sizeof(op));
-        op.oxid = r->oxid;
-        op.oid = r->oid;
-        op.nonce = r->nonce;
-        memcpy(op.ipid, r->ipid, 16);
-        op.iid = r->iid;
-        op.mshlflags = r->mshlflags;
+        shmc_op_record_from(&op, r);
         if (FAILED(post(c, 0, SHMC_OP_CONSUME, 0, r->ipid, (const unsigned char *)&op, sizeof(op),
                         sizeof(op), 0, false, false, false)))
             fail("CONSUME of a live record failed");
