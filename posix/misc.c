@@ -70,6 +70,33 @@ unsigned shmc_plat_cpu_count(void)
     return n > 0 ? (unsigned)n : 1u;
 }
 
+int shmc_plat_current_cpu(void)
+{
+#if defined(__linux__)
+    return sched_getcpu(); /* the vDSO: a few ns; -1 on error */
+#else
+    return -1;
+#endif
+}
+
+bool shmc_plat_thread_move_off_cpu(int cpu)
+{
+#if defined(__linux__)
+    cpu_set_t mask, away;
+    if (cpu < 0 || cpu >= CPU_SETSIZE || sched_getaffinity(0, sizeof(mask), &mask) != 0)
+        return false;
+    away = mask;
+    CPU_CLR(cpu, &away);
+    if (CPU_COUNT(&away) == 0 || sched_setaffinity(0, sizeof(away), &away) != 0)
+        return false;
+    sched_setaffinity(0, sizeof(mask), &mask); /* it stays where it went */
+    return true;
+#else
+    (void)cpu;
+    return false;
+#endif
+}
+
 size_t shmc_plat_page_size(void)
 {
     static _Atomic size_t page;

@@ -743,9 +743,16 @@ static void worker_main(void *arg)
         }
         if (watch && !apt_may_watch(apt))
             worker_unwatch(apt, &watch); /* shutting down */
-        /* spin for the next call, then sleep until the bell rings */
+        /* spin for the next call, then sleep until the bell rings (giving
+         * the CPU away at once if the watched call's caller waits behind
+         * this thread on it: rt.h) */
+        bool shared = watch && shmc_cpu_shared(
+                                   shmc_plat_current_cpu(),
+                                   atomic_load_explicit(&watch->caller_cpu, memory_order_relaxed));
         shmc_spin sp;
         shmc_spin_begin(&sp, atomic_load_explicit(&shmc_tune.callee_spin_ns, memory_order_relaxed));
+        if (shared)
+            shmc_spin_behind(&sp);
         bool work;
         while (!(work = shmc_apt_has_calls(apt) || atomic_load(&apt->stopping) ||
                         (watch && atomic_load_explicit(&watch->state, memory_order_relaxed) !=
@@ -864,7 +871,12 @@ HRESULT ShmCoProcessCalls(DWORD timeout_ms)
      * (after the first looks) starts the timeout too, a microsecond late
      * at most */
     shmc_spin sp;
+    shmc_call *w = apt->watch;
+    bool shared = w && shmc_cpu_shared(shmc_plat_current_cpu(),
+                                       atomic_load_explicit(&w->caller_cpu, memory_order_relaxed));
     shmc_spin_begin(&sp, atomic_load_explicit(&shmc_tune.callee_spin_ns, memory_order_relaxed));
+    if (shared)
+        shmc_spin_behind(&sp); /* its caller waits behind this thread on its CPU (rt.h) */
     while (shmc_spin_next(&sp)) {
         if (shmc_apt_pump(apt))
             return S_OK;

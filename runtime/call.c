@@ -136,6 +136,8 @@ HRESULT shmc_call_new(shmc_call **out, uint32_t kind)
         c->req_borrowed = false;
         c->reply_to = NULL;
         c->marshaler = NULL;
+        atomic_init(&c->caller_cpu, -1);
+        atomic_init(&c->callee_cpu, -1);
         /* a reply is written only where it differs (shmc_call_execute):
          * what it is compared with must be defined */
         memset(c->rep_inline, 0, sizeof(c->rep_inline));
@@ -251,6 +253,27 @@ static bool wake_condition(shmc_call *c, shmc_apt *my_sta)
     return call_done(c) || (my_sta && shmc_apt_has_calls(my_sta));
 }
 
+/* The watcher of the call this thread sent waits behind it on its CPU
+ * (rt.h, shmc_cpu_shared): the thread moves to another, at most once every
+ * SHMC_MOVE_GAP_NS. true if it moved. */
+static _Thread_local uint64_t moved_at;
+static _Thread_local bool moved_once;
+_Atomic uint32_t shmc_cpu_moves;
+
+static bool move_off_cpu(shmc_call *c, int cpu)
+{
+    uint64_t now = shmc_plat_clock_ns();
+    if (moved_once && now - moved_at < SHMC_MOVE_GAP_NS)
+        return false;
+    moved_at = now;
+    moved_once = true;
+    if (!shmc_plat_thread_move_off_cpu(cpu))
+        return false;
+    atomic_fetch_add_explicit(&shmc_cpu_moves, 1, memory_order_relaxed);
+    shmc_cpu_publish(&c->caller_cpu, shmc_plat_current_cpu());
+    return true;
+}
+
 HRESULT shmc_call_run(shmc_call *c)
 {
     shmc_thread *th = shmc_thread_get();
@@ -261,13 +284,20 @@ HRESULT shmc_call_run(shmc_call *c)
     }
     SHMC_SET_CHANGED(c->notify, n);
     shmc_apt *my_sta = th->inits && th->apt->model == SHMC_STA ? th->apt : NULL;
+    int cpu = shmc_plat_current_cpu();
+    shmc_cpu_publish(&c->caller_cpu, cpu);
+    bool shared = false;
 
     uint32_t s = atomic_load_explicit(&c->state, memory_order_acquire);
     if (s == SHMC_CALL_WATCHED &&
         atomic_load_explicit(&c->watcher, memory_order_relaxed) == c->target &&
         atomic_compare_exchange_strong(&c->state, &s, SHMC_CALL_REQUEST)) {
         shmc_apt_ring(c->target); /* sent: its watcher sees the state */
-        shmc_handoff_quiet(&caller_quiet);
+        shared = shmc_cpu_shared(cpu, atomic_load_explicit(&c->callee_cpu, memory_order_relaxed));
+        if (shared && move_off_cpu(c, cpu))
+            shared = false; /* its watcher runs where this thread ran */
+        if (!shared)
+            shmc_handoff_quiet(&caller_quiet);
     } else {
         /* not watched by the target (or no longer): take it back (a
          * watcher's CAS WATCHED -> DONE may race with this; either way
@@ -287,6 +317,8 @@ HRESULT shmc_call_run(shmc_call *c)
     /* spin: both sides running meet here */
     shmc_spin sp;
     shmc_spin_begin(&sp, budget);
+    if (shared)
+        shmc_spin_behind(&sp);
     bool ready = wake_condition(c, my_sta);
     shmc_quiet_looked(&caller_quiet, ready);
     while (!ready && shmc_spin_next(&sp))
@@ -458,6 +490,8 @@ bool shmc_call_execute(shmc_apt *apt, shmc_call *c, _Atomic int32_t *spare_worke
         break;
     }
     bool watch = may_watch;
+    if (watch)
+        shmc_cpu_publish(&c->callee_cpu, shmc_plat_current_cpu());
     /* the burst: reply, result, watcher, state */
     if (rb.replied && rb.staged && memcmp(c->rep_inline, rb.stage, rb.size) != 0)
         memcpy(c->rep_inline, rb.stage, rb.size);

@@ -399,6 +399,15 @@ HRESULT shmc_plat_random(void *buf, size_t n);
 /* Number of CPUs this process may run on (at least 1). */
 unsigned shmc_plat_cpu_count(void);
 
+/* The CPU the calling thread runs on (a hint: it may move at any time), or
+ * -1 where the OS does not say. */
+int shmc_plat_current_cpu(void);
+
+/* Moves the calling thread off the CPU it runs on, to another its
+ * affinity allows, and leaves its affinity as it was; false where it could
+ * not (one CPU allowed, or no such call). */
+bool shmc_plat_thread_move_off_cpu(int cpu);
+
 /* Size of a page (the unit regions are rounded to). */
 size_t shmc_plat_page_size(void);
 

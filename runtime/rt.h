@@ -220,6 +220,11 @@ struct shmc_call {
     ShmStubReply *reply_to;
     ShmItfMarshaler *marshaler;
     _Alignas(8) unsigned char req_inline[SHMC_CALL_INLINE];
+    /* ---- a line of its own, written only when a value changes ---- */
+    /* the CPU each side ran on when it last handed the call over (-1: not
+     * known): see shmc_cpu_shared */
+    _Alignas(SHMC_LINE) _Atomic int32_t caller_cpu;
+    _Atomic int32_t callee_cpu;
 };
 
 /* Writes a field of a call's line 0 only if its value changes (see call.c:
@@ -534,6 +539,13 @@ static inline void shmc_spin_begin(shmc_spin *sp, uint32_t budget_ns)
     sp->yielding = false;
 }
 
+/* The partner of the spin waits behind it on its CPU (shmc_cpu_shared):
+ * the spin gives the CPU away between looks from the first one on. */
+static inline void shmc_spin_behind(shmc_spin *sp)
+{
+    sp->yielding = true;
+}
+
 /* Call after a look that found nothing: waits a little and returns true to
  * look again, or false once the budget is spent (and at once if it is 0). */
 static inline bool shmc_spin_next(shmc_spin *sp)
@@ -562,6 +574,52 @@ static inline bool shmc_spin_next(shmc_spin *sp)
     if (spent >= SHMC_SPIN_PAUSE_NS)
         sp->yielding = true;
     return true;
+}
+
+/*
+ * Two threads that spin for each other (a caller for the reply to a call
+ * it sent to a watcher, a watcher for its caller's next call) need two
+ * CPUs. Each says, in a word of the call, which CPU it ran on when it last
+ * handed the call over; before it spins, a thread compares the CPU it runs
+ * on with its partner's word. The same: the partner is not running (this
+ * thread is, there). A spin would hold it off for the whole pause phase of
+ * shmc_spin, and then the two would trade yields, 1-15 us a call, for as
+ * long as the kernel leaves them there: seconds, on the 2-CPU VM, while the
+ * other CPU idled (measured with a third program that briefly took that
+ * CPU now and then). The kernel moves neither: a thread that ran a moment
+ * ago is not taken by the load balancer, and when the LLC is busy (two
+ * spinners on two CPUs are 100%) a wake-up is not placed on an idle CPU
+ * either, so sleeping instead would not help.
+ *
+ * So the caller moves itself to another CPU (shmc_plat_thread_move_off_cpu:
+ * its affinity stays what it was), at most once every SHMC_MOVE_GAP_NS, and
+ * both spin apart again from the next call. A watcher (or a caller that
+ * could not move) that finds its partner behind it gives its CPU away at
+ * its first look instead of pausing (shmc_spin_behind). Only the caller
+ * moves: two threads moving away from each other's old CPUs could meet on
+ * the other one.
+ *
+ * The partner's word may be stale: a partner that moved since is taken for
+ * one that shares this CPU (a move or a yield too many, once), or the
+ * other way round (the spin as before, once: the partner corrects its word
+ * at its next hand-off).
+ */
+#define SHMC_MOVE_GAP_NS 1000000u
+
+/* How many times a caller moved off a CPU it shared (tests, benchmarks). */
+extern _Atomic uint32_t shmc_cpu_moves;
+
+static inline bool shmc_cpu_shared(int mine, int32_t theirs)
+{
+    return mine >= 0 && mine == theirs;
+}
+
+/* A thread's word for shmc_cpu_shared, written only when it changes (the
+ * partner reads the line on every call). */
+static inline void shmc_cpu_publish(_Atomic int32_t *word, int cpu)
+{
+    if (atomic_load_explicit(word, memory_order_relaxed) != cpu)
+        atomic_store_explicit(word, cpu, memory_order_relaxed);
 }
 
 /* Sets the runtime up once; returns its set-up result. */

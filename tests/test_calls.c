@@ -809,6 +809,119 @@ static void handoff_quiet_adapts(void **state)
     ShmCoUninitialize();
 }
 
+/* ---- two spinners on one CPU (rt.h, shmc_cpu_shared) ------------------------------ */
+
+static _Atomic int pin_to = -1, pinned_at = -1;
+
+/* ICallee_Wait's hook: binds the thread that runs it to pin_to, or (-1)
+ * gives it its CPUs back */
+static void pin_callee(bool entering)
+{
+    if (!entering)
+        return;
+    int cpu = atomic_load(&pin_to);
+    if (cpu >= 0) {
+        atomic_store(&pinned_at, tsupport_pin_self(cpu));
+    } else {
+        tsupport_unpin_self();
+        atomic_store(&pinned_at, -1);
+    }
+}
+
+/* The thread that runs f's calls (the one that watches the last call)
+ * binds itself to cpu, or (-1) gets its CPUs back. */
+static void pin_callee_to(fixture *f, int cpu)
+{
+    atomic_store(&pin_to, cpu);
+    callee_wait_hook = pin_callee;
+    assert_hr(ICallee_Wait(f->proxy, 0), S_OK);
+    callee_wait_hook = NULL;
+    assert_int_equal(atomic_load(&pinned_at), cpu);
+}
+
+/* A caller that finds the watcher of its call waiting on the CPU it runs
+ * on moves to another CPU rather than spin where the watcher cannot run. */
+static void caller_moves_off_a_shared_cpu(DWORD host_coinit, DWORD mine)
+{
+    if (shmc_plat_cpu_count() < 2)
+        skip(); /* nobody spins on one CPU */
+    fixture *f = fixture_new(host_coinit, mine);
+    uint32_t spin = atomic_load(&shmc_tune.callee_spin_ns);
+    atomic_store(&shmc_tune.callee_spin_ns, 4000000000u); /* the watcher watches on */
+    bool moved = false;
+    for (int attempt = 0; attempt < 5 && !moved; attempt++) {
+        shmc_plat_sleep_ms(2); /* a thread moves at most once a millisecond */
+        int cpu = tsupport_pin_self(-1);
+        assert_true(cpu >= 0);
+        pin_callee_to(f, cpu); /* the watcher says it is on cpu */
+        tsupport_unpin_self(); /* the caller may go elsewhere, and is still on cpu */
+        uint32_t moves = atomic_load(&shmc_cpu_moves);
+        bool there = shmc_plat_current_cpu() == cpu;
+        hyper tid = 0;
+        assert_hr(ICallee_GetThreadId(f->proxy, &tid), S_OK);
+        moved = atomic_load(&shmc_cpu_moves) == moves + 1;
+        if (moved)
+            assert_int_not_equal(shmc_plat_current_cpu(), cpu);
+        else
+            assert_false(there); /* only if the kernel moved it first: try again */
+        pin_callee_to(f, -1);
+    }
+    assert_true(moved);
+    atomic_store(&shmc_tune.callee_spin_ns, spin);
+    fixture_free(f);
+}
+
+static void caller_moves_off_a_shared_cpu_sta_mta(void **state)
+{
+    (void)state;
+    caller_moves_off_a_shared_cpu(COINIT_MULTITHREADED, COINIT_APARTMENTTHREADED);
+}
+
+static void caller_moves_off_a_shared_cpu_mta_sta(void **state)
+{
+    (void)state;
+    caller_moves_off_a_shared_cpu(COINIT_APARTMENTTHREADED, COINIT_MULTITHREADED);
+}
+
+/* Caller and watcher bound to one CPU: neither can move, each gives the
+ * CPU away to the other at once, and the calls go through. */
+static void calls_on_one_shared_cpu(DWORD host_coinit, DWORD mine)
+{
+    if (shmc_plat_cpu_count() < 2)
+        skip(); /* nobody spins on one CPU */
+    fixture *f = fixture_new(host_coinit, mine);
+    int cpu = tsupport_pin_self(-1);
+    assert_true(cpu >= 0);
+    pin_callee_to(f, cpu);
+    uint32_t moves = atomic_load(&shmc_cpu_moves);
+    LONG before = 0, after = 0;
+    assert_hr(ICallee_GetCount(f->proxy, &before), S_OK);
+    for (LONG i = 0; i < 1000; i++) {
+        LONG sum = 0;
+        assert_hr(ICallee_Add(f->proxy, 100, i, &sum), S_OK);
+        assert_int_equal(sum, 100 + i);
+        assert_int_equal(shmc_plat_current_cpu(), cpu);
+    }
+    assert_hr(ICallee_GetCount(f->proxy, &after), S_OK);
+    assert_int_equal(after - before, 1000);                /* each ran once */
+    assert_int_equal(atomic_load(&shmc_cpu_moves), moves); /* nowhere to go */
+    pin_callee_to(f, -1);
+    tsupport_unpin_self();
+    fixture_free(f);
+}
+
+static void calls_on_one_shared_cpu_sta_mta(void **state)
+{
+    (void)state;
+    calls_on_one_shared_cpu(COINIT_MULTITHREADED, COINIT_APARTMENTTHREADED);
+}
+
+static void calls_on_one_shared_cpu_mta_sta(void **state)
+{
+    (void)state;
+    calls_on_one_shared_cpu(COINIT_APARTMENTTHREADED, COINIT_MULTITHREADED);
+}
+
 static void register_proxy_stubs_results(void **state)
 {
     (void)state;
@@ -883,6 +996,10 @@ int main(int argc, char **argv)
         cmocka_unit_test(every_allocation_fails_in_turn_sta),
         cmocka_unit_test(every_allocation_fails_in_turn_mta),
         cmocka_unit_test(register_proxy_stubs_results),
+        cmocka_unit_test(caller_moves_off_a_shared_cpu_sta_mta),
+        cmocka_unit_test(caller_moves_off_a_shared_cpu_mta_sta),
+        cmocka_unit_test(calls_on_one_shared_cpu_sta_mta),
+        cmocka_unit_test(calls_on_one_shared_cpu_mta_sta),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -46,6 +46,27 @@ unsigned shmc_plat_cpu_count(void)
     return n ? (unsigned)n : 1u;
 }
 
+int shmc_plat_current_cpu(void)
+{
+    PROCESSOR_NUMBER pn;
+    GetCurrentProcessorNumberEx(&pn);
+    return (int)pn.Group * 64 + (int)pn.Number;
+}
+
+bool shmc_plat_thread_move_off_cpu(int cpu)
+{
+    HANDLE self = GetCurrentThread();
+    GROUP_AFFINITY mask, away;
+    if (cpu < 0 || !GetThreadGroupAffinity(self, &mask) || mask.Group != (WORD)(cpu / 64))
+        return false;
+    away = mask;
+    away.Mask &= ~((KAFFINITY)1 << (cpu % 64));
+    if (!away.Mask || !SetThreadGroupAffinity(self, &away, NULL))
+        return false;
+    SetThreadGroupAffinity(self, &mask, NULL); /* it stays where it went */
+    return true;
+}
+
 size_t shmc_plat_page_size(void)
 {
     static size_t page;

@@ -11,6 +11,9 @@
 #else
 #include <dirent.h>
 #endif
+#ifdef __linux__
+#include <sched.h>
+#endif
 
 void tsupport_dispatch_child(int argc, char **argv, const tsupport_child *children)
 {
@@ -166,3 +169,61 @@ void tsupport_assert_hr(HRESULT actual, HRESULT expected, const char *expr, cons
                 (unsigned)expected, en ? en : "?");
     _fail(file, line);
 }
+
+/* ---- CPU affinity ------------------------------------------------------------- */
+
+#ifdef _WIN32
+static _Thread_local GROUP_AFFINITY pinned_from;
+
+int tsupport_pin_self(int cpu)
+{
+    PROCESSOR_NUMBER pn;
+    GetCurrentProcessorNumberEx(&pn);
+    if (cpu >= 0) {
+        pn.Group = (WORD)(cpu / 64);
+        pn.Number = (BYTE)(cpu % 64);
+    }
+    GROUP_AFFINITY one;
+    memset(&one, 0, sizeof(one));
+    one.Group = pn.Group;
+    one.Mask = (KAFFINITY)1 << pn.Number;
+    if (!GetThreadGroupAffinity(GetCurrentThread(), &pinned_from) ||
+        !SetThreadGroupAffinity(GetCurrentThread(), &one, NULL))
+        return -1;
+    return (int)pn.Group * 64 + (int)pn.Number;
+}
+
+void tsupport_unpin_self(void)
+{
+    SetThreadGroupAffinity(GetCurrentThread(), &pinned_from, NULL);
+}
+#elif defined(__linux__)
+static _Thread_local cpu_set_t pinned_from;
+
+int tsupport_pin_self(int cpu)
+{
+    if (cpu < 0)
+        cpu = sched_getcpu();
+    cpu_set_t one;
+    CPU_ZERO(&one);
+    if (cpu < 0 || cpu >= CPU_SETSIZE || sched_getaffinity(0, sizeof(pinned_from), &pinned_from))
+        return -1;
+    CPU_SET(cpu, &one);
+    return sched_setaffinity(0, sizeof(one), &one) ? -1 : cpu;
+}
+
+void tsupport_unpin_self(void)
+{
+    sched_setaffinity(0, sizeof(pinned_from), &pinned_from);
+}
+#else
+int tsupport_pin_self(int cpu)
+{
+    (void)cpu;
+    return -1;
+}
+
+void tsupport_unpin_self(void)
+{
+}
+#endif

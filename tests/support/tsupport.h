@@ -51,6 +51,14 @@ void tsupport_check_names_gone(void **state);
 /* Number of open file descriptors (POSIX) or handles (Windows). */
 long tsupport_open_handles(void);
 
+/*
+ * Binds the calling thread to one CPU, `cpu` or (-1) the one it runs on,
+ * and returns it; tsupport_unpin_self gives it back the CPUs it was
+ * allowed before. -1 if the OS refused or does not say.
+ */
+int tsupport_pin_self(int cpu);
+void tsupport_unpin_self(void);
+
 /* Milliseconds since an earlier shmc_plat_clock_ns() reading. */
 double tsupport_ms_since(uint64_t start_ns);
 
