@@ -253,14 +253,11 @@ static bool wake_condition(shmc_call *c, shmc_apt *my_sta)
     return call_done(c) || (my_sta && shmc_apt_has_calls(my_sta));
 }
 
-/* The watcher of the call this thread sent waits behind it on its CPU
- * (rt.h, shmc_cpu_shared): the thread moves to another, at most once every
- * SHMC_MOVE_GAP_NS. true if it moved. */
 static _Thread_local uint64_t moved_at;
 static _Thread_local bool moved_once;
 _Atomic uint32_t shmc_cpu_moves;
 
-static bool move_off_cpu(shmc_call *c, int cpu)
+bool shmc_move_off_cpu(int cpu)
 {
     uint64_t now = shmc_plat_clock_ns();
     if (moved_once && now - moved_at < SHMC_MOVE_GAP_NS)
@@ -270,7 +267,6 @@ static bool move_off_cpu(shmc_call *c, int cpu)
     if (!shmc_plat_thread_move_off_cpu(cpu))
         return false;
     atomic_fetch_add_explicit(&shmc_cpu_moves, 1, memory_order_relaxed);
-    shmc_cpu_publish(&c->caller_cpu, shmc_plat_current_cpu());
     return true;
 }
 
@@ -294,8 +290,10 @@ HRESULT shmc_call_run(shmc_call *c)
         atomic_compare_exchange_strong(&c->state, &s, SHMC_CALL_REQUEST)) {
         shmc_apt_ring(c->target); /* sent: its watcher sees the state */
         shared = shmc_cpu_shared(cpu, atomic_load_explicit(&c->callee_cpu, memory_order_relaxed));
-        if (shared && move_off_cpu(c, cpu))
+        if (shared && shmc_move_off_cpu(cpu)) {
             shared = false; /* its watcher runs where this thread ran */
+            shmc_cpu_publish(&c->caller_cpu, shmc_plat_current_cpu());
+        }
         if (!shared)
             shmc_handoff_quiet(&caller_quiet);
     } else {

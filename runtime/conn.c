@@ -749,6 +749,8 @@ HRESULT shmc_xcall_send(shmc_xcall *x, uint32_t kind, uint32_t method, const uin
     if (c->bulk_in[i].base)
         flags |= SHMC_SLOT_REP_HELD; /* the server may reuse that reply region */
     atomic_store_explicit(&s->flags, flags, memory_order_relaxed);
+    int cpu = shmc_plat_current_cpu();
+    shmc_cpu_publish(&s->client_cpu, cpu);
     atomic_store_explicit(&s->state, SHMC_SLOT_REQUEST, memory_order_release);
     /* wake a receiver if some sleep and none is about to look (the
      * receiver that replied last in this slot, or any other); right away,
@@ -757,11 +759,19 @@ HRESULT shmc_xcall_send(shmc_xcall *x, uint32_t kind, uint32_t method, const uin
      * works on it (see shmc_handoff_quiet) */
     atomic_thread_fence(memory_order_seq_cst);
     bool rang = false; /* a receiver wakes for this request */
-    if (!(atomic_load_explicit(&s->rep_flags, memory_order_relaxed) & SHMC_SLOT_LOOKING) &&
-        atomic_load_explicit(&c->hdr->sleepers, memory_order_relaxed) &&
+    bool watched = atomic_load_explicit(&s->rep_flags, memory_order_relaxed) & SHMC_SLOT_LOOKING;
+    if (!watched && atomic_load_explicit(&c->hdr->sleepers, memory_order_relaxed) &&
         !atomic_load_explicit(&c->hdr->looking, memory_order_relaxed)) {
         ring_server(c);
         rang = true;
+    }
+    /* the receiver that watches the slot waits behind this thread on its
+     * CPU (rt.h): move, or give the CPU away at once */
+    bool shared =
+        watched && shmc_cpu_shared(cpu, atomic_load_explicit(&s->server_cpu, memory_order_relaxed));
+    if (shared && shmc_move_off_cpu(cpu)) {
+        shared = false;
+        shmc_cpu_publish(&s->client_cpu, shmc_plat_current_cpu());
     }
 
     shmc_thread *th = shmc_thread_get();
@@ -769,9 +779,12 @@ HRESULT shmc_xcall_send(shmc_xcall *x, uint32_t kind, uint32_t method, const uin
     uint32_t timeout = th ? th->timeout_ms : INFINITE;
     uint64_t start = shmc_plat_clock_ns();
     uint64_t deadline = timeout == INFINITE ? UINT64_MAX : start + (uint64_t)timeout * 1000000u;
-    shmc_handoff_quiet(&client_quiet);
+    if (!shared)
+        shmc_handoff_quiet(&client_quiet);
     shmc_spin sp;
     shmc_spin_begin(&sp, shmc_call_spin_budget());
+    if (shared)
+        shmc_spin_behind(&sp);
     shmc_quiet_looked(&client_quiet,
                       atomic_load_explicit(&s->state, memory_order_relaxed) == SHMC_SLOT_REPLY);
     while (atomic_load_explicit(&s->state, memory_order_acquire) != SHMC_SLOT_REPLY &&
@@ -1175,6 +1188,7 @@ static bool serve_slot(shmc_conn *c, shmc_ifs_cache *k, uint32_t i)
         rep_flags |= SHMC_SLOT_REP_INLINE;
     }
     SET_CHANGED_ATOMIC(&s->rep_flags, rep_flags | SHMC_SLOT_LOOKING);
+    shmc_cpu_publish(&s->server_cpu, shmc_plat_current_cpu());
     watch(c, i);
     uint32_t st = SHMC_SLOT_REQUEST;
     if (atomic_compare_exchange_strong(&s->state, &st, SHMC_SLOT_REPLY)) {
@@ -1380,6 +1394,13 @@ static void receiver_main(void *arg)
             (hinted >= 0 || !atomic_load_explicit(&c->watched, memory_order_relaxed))) {
             shmc_spin sp;
             shmc_spin_begin(&sp, spin);
+            /* the client of the slot it watches waits behind it on its
+             * CPU (rt.h) */
+            if (hinted >= 0 && shmc_cpu_shared(shmc_plat_current_cpu(),
+                                               atomic_load_explicit(
+                                                   &shmc_conn_slot(c, (uint32_t)hinted)->client_cpu,
+                                                   memory_order_relaxed)))
+                shmc_spin_behind(&sp);
             while (!(work = has_request(c, hinted) || atomic_load(&c->dead)) &&
                    (hinted >= 0 || !atomic_load_explicit(&c->watched, memory_order_relaxed)) &&
                    shmc_spin_next(&sp)) {}

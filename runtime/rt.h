@@ -606,6 +606,9 @@ static inline bool shmc_spin_next(shmc_spin *sp)
  */
 #define SHMC_MOVE_GAP_NS 1000000u
 
+/* The caller's move (call.c): off `cpu`, unless it moved less than
+ * SHMC_MOVE_GAP_NS ago; true if it moved. */
+bool shmc_move_off_cpu(int cpu);
 /* How many times a caller moved off a CPU it shared (tests, benchmarks). */
 extern _Atomic uint32_t shmc_cpu_moves;
 

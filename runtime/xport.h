@@ -185,7 +185,9 @@ enum {
 typedef struct shmc_slot_hdr {
     _Atomic uint32_t state;
     _Atomic uint32_t flags;
-    uint8_t reserved0[8];
+    /* the CPU each side ran on at its last hand-off (rt.h, shmc_cpu_shared;
+     * what the peer writes here only decides whether we spin) */
+    _Atomic int32_t client_cpu, server_cpu;
     _Atomic uint32_t kind;
     _Atomic uint32_t method;
     _Atomic uint32_t req_len;

@@ -850,10 +850,12 @@ static void caller_moves_off_a_shared_cpu(DWORD host_coinit, DWORD mine)
     atomic_store(&shmc_tune.callee_spin_ns, 4000000000u); /* the watcher watches on */
     bool moved = false;
     for (int attempt = 0; attempt < 5 && !moved; attempt++) {
-        shmc_plat_sleep_ms(2); /* a thread moves at most once a millisecond */
         int cpu = tsupport_pin_self(-1);
         assert_true(cpu >= 0);
         pin_callee_to(f, cpu); /* the watcher says it is on cpu */
+        /* a thread moves at most once a millisecond, and tries at most
+         * that often: this thread may have tried in vain, bound, just now */
+        shmc_plat_sleep_ms(2);
         tsupport_unpin_self(); /* the caller may go elsewhere, and is still on cpu */
         uint32_t moves = atomic_load(&shmc_cpu_moves);
         bool there = shmc_plat_current_cpu() == cpu;

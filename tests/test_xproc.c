@@ -54,6 +54,11 @@ typedef struct mailbox {
      * bumps fault_cmd with fault_at (0: disarm); the server acts and sets
      * fault_ack to fault_cmd (and fault_hits, on a disarm) */
     _Atomic uint32_t fault_cmd, fault_ack, fault_at, fault_hits;
+    /* parent -> server child: the thread that runs the next ICallee_Wait
+     * binds itself to CPU pin - 1 (pin > 0) or gets its CPUs back (pin <
+     * 0); it answers in pinned (the CPU + 1, or 0) */
+    _Atomic int32_t pin, pinned;
+    uint32_t callee_spin_ns;       /* a server child's idle spin, if not 0 */
     char stream[SHM_MAX_NAME + 1]; /* the records' stream */
 } mailbox;
 
@@ -126,10 +131,18 @@ static xmb *child_mb; /* for the callee's Wait hook */
 static void note_wait(bool entering)
 {
     if (child_mb) {
+        mailbox *mb = child_mb->mb;
         if (entering)
-            atomic_fetch_add(&child_mb->mb->waiting, 1);
+            atomic_fetch_add(&mb->waiting, 1);
         else
-            atomic_fetch_sub(&child_mb->mb->waiting, 1);
+            atomic_fetch_sub(&mb->waiting, 1);
+        int32_t pin = atomic_exchange(&mb->pin, 0);
+        if (entering && pin > 0) {
+            atomic_store(&mb->pinned, tsupport_pin_self(pin - 1) + 1);
+        } else if (entering && pin < 0) {
+            tsupport_unpin_self();
+            atomic_store(&mb->pinned, 0);
+        }
     }
 }
 
@@ -156,6 +169,8 @@ static int child_server(const char *arg)
     bool sta = x.mb->coinit == COINIT_APARTMENTTHREADED;
     CHILD_CHECK(ShmCoInitializeEx(NULL, x.mb->coinit) == S_OK);
     CHILD_CHECK(ShmCoRegisterProxyStubs(&calltest_ProxyFileInfo) == S_OK);
+    if (x.mb->callee_spin_ns)
+        atomic_store(&shmc_tune.callee_spin_ns, x.mb->callee_spin_ns);
     x.mb->tid = shmc_plat_thread_self_id();
     _Atomic int freed = 0;
     callee *obj = callee_new(1, &freed);
@@ -701,6 +716,101 @@ static void remote_kill(remote *r)
     assert_hr(shmc_plat_proc_kill(&r->proc), S_OK);
     assert_hr(shmc_plat_proc_wait(&r->proc, 10000), S_OK);
     shmc_plat_proc_close(&r->proc);
+}
+
+/* ---- two spinners on one CPU (rt.h, shmc_cpu_shared) ------------------------------ */
+
+/* The receiver that runs the server child's calls (and watches the slot of
+ * the last one) binds itself to cpu, or (-1) gets its CPUs back. */
+static void pin_receiver_to(remote *r, ICallee *p, int cpu)
+{
+    atomic_store(&r->x.mb->pin, cpu >= 0 ? cpu + 1 : -1);
+    assert_hr(ICallee_Wait(p, 0), S_OK);
+    assert_int_equal(atomic_load(&r->x.mb->pinned), cpu + 1);
+}
+
+/* A server child with an MTA object whose receivers watch a slot for up
+ * to 4 s after a reply (rather than 50 us), so that a test's steps between
+ * two calls, however slow the machine, find the receiver watching. */
+static ICallee *watching_server(remote *r)
+{
+    register_once();
+    assert_hr(ShmCoInitializeEx(NULL, COINIT_MULTITHREADED), S_OK);
+    xmb_create(&r->x, COINIT_MULTITHREADED, MSHLFLAGS_NORMAL);
+    r->x.mb->callee_spin_ns = 4000000000u;
+    tsupport_spawn(&r->proc, "server", r->x.name);
+    assert_true(await(&r->x.mb->phase, 1, 30000));
+    tstream_rewind(r->x.stream);
+    ICallee *p = NULL;
+    assert_hr(ShmCoUnmarshalInterface(r->x.stream, &IID_ICallee, (void **)&p), S_OK);
+    return p;
+}
+
+/* A client thread that finds the receiver watching its slot waiting on
+ * the CPU it runs on moves to another CPU rather than spin there. */
+static void client_moves_off_a_shared_cpu(void **state)
+{
+    (void)state;
+    if (shmc_plat_cpu_count() < 2)
+        skip(); /* nobody spins on one CPU */
+    remote r;
+    ICallee *p = watching_server(&r);
+    bool moved = false;
+    for (int attempt = 0; attempt < 5 && !moved; attempt++) {
+        int cpu = tsupport_pin_self(-1);
+        assert_true(cpu >= 0);
+        pin_receiver_to(&r, p, cpu); /* it says it is on cpu, and watches */
+        /* a thread moves at most once a millisecond, and tries at most
+         * that often: this thread may have tried in vain, bound, just now */
+        shmc_plat_sleep_ms(2);
+        tsupport_unpin_self(); /* this thread may go elsewhere, and is still on cpu */
+        uint32_t moves = atomic_load(&shmc_cpu_moves);
+        bool there = shmc_plat_current_cpu() == cpu;
+        LONG sum = 0;
+        assert_hr(ICallee_Add(p, 100, attempt, &sum), S_OK);
+        assert_int_equal(sum, 100 + attempt);
+        moved = atomic_load(&shmc_cpu_moves) == moves + 1;
+        if (moved)
+            assert_int_not_equal(shmc_plat_current_cpu(), cpu);
+        else
+            assert_false(there); /* only if the kernel moved it first: try again */
+        pin_receiver_to(&r, p, -1);
+    }
+    assert_true(moved);
+    assert_int_equal(ICallee_Release(p), 0);
+    remote_finish(&r);
+    ShmCoUninitialize();
+}
+
+/* Client thread and receiver bound to one CPU: neither can move, each
+ * gives the CPU away to the other at once, and the calls go through. */
+static void calls_on_one_shared_cpu(void **state)
+{
+    (void)state;
+    if (shmc_plat_cpu_count() < 2)
+        skip(); /* nobody spins on one CPU */
+    remote r;
+    ICallee *p = watching_server(&r);
+    int cpu = tsupport_pin_self(-1);
+    assert_true(cpu >= 0);
+    pin_receiver_to(&r, p, cpu);
+    uint32_t moves = atomic_load(&shmc_cpu_moves);
+    LONG before = 0, after = 0;
+    assert_hr(ICallee_GetCount(p, &before), S_OK);
+    for (LONG i = 0; i < 1000; i++) {
+        LONG sum = 0;
+        assert_hr(ICallee_Add(p, 100, i, &sum), S_OK);
+        assert_int_equal(sum, 100 + i);
+    }
+    assert_hr(ICallee_GetCount(p, &after), S_OK);
+    assert_int_equal(after - before, 1000);                /* each ran once */
+    assert_int_equal(atomic_load(&shmc_cpu_moves), moves); /* nowhere to go */
+    assert_int_equal(shmc_plat_current_cpu(), cpu);
+    pin_receiver_to(&r, p, -1);
+    tsupport_unpin_self();
+    assert_int_equal(ICallee_Release(p), 0);
+    remote_finish(&r);
+    ShmCoUninitialize();
 }
 
 /* ---- calls ------------------------------------------------------------------------- */
@@ -2113,6 +2223,8 @@ int main(int argc, char **argv)
         cmocka_unit_test(records_per_client),
         cmocka_unit_test(calls_per_connection),
         cmocka_unit_test(hostile_peer),
+        cmocka_unit_test(client_moves_off_a_shared_cpu),
+        cmocka_unit_test(calls_on_one_shared_cpu),
         cmocka_unit_test(tsupport_check_names_gone),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
