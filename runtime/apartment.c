@@ -747,7 +747,7 @@ static void worker_main(void *arg)
          * the CPU away at once if the watched call's caller waits behind
          * this thread on it: rt.h) */
         bool shared = watch && shmc_cpu_shared(
-                                   shmc_plat_current_cpu(),
+                                   shmc_cpu_current(),
                                    atomic_load_explicit(&watch->caller_cpu, memory_order_relaxed));
         shmc_spin sp;
         shmc_spin_begin(&sp, atomic_load_explicit(&shmc_tune.callee_spin_ns, memory_order_relaxed));
@@ -872,7 +872,7 @@ HRESULT ShmCoProcessCalls(DWORD timeout_ms)
      * at most */
     shmc_spin sp;
     shmc_call *w = apt->watch;
-    bool shared = w && shmc_cpu_shared(shmc_plat_current_cpu(),
+    bool shared = w && shmc_cpu_shared(shmc_cpu_current(),
                                        atomic_load_explicit(&w->caller_cpu, memory_order_relaxed));
     shmc_spin_begin(&sp, atomic_load_explicit(&shmc_tune.callee_spin_ns, memory_order_relaxed));
     if (shared)

@@ -256,6 +256,7 @@ static bool wake_condition(shmc_call *c, shmc_apt *my_sta)
 static _Thread_local uint64_t moved_at;
 static _Thread_local bool moved_once;
 _Atomic uint32_t shmc_cpu_moves;
+_Thread_local shmc_cpu_known shmc_cpu_mine;
 
 bool shmc_move_off_cpu(int cpu)
 {
@@ -266,6 +267,7 @@ bool shmc_move_off_cpu(int cpu)
     moved_once = true;
     if (!shmc_plat_thread_move_off_cpu(cpu))
         return false;
+    shmc_cpu_forget();
     atomic_fetch_add_explicit(&shmc_cpu_moves, 1, memory_order_relaxed);
     return true;
 }
@@ -280,7 +282,7 @@ HRESULT shmc_call_run(shmc_call *c)
     }
     SHMC_SET_CHANGED(c->notify, n);
     shmc_apt *my_sta = th->inits && th->apt->model == SHMC_STA ? th->apt : NULL;
-    int cpu = shmc_plat_current_cpu();
+    int cpu = shmc_cpu_current();
     shmc_cpu_publish(&c->caller_cpu, cpu);
     bool shared = false;
 
@@ -292,7 +294,7 @@ HRESULT shmc_call_run(shmc_call *c)
         shared = shmc_cpu_shared(cpu, atomic_load_explicit(&c->callee_cpu, memory_order_relaxed));
         if (shared && shmc_move_off_cpu(cpu)) {
             shared = false; /* its watcher runs where this thread ran */
-            shmc_cpu_publish(&c->caller_cpu, shmc_plat_current_cpu());
+            shmc_cpu_publish(&c->caller_cpu, shmc_cpu_current());
         }
         if (!shared)
             shmc_handoff_quiet(&caller_quiet);
@@ -489,7 +491,7 @@ bool shmc_call_execute(shmc_apt *apt, shmc_call *c, _Atomic int32_t *spare_worke
     }
     bool watch = may_watch;
     if (watch)
-        shmc_cpu_publish(&c->callee_cpu, shmc_plat_current_cpu());
+        shmc_cpu_publish(&c->callee_cpu, shmc_cpu_current());
     /* the burst: reply, result, watcher, state */
     if (rb.replied && rb.staged && memcmp(c->rep_inline, rb.stage, rb.size) != 0)
         memcpy(c->rep_inline, rb.stage, rb.size);

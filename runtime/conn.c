@@ -749,7 +749,7 @@ HRESULT shmc_xcall_send(shmc_xcall *x, uint32_t kind, uint32_t method, const uin
     if (c->bulk_in[i].base)
         flags |= SHMC_SLOT_REP_HELD; /* the server may reuse that reply region */
     atomic_store_explicit(&s->flags, flags, memory_order_relaxed);
-    int cpu = shmc_plat_current_cpu();
+    int cpu = shmc_cpu_current();
     shmc_cpu_publish(&s->client_cpu, cpu);
     atomic_store_explicit(&s->state, SHMC_SLOT_REQUEST, memory_order_release);
     /* wake a receiver if some sleep and none is about to look (the
@@ -771,7 +771,7 @@ HRESULT shmc_xcall_send(shmc_xcall *x, uint32_t kind, uint32_t method, const uin
         watched && shmc_cpu_shared(cpu, atomic_load_explicit(&s->server_cpu, memory_order_relaxed));
     if (shared && shmc_move_off_cpu(cpu)) {
         shared = false;
-        shmc_cpu_publish(&s->client_cpu, shmc_plat_current_cpu());
+        shmc_cpu_publish(&s->client_cpu, shmc_cpu_current());
     }
 
     shmc_thread *th = shmc_thread_get();
@@ -1188,7 +1188,7 @@ static bool serve_slot(shmc_conn *c, shmc_ifs_cache *k, uint32_t i)
         rep_flags |= SHMC_SLOT_REP_INLINE;
     }
     SET_CHANGED_ATOMIC(&s->rep_flags, rep_flags | SHMC_SLOT_LOOKING);
-    shmc_cpu_publish(&s->server_cpu, shmc_plat_current_cpu());
+    shmc_cpu_publish(&s->server_cpu, shmc_cpu_current());
     watch(c, i);
     uint32_t st = SHMC_SLOT_REQUEST;
     if (atomic_compare_exchange_strong(&s->state, &st, SHMC_SLOT_REPLY)) {
@@ -1396,7 +1396,7 @@ static void receiver_main(void *arg)
             shmc_spin_begin(&sp, spin);
             /* the client of the slot it watches waits behind it on its
              * CPU (rt.h) */
-            if (hinted >= 0 && shmc_cpu_shared(shmc_plat_current_cpu(),
+            if (hinted >= 0 && shmc_cpu_shared(shmc_cpu_current(),
                                                atomic_load_explicit(
                                                    &shmc_conn_slot(c, (uint32_t)hinted)->client_cpu,
                                                    memory_order_relaxed)))

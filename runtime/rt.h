@@ -500,6 +500,39 @@ static inline void shmc_quiet_looked(shmc_quiet *q, bool found)
 extern _Thread_local shmc_quiet shmc_callee_quiet;
 
 /*
+ * The CPU a thread runs on, as far as it knows: asked of the OS again on
+ * every SHMC_CPU_ASK_EVERY-th use, and on the first use after its spin
+ * yielded or ran out (it may have moved then, and when two spinners share
+ * a CPU, every wait yields). Asking costs a few ns natively, but about
+ * 280 ns under Wine (GetCurrentProcessorNumberEx is a system call there),
+ * more than a null call's whole budget if both sides asked on every call.
+ */
+#define SHMC_CPU_ASK_EVERY 64u
+
+typedef struct shmc_cpu_known {
+    int cpu;
+    uint32_t uses;
+    bool stale;
+} shmc_cpu_known;
+extern _Thread_local shmc_cpu_known shmc_cpu_mine;
+
+static inline int shmc_cpu_current(void)
+{
+    shmc_cpu_known *k = &shmc_cpu_mine;
+    if (k->stale || k->uses++ % SHMC_CPU_ASK_EVERY == 0) {
+        k->cpu = shmc_plat_current_cpu();
+        k->stale = false;
+    }
+    return k->cpu;
+}
+
+/* The thread may have moved: the next shmc_cpu_current asks the OS. */
+static inline void shmc_cpu_forget(void)
+{
+    shmc_cpu_mine.stale = true;
+}
+
+/*
  * A spin-wait, for a thread that waits for another to change a word. It
  * pauses (PAUSE/YIELD) between looks for the first SHMC_SPIN_PAUSE_NS;
  * after that it gives its CPU away (sched_yield, SwitchToThread) between
@@ -553,10 +586,12 @@ static inline bool shmc_spin_next(shmc_spin *sp)
     if (!sp->budget)
         return false;
     uint32_t n = ++sp->looks;
-    if (sp->yielding)
+    if (sp->yielding) {
         shmc_plat_thread_yield();
-    else
+        shmc_cpu_forget(); /* it may have moved */
+    } else {
         shmc_plat_cpu_relax();
+    }
     /* yielding, the clock is read after every yield: a yield may give the
      * CPU away for a whole time slice (and, under Valgrind, which runs one
      * thread at a time, to every other thread in turn), so that counting
@@ -569,8 +604,10 @@ static inline bool shmc_spin_next(shmc_spin *sp)
         return true;
     }
     uint64_t spent = now - sp->start;
-    if (spent >= sp->budget)
+    if (spent >= sp->budget) {
+        shmc_cpu_forget(); /* it sleeps next, and may wake elsewhere */
         return false;
+    }
     if (spent >= SHMC_SPIN_PAUSE_NS)
         sp->yielding = true;
     return true;

@@ -826,6 +826,7 @@ static void pin_callee(bool entering)
         tsupport_unpin_self();
         atomic_store(&pinned_at, -1);
     }
+    shmc_cpu_forget(); /* what the runtime knew of this thread's CPU */
 }
 
 /* The thread that runs f's calls (the one that watches the last call)
@@ -852,6 +853,7 @@ static void caller_moves_off_a_shared_cpu(DWORD host_coinit, DWORD mine)
     for (int attempt = 0; attempt < 5 && !moved; attempt++) {
         int cpu = tsupport_pin_self(-1);
         assert_true(cpu >= 0);
+        shmc_cpu_forget();
         pin_callee_to(f, cpu); /* the watcher says it is on cpu */
         /* a thread moves at most once a millisecond, and tries at most
          * that often: this thread may have tried in vain, bound, just now */
@@ -894,6 +896,7 @@ static void calls_on_one_shared_cpu(DWORD host_coinit, DWORD mine)
     fixture *f = fixture_new(host_coinit, mine);
     int cpu = tsupport_pin_self(-1);
     assert_true(cpu >= 0);
+    shmc_cpu_forget();
     pin_callee_to(f, cpu);
     uint32_t moves = atomic_load(&shmc_cpu_moves);
     LONG before = 0, after = 0;

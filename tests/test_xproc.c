@@ -139,9 +139,11 @@ static void note_wait(bool entering)
         int32_t pin = atomic_exchange(&mb->pin, 0);
         if (entering && pin > 0) {
             atomic_store(&mb->pinned, tsupport_pin_self(pin - 1) + 1);
+            shmc_cpu_forget(); /* what the runtime knew of this thread's CPU */
         } else if (entering && pin < 0) {
             tsupport_unpin_self();
             atomic_store(&mb->pinned, 0);
+            shmc_cpu_forget();
         }
     }
 }
@@ -759,6 +761,7 @@ static void client_moves_off_a_shared_cpu(void **state)
     for (int attempt = 0; attempt < 5 && !moved; attempt++) {
         int cpu = tsupport_pin_self(-1);
         assert_true(cpu >= 0);
+        shmc_cpu_forget();
         pin_receiver_to(&r, p, cpu); /* it says it is on cpu, and watches */
         /* a thread moves at most once a millisecond, and tries at most
          * that often: this thread may have tried in vain, bound, just now */
@@ -793,6 +796,7 @@ static void calls_on_one_shared_cpu(void **state)
     ICallee *p = watching_server(&r);
     int cpu = tsupport_pin_self(-1);
     assert_true(cpu >= 0);
+    shmc_cpu_forget();
     pin_receiver_to(&r, p, cpu);
     uint32_t moves = atomic_load(&shmc_cpu_moves);
     LONG before = 0, after = 0;
