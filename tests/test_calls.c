@@ -840,6 +840,36 @@ static void pin_callee_to(fixture *f, int cpu)
     assert_int_equal(atomic_load(&pinned_at), cpu);
 }
 
+/* What a thread knows of its CPU (rt.h, shmc_cpu_current) is asked of the
+ * OS again after shmc_cpu_forget, and at least every SHMC_CPU_ASK_EVERY
+ * uses without it. */
+static void thread_cpu_is_asked_again(void **state)
+{
+    (void)state;
+    if (shmc_plat_cpu_count() < 2)
+        skip(); /* nowhere else to go */
+    int a = tsupport_pin_self(-1);
+    assert_true(a >= 0);
+    tsupport_unpin_self();
+    int b = tsupport_pin_self(a == 0 ? 1 : 0);
+    if (b < 0) {
+        tsupport_unpin_self();
+        skip(); /* this process may not run on that CPU */
+    }
+    assert_int_equal(shmc_plat_current_cpu(), b); /* moved there */
+    shmc_cpu_forget();
+    assert_int_equal(shmc_cpu_current(), b);
+    tsupport_unpin_self();
+    assert_int_equal(tsupport_pin_self(a), a);
+    assert_int_equal(shmc_plat_current_cpu(), a);
+    int last = -1;
+    for (unsigned i = 0; i < SHMC_CPU_ASK_EVERY; i++)
+        last = shmc_cpu_current(); /* b for a while (not asked), then a */
+    assert_int_equal(last, a);
+    tsupport_unpin_self();
+    shmc_cpu_forget();
+}
+
 /* A caller that finds the watcher of its call waiting on the CPU it runs
  * on moves to another CPU rather than spin where the watcher cannot run. */
 static void caller_moves_off_a_shared_cpu(DWORD host_coinit, DWORD mine)
@@ -1001,6 +1031,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(every_allocation_fails_in_turn_sta),
         cmocka_unit_test(every_allocation_fails_in_turn_mta),
         cmocka_unit_test(register_proxy_stubs_results),
+        cmocka_unit_test(thread_cpu_is_asked_again),
         cmocka_unit_test(caller_moves_off_a_shared_cpu_sta_mta),
         cmocka_unit_test(caller_moves_off_a_shared_cpu_mta_sta),
         cmocka_unit_test(calls_on_one_shared_cpu_sta_mta),
