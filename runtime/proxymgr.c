@@ -282,14 +282,23 @@ static HRESULT pm_query_interface(shmc_proxymgr *pm, REFIID riid, void **ppv)
     *ppv = NULL;
     if (!riid)
         return E_INVALIDARG;
+    if (IsEqualIID(riid, &IID_shmc_ProxyManager)) { /* the runtime's own, from any thread */
+        pm_addref(pm);
+        *ppv = pm;
+        return S_OK;
+    }
+    /* as COM's proxies: only in the apartment that unmarshaled the proxy,
+     * even for what is answered here (a thread in no apartment too gets
+     * RPC_E_WRONG_THREAD, as from Windows NT on); a proxy whose apartment
+     * ended answers what it knows to anyone */
+    if (atomic_load(&pm->state) != SHMC_PM_APT_GONE) {
+        HRESULT hr = check_apartment(pm);
+        if (FAILED(hr))
+            return hr == CO_E_NOTINITIALIZED ? RPC_E_WRONG_THREAD : hr;
+    }
     if (IsEqualIID(riid, &IID_IUnknown)) {
         pm_addref(pm);
         *ppv = &pm->IUnknown_iface;
-        return S_OK;
-    }
-    if (IsEqualIID(riid, &IID_shmc_ProxyManager)) {
-        pm_addref(pm);
-        *ppv = pm;
         return S_OK;
     }
     shmc_plat_mutex_lock(&shmc_g.lock);

@@ -664,14 +664,23 @@ static void client_apartment_ends(void **state)
 typedef struct wrong {
     ICallee *proxy;
     HRESULT uninit_hr, sta_hr;
+    HRESULT uninit_qi_hr, sta_qi_hr; /* QueryInterface for ICallee, which the proxy has */
 } wrong;
 
 static void wrong_apartment_main(void *arg)
 {
     wrong *w = arg;
+    void *out = (void *)1;
     w->uninit_hr = ICallee_Null(w->proxy);
+    w->uninit_qi_hr = ICallee_QueryInterface(w->proxy, &IID_ICallee, &out);
+    if (out)
+        w->uninit_qi_hr = E_FAIL; /* *ppv must be NULL on failure */
     ShmCoInitializeEx(NULL, COINIT_APARTMENTTHREADED);
     w->sta_hr = ICallee_Null(w->proxy);
+    out = (void *)1;
+    w->sta_qi_hr = ICallee_QueryInterface(w->proxy, &IID_ICallee, &out);
+    if (out)
+        w->sta_qi_hr = E_FAIL;
     ShmCoUninitialize();
 }
 
@@ -679,12 +688,14 @@ static void used_from_the_wrong_apartment(void **state)
 {
     (void)state;
     fixture *f = fixture_new(COINIT_APARTMENTTHREADED, COINIT_APARTMENTTHREADED);
-    wrong w = {f->proxy, E_FAIL, E_FAIL};
+    wrong w = {f->proxy, E_FAIL, E_FAIL, E_FAIL, E_FAIL};
     shmc_plat_thread t;
     assert_hr(shmc_plat_thread_create(&t, wrong_apartment_main, &w), S_OK);
     shmc_plat_thread_join(&t);
     assert_hr(w.uninit_hr, CO_E_NOTINITIALIZED);
     assert_hr(w.sta_hr, RPC_E_WRONG_THREAD);
+    assert_hr(w.uninit_qi_hr, RPC_E_WRONG_THREAD);
+    assert_hr(w.sta_qi_hr, RPC_E_WRONG_THREAD);
     assert_hr(ICallee_Null(f->proxy), S_OK); /* fine from its own */
     fixture_free(f);
 }

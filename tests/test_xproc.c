@@ -1305,14 +1305,23 @@ static void server_apartment_ends(void **state)
 typedef struct wrong {
     ICallee *proxy;
     HRESULT uninit_hr, sta_hr;
+    HRESULT uninit_qi_hr, sta_qi_hr; /* QueryInterface for ICallee, which the proxy has */
 } wrong;
 
 static void wrong_apartment_main(void *arg)
 {
     wrong *w = arg;
+    void *out = (void *)1;
     w->uninit_hr = ICallee_Null(w->proxy);
+    w->uninit_qi_hr = ICallee_QueryInterface(w->proxy, &IID_ICallee, &out);
+    if (out)
+        w->uninit_qi_hr = E_FAIL; /* *ppv must be NULL on failure */
     ShmCoInitializeEx(NULL, COINIT_APARTMENTTHREADED);
     w->sta_hr = ICallee_Null(w->proxy);
+    out = (void *)1;
+    w->sta_qi_hr = ICallee_QueryInterface(w->proxy, &IID_ICallee, &out);
+    if (out)
+        w->sta_qi_hr = E_FAIL;
     ShmCoUninitialize();
 }
 
@@ -1330,12 +1339,14 @@ static void client_apartment_ends_and_wrong_thread(void **state)
     assert_hr(ShmCoUnmarshalInterface(r.x.stream, &IID_ICallee, (void **)&p), S_OK);
     assert_hr(ICallee_GetChild(p, 4, &kid), S_OK);
 
-    wrong w = {p, E_FAIL, E_FAIL};
+    wrong w = {p, E_FAIL, E_FAIL, E_FAIL, E_FAIL};
     shmc_plat_thread t;
     assert_hr(shmc_plat_thread_create(&t, wrong_apartment_main, &w), S_OK);
     shmc_plat_thread_join(&t);
     assert_hr(w.uninit_hr, CO_E_NOTINITIALIZED);
     assert_hr(w.sta_hr, RPC_E_WRONG_THREAD);
+    assert_hr(w.uninit_qi_hr, RPC_E_WRONG_THREAD);
+    assert_hr(w.sta_qi_hr, RPC_E_WRONG_THREAD);
     assert_hr(ICallee_Null(p), S_OK); /* fine from its own */
 
     ShmCoUninitialize();
