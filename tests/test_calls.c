@@ -904,10 +904,10 @@ static void caller_moves_off_a_shared_cpu(DWORD host_coinit, DWORD mine)
         bool there = shmc_plat_current_cpu() == cpu;
         hyper tid = 0;
         assert_hr(ICallee_GetThreadId(f->proxy, &tid), S_OK);
+        /* (where it runs after the call is the kernel's: woken by the
+         * callee, it may be put back on cpu) */
         moved = atomic_load(&shmc_cpu_moves) == moves + 1;
-        if (moved)
-            assert_int_not_equal(shmc_plat_current_cpu(), cpu);
-        else
+        if (!moved)
             assert_false(there); /* only if the kernel moved it first: try again */
         pin_callee_to(f, -1);
     }

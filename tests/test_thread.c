@@ -286,6 +286,30 @@ static void machine_facts(void **state)
     assert_int_equal(page & (page - 1), 0);
 }
 
+/* shmc_plat_current_cpu says where the thread runs; move_off_cpu refuses
+ * what it cannot do, and leaves the thread's affinity as it was. */
+static void current_cpu_and_move_off(void **state)
+{
+    (void)state;
+    int cpu = tsupport_pin_self(-1);
+    if (cpu < 0)
+        skip();                                       /* the OS does not say where threads run */
+    assert_int_equal(shmc_plat_current_cpu(), cpu);   /* bound there */
+    assert_false(shmc_plat_thread_move_off_cpu(cpu)); /* nowhere else it may go */
+    assert_int_equal(tsupport_allowed_cpus(), 1);     /* still bound */
+    assert_int_equal(shmc_plat_current_cpu(), cpu);   /* there */
+    tsupport_unpin_self();
+    unsigned allowed = tsupport_allowed_cpus();
+    assert_false(shmc_plat_thread_move_off_cpu(-1));
+    assert_false(shmc_plat_thread_move_off_cpu(1 << 20)); /* no such CPU */
+    assert_int_equal(tsupport_allowed_cpus(), allowed);
+    if (allowed >= 2)
+        assert_true(shmc_plat_thread_move_off_cpu(shmc_plat_current_cpu()));
+    else
+        assert_false(shmc_plat_thread_move_off_cpu(shmc_plat_current_cpu()));
+    assert_int_equal(tsupport_allowed_cpus(), allowed); /* as it was */
+}
+
 static void os_errors_map(void **state)
 {
     (void)state;
@@ -323,6 +347,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(once_runs_once),
         cmocka_unit_test(event_set_reset_wait),
         cmocka_unit_test(clock_is_monotonic),
+        cmocka_unit_test(current_cpu_and_move_off),
         cmocka_unit_test(random_bytes),
         cmocka_unit_test(machine_facts),
         cmocka_unit_test(os_errors_map),

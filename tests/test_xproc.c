@@ -772,10 +772,10 @@ static void client_moves_off_a_shared_cpu(void **state)
         LONG sum = 0;
         assert_hr(ICallee_Add(p, 100, attempt, &sum), S_OK);
         assert_int_equal(sum, 100 + attempt);
+        /* (where it runs after the call is the kernel's: woken by the
+         * callee, it may be put back on cpu) */
         moved = atomic_load(&shmc_cpu_moves) == moves + 1;
-        if (moved)
-            assert_int_not_equal(shmc_plat_current_cpu(), cpu);
-        else
+        if (!moved)
             assert_false(there); /* only if the kernel moved it first: try again */
         pin_receiver_to(&r, p, -1);
     }

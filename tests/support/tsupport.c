@@ -197,6 +197,17 @@ void tsupport_unpin_self(void)
 {
     SetThreadGroupAffinity(GetCurrentThread(), &pinned_from, NULL);
 }
+
+unsigned tsupport_allowed_cpus(void)
+{
+    GROUP_AFFINITY mask;
+    if (!GetThreadGroupAffinity(GetCurrentThread(), &mask))
+        return 0;
+    unsigned n = 0;
+    for (KAFFINITY m = mask.Mask; m; m &= m - 1)
+        n++;
+    return n;
+}
 #elif defined(__linux__)
 static _Thread_local cpu_set_t pinned_from;
 
@@ -216,6 +227,12 @@ void tsupport_unpin_self(void)
 {
     sched_setaffinity(0, sizeof(pinned_from), &pinned_from);
 }
+
+unsigned tsupport_allowed_cpus(void)
+{
+    cpu_set_t mask;
+    return sched_getaffinity(0, sizeof(mask), &mask) ? 0u : (unsigned)CPU_COUNT(&mask);
+}
 #else
 int tsupport_pin_self(int cpu)
 {
@@ -225,5 +242,10 @@ int tsupport_pin_self(int cpu)
 
 void tsupport_unpin_self(void)
 {
+}
+
+unsigned tsupport_allowed_cpus(void)
+{
+    return 0;
 }
 #endif

@@ -58,6 +58,8 @@ long tsupport_open_handles(void);
  */
 int tsupport_pin_self(int cpu);
 void tsupport_unpin_self(void);
+/* How many CPUs the calling thread may run on (0 if the OS does not say). */
+unsigned tsupport_allowed_cpus(void);
 
 /* Milliseconds since an earlier shmc_plat_clock_ns() reading. */
 double tsupport_ms_since(uint64_t start_ns);
