@@ -746,13 +746,10 @@ static void worker_main(void *arg)
         /* spin for the next call, then sleep until the bell rings (giving
          * the CPU away at once if the watched call's caller waits behind
          * this thread on it: rt.h) */
-        bool shared = watch && shmc_cpu_shared(
-                                   shmc_cpu_current(),
-                                   atomic_load_explicit(&watch->caller_cpu, memory_order_relaxed));
         shmc_spin sp;
-        shmc_spin_begin(&sp, atomic_load_explicit(&shmc_tune.callee_spin_ns, memory_order_relaxed));
-        if (shared)
-            shmc_spin_behind(&sp);
+        shmc_spin_begin_watching(
+            &sp, atomic_load_explicit(&shmc_tune.callee_spin_ns, memory_order_relaxed),
+            watch ? atomic_load_explicit(&watch->caller_cpu, memory_order_relaxed) : -1);
         bool work;
         while (!(work = shmc_apt_has_calls(apt) || atomic_load(&apt->stopping) ||
                         (watch && atomic_load_explicit(&watch->state, memory_order_relaxed) !=
@@ -872,11 +869,9 @@ HRESULT ShmCoProcessCalls(DWORD timeout_ms)
      * at most */
     shmc_spin sp;
     shmc_call *w = apt->watch;
-    bool shared = w && shmc_cpu_shared(shmc_cpu_current(),
-                                       atomic_load_explicit(&w->caller_cpu, memory_order_relaxed));
-    shmc_spin_begin(&sp, atomic_load_explicit(&shmc_tune.callee_spin_ns, memory_order_relaxed));
-    if (shared)
-        shmc_spin_behind(&sp); /* its caller waits behind this thread on its CPU (rt.h) */
+    shmc_spin_begin_watching(&sp,
+                             atomic_load_explicit(&shmc_tune.callee_spin_ns, memory_order_relaxed),
+                             w ? atomic_load_explicit(&w->caller_cpu, memory_order_relaxed) : -1);
     while (shmc_spin_next(&sp)) {
         if (shmc_apt_pump(apt))
             return S_OK;

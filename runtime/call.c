@@ -258,7 +258,7 @@ static _Thread_local bool moved_once;
 _Atomic uint32_t shmc_cpu_moves;
 _Thread_local shmc_cpu_known shmc_cpu_mine;
 
-bool shmc_move_off_cpu(int cpu)
+static bool move_off_cpu(int cpu)
 {
     uint64_t now = shmc_plat_clock_ns();
     if (moved_once && now - moved_at < SHMC_MOVE_GAP_NS)
@@ -270,6 +270,16 @@ bool shmc_move_off_cpu(int cpu)
     shmc_cpu_forget();
     atomic_fetch_add_explicit(&shmc_cpu_moves, 1, memory_order_relaxed);
     return true;
+}
+
+bool shmc_caller_behind(int cpu, int32_t partner, _Atomic int32_t *mine)
+{
+    if (!shmc_cpu_shared(cpu, partner))
+        return false;
+    if (!move_off_cpu(cpu))
+        return true;
+    shmc_cpu_publish(mine, shmc_cpu_current()); /* its watcher runs where it ran */
+    return false;
 }
 
 HRESULT shmc_call_run(shmc_call *c)
@@ -291,11 +301,8 @@ HRESULT shmc_call_run(shmc_call *c)
         atomic_load_explicit(&c->watcher, memory_order_relaxed) == c->target &&
         atomic_compare_exchange_strong(&c->state, &s, SHMC_CALL_REQUEST)) {
         shmc_apt_ring(c->target); /* sent: its watcher sees the state */
-        shared = shmc_cpu_shared(cpu, atomic_load_explicit(&c->callee_cpu, memory_order_relaxed));
-        if (shared && shmc_move_off_cpu(cpu)) {
-            shared = false; /* its watcher runs where this thread ran */
-            shmc_cpu_publish(&c->caller_cpu, shmc_cpu_current());
-        }
+        shared = shmc_caller_behind(cpu, atomic_load_explicit(&c->callee_cpu, memory_order_relaxed),
+                                    &c->caller_cpu);
         if (!shared)
             shmc_handoff_quiet(&caller_quiet);
     } else {

@@ -767,12 +767,9 @@ HRESULT shmc_xcall_send(shmc_xcall *x, uint32_t kind, uint32_t method, const uin
     }
     /* the receiver that watches the slot waits behind this thread on its
      * CPU (rt.h): move, or give the CPU away at once */
-    bool shared =
-        watched && shmc_cpu_shared(cpu, atomic_load_explicit(&s->server_cpu, memory_order_relaxed));
-    if (shared && shmc_move_off_cpu(cpu)) {
-        shared = false;
-        shmc_cpu_publish(&s->client_cpu, shmc_cpu_current());
-    }
+    bool shared = watched && shmc_caller_behind(
+                                 cpu, atomic_load_explicit(&s->server_cpu, memory_order_relaxed),
+                                 &s->client_cpu);
 
     shmc_thread *th = shmc_thread_get();
     shmc_apt *my_sta = th && th->inits && th->apt->model == SHMC_STA ? th->apt : NULL;
@@ -1393,14 +1390,11 @@ static void receiver_main(void *arg)
         if (spin && atomic_load(&c->hdr->looking) == 1 &&
             (hinted >= 0 || !atomic_load_explicit(&c->watched, memory_order_relaxed))) {
             shmc_spin sp;
-            shmc_spin_begin(&sp, spin);
-            /* the client of the slot it watches waits behind it on its
-             * CPU (rt.h) */
-            if (hinted >= 0 && shmc_cpu_shared(shmc_cpu_current(),
-                                               atomic_load_explicit(
-                                                   &shmc_conn_slot(c, (uint32_t)hinted)->client_cpu,
-                                                   memory_order_relaxed)))
-                shmc_spin_behind(&sp);
+            shmc_spin_begin_watching(
+                &sp, spin,
+                hinted < 0 ? -1
+                           : atomic_load_explicit(&shmc_conn_slot(c, (uint32_t)hinted)->client_cpu,
+                                                  memory_order_relaxed));
             while (!(work = has_request(c, hinted) || atomic_load(&c->dead)) &&
                    (hinted >= 0 || !atomic_load_explicit(&c->watched, memory_order_relaxed)) &&
                    shmc_spin_next(&sp)) {}

@@ -643,9 +643,6 @@ static inline bool shmc_spin_next(shmc_spin *sp)
  */
 #define SHMC_MOVE_GAP_NS 1000000u
 
-/* The caller's move (call.c): off `cpu`, unless it moved less than
- * SHMC_MOVE_GAP_NS ago; true if it moved. */
-bool shmc_move_off_cpu(int cpu);
 /* How many times a caller moved off a CPU it shared (tests, benchmarks). */
 extern _Atomic uint32_t shmc_cpu_moves;
 
@@ -660,6 +657,21 @@ static inline void shmc_cpu_publish(_Atomic int32_t *word, int cpu)
 {
     if (atomic_load_explicit(word, memory_order_relaxed) != cpu)
         atomic_store_explicit(word, cpu, memory_order_relaxed);
+}
+
+/* A caller that sent a call on `cpu` to a watcher whose word says
+ * `partner` (call.c): if that is its own CPU, it moves (at most once every
+ * SHMC_MOVE_GAP_NS) and says where it went in its word `mine`. true if the
+ * watcher still waits behind it: no quiet, and a shmc_spin_behind spin. */
+bool shmc_caller_behind(int cpu, int32_t partner, _Atomic int32_t *mine);
+
+/* shmc_spin_begin for a watcher whose caller's word says `partner` (-1:
+ * it watches nothing): a spin behind the caller if that is its own CPU. */
+static inline void shmc_spin_begin_watching(shmc_spin *sp, uint32_t budget_ns, int32_t partner)
+{
+    shmc_spin_begin(sp, budget_ns);
+    if (partner >= 0 && shmc_cpu_shared(shmc_cpu_current(), partner))
+        shmc_spin_behind(sp);
 }
 
 /* Sets the runtime up once; returns its set-up result. */
