@@ -717,7 +717,7 @@ static void sta_unregister(shmc_apt *sta)
     shmc_plat_mutex_unlock(&sta->remote_lock);
 }
 
-static _Thread_local uint32_t replies_seen;
+static _Thread_local uint32_t calls_sent;
 /* the hand-off quiets (rt.h): a client's after a request, a receiver's
  * after a reply */
 static _Thread_local shmc_quiet client_quiet, receiver_quiet;
@@ -774,7 +774,11 @@ HRESULT shmc_xcall_send(shmc_xcall *x, uint32_t kind, uint32_t method, const uin
     shmc_thread *th = shmc_thread_get();
     shmc_apt *my_sta = th && th->inits && th->apt->model == SHMC_STA ? th->apt : NULL;
     uint32_t timeout = th ? th->timeout_ms : INFINITE;
-    uint64_t start = shmc_plat_clock_ns();
+    /* the clock, for a deadline, and for how long replies take (the spin
+     * budget: sampled on every 8th call; a read costs as much as the
+     * call's own bookkeeping) */
+    bool sample = (++calls_sent & 7) == 0;
+    uint64_t start = timeout != INFINITE || sample ? shmc_plat_clock_ns() : 0;
     uint64_t deadline = timeout == INFINITE ? UINT64_MAX : start + (uint64_t)timeout * 1000000u;
     if (!shared)
         shmc_handoff_quiet(&client_quiet);
@@ -838,9 +842,7 @@ HRESULT shmc_xcall_send(shmc_xcall *x, uint32_t kind, uint32_t method, const uin
         if (my_sta)
             sta_unregister(my_sta);
     }
-    /* how long replies take, for the spin budget: sampled on every 8th
-     * call (the clock read would delay the caller's next call) */
-    if ((++replies_seen & 7) == 0)
+    if (sample)
         shmc_call_note_reply(shmc_plat_clock_ns() - start);
 
     /* the reply: each field read once, checked, then used */
@@ -1041,6 +1043,9 @@ static HRESULT serve_method(shmc_conn *c, shmc_ifs_cache *k, const uint8_t ipid[
         if (itf) {
             hr = ShmStubInvoke(ifs->info, itf, method, req, req_len, &c->reply_marshaler,
                                &reply->iface);
+            /* out of the stub before the reply: once a call has returned,
+             * the server is done with the object (a disconnect then
+             * releases it at once) */
             shmc_ifstub_leave(ifs);
         } else {
             hr = RPC_E_DISCONNECTED;
@@ -1126,8 +1131,10 @@ static void watch(shmc_conn *c, uint32_t i)
 
 /* One claimed slot: read, check, run, answer. true if the reply went out
  * with SHMC_SLOT_LOOKING set: we watch the slot then, and keep its bit in
- * c->serving until we stop (unhint). */
-static bool serve_slot(shmc_conn *c, shmc_ifs_cache *k, uint32_t i)
+ * c->serving until we stop (unhint). `relook`: the receiver stopped
+ * counting itself looking when it claimed the slot, and counts itself
+ * again once the reply is out. */
+static bool serve_slot(shmc_conn *c, shmc_ifs_cache *k, uint32_t i, bool relook)
 {
     shmc_slot_hdr *s = shmc_conn_slot(c, i);
     uint32_t kind = atomic_load(&s->kind);
@@ -1158,16 +1165,16 @@ static bool serve_slot(shmc_conn *c, shmc_ifs_cache *k, uint32_t i)
     uint32_t rep_flags =
         (flags & SHMC_SLOT_BULK_REQ) && c->bulk_in[i].base ? (uint32_t)SHMC_SLOT_BULK_REQ_KEPT : 0u;
 
-    /* what is not in the slot's first line first: counted looking (about
-     * to look for the next request), not taken; then the answer into the
-     * first line in one burst, fields first, REPLY last (each pause in it
-     * lets the spinning client take the line away, and back costs a
-     * transfer) */
+    /* what is not in the slot's first line first (not taken); then the
+     * answer into the first line in one burst, fields first, REPLY last
+     * (each pause in it lets the spinning client take the line away, and
+     * back costs a transfer). Counting itself looking again waits until
+     * after REPLY: a read-modify-write waits for the writes before it, and
+     * the client waits for the reply. */
     if (SUCCEEDED(status) && reply.bulk) {
         memset(s->rep_bulk, 0, sizeof(s->rep_bulk));
         memcpy(s->rep_bulk, reply.bulk_name, strlen(reply.bulk_name));
     }
-    count_looking(c, 1);
     atomic_store_explicit(&s->taken, 0, memory_order_relaxed);
     /* each field written only if it changes: a call like the last one
      * (the common case) then writes the line once, with REPLY (a write a
@@ -1189,10 +1196,14 @@ static bool serve_slot(shmc_conn *c, shmc_ifs_cache *k, uint32_t i)
     watch(c, i);
     uint32_t st = SHMC_SLOT_REQUEST;
     if (atomic_compare_exchange_strong(&s->state, &st, SHMC_SLOT_REPLY)) {
+        if (relook)
+            count_looking(c, 1);
         shmc_handoff_quiet(&receiver_quiet);
         wake_slot(c, i);
         return true; /* serving it still: we watch it */
     }
+    if (relook)
+        count_looking(c, 1);
     /* the client gave up: nobody reads the reply; release what it carries */
     if (SUCCEEDED(status) && kind == SHMC_OP_METHOD && reply.len) {
         shmc_ifstub *ifs = shmc_conn_lookup_ipid(c, ipid);
@@ -1312,6 +1323,22 @@ static bool has_request(shmc_conn *c, int mine)
     return false;
 }
 
+/* has_request for a receiver that spins: one that watches a slot looks at
+ * that slot every time, and at the others every SHMC_SCAN_EVERY-th look
+ * (*looks counts them). A look at all the slots reads a line of each, and
+ * it is the watched slot's line a hot call's next request comes in: the
+ * sooner the receiver sees it, the sooner the reply. A request elsewhere
+ * is seen a few pauses later. */
+#define SHMC_SCAN_EVERY 8u
+
+static bool spin_look(shmc_conn *c, int mine, uint32_t *looks)
+{
+    if (mine >= 0 && ++*looks % SHMC_SCAN_EVERY != 0)
+        return atomic_load_explicit(&shmc_conn_slot(c, (uint32_t)mine)->state,
+                                    memory_order_acquire) == SHMC_SLOT_REQUEST;
+    return has_request(c, mine);
+}
+
 /* The receivers' counts, and their mirror in the header for the client. */
 static void count_looking(shmc_conn *c, int d)
 {
@@ -1341,9 +1368,12 @@ static void unhint(shmc_conn *c, int *hinted)
  * A receiver thread. Idle, it spins for a while (only one receiver of a
  * connection spins at a time: more would only take CPUs from the callers)
  * and then sleeps on the server bell. A receiver counts as "looking" from
- * just before it publishes a reply until it sleeps or takes the next
- * request, so a client that posts a request right after a reply sees that
- * someone will find it and does not wake anybody.
+ * just after it published a reply until it sleeps or takes a request in
+ * another slot than the one it watches, so a client that posts a request
+ * then sees that someone will find it and does not wake anybody. (The
+ * client of the slot it replied in does not need the count: the reply
+ * itself says SHMC_SLOT_LOOKING. A client that posts elsewhere right
+ * before the count rings once more than needed.)
  *
  * The receiver that replied in a slot watches it (SHMC_SLOT_LOOKING for
  * the client, c->watched for the other receivers) and keeps its serving
@@ -1360,7 +1390,6 @@ static void receiver_main(void *arg)
     shmc_conn *c = arg;
     int hinted = -1; /* the slot whose SHMC_SLOT_LOOKING we set */
     shmc_ifs_cache k = {{0}, NULL, 0};
-    atomic_fetch_add(&c->idle_receivers, 1);
     count_looking(c, 1);
     while (!atomic_load(&c->dead)) {
         int i = claim_slot(c, hinted);
@@ -1369,17 +1398,29 @@ static void receiver_main(void *arg)
              * it, and the client of that slot waits for the reply rather
              * than posting (clearing it would move the line the client
              * spins on, once more, for nothing) */
-            if (i != hinted)
+            bool own = i == hinted;
+            if (!own)
                 unhint(c, &hinted);
             hinted = -1;
-            count_looking(c, -1);
-            /* keep one receiver idle, so that a call that takes its time
-             * never holds up the next one (up to one receiver per slot) */
-            if (atomic_fetch_sub(&c->idle_receivers, 1) == 1)
+            /* The request in the slot it watches is a hot call's next one
+             * (most often): it stays counted looking while it serves it,
+             * as the read-modify-writes of the count would hold up the
+             * reply. A client that posts elsewhere meanwhile may then not
+             * ring at once; if the call takes its time, it rings when it
+             * stops spinning (its request is not taken). */
+            if (!own)
+                count_looking(c, -1);
+            /* keep a receiver asleep, to be rung for a request while the
+             * others are busy, so that a call that takes its time never
+             * holds up the next one for longer than that client spins (up
+             * to one receiver per slot). A receiver counts itself asleep
+             * before its last look for requests, and awake before it
+             * takes one: the last of them to take a request finds none
+             * asleep. */
+            if (atomic_load(&c->sleeping) == 0)
                 receiver_start(c);
-            if (serve_slot(c, &k, (uint32_t)i)) /* counts itself looking before it replies */
+            if (serve_slot(c, &k, (uint32_t)i, !own))
                 hinted = i;
-            atomic_fetch_add(&c->idle_receivers, 1);
             continue;
         }
         uint32_t spin = atomic_load_explicit(&shmc_tune.callee_spin_ns, memory_order_relaxed);
@@ -1395,7 +1436,8 @@ static void receiver_main(void *arg)
                 hinted < 0 ? -1
                            : atomic_load_explicit(&shmc_conn_slot(c, (uint32_t)hinted)->client_cpu,
                                                   memory_order_relaxed));
-            while (!(work = has_request(c, hinted) || atomic_load(&c->dead)) &&
+            uint32_t looks = 0;
+            while (!(work = spin_look(c, hinted, &looks) || atomic_load(&c->dead)) &&
                    (hinted >= 0 || !atomic_load_explicit(&c->watched, memory_order_relaxed)) &&
                    shmc_spin_next(&sp)) {}
         }
@@ -1422,7 +1464,6 @@ static void receiver_main(void *arg)
     unhint(c, &hinted);
     cache_clear(&k);
     count_looking(c, -1);
-    atomic_fetch_sub(&c->idle_receivers, 1);
     atomic_fetch_sub(&c->receivers, 1);
     shmc_conn_release(c);
     /* the call it kept for its next STA request (a receiver has no
@@ -1595,7 +1636,7 @@ int shmc_conn_serve_one(shmc_conn *c)
     int i = claim_slot(c, -1);
     if (i < 0)
         return -1;
-    int hinted = serve_slot(c, &c->detached_cache, (uint32_t)i) ? i : -1;
+    int hinted = serve_slot(c, &c->detached_cache, (uint32_t)i, true) ? i : -1;
     /* and stops looking, as a receiver that goes to sleep */
     unhint(c, &hinted);
     count_looking(c, -1);

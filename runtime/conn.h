@@ -53,7 +53,7 @@ struct shmc_conn {
                                       them (under slot_lock) */
 
     /* server */
-    _Atomic uint32_t receivers, idle_receivers;
+    _Atomic uint32_t receivers;
     /* slots a receiver is serving (bit i: slot i), whatever the client
      * writes into their state words meanwhile (conn.c, claim_slot) */
     _Atomic uint32_t serving;

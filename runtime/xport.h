@@ -15,7 +15,7 @@
 #define SHMC_REGION_KIND_ENDPOINT 2u
 #define SHMC_REGION_KIND_CONN     3u
 #define SHMC_REGION_KIND_BULK     4u
-#define SHMC_XPORT_VERSION        2u
+#define SHMC_XPORT_VERSION        3u
 
 /* Names of our regions: "ep.<pid>.<16 hex>", "cn.<pid>.<16 hex>", ... */
 #define SHMC_XNAME_MAX 48
@@ -75,11 +75,17 @@ _Static_assert(offsetof(shmc_ep_hdr, slots) == 128, "endpoint layout");
  *       96    4  nslots       16
  *      100    4  area         bytes of each slot's request and reply areas
  *     4096       slots, each SHMC_SLOT_STRIDE bytes:
- *                slot header (256), pad to 4096, request area, reply area
+ *                slot header (256), pad to 4096, request area, reply area,
+ *                256 bytes of padding
+ *
+ * The padding puts the slots' headers 256 bytes apart within their pages
+ * (slot i's at page offset 256 * i): a receiver looks at every slot's
+ * first line, and lines at one page offset share a set of a CPU's first
+ * cache, which holds a dozen of them.
  */
 #define SHMC_SLOT_AREA   ((1u << 20) + 4096u)
 #define SHMC_SLOT_HDR    4096u
-#define SHMC_SLOT_STRIDE (SHMC_SLOT_HDR + 2u * SHMC_SLOT_AREA)
+#define SHMC_SLOT_STRIDE (SHMC_SLOT_HDR + 2u * SHMC_SLOT_AREA + 256u)
 #define SHMC_CONN_SIZE   ((size_t)SHMC_SLOT_HDR + (size_t)SHMC_CONN_SLOTS * SHMC_SLOT_STRIDE)
 
 enum { SHMC_CONN_NEW = 0, SHMC_CONN_ACCEPTED = 1, SHMC_CONN_CLOSED = 2 };
@@ -137,13 +143,18 @@ _Static_assert(sizeof(shmc_conn_hdr) <= SHMC_SLOT_HDR, "connection layout");
  *                    _REP_INLINE
  *    56  8 inline    a reply of at most 8 bytes        server
  *    64 48 req_bulk  bulk region of the request       client
- *   112  8 wake      wait word the client sleeps on for the reply: the
+ *   128 48 rep_bulk  bulk region of the reply         server
+ *   192  8 wake      wait word the client sleeps on for the reply: the
  *                    server bumps it after each REPLY, the client reads it
- *                    only when it goes to sleep (so it is not in line 0)
- *   120  4 taken     server: 1 while a receiver serves the request (a
+ *                    only when it goes to sleep
+ *   200  4 taken     server: 1 while a receiver serves the request (a
  *                    client that goes to sleep wakes a receiver only for a
  *                    request nobody took); advisory
- *   128 48 rep_bulk  bulk region of the reply         server
+ * wake and taken, which the server writes on every call and the client
+ * reads only when it sleeps, are not in the 128 bytes of the first line:
+ * a CPU that reads a line may fetch the other line of its 128-byte pair
+ * with it, and a write into a line the other side holds waits for it to
+ * let go.
  */
 enum {
     SHMC_SLOT_FREE = 0,
@@ -197,17 +208,18 @@ typedef struct shmc_slot_hdr {
     _Atomic uint32_t rep_flags;
     unsigned char inline_rep[8];
     char req_bulk[SHMC_XNAME_MAX];
+    uint8_t reserved1[16];
+    char rep_bulk[SHMC_XNAME_MAX];
+    uint8_t reserved2[16];
     shmc_plat_wword wake;
     _Atomic uint32_t taken;
-    uint8_t reserved1[4];
-    char rep_bulk[SHMC_XNAME_MAX];
 } shmc_slot_hdr;
 
 /* A reply this small travels in the slot header's first line. */
 #define SHMC_SLOT_INLINE_MAX 8u
 
-_Static_assert(offsetof(shmc_slot_hdr, wake) == 112, "slot layout");
-_Static_assert(offsetof(shmc_slot_hdr, taken) == 120, "slot layout");
+_Static_assert(offsetof(shmc_slot_hdr, wake) == 192, "slot layout");
+_Static_assert(offsetof(shmc_slot_hdr, taken) == 200, "slot layout");
 _Static_assert(offsetof(shmc_slot_hdr, ipid) == 32, "slot layout");
 _Static_assert(offsetof(shmc_slot_hdr, inline_rep) == 56, "slot layout");
 _Static_assert(offsetof(shmc_slot_hdr, req_bulk) == 64, "slot layout");

@@ -1729,6 +1729,59 @@ static void calls_per_connection(void **state)
     assert_int_equal(atomic_load(&bl.refs), 1); /* the server let go of every callback */
 }
 
+/* A thread whose hot calls a receiver watches makes a call that takes its
+ * time (held in the server by a callback that blocks here): that receiver
+ * takes it without saying it no longer looks for requests, and calls from
+ * another thread of this process (another slot) are served meanwhile, by
+ * another receiver (the one kept asleep), each well within its timeout. */
+typedef struct hot_then_long {
+    ICallee *proxy;
+    blocker *bl;
+    HRESULT hot, hr;
+} hot_then_long;
+
+static void hot_then_long_main(void *arg)
+{
+    hot_then_long *h = arg;
+    h->hot = S_OK;
+    for (int i = 0; i < 1000 && SUCCEEDED(h->hot); i++)
+        h->hot = ICallee_Null(h->proxy);
+    h->hr = ICallee_Call(h->proxy, &h->bl->ICallback_iface, 1);
+}
+
+static void calls_beside_a_long_one(void **state)
+{
+    (void)state;
+    remote r;
+    ICallee *p = remote_proxy(&r, COINIT_MULTITHREADED, COINIT_MULTITHREADED);
+    blocker bl = {{&blocker_vtbl}, 1, 0, false};
+    for (int round = 0; round < 3; round++) {
+        hot_then_long h = {p, &bl, E_FAIL, E_FAIL};
+        atomic_store(&bl.go, false);
+        atomic_store(&bl.inside, 0);
+        shmc_plat_thread th;
+        assert_hr(shmc_plat_thread_create(&th, hot_then_long_main, &h), S_OK);
+        bool inside = await(&bl.inside, 1, 10000);
+        HRESULT beside = S_OK;
+        if (inside) {
+            assert_hr(ShmCoSetCallTimeout(PROMPT_MS), S_OK);
+            for (int i = 0; i < 200 && SUCCEEDED(beside); i++)
+                beside = ICallee_Null(p);
+            assert_hr(ShmCoSetCallTimeout(INFINITE), S_OK);
+        }
+        atomic_store(&bl.go, true);
+        shmc_plat_thread_join(&th);
+        assert_true(inside);
+        assert_hr(h.hot, S_OK);
+        assert_hr(beside, S_OK);
+        assert_hr(h.hr, S_OK);
+    }
+    assert_int_equal(ICallee_Release(p), 0);
+    remote_finish(&r);
+    ShmCoUninitialize();
+    assert_int_equal(atomic_load(&bl.refs), 1);
+}
+
 /* A proxy marshaled on to a third process: that process calls the object
  * directly (a connection of its own to the object's process), and the
  * references add up on every side. */
@@ -2237,6 +2290,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(local_marshaling_fails_in_turn),
         cmocka_unit_test(records_per_client),
         cmocka_unit_test(calls_per_connection),
+        cmocka_unit_test(calls_beside_a_long_one),
         cmocka_unit_test(hostile_peer),
         cmocka_unit_test(client_moves_off_a_shared_cpu),
         cmocka_unit_test(calls_on_one_shared_cpu),
