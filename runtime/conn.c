@@ -1146,6 +1146,7 @@ static bool serve_slot(shmc_conn *c, shmc_ifs_cache *k, uint32_t i, bool relook)
     check_kept_reply(c, i, flags);
     slot_reply reply = {{&slot_reply_vtbl}, c, i, 0, false, false, {0}, {0}};
     const unsigned char *req = NULL;
+    shmc_op_done done = {false, false, {0}, 0}; /* a runtime operation's */
     HRESULT status = request_frame(c, i, flags, req_len, &req);
     if (SUCCEEDED(status)) {
         if (kind == SHMC_OP_METHOD) {
@@ -1155,7 +1156,7 @@ static bool serve_slot(shmc_conn *c, shmc_ifs_cache *k, uint32_t i, bool relook)
             status = slot_reply_get_buffer(&reply.iface, 64, &out);
             uint32_t out_len = 0;
             if (SUCCEEDED(status))
-                status = shmc_remote_serve_op(c, kind, req, req_len, out, 64, &out_len);
+                status = shmc_remote_serve_op(c, kind, req, req_len, out, 64, &out_len, &done);
             reply.len = out_len;
         }
     }
@@ -1204,7 +1205,10 @@ static bool serve_slot(shmc_conn *c, shmc_ifs_cache *k, uint32_t i, bool relook)
     }
     if (relook)
         count_looking(c, 1);
-    /* the client gave up: nobody reads the reply; release what it carries */
+    /* the client gave up: nobody reads the reply; release what it carries,
+     * and take back what an operation gave it */
+    if (SUCCEEDED(status) && kind != SHMC_OP_METHOD)
+        shmc_remote_undo_op(c, &done);
     if (SUCCEEDED(status) && kind == SHMC_OP_METHOD && reply.len) {
         shmc_ifstub *ifs = shmc_conn_lookup_ipid(c, ipid);
         if (ifs) {

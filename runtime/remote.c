@@ -349,7 +349,7 @@ static shmc_stubmgr *find_record_locked(const shmc_op_record *op, shmc_record **
     return NULL;
 }
 
-static HRESULT serve_consume(shmc_conn *c, const shmc_op_record *op)
+static HRESULT serve_consume(shmc_conn *c, const shmc_op_record *op, shmc_op_done *done)
 {
     HRESULT hr;
     shmc_plat_mutex_lock(&shmc_g.lock);
@@ -365,6 +365,10 @@ static HRESULT serve_consume(shmc_conn *c, const shmc_op_record *op)
     if (!normal)
         sm->extrefs++; /* a table record gives a new reference each time */
     hr = shmc_conn_credit_locked(c, ifs, 1);
+    if (SUCCEEDED(hr)) {
+        done->credited = true;
+        memcpy(done->ipid, ifs->ipid.b, 16);
+    }
     shmc_stubmgr *destroy = NULL;
     if (normal) {
         /* honoured once: its reference moves to the connection; or, if
@@ -507,7 +511,7 @@ static HRESULT rm_marshal(ShmItfMarshaler *m, REFIID iid, IUnknown *itf, void **
 
 const ShmItfMarshalerVtbl shmc_reply_marshaler_vtbl = {rm_marshal, lm_unmarshal, lm_release};
 
-static HRESULT serve_add_record(shmc_conn *c, const shmc_op_ref *op, uint64_t *nonce)
+static HRESULT serve_add_record(shmc_conn *c, const shmc_op_ref *op, shmc_op_done *done)
 {
     uint32_t flags = op->mshlflags & ~(uint32_t)MSHLFLAGS_NOPING;
     if (flags != MSHLFLAGS_NORMAL && flags != MSHLFLAGS_TABLESTRONG && flags != MSHLFLAGS_TABLEWEAK)
@@ -539,7 +543,8 @@ static HRESULT serve_add_record(shmc_conn *c, const shmc_op_ref *op, uint64_t *n
         r->next = sm->records;
         sm->records = r;
         r = NULL;
-        *nonce = n;
+        done->made = true;
+        done->nonce = n;
     }
     shmc_plat_mutex_unlock(&shmc_g.lock);
     shmc_free(r);
@@ -547,7 +552,7 @@ static HRESULT serve_add_record(shmc_conn *c, const shmc_op_ref *op, uint64_t *n
     return hr;
 }
 
-static HRESULT serve_qi(shmc_conn *c, const shmc_op_ref *op, uint8_t out_ipid[16])
+static HRESULT serve_qi(shmc_conn *c, const shmc_op_ref *op, shmc_op_done *done)
 {
     shmc_ifstub *ifs = shmc_conn_lookup_ipid(c, op->ipid);
     if (!ifs)
@@ -588,8 +593,10 @@ static HRESULT serve_qi(shmc_conn *c, const shmc_op_ref *op, uint8_t out_ipid[16
     if (FAILED(hr))
         shmc_stubmgr_drop_refs_locked(got->mgr, 1, false, &destroy);
     shmc_plat_mutex_unlock(&shmc_g.lock);
-    if (SUCCEEDED(hr))
-        memcpy(out_ipid, got->ipid.b, 16);
+    if (SUCCEEDED(hr)) {
+        done->credited = true;
+        memcpy(done->ipid, got->ipid.b, 16);
+    }
     shmc_ifstub_release(got);
     if (destroy)
         shmc_stubmgr_destroy(destroy);
@@ -608,9 +615,10 @@ static HRESULT serve_release(shmc_conn *c, const shmc_op_ref *op)
 }
 
 HRESULT shmc_remote_serve_op(shmc_conn *c, uint32_t op, const void *in, uint32_t in_len, void *out,
-                             uint32_t out_cap, uint32_t *out_len)
+                             uint32_t out_cap, uint32_t *out_len, shmc_op_done *done)
 {
     *out_len = 0;
+    memset(done, 0, sizeof(*done));
     /* a private copy: the request lies in memory the client can change */
     union {
         shmc_op_record rec;
@@ -622,7 +630,8 @@ HRESULT shmc_remote_serve_op(shmc_conn *c, uint32_t op, const void *in, uint32_t
         if (in_len != sizeof(a.rec))
             return RPC_E_INVALID_DATA;
         memcpy(&a.rec, in, sizeof(a.rec));
-        return op == SHMC_OP_CONSUME ? serve_consume(c, &a.rec) : serve_release_record(&a.rec);
+        return op == SHMC_OP_CONSUME ? serve_consume(c, &a.rec, done)
+                                     : serve_release_record(&a.rec);
     case SHMC_OP_ADD_RECORD:
     case SHMC_OP_QI:
     case SHMC_OP_RELEASE:
@@ -632,18 +641,16 @@ HRESULT shmc_remote_serve_op(shmc_conn *c, uint32_t op, const void *in, uint32_t
         if (op == SHMC_OP_RELEASE)
             return serve_release(c, &a.ref);
         if (op == SHMC_OP_ADD_RECORD) {
-            uint64_t nonce;
-            HRESULT hr = serve_add_record(c, &a.ref, &nonce);
-            if (SUCCEEDED(hr) && out_cap >= sizeof(nonce)) {
-                memcpy(out, &nonce, sizeof(nonce));
-                *out_len = sizeof(nonce);
+            HRESULT hr = serve_add_record(c, &a.ref, done);
+            if (SUCCEEDED(hr) && out_cap >= sizeof(done->nonce)) {
+                memcpy(out, &done->nonce, sizeof(done->nonce));
+                *out_len = sizeof(done->nonce);
             }
             return hr;
         } else {
-            uint8_t ipid[16];
-            HRESULT hr = serve_qi(c, &a.ref, ipid);
+            HRESULT hr = serve_qi(c, &a.ref, done);
             if (SUCCEEDED(hr) && out_cap >= 16) {
-                memcpy(out, ipid, 16);
+                memcpy(out, done->ipid, 16);
                 *out_len = 16;
             }
             return hr;
@@ -651,4 +658,35 @@ HRESULT shmc_remote_serve_op(shmc_conn *c, uint32_t op, const void *in, uint32_t
     default:
         return RPC_E_INVALIDMETHOD;
     }
+}
+
+void shmc_remote_undo_op(shmc_conn *c, const shmc_op_done *done)
+{
+    shmc_stubmgr *destroy = NULL, *destroy2 = NULL;
+    shmc_plat_mutex_lock(&shmc_g.lock);
+    if (done->credited)
+        shmc_conn_debit_locked(c, done->ipid, 1, &destroy);
+    if (done->made) {
+        /* still made for this connection (not revoked, nor its stub
+         * manager gone): taken out of its stub manager's records */
+        shmc_record *r = c->made;
+        while (r && r->nonce != done->nonce)
+            r = r->made_next;
+        if (r) {
+            shmc_stubmgr *sm = r->ifstub->mgr;
+            for (shmc_record **pp = &sm->records; *pp; pp = &(*pp)->next)
+                if (*pp == r) {
+                    *pp = r->next;
+                    break;
+                }
+            bool weak = r->mshlflags == MSHLFLAGS_TABLEWEAK;
+            shmc_record_free_locked(r);
+            shmc_stubmgr_drop_refs_locked(sm, 1, weak, &destroy2);
+        }
+    }
+    shmc_plat_mutex_unlock(&shmc_g.lock);
+    if (destroy)
+        shmc_stubmgr_destroy(destroy); /* in the object's apartment */
+    if (destroy2 && destroy2 != destroy)
+        shmc_stubmgr_destroy(destroy2);
 }

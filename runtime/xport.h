@@ -316,9 +316,23 @@ shmc_ifstub *shmc_ipid_find_locked(const uint8_t ipid[16]);
 HRESULT shmc_remote_unmarshal(const shmc_objref *rec, shmc_apt *apt, REFIID riid, void **ppv);
 HRESULT shmc_remote_release_record(const shmc_objref *rec);
 
+/* What a runtime operation gave the client that only its answer tells
+ * it of: a reference credited to the connection (QI, CONSUME), a record
+ * made for it (ADD_RECORD). */
+typedef struct shmc_op_done {
+    bool credited, made;
+    uint8_t ipid[16]; /* credited: the interface */
+    uint64_t nonce;   /* made: the record's */
+} shmc_op_done;
+
 /* Server side: a runtime operation from a connection, in the receiver
- * thread (remote.c). Writes at most out_cap bytes of answer. */
+ * thread (remote.c). Writes at most out_cap bytes of answer, and what it
+ * gave in *done. */
 HRESULT shmc_remote_serve_op(shmc_conn *c, uint32_t op, const void *in, uint32_t in_len, void *out,
-                             uint32_t out_cap, uint32_t *out_len);
+                             uint32_t out_cap, uint32_t *out_len, shmc_op_done *done);
+/* Server side: takes back what an operation gave (*done) when its client
+ * gave up before the answer: nobody will ever name that reference or
+ * record, which would otherwise stay until the connection closes. */
+void shmc_remote_undo_op(shmc_conn *c, const shmc_op_done *done);
 
 #endif /* SHMCOM_RUNTIME_XPORT_H */

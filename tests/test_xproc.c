@@ -1111,6 +1111,55 @@ static void server_hangs_call_times_out(void **state)
     ShmCoUninitialize();
 }
 
+/* A runtime operation whose client gave up (its call timeout) while the
+ * server still ran it: a QueryInterface held up by the server's STA,
+ * which sleeps in another call, reaches the object after the client
+ * stopped waiting. The reference it got for the client, which the client
+ * never learns of, is given back when the server finds the client gone:
+ * once the client releases what it knows of, the server lets go of the
+ * object (its child exits); kept, it would stay until the connection
+ * closes. */
+typedef struct waiter {
+    ICallee *proxy;
+    ULONG ms;
+    HRESULT hr;
+} waiter;
+
+static void waiter_main(void *arg)
+{
+    waiter *w = arg;
+    w->hr = ICallee_Wait(w->proxy, w->ms);
+}
+
+static void abandoned_query_is_given_back(void **state)
+{
+    (void)state;
+    remote r;
+    ICallee *p = remote_proxy(&r, COINIT_MULTITHREADED, COINIT_APARTMENTTHREADED);
+    waiter w = {p, tsupport_ms(1000), E_FAIL};
+    shmc_plat_thread th;
+    assert_hr(shmc_plat_thread_create(&th, waiter_main, &w), S_OK);
+    bool inside = await(&r.x.mb->waiting, 1, PROMPT_MS);
+    ICallback *cb = (ICallback *)&w;
+    HRESULT qi = E_FAIL;
+    if (inside) {
+        assert_hr(ShmCoSetCallTimeout(tsupport_ms(100)), S_OK);
+        qi = ICallee_QueryInterface(p, &IID_ICallback, (void **)&cb);
+        assert_hr(ShmCoSetCallTimeout(INFINITE), S_OK);
+    }
+    shmc_plat_thread_join(&th);
+    assert_true(inside);
+    assert_hr(qi, RPC_E_TIMEOUT);
+    assert_null(cb);
+    assert_hr(w.hr, S_OK);
+    /* the late answer came and went: a call after it (in the STA, so
+     * after the QI ran there) */
+    assert_hr(ICallee_Wait(p, 0), S_OK);
+    assert_int_equal(ICallee_Release(p), 0);
+    remote_finish(&r);
+    ShmCoUninitialize();
+}
+
 /* A client killed while it holds proxies (an object, a child object, a
  * second interface): the server releases all it held within a second, and
  * the objects only it held are destroyed. */
@@ -2274,6 +2323,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(every_argument_kind_mta_server),
         cmocka_unit_test(huge_arrays),
         cmocka_unit_test(server_hangs_call_times_out),
+        cmocka_unit_test(abandoned_query_is_given_back),
         cmocka_unit_test(server_killed_during_call),
         cmocka_unit_test(client_killed_releases_its_references),
         cmocka_unit_test(many_clients_one_object),
