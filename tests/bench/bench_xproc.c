@@ -954,8 +954,10 @@ static int parent_only(const char *kind, double seconds)
             us = time_put(p, buf, MiB, 200);
         else if (!strcmp(kind, "put16m"))
             us = time_put(p, buf, 16 * MiB, 10);
+        else if (!strncmp(kind, "put:", 4) && strtoul(kind + 4, NULL, 10) <= 64 * KiB)
+            us = time_put(p, buf, (uint32_t)strtoul(kind + 4, NULL, 10), 20000);
         else
-            fail("--only null|asleep|put1m|put16m SECONDS");
+            fail("--only null|asleep|put1m|put16m|put:BYTES (at most 65536) SECONDS");
         printf("%s: %.3f us per call\n", kind, us);
     }
     if (!strcmp(kind, "asleep"))
@@ -1225,8 +1227,9 @@ int main(int argc, char **argv)
             only = argv[++i];
             only_s = atof(argv[++i]);
         } else {
-            fprintf(stderr, "usage: bench_xproc [--quick] [--tsv]\n"
-                            "       bench_xproc --only null|asleep|put1m|put16m SECONDS\n");
+            fprintf(stderr,
+                    "usage: bench_xproc [--quick] [--tsv]\n"
+                    "       bench_xproc --only null|asleep|put1m|put16m|put:BYTES SECONDS\n");
             return 2;
         }
     }
