@@ -2061,6 +2061,88 @@ static void given_back_ipid_refused(void **state)
     ShmCoUninitialize();
 }
 
+/* What the receiver takes back when a runtime operation's client gave up
+ * before the answer (shmc_remote_undo_op; the path through a real
+ * timeout: abandoned_query_is_given_back), for the two operations a
+ * receiver runs itself, on a detached connection: a CONSUME's reference
+ * credited to the connection, and the record an ADD_RECORD made. */
+static void operations_undone(void **state)
+{
+    (void)state;
+    register_once();
+    assert_true(SUCCEEDED(ShmCoInitializeEx(NULL, COINIT_MULTITHREADED)));
+    _Atomic int freed = 0;
+    callee *obj = callee_new(7, &freed);
+    shmc_objref rec, table;
+    assert_hr(shmc_marshal_record(&rec, &IID_ICallee, (IUnknown *)&obj->ICallee_iface,
+                                  MSHCTX_INPROC, MSHLFLAGS_NORMAL),
+              S_OK);
+    unsigned char *mem = calloc(1, SHMC_CONN_SIZE);
+    assert_non_null(mem);
+    shmc_plat_procid peer = shmc_g.self;
+    peer.start_time ^= 1;
+    shmc_conn *c = NULL;
+    assert_hr(shmc_conn_new_detached(mem, SHMC_CONN_SIZE, false, &peer, NULL, &c), S_OK);
+    unsigned char out[64];
+    uint32_t out_len;
+    shmc_op_done done;
+    HRESULT status;
+    unsigned char reply[8];
+
+    /* a NORMAL record consumed, then undone: its reference, the object's
+     * last, is gone (the stub manager lets go of the object) */
+    shmc_op_record op;
+    shmc_op_record_from(&op, &rec);
+    assert_hr(shmc_remote_serve_op(c, SHMC_OP_CONSUME, &op, sizeof(op), out, sizeof(out), &out_len,
+                                   &done),
+              S_OK);
+    assert_true(done.credited && !done.made);
+    assert_memory_equal(done.ipid, rec.ipid, 16);
+    assert_true(atomic_load(&obj->refs) > 1); /* ours, and the stub manager's */
+    shmc_remote_undo_op(c, &done);
+    assert_int_equal(atomic_load(&obj->refs), 1);
+    set_request(c, 5, SHMC_OP_METHOD, 3 /* Null */, rec.ipid, 0, 0, NULL);
+    assert_int_equal(serve_posted(c, 5, &status, reply), 5);
+    assert_hr(status, RPC_E_DISCONNECTED);
+    assert_hr(consume_posted(c, 3, &rec), CO_E_OBJNOTCONNECTED); /* spent */
+
+    /* a record made for the connection (a proxy marshaled on), then
+     * undone: nobody can take it any more, and its reference is gone */
+    assert_hr(shmc_marshal_record(&table, &IID_ICallee, (IUnknown *)&obj->ICallee_iface,
+                                  MSHCTX_INPROC, MSHLFLAGS_TABLESTRONG),
+              S_OK);
+    assert_hr(consume_posted(c, 3, &table), S_OK); /* the connection holds one */
+    shmc_op_ref ref;
+    memset(&ref, 0, sizeof(ref));
+    memcpy(ref.ipid, table.ipid, 16);
+    ref.mshlflags = MSHLFLAGS_NORMAL;
+    assert_hr(shmc_remote_serve_op(c, SHMC_OP_ADD_RECORD, &ref, sizeof(ref), out, sizeof(out),
+                                   &out_len, &done),
+              S_OK);
+    assert_true(done.made && !done.credited);
+    assert_int_equal(out_len, 8);
+    assert_memory_equal(out, &done.nonce, 8);
+    shmc_objref made = table;
+    made.nonce = done.nonce;
+    made.mshlflags = MSHLFLAGS_NORMAL;
+    shmc_remote_undo_op(c, &done);
+    assert_hr(consume_posted(c, 4, &made), CO_E_OBJNOTCONNECTED);
+    /* undoing what is gone already does nothing */
+    shmc_remote_undo_op(c, &done);
+
+    /* the table record's and the connection's references are all that
+     * is left: the object goes with them */
+    assert_hr(shmc_release_record(&table), S_OK);
+    assert_true(atomic_load(&obj->refs) > 1);
+    shmc_conn_close_detached(c);
+    assert_int_equal(atomic_load(&obj->refs), 1);
+    assert_int_equal(atomic_load(&freed), 0);
+    ICallee_Release(&obj->ICallee_iface);
+    assert_int_equal(atomic_load(&freed), 1);
+    free(mem);
+    ShmCoUninitialize();
+}
+
 /* The fuzzers' harness (tests/fuzz/fuzz_xport.c): a connection over
  * private memory, with no thread of its own. Served in this thread, it
  * runs a client's operations and calls as a receiver would, and closing it
@@ -2318,6 +2400,7 @@ int main(int argc, char **argv)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(detached_connection),
         cmocka_unit_test(given_back_ipid_refused),
+        cmocka_unit_test(operations_undone),
         cmocka_unit_test(lying_peer_leaves_no_bulk_name),
         cmocka_unit_test(every_argument_kind_sta_server),
         cmocka_unit_test(every_argument_kind_mta_server),
