@@ -110,6 +110,13 @@ others_busy() {
     echo "$a $b" | awk '{ dt = $3 - $1; di = $4 - $2; printf "%.0f", (dt > 0 ? 100 * (dt - di) / dt : 0) }'
 }
 
+# "TOTAL STEAL": the CPUs' ticks so far, and those the hypervisor gave to
+# other guests (steal); on a VM the runs lose that time unseen by the load
+# average, and the figures with it.
+cpu_ticks() {
+    awk '/^cpu /{ t = 0; for (i = 2; i <= 9; i++) t += $i; print t, $9 }' /proc/stat 2>/dev/null
+}
+
 # ---- build ---------------------------------------------------------------------
 
 jobs=$(nproc 2>/dev/null || echo 2)
@@ -159,6 +166,7 @@ rm -f "$out"/data/*.tsv "$out"/data/*.err
 load_before=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo "?")
 busy_before=$(others_busy)
 say "CPUs busy with other work: ${busy_before}% (load average $load_before)"
+ticks_before=$(cpu_ticks)
 if [ $native = 1 ]; then
     for b in "${benches[@]}"; do
         run_one native "$b" "$native_build/tests/bench/$b"
@@ -190,6 +198,10 @@ if [ $wine = 1 ] && [ $wine_running = 0 ]; then
     wineserver -k </dev/null >/dev/null 2>&1
     wineserver -w </dev/null >/dev/null 2>&1
 fi
+ticks_after=$(cpu_ticks)
+steal=$(echo "$ticks_before $ticks_after" |
+    awk 'NF == 4 && $3 > $1 { printf "%.0f", 100 * ($4 - $2) / ($3 - $1); exit } { print "?" }')
+say "CPU time taken by the hypervisor (steal) during the runs: ${steal}%"
 load_after=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo "?")
 busy_after=$(others_busy)
 say "CPUs busy with other work: ${busy_after}% (load average $load_after)"
@@ -271,6 +283,9 @@ if awk -v a="$busy_before" -v b="$busy_after" \
     'BEGIN { exit !(a == "?" || b == "?" || a + 0 > 25 || b + 0 > 25) }' 2>/dev/null; then
     busy="**The machine was busy (other work kept its CPUs ${busy_before}% busy before the runs and ${busy_after}% after; more than 25% makes the figures noise, floors included): run the script again on a quiet machine.**"
     say "the machine was busy: the figures are noise"
+elif awk -v s="$steal" 'BEGIN { exit !(s != "?" && s + 0 > 5) }' 2>/dev/null; then
+    busy="**The hypervisor took ${steal}% of the CPUs' time during the runs (steal): floors and calls lost time at random, so their ratios are noise. Run the script again when the host is quieter.**"
+    say "the host took ${steal}% of the CPUs: the figures are noise"
 fi
 builds=""
 if [ $native = 1 ]; then
@@ -291,6 +306,7 @@ fi
     echo "| commit | $commit ($branch) |"
     echo "| machine | $cpus CPUs, ${cpu_model:-unknown CPU}, $(uname -sr) |"
     echo "| other work on the CPUs (3 s samples) | before the runs: ${busy_before}%; after: ${busy_after}% |"
+    echo "| CPU time the hypervisor took (steal) | during the runs: ${steal}% |"
     echo "| load average (1, 5, 15 min) | before the runs: $load_before; after: $load_after (the benchmarks' own threads count in it) |"
     echo "| builds | $builds |"
     echo "| run time | $runtime s |"
@@ -328,7 +344,7 @@ if [ $update_readme = 1 ]; then
         {
             echo "$begin"
             echo "Measured $(date -u '+%Y-%m-%d') at commit $commit on $cpus CPUs (${cpu_model:-unknown CPU}),"
-            echo "other work kept the CPUs ${busy_before}% busy before the runs and ${busy_after}% after$([ $quick = 1 ] && echo " (**--quick: meaningless numbers**)")."
+            echo "other work kept the CPUs ${busy_before}% busy before the runs and ${busy_after}% after, the hypervisor took ${steal}% of their time during them$([ $quick = 1 ] && echo " (**--quick: meaningless numbers**)")."
             echo "Medians (fastest–slowest round); the full table is in [docs/bench/report.md](docs/bench/report.md)."
             echo
             [ -n "$busy" ] && { echo "$busy"; echo; }
