@@ -1998,29 +1998,48 @@ static HRESULT consume_posted(shmc_conn *c, uint32_t i, const shmc_objref *rec)
     return status;
 }
 
+/* This thread in the MTA, an object there, and a NORMAL record of its
+ * ICallee (whose reference keeps the object) for a client. */
+static callee *mta_callee_with_record(_Atomic int *freed, shmc_objref *rec)
+{
+    register_once();
+    assert_true(SUCCEEDED(ShmCoInitializeEx(NULL, COINIT_MULTITHREADED)));
+    callee *obj = callee_new(7, freed);
+    assert_non_null(obj);
+    assert_hr(shmc_marshal_record(rec, &IID_ICallee, (IUnknown *)&obj->ICallee_iface, MSHCTX_INPROC,
+                                  MSHLFLAGS_NORMAL),
+              S_OK);
+    return obj;
+}
+
+/* A server's connection in private memory (shmc_conn_new_detached), its
+ * client this process under another identity; *mem is freed by the
+ * caller after shmc_conn_close_detached. */
+static shmc_conn *detached_server(unsigned char **mem)
+{
+    *mem = calloc(1, SHMC_CONN_SIZE);
+    assert_non_null(*mem);
+    shmc_plat_procid peer = shmc_g.self;
+    peer.start_time ^= 1;
+    shmc_conn *c = NULL;
+    assert_hr(shmc_conn_new_detached(*mem, SHMC_CONN_SIZE, false, &peer, NULL, &c), S_OK);
+    return c;
+}
+
 /* A receiver remembers the interface it called last (conn.c,
  * shmc_ifs_cache): once the client gave its references back, the IPID is
  * refused again, though the object lives on (a table record holds it). */
 static void given_back_ipid_refused(void **state)
 {
     (void)state;
-    register_once();
-    assert_true(SUCCEEDED(ShmCoInitializeEx(NULL, COINIT_MULTITHREADED)));
     _Atomic int freed = 0;
-    callee *obj = callee_new(7, &freed);
     shmc_objref rec, table;
-    assert_hr(shmc_marshal_record(&rec, &IID_ICallee, (IUnknown *)&obj->ICallee_iface,
-                                  MSHCTX_INPROC, MSHLFLAGS_NORMAL),
-              S_OK);
+    callee *obj = mta_callee_with_record(&freed, &rec);
     assert_hr(shmc_marshal_record(&table, &IID_ICallee, (IUnknown *)&obj->ICallee_iface,
                                   MSHCTX_INPROC, MSHLFLAGS_TABLESTRONG),
               S_OK);
-    unsigned char *mem = calloc(1, SHMC_CONN_SIZE);
-    assert_non_null(mem);
-    shmc_plat_procid peer = shmc_g.self;
-    peer.start_time ^= 1;
-    shmc_conn *c = NULL;
-    assert_hr(shmc_conn_new_detached(mem, SHMC_CONN_SIZE, false, &peer, NULL, &c), S_OK);
+    unsigned char *mem;
+    shmc_conn *c = detached_server(&mem);
 
     HRESULT status;
     unsigned char reply[8];
@@ -2069,20 +2088,11 @@ static void given_back_ipid_refused(void **state)
 static void operations_undone(void **state)
 {
     (void)state;
-    register_once();
-    assert_true(SUCCEEDED(ShmCoInitializeEx(NULL, COINIT_MULTITHREADED)));
     _Atomic int freed = 0;
-    callee *obj = callee_new(7, &freed);
     shmc_objref rec, table;
-    assert_hr(shmc_marshal_record(&rec, &IID_ICallee, (IUnknown *)&obj->ICallee_iface,
-                                  MSHCTX_INPROC, MSHLFLAGS_NORMAL),
-              S_OK);
-    unsigned char *mem = calloc(1, SHMC_CONN_SIZE);
-    assert_non_null(mem);
-    shmc_plat_procid peer = shmc_g.self;
-    peer.start_time ^= 1;
-    shmc_conn *c = NULL;
-    assert_hr(shmc_conn_new_detached(mem, SHMC_CONN_SIZE, false, &peer, NULL, &c), S_OK);
+    callee *obj = mta_callee_with_record(&freed, &rec);
+    unsigned char *mem;
+    shmc_conn *c = detached_server(&mem);
     unsigned char out[64];
     uint32_t out_len;
     shmc_op_done done;
@@ -2151,14 +2161,9 @@ static void operations_undone(void **state)
 static void detached_connection(void **state)
 {
     (void)state;
-    register_once();
-    assert_true(SUCCEEDED(ShmCoInitializeEx(NULL, COINIT_MULTITHREADED)));
     _Atomic int freed = 0;
-    callee *obj = callee_new(7, &freed);
     shmc_objref rec;
-    assert_hr(shmc_marshal_record(&rec, &IID_ICallee, (IUnknown *)&obj->ICallee_iface,
-                                  MSHCTX_INPROC, MSHLFLAGS_NORMAL),
-              S_OK);
+    callee *obj = mta_callee_with_record(&freed, &rec);
     ICallee_Release(&obj->ICallee_iface); /* the record keeps it */
     unsigned char *mem = calloc(1, SHMC_CONN_SIZE);
     assert_non_null(mem);
