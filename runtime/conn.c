@@ -1146,7 +1146,7 @@ static bool serve_slot(shmc_conn *c, shmc_ifs_cache *k, uint32_t i, bool relook)
     check_kept_reply(c, i, flags);
     slot_reply reply = {{&slot_reply_vtbl}, c, i, 0, false, false, {0}, {0}};
     const unsigned char *req = NULL;
-    shmc_op_done done = {false, false, {0}, 0}; /* a runtime operation's */
+    shmc_op_done done; /* a runtime operation's (set by shmc_remote_serve_op) */
     HRESULT status = request_frame(c, i, flags, req_len, &req);
     if (SUCCEEDED(status)) {
         if (kind == SHMC_OP_METHOD) {

@@ -662,11 +662,12 @@ HRESULT shmc_remote_serve_op(shmc_conn *c, uint32_t op, const void *in, uint32_t
 
 void shmc_remote_undo_op(shmc_conn *c, const shmc_op_done *done)
 {
-    shmc_stubmgr *destroy = NULL, *destroy2 = NULL;
+    /* an operation credits a reference or makes a record, not both */
+    shmc_stubmgr *destroy = NULL;
     shmc_plat_mutex_lock(&shmc_g.lock);
-    if (done->credited)
+    if (done->credited) {
         shmc_conn_debit_locked(c, done->ipid, 1, &destroy);
-    if (done->made) {
+    } else if (done->made) {
         /* still made for this connection (not revoked, nor its stub
          * manager gone): taken out of its stub manager's records */
         shmc_record *r = c->made;
@@ -681,12 +682,10 @@ void shmc_remote_undo_op(shmc_conn *c, const shmc_op_done *done)
                 }
             bool weak = r->mshlflags == MSHLFLAGS_TABLEWEAK;
             shmc_record_free_locked(r);
-            shmc_stubmgr_drop_refs_locked(sm, 1, weak, &destroy2);
+            shmc_stubmgr_drop_refs_locked(sm, 1, weak, &destroy);
         }
     }
     shmc_plat_mutex_unlock(&shmc_g.lock);
     if (destroy)
         shmc_stubmgr_destroy(destroy); /* in the object's apartment */
-    if (destroy2 && destroy2 != destroy)
-        shmc_stubmgr_destroy(destroy2);
 }
