@@ -368,7 +368,7 @@ HRESULT shmc_conn_get(const char *endpoint, const shmc_plat_procid *peer, shmc_c
 
 /* ---- accepting (server) ---------------------------------------------------------- */
 
-static bool receiver_start(shmc_conn *c);
+static bool receiver_start(shmc_conn *c, bool spare);
 
 /* How many connections we serve for the process `client`. */
 static uint32_t server_conns_of(const shmc_plat_procid *client)
@@ -461,7 +461,7 @@ void shmc_conn_accept(const char *conn_name, const shmc_plat_procid *client)
     }
     /* a connection nobody serves would hang its client's calls: the
      * first receiver runs before we accept */
-    if (!receiver_start(c)) {
+    if (!receiver_start(c, false)) {
         refuse(&c->region);
         atomic_store(&c->closing, true); /* the watcher stops and lets go */
         if (!atomic_exchange(&c->dead, true))
@@ -1404,14 +1404,35 @@ static void unhint(shmc_conn *c, int *hinted)
  * does not spin while one watches a slot: the watcher, idle, looks at
  * every slot; busy, it no longer counts as looking, and a client that
  * posts elsewhere rings.
+ *
+ * `awake` false: a spare (receiver_start), counted asleep, that sleeps
+ * before it looks.
  */
-static void receiver_main(void *arg)
+static void receiver_run(shmc_conn *c, bool awake)
 {
-    shmc_conn *c = arg;
     int hinted = -1; /* the slot whose SHMC_SLOT_LOOKING we set */
     shmc_ifs_cache k = {{0}, NULL, 0};
-    count_looking(c, 1);
+    if (awake)
+        count_looking(c, 1);
     while (!atomic_load(&c->dead)) {
+        if (!awake) {
+            /* a spare, started counted asleep (receiver_start): it sleeps
+             * first. Counted looking instead until its first sleep, it
+             * would stop the watcher that started it from spinning for
+             * its client's next call (which spins only while it is the
+             * one receiver looking): a whole call's wake-up, for the
+             * time a thread takes to start (milliseconds, loaded). */
+            uint32_t delay = atomic_load_explicit(&shmc_tune.spare_delay_ms, memory_order_relaxed);
+            if (delay)
+                shmc_plat_sleep_ms(delay); /* tests: a spare slow to get there */
+            uint32_t seq = atomic_load(&c->hdr->server_bell.value);
+            if (!has_request(c, -1) && !atomic_load(&c->dead))
+                shmc_plat_wait(&c->server_bell, seq, RECEIVER_SLEEP_MS);
+            count_looking(c, 1);
+            count_sleeping(c, -1);
+            awake = true;
+            continue;
+        }
         int i = claim_slot(c, hinted);
         if (i >= 0) {
             /* the hint stays on a slot it serves again: the reply rewrites
@@ -1438,7 +1459,7 @@ static void receiver_main(void *arg)
              * takes one: the last of them to take a request finds none
              * asleep. */
             if (atomic_load(&c->sleeping) == 0)
-                receiver_start(c);
+                receiver_start(c, true);
             if (serve_slot(c, &k, (uint32_t)i, !own))
                 hinted = i;
             continue;
@@ -1483,7 +1504,10 @@ static void receiver_main(void *arg)
     }
     unhint(c, &hinted);
     cache_clear(&k);
-    count_looking(c, -1);
+    if (awake)
+        count_looking(c, -1);
+    else
+        count_sleeping(c, -1); /* a spare that never woke */
     atomic_fetch_sub(&c->receivers, 1);
     shmc_conn_release(c);
     /* the call it kept for its next STA request (a receiver has no
@@ -1491,17 +1515,32 @@ static void receiver_main(void *arg)
     shmc_call_free_spare();
 }
 
+static void receiver_main(void *arg)
+{
+    receiver_run(arg, true);
+}
+
+static void spare_receiver_main(void *arg)
+{
+    receiver_run(arg, false);
+}
+
 /* false if no receiver could be started (one more is only wanted: the
- * others go on serving) */
-static bool receiver_start(shmc_conn *c)
+ * others go on serving). A spare is counted asleep from here on, so that
+ * the next claim does not start another, and sleeps until rung. */
+static bool receiver_start(shmc_conn *c, bool spare)
 {
     if (atomic_fetch_add(&c->receivers, 1) >= SHMC_CONN_SLOTS) {
         atomic_fetch_sub(&c->receivers, 1);
         return false;
     }
     shmc_conn_addref(c);
+    if (spare)
+        count_sleeping(c, 1);
     shmc_plat_thread t;
-    if (FAILED(shmc_plat_thread_create(&t, receiver_main, c))) {
+    if (FAILED(shmc_plat_thread_create(&t, spare ? spare_receiver_main : receiver_main, c))) {
+        if (spare)
+            count_sleeping(c, -1);
         atomic_fetch_sub(&c->receivers, 1);
         shmc_conn_release(c);
         return false;

@@ -428,6 +428,9 @@ typedef struct shmc_tuning {
     /* see shmc_handoff_quiet: in pauses (calibrated at set-up from
      * SHMC_QUIET_NS and SHMC_QUIET_MAX_NS) */
     _Atomic uint32_t quiet_pauses, quiet_max_pauses;
+    /* tests: how long a spare receiver (conn.c) takes to get to its first
+     * sleep, as a thread may on a loaded machine (0: no delay) */
+    _Atomic uint32_t spare_delay_ms;
 } shmc_tuning;
 extern shmc_tuning shmc_tune;
 

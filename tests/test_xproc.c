@@ -59,6 +59,7 @@ typedef struct mailbox {
      * 0); it answers in pinned (the CPU + 1, or 0) */
     _Atomic int32_t pin, pinned;
     uint32_t callee_spin_ns;       /* a server child's idle spin, if not 0 */
+    uint32_t spare_delay_ms;       /* its shmc_tune.spare_delay_ms */
     char stream[SHM_MAX_NAME + 1]; /* the records' stream */
 } mailbox;
 
@@ -173,6 +174,7 @@ static int child_server(const char *arg)
     CHILD_CHECK(ShmCoRegisterProxyStubs(&calltest_ProxyFileInfo) == S_OK);
     if (x.mb->callee_spin_ns)
         atomic_store(&shmc_tune.callee_spin_ns, x.mb->callee_spin_ns);
+    atomic_store(&shmc_tune.spare_delay_ms, x.mb->spare_delay_ms);
     x.mb->tid = shmc_plat_thread_self_id();
     _Atomic int freed = 0;
     callee *obj = callee_new(1, &freed);
@@ -733,13 +735,17 @@ static void pin_receiver_to(remote *r, ICallee *p, int cpu)
 
 /* A server child with an MTA object whose receivers watch a slot for up
  * to 4 s after a reply (rather than 50 us), so that a test's steps between
- * two calls, however slow the machine, find the receiver watching. */
+ * two calls, however slow the machine, find the receiver watching. Its
+ * spare receivers take 20 ms to get to their first sleep, as a thread may
+ * on a loaded machine (under TSan, in CI): a spare counted as looking
+ * meanwhile would stop the watcher that started it from watching. */
 static ICallee *watching_server(remote *r)
 {
     register_once();
     assert_hr(ShmCoInitializeEx(NULL, COINIT_MULTITHREADED), S_OK);
     xmb_create(&r->x, COINIT_MULTITHREADED, MSHLFLAGS_NORMAL);
     r->x.mb->callee_spin_ns = 4000000000u;
+    r->x.mb->spare_delay_ms = 20;
     tsupport_spawn(&r->proc, "server", r->x.name);
     assert_true(await(&r->x.mb->phase, 1, 30000));
     tstream_rewind(r->x.stream);
