@@ -17,8 +17,8 @@
 
 #include <string.h>
 
-/* How long an idle receiver spins, then sleeps at most, before it looks
- * at the connection again. */
+/* How long an idle receiver sleeps at most before it looks at the
+ * connection again (a backstop: whoever closes it rings the bell). */
 #define RECEIVER_SLEEP_MS 500u
 /* How often a watcher looks whether it should stop (the peer's death
  * itself is reported at once). */
@@ -1408,6 +1408,19 @@ static void unhint(shmc_conn *c, int *hinted)
  * `awake` false: a spare (receiver_start), counted asleep, that sleeps
  * before it looks.
  */
+/* A receiver counted asleep waits on the server bell until it rings, a
+ * request is there, or the connection dies or closes. A wake-up for none
+ * of those (RECEIVER_SLEEP_MS's) waits again, still counted asleep:
+ * counted looking for a moment, it could make the watcher of a hot call,
+ * which spins only while it is the one receiver looking, sleep instead. */
+static void sleep_on_bell(shmc_conn *c, uint32_t seq)
+{
+    while (!has_request(c, -1) && !atomic_load(&c->dead) &&
+           atomic_load(&c->hdr->state) != SHMC_CONN_CLOSED &&
+           atomic_load(&c->hdr->server_bell.value) == seq)
+        shmc_plat_wait(&c->server_bell, seq, RECEIVER_SLEEP_MS);
+}
+
 static void receiver_run(shmc_conn *c, bool awake)
 {
     int hinted = -1; /* the slot whose SHMC_SLOT_LOOKING we set */
@@ -1425,9 +1438,7 @@ static void receiver_run(shmc_conn *c, bool awake)
             uint32_t delay = atomic_load_explicit(&shmc_tune.spare_delay_ms, memory_order_relaxed);
             if (delay)
                 shmc_plat_sleep_ms(delay); /* tests: a spare slow to get there */
-            uint32_t seq = atomic_load(&c->hdr->server_bell.value);
-            if (!has_request(c, -1) && !atomic_load(&c->dead))
-                shmc_plat_wait(&c->server_bell, seq, RECEIVER_SLEEP_MS);
+            sleep_on_bell(c, atomic_load(&c->hdr->server_bell.value));
             count_looking(c, 1);
             count_sleeping(c, -1);
             awake = true;
@@ -1497,8 +1508,7 @@ static void receiver_run(shmc_conn *c, bool awake)
         cache_clear(&k); /* what it holds is let go while it sleeps */
         count_sleeping(c, 1);
         count_looking(c, -1);
-        if (!has_request(c, -1) && !atomic_load(&c->dead))
-            shmc_plat_wait(&c->server_bell, seq, RECEIVER_SLEEP_MS);
+        sleep_on_bell(c, seq);
         count_looking(c, 1);
         count_sleeping(c, -1);
     }
