@@ -1102,7 +1102,10 @@ static void server_hangs_call_times_out(void **state)
     ICallee *kid = (ICallee *)&t0;
     assert_hr(ICallee_GetChild(p, -(LONG)tsupport_ms(1000), &kid), RPC_E_TIMEOUT);
     assert_null(kid);
-    /* meanwhile other calls go through */
+    /* meanwhile other calls go through (on a third receiver: the spare,
+     * rung, which starts another first; both slow on a loaded machine, yet
+     * well before the hung Wait would free one, 1 s later) */
+    assert_hr(ShmCoSetCallTimeout(tsupport_ms(500)), S_OK);
     assert_hr(ICallee_Null(p), S_OK);
     assert_hr(ShmCoSetCallTimeout(INFINITE), S_OK);
     /* after the late replies, every slot is usable again */
@@ -1760,7 +1763,7 @@ static void calls_per_connection(void **state)
         sc[i] = (slot_caller){p, &bl, E_FAIL};
         assert_hr(shmc_plat_thread_create(&th[i], slot_caller_main, &sc[i]), S_OK);
     }
-    if (!await(&bl.inside, SHMC_CONN_SLOTS, 10000)) {
+    if (!await(&bl.inside, SHMC_CONN_SLOTS, tsupport_ms(10000))) {
         atomic_store(&bl.go, true);
         for (int i = 0; i < SHMC_CONN_SLOTS; i++) {
             shmc_plat_thread_join(&th[i]);
@@ -1816,7 +1819,7 @@ static void calls_beside_a_long_one(void **state)
         atomic_store(&bl.inside, 0);
         shmc_plat_thread th;
         assert_hr(shmc_plat_thread_create(&th, hot_then_long_main, &h), S_OK);
-        bool inside = await(&bl.inside, 1, 10000);
+        bool inside = await(&bl.inside, 1, tsupport_ms(10000));
         HRESULT beside = S_OK;
         if (inside) {
             assert_hr(ShmCoSetCallTimeout(PROMPT_MS), S_OK);
