@@ -1384,6 +1384,19 @@ static void unhint(shmc_conn *c, int *hinted)
     }
 }
 
+/* A receiver counted asleep waits on the server bell until it rings, a
+ * request is there, or the connection dies or closes. A wake-up for none
+ * of those (RECEIVER_SLEEP_MS's) waits again, still counted asleep:
+ * counted looking for a moment, it could make the watcher of a hot call,
+ * which spins only while it is the one receiver looking, sleep instead. */
+static void sleep_on_bell(shmc_conn *c, uint32_t seq)
+{
+    while (!has_request(c, -1) && !atomic_load(&c->dead) &&
+           atomic_load(&c->hdr->state) != SHMC_CONN_CLOSED &&
+           atomic_load(&c->hdr->server_bell.value) == seq)
+        shmc_plat_wait(&c->server_bell, seq, RECEIVER_SLEEP_MS);
+}
+
 /*
  * A receiver thread. Idle, it spins for a while (only one receiver of a
  * connection spins at a time: more would only take CPUs from the callers)
@@ -1408,19 +1421,6 @@ static void unhint(shmc_conn *c, int *hinted)
  * `awake` false: a spare (receiver_start), counted asleep, that sleeps
  * before it looks.
  */
-/* A receiver counted asleep waits on the server bell until it rings, a
- * request is there, or the connection dies or closes. A wake-up for none
- * of those (RECEIVER_SLEEP_MS's) waits again, still counted asleep:
- * counted looking for a moment, it could make the watcher of a hot call,
- * which spins only while it is the one receiver looking, sleep instead. */
-static void sleep_on_bell(shmc_conn *c, uint32_t seq)
-{
-    while (!has_request(c, -1) && !atomic_load(&c->dead) &&
-           atomic_load(&c->hdr->state) != SHMC_CONN_CLOSED &&
-           atomic_load(&c->hdr->server_bell.value) == seq)
-        shmc_plat_wait(&c->server_bell, seq, RECEIVER_SLEEP_MS);
-}
-
 static void receiver_run(shmc_conn *c, bool awake)
 {
     int hinted = -1; /* the slot whose SHMC_SLOT_LOOKING we set */
