@@ -2296,7 +2296,7 @@ static void caller_main(void *arg)
         uint64_t r = xpeer_rand(&rng);
         HRESULT hr;
         bool right = true;
-        switch (r % 8 > 5 ? 0 : r % 8) {
+        switch (r % 8 > 6 ? 0 : r % 8) {
         case 0: {
             ULONG n = (ULONG)(r >> 8) % 700, count = 7;
             LONG *v = NULL;
@@ -2351,6 +2351,10 @@ static void caller_main(void *arg)
             right = hr == S_OK || sum == 0;
             break;
         }
+        case 6:
+            /* a method without parameters: the proxy's one-step path */
+            hr = ICallee_Null(cl->p);
+            break;
         default: {
             ICallee *kid = (ICallee *)(uintptr_t)1;
             hr = ICallee_GetChild(cl->p, 6, &kid);
