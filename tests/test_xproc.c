@@ -823,6 +823,38 @@ static void calls_on_one_shared_cpu(void **state)
     ShmCoUninitialize();
 }
 
+/* A receiver asleep on the server bell wakes every RECEIVER_SLEEP_MS
+ * (500 ms) even when nobody rings, as a backstop; it stays counted asleep
+ * then. Counted looking for that moment, it would make the receiver that
+ * watches a hot call's slot (which spins only while it is the one
+ * receiver looking) sleep instead: the count, read in the connection's
+ * header for over two backstop periods, never goes past the watcher. */
+static void backstop_wakeups_stay_asleep(void **state)
+{
+    (void)state;
+    remote r;
+    ICallee *p = watching_server(&r); /* its watcher watches for 4 s */
+    assert_hr(ICallee_Null(p), S_OK);
+    shmc_proxymgr *pm = shmc_proxymgr_from((IUnknown *)p);
+    assert_non_null(pm);
+    shmc_conn_hdr *h = pm->conn->hdr; /* (the proxy keeps the connection) */
+    shmc_proxymgr_release_ref(pm);
+    /* the spare that the first request started is asleep (after its 20 ms) */
+    assert_true(await(&h->sleepers, 1, PROMPT_MS));
+    assert_int_equal(atomic_load(&h->looking), 1); /* the watcher */
+    uint32_t most = 0;
+    uint64_t t0 = shmc_plat_clock_ns();
+    while (tsupport_ms_since(t0) < 1200) {
+        uint32_t n = atomic_load_explicit(&h->looking, memory_order_relaxed);
+        most = n > most ? n : most;
+    }
+    assert_int_equal(most, 1);
+    assert_int_equal(atomic_load(&h->looking), 1); /* it watched all along */
+    assert_int_equal(ICallee_Release(p), 0);
+    remote_finish(&r);
+    ShmCoUninitialize();
+}
+
 /* ---- calls ------------------------------------------------------------------------- */
 
 static void every_argument_kind(DWORD server_coinit)
@@ -2441,6 +2473,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(hostile_peer),
         cmocka_unit_test(client_moves_off_a_shared_cpu),
         cmocka_unit_test(calls_on_one_shared_cpu),
+        cmocka_unit_test(backstop_wakeups_stay_asleep),
         cmocka_unit_test(tsupport_check_names_gone),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
