@@ -2352,7 +2352,7 @@ static void caller_main(void *arg)
             break;
         }
         case 6:
-            /* a method without parameters: the proxy's one-step path */
+            /* a method without parameters (the proxy engine's bare path) */
             hr = ICallee_Null(cl->p);
             break;
         default: {
