@@ -1177,7 +1177,9 @@ static void abandoned_query_is_given_back(void **state)
     (void)state;
     remote r;
     ICallee *p = remote_proxy(&r, COINIT_MULTITHREADED, COINIT_APARTMENTTHREADED);
-    waiter w = {p, tsupport_ms(1000), E_FAIL};
+    /* the STA is held 2 s: the QI below must be sent (and time out) before
+     * that ends, which leaves a loaded machine 1.9 s */
+    waiter w = {p, tsupport_ms(2000), E_FAIL};
     shmc_plat_thread th;
     assert_hr(shmc_plat_thread_create(&th, waiter_main, &w), S_OK);
     bool inside = await(&r.x.mb->waiting, 1, PROMPT_MS);
