@@ -1418,32 +1418,26 @@ static void sleep_on_bell(shmc_conn *c, uint32_t seq)
  * every slot; busy, it no longer counts as looking, and a client that
  * posts elsewhere rings.
  *
- * `awake` false: a spare (receiver_start), counted asleep, that sleeps
- * before it looks.
+ * A spare (receiver_start) is counted asleep and sleeps before it looks.
  */
-static void receiver_run(shmc_conn *c, bool awake)
+static void receiver_run(shmc_conn *c, bool spare)
 {
     int hinted = -1; /* the slot whose SHMC_SLOT_LOOKING we set */
     shmc_ifs_cache k = {{0}, NULL, 0};
-    if (awake)
-        count_looking(c, 1);
+    if (spare) {
+        /* counted looking instead until its first sleep, it would stop
+         * the watcher that started it from spinning for its client's next
+         * call (which spins only while it is the one receiver looking): a
+         * whole call's wake-up, for the time a thread takes to start
+         * (milliseconds, loaded) */
+        uint32_t delay = atomic_load_explicit(&shmc_tune.spare_delay_ms, memory_order_relaxed);
+        if (delay)
+            shmc_plat_sleep_ms(delay); /* tests: a spare slow to get there */
+        sleep_on_bell(c, atomic_load(&c->hdr->server_bell.value));
+        count_sleeping(c, -1);
+    }
+    count_looking(c, 1);
     while (!atomic_load(&c->dead)) {
-        if (!awake) {
-            /* a spare, started counted asleep (receiver_start): it sleeps
-             * first. Counted looking instead until its first sleep, it
-             * would stop the watcher that started it from spinning for
-             * its client's next call (which spins only while it is the
-             * one receiver looking): a whole call's wake-up, for the
-             * time a thread takes to start (milliseconds, loaded). */
-            uint32_t delay = atomic_load_explicit(&shmc_tune.spare_delay_ms, memory_order_relaxed);
-            if (delay)
-                shmc_plat_sleep_ms(delay); /* tests: a spare slow to get there */
-            sleep_on_bell(c, atomic_load(&c->hdr->server_bell.value));
-            count_looking(c, 1);
-            count_sleeping(c, -1);
-            awake = true;
-            continue;
-        }
         int i = claim_slot(c, hinted);
         if (i >= 0) {
             /* the hint stays on a slot it serves again: the reply rewrites
@@ -1514,10 +1508,7 @@ static void receiver_run(shmc_conn *c, bool awake)
     }
     unhint(c, &hinted);
     cache_clear(&k);
-    if (awake)
-        count_looking(c, -1);
-    else
-        count_sleeping(c, -1); /* a spare that never woke */
+    count_looking(c, -1);
     atomic_fetch_sub(&c->receivers, 1);
     shmc_conn_release(c);
     /* the call it kept for its next STA request (a receiver has no
@@ -1527,12 +1518,12 @@ static void receiver_run(shmc_conn *c, bool awake)
 
 static void receiver_main(void *arg)
 {
-    receiver_run(arg, true);
+    receiver_run(arg, false);
 }
 
 static void spare_receiver_main(void *arg)
 {
-    receiver_run(arg, false);
+    receiver_run(arg, true);
 }
 
 /* false if no receiver could be started (one more is only wanted: the
