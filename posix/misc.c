@@ -5,6 +5,10 @@
 
 #include <fcntl.h>
 #include <sched.h>
+#if defined(__linux__)
+#include <linux/membarrier.h>
+#include <sys/syscall.h>
+#endif
 #include <sys/random.h>
 #include <time.h>
 #include <unistd.h>
@@ -76,6 +80,26 @@ int shmc_plat_current_cpu(void)
     return sched_getcpu(); /* the vDSO: a few ns; -1 on error */
 #else
     return -1;
+#endif
+}
+
+bool shmc_plat_process_barrier_setup(void)
+{
+#if defined(__linux__) && defined(SYS_membarrier)
+    long cmds = syscall(SYS_membarrier, MEMBARRIER_CMD_QUERY, 0, 0);
+    return cmds > 0 && (cmds & MEMBARRIER_CMD_PRIVATE_EXPEDITED) &&
+           syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) == 0;
+#else
+    return false;
+#endif
+}
+
+bool shmc_plat_process_barrier(void)
+{
+#if defined(__linux__) && defined(SYS_membarrier)
+    return syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0) == 0;
+#else
+    return false;
 #endif
 }
 

@@ -57,6 +57,7 @@ static void rt_setup(void)
     shmc_call_setup();
     shmc_plat_proc_self(&shmc_g.self);
     shmc_g.init_hr = shmc_plat_tls_create(&shmc_g.tls, thread_dtor);
+    shmc_hazards_setup();
     /* spinning only pays when the other side runs on another CPU */
     bool multi = shmc_plat_cpu_count() > 1;
     atomic_store(&shmc_tune.caller_spin_max_ns, multi ? 100000u : 0u);
@@ -147,6 +148,11 @@ HRESULT shmc_notifier_wait_commit(shmc_notifier *n, uint32_t seq, uint32_t timeo
  * call between apartments. */
 static _Thread_local shmc_thread *cur_thread;
 
+shmc_thread *shmc_thread_peek(void)
+{
+    return cur_thread;
+}
+
 shmc_thread *shmc_thread_get(void)
 {
     shmc_thread *th = cur_thread;
@@ -160,6 +166,7 @@ shmc_thread *shmc_thread_get(void)
         if (!th)
             return NULL;
         th->timeout_ms = INFINITE;
+        th->hazard = SHMC_HAZARD_NONE_YET;
         if (FAILED(shmc_plat_tls_set(&shmc_g.tls, th))) {
             shmc_free(th);
             return NULL;
@@ -195,6 +202,7 @@ static void thread_dtor(void *p)
     shmc_call_free_spare();
     shmc_remote_free_spare();
     shmc_notifier_put(th->notifier);
+    shmc_hazard_free(th);
     shmc_free(th);
 }
 

@@ -408,6 +408,18 @@ int shmc_plat_current_cpu(void);
  * not (one CPU allowed, or no such call). */
 bool shmc_plat_thread_move_off_cpu(int cpu);
 
+/*
+ * A process-wide memory barrier: when it returns, every other thread of
+ * the process has run a full memory barrier since it was called (Linux:
+ * membarrier, private expedited). It lets the threads that run often pair
+ * a plain store with a plain load where both sides would otherwise need a
+ * barrier, the rare side paying for both. setup registers the process
+ * (once, at set-up); both return false where there is no such call (then
+ * the runtime does not rely on it).
+ */
+bool shmc_plat_process_barrier_setup(void);
+bool shmc_plat_process_barrier(void);
+
 /* Size of a page (the unit regions are rounded to). */
 size_t shmc_plat_page_size(void);
 

@@ -303,6 +303,9 @@ struct shmc_ifstub {
     /* calls in flight, and SHMC_IFS_CLOSED once the stub let go of the
      * object (see shmc_ifstub_enter) */
     _Atomic uint32_t busy;
+    /* 1 once a call entered through a hazard record (stubmgr.c): closing
+     * then looks at those */
+    _Atomic uint32_t hazarded;
     const ShmInterfaceInfo *info; /* NULL for IUnknown */
     shmc_ifstub *next;
 };
@@ -341,6 +344,16 @@ void shmc_ifstub_release(shmc_ifstub *s);
  */
 void *shmc_ifstub_enter(shmc_ifstub *s);
 void shmc_ifstub_leave(shmc_ifstub *s);
+/* Sets the hazard records up (at run-time set-up, and again in tests):
+ * on where the OS has a process-wide memory barrier (stubmgr.c). */
+#define SHMC_HAZARDS 64
+void shmc_hazards_setup(void);
+/* Tests: calls enter with the count from now on (until set up again). */
+void shmc_hazards_disable(void);
+/* Tests: whether calls enter through hazard records, and how many records
+ * threads hold. */
+bool shmc_hazards_enabled(void);
+unsigned shmc_hazards_in_use(void);
 
 /* ---- proxy managers ------------------------------------------------------- */
 
@@ -388,7 +401,15 @@ typedef struct shmc_thread {
     uint32_t timeout_ms;
     shmc_notifier *notifier; /* replies to this thread's calls (pooled) */
     bool worker;             /* a runtime thread of the MTA */
+    /* its hazard record (stubmgr.c): an index, or SHMC_HAZARD_NONE_YET,
+     * or SHMC_HAZARD_NONE (none to be had: it enters with the count) */
+    int32_t hazard;
+    uint32_t entered; /* shmc_ifstub_enter calls it is in (nested) */
 } shmc_thread;
+
+enum { SHMC_HAZARD_NONE_YET = -1, SHMC_HAZARD_NONE = -2 };
+/* Gives back a thread's hazard record (its state's destructor). */
+void shmc_hazard_free(shmc_thread *th);
 
 typedef struct shmc_rt {
     shmc_plat_mutex lock;
@@ -681,6 +702,8 @@ static inline void shmc_spin_begin_watching(shmc_spin *sp, uint32_t budget_ns, i
 HRESULT shmc_rt_init(void);
 /* The calling thread's state, created on first use (NULL: out of memory). */
 shmc_thread *shmc_thread_get(void);
+/* The calling thread's state if it has one (NULL otherwise). */
+shmc_thread *shmc_thread_peek(void);
 /*
  * The apartment the calling thread is in: the one it joined, or the MTA
  * if it joined none and the MTA exists (the implicit MTA). Returns it with

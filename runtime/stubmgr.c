@@ -32,8 +32,130 @@ void shmc_ifstub_release(shmc_ifstub *s)
         shmc_free(s);
 }
 
+/*
+ * Calls into an interface stub. A call enters the stub (gets the
+ * interface, unless the stub is closed) and leaves it when done; closing
+ * lets go of the stub's reference at once if no call is in, else the last
+ * call out does, on its own thread. A call is "in" one of two ways:
+ *
+ *  - counted in s->busy: an atomic add each way (any thread, always);
+ *  - in a hazard record: where the OS has a process-wide barrier
+ *    (shmc_plat_process_barrier), a thread that runs calls takes one of
+ *    SHMC_HAZARDS records (a cache line each) and enters by storing the
+ *    stub's address there and then reading s->busy, and leaves by storing
+ *    NULL and reading s->busy again: plain stores and loads, where the
+ *    count's read-modify-writes each wait for the stores before them (a
+ *    cross-process call's reply among them: two of those on the way from
+ *    a request to its reply were a tenth of a hot call).
+ *
+ * Whoever would release the interface because no call is in (the closer,
+ * which sets SHMC_IFS_CLOSED first; the last counted call out of a closed
+ * stub; a recorded call that finds the stub closed when it leaves) runs
+ * the process-wide barrier and then reads the records: a thread whose
+ * record store it does not see ran a full barrier before that store, so
+ * its read of s->busy that follows sees CLOSED and it does not call. So
+ * either the releaser sees the call in (and leaves the release to it), or
+ * the call sees the stub closed. The exchange that takes the interface out
+ * makes the release happen once. Calls a thread runs one inside another
+ * (an STA's callbacks) use the count for the inner ones. The records are
+ * read only for stubs a recorded call entered (s->hazarded, set by the
+ * first one with a sequentially consistent store, before its record).
+ */
+typedef struct hazard {
+    _Alignas(SHMC_LINE) shmc_ifstub *_Atomic in;
+} hazard;
+
+static hazard hazards[SHMC_HAZARDS];
+static _Atomic uint64_t hazards_used; /* bit i: hazards[i] belongs to a thread */
+static _Atomic bool hazards_on;
+
+void shmc_hazards_setup(void)
+{
+    atomic_store(&hazards_on, shmc_plat_process_barrier_setup());
+}
+
+void shmc_hazards_disable(void)
+{
+    atomic_store(&hazards_on, false);
+}
+
+bool shmc_hazards_enabled(void)
+{
+    return atomic_load(&hazards_on);
+}
+
+unsigned shmc_hazards_in_use(void)
+{
+    return (unsigned)__builtin_popcountll(atomic_load(&hazards_used));
+}
+
+void shmc_hazard_free(shmc_thread *th)
+{
+    if (th->hazard >= 0)
+        atomic_fetch_and(&hazards_used, ~(UINT64_C(1) << th->hazard));
+    th->hazard = SHMC_HAZARD_NONE;
+}
+
+/* The calling thread's record, taken on its first use; NULL if none. */
+static hazard *hazard_of(shmc_thread *th)
+{
+    if (!atomic_load_explicit(&hazards_on, memory_order_relaxed))
+        return NULL;
+    if (th->hazard >= 0)
+        return &hazards[th->hazard];
+    if (th->hazard == SHMC_HAZARD_NONE)
+        return NULL;
+    uint64_t used = atomic_load(&hazards_used);
+    while (~used) {
+        uint64_t bit = ~used & (used + 1); /* the lowest free one */
+        if (atomic_compare_exchange_weak(&hazards_used, &used, used | bit)) {
+            th->hazard = __builtin_ctzll(bit);
+            return &hazards[th->hazard];
+        }
+    }
+    th->hazard = SHMC_HAZARD_NONE; /* all taken: this thread counts */
+    return NULL;
+}
+
+/* A closed stub nobody may be in any more, as far as a releaser can tell:
+ * the stub's reference, if it is the one to take it out. */
+static IUnknown *take_if_nobody_in(shmc_ifstub *s)
+{
+    if (atomic_load(&s->hazarded)) {
+        if (!shmc_plat_process_barrier())
+            return NULL; /* cannot tell: kept rather than pulled from under a call */
+        if (atomic_load(&s->busy) != SHMC_IFS_CLOSED)
+            return NULL; /* a counted call is in: it releases */
+        for (uint32_t i = 0; i < SHMC_HAZARDS; i++)
+            if (atomic_load(&hazards[i].in) == s)
+                return NULL; /* a recorded call is in: it releases */
+    }
+    return atomic_exchange_explicit(&s->itf, NULL, memory_order_acq_rel);
+}
+
+static void release_if_nobody_in(shmc_ifstub *s)
+{
+    IUnknown *itf = take_if_nobody_in(s);
+    if (itf)
+        IUnknown_Release(itf);
+}
+
 void *shmc_ifstub_enter(shmc_ifstub *s)
 {
+    shmc_thread *th = shmc_thread_get();
+    hazard *hz = th && th->entered++ == 0 ? hazard_of(th) : NULL;
+    if (hz) {
+        if (!atomic_load_explicit(&s->hazarded, memory_order_relaxed))
+            atomic_store(&s->hazarded, 1); /* (sequentially consistent) */
+        atomic_store_explicit(&hz->in, s, memory_order_relaxed);
+        atomic_signal_fence(memory_order_seq_cst); /* the other half: the releaser's barrier */
+        if (!(atomic_load(&s->busy) & SHMC_IFS_CLOSED))
+            return atomic_load_explicit(&s->itf, memory_order_relaxed);
+        atomic_store_explicit(&hz->in, NULL, memory_order_release);
+        th->entered--;
+        release_if_nobody_in(s); /* a releaser may have seen us in */
+        return NULL;
+    }
     uint32_t n = atomic_fetch_add_explicit(&s->busy, 1, memory_order_acquire);
     if (n & SHMC_IFS_CLOSED) {
         shmc_ifstub_leave(s);
@@ -45,14 +167,22 @@ void *shmc_ifstub_enter(shmc_ifstub *s)
 
 void shmc_ifstub_leave(shmc_ifstub *s)
 {
+    shmc_thread *th = shmc_thread_peek();
+    if (th && th->entered && --th->entered == 0 && th->hazard >= 0 &&
+        atomic_load_explicit(&hazards[th->hazard].in, memory_order_relaxed) == s) {
+        atomic_store_explicit(&hazards[th->hazard].in, NULL, memory_order_release);
+        atomic_signal_fence(memory_order_seq_cst);
+        if (atomic_load_explicit(&s->busy, memory_order_acquire) & SHMC_IFS_CLOSED)
+            release_if_nobody_in(s);
+        return;
+    }
     uint32_t n = atomic_fetch_sub_explicit(&s->busy, 1, memory_order_acq_rel);
     if (n != (SHMC_IFS_CLOSED | 1u))
         return;
-    /* the last call out of a closed stub: the stub's reference (unless
-     * the closer, or another call that came in late, took it already) */
-    IUnknown *itf = atomic_exchange_explicit(&s->itf, NULL, memory_order_acq_rel);
-    if (itf)
-        IUnknown_Release(itf);
+    /* the last counted call out of a closed stub: the stub's reference
+     * (unless the closer, or another call that came in late, took it
+     * already, or a recorded call is still in) */
+    release_if_nobody_in(s);
 }
 
 /* Closes s (under its manager's lock): the stub's reference if no call is
@@ -64,8 +194,8 @@ static IUnknown *ifstub_close(shmc_ifstub *s)
     if (n & SHMC_IFS_CLOSED)
         return NULL; /* closed before */
     if (n != 0)
-        return NULL; /* calls in flight: the last one out releases it */
-    return atomic_exchange_explicit(&s->itf, NULL, memory_order_acq_rel);
+        return NULL; /* counted calls in flight: the last one out releases it */
+    return take_if_nobody_in(s);
 }
 
 void shmc_stubmgr_release(shmc_stubmgr *sm)

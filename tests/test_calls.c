@@ -41,15 +41,21 @@ static void record_tid(void *arg)
     *(uint64_t *)arg = shmc_plat_thread_self_id();
 }
 
-/* An object in a host thread's apartment (coinit), and a proxy to it here
- * in an apartment of `mine`. */
-static fixture *fixture_new(DWORD host_coinit, DWORD mine)
+/* The test interfaces' proxies and stubs, registered once. */
+static void register_calltest(void)
 {
     static bool registered;
     if (!registered) {
         assert_hr(ShmCoRegisterProxyStubs(&calltest_ProxyFileInfo), S_OK);
         registered = true;
     }
+}
+
+/* An object in a host thread's apartment (coinit), and a proxy to it here
+ * in an apartment of `mine`. */
+static fixture *fixture_new(DWORD host_coinit, DWORD mine)
+{
+    register_calltest();
     fixture *f = calloc(1, sizeof(*f));
     assert_non_null(f);
     assert_hr(ShmCoInitializeEx(NULL, mine), S_OK);
@@ -641,6 +647,92 @@ static void disconnect_while_call_runs_mta(void **state)
     disconnect_while_call_runs(COINIT_MULTITHREADED);
 }
 
+/* The same where calls enter stubs with the count (as under Wine, where
+ * there is no process-wide barrier), not through hazard records. */
+static int hazards_off(void **state)
+{
+    (void)state;
+    assert_hr(shmc_rt_init(), S_OK); /* (which sets them up) */
+    shmc_hazards_disable();
+    return 0;
+}
+
+static int hazards_back(void **state)
+{
+    (void)state;
+    shmc_hazards_setup();
+    return 0;
+}
+
+static void disconnect_while_counted_call_runs_sta(void **state)
+{
+    (void)state;
+    assert_false(shmc_hazards_enabled());
+    disconnect_while_call_runs(COINIT_APARTMENTTHREADED);
+}
+
+static void disconnect_while_counted_call_runs_mta(void **state)
+{
+    (void)state;
+    assert_false(shmc_hazards_enabled());
+    disconnect_while_call_runs(COINIT_MULTITHREADED);
+}
+
+/* A thread that runs calls into stubs takes a hazard record on its first
+ * (where the OS has a process-wide barrier: Linux); threads beyond the
+ * records' number enter with the count; a thread's record comes back when
+ * it ends. Every call works either way. */
+static void hazard_records_run_out_and_come_back(void **state)
+{
+    (void)state;
+    assert_hr(shmc_rt_init(), S_OK);
+#if defined(__linux__)
+    assert_true(shmc_hazards_enabled()); /* membarrier: Linux 4.14 */
+#elif defined(_WIN32)
+    assert_false(shmc_hazards_enabled()); /* (see win32/misc.c) */
+#endif
+    register_calltest();
+    enum { HOSTS = SHMC_HAZARDS + 3 };
+    static struct {
+        callee *obj;
+        _Atomic int freed;
+        IStream *stream;
+        thost *host;
+        ICallee *proxy;
+    } h[HOSTS];
+    memset(h, 0, sizeof(h));
+    assert_hr(ShmCoInitializeEx(NULL, COINIT_MULTITHREADED), S_OK);
+    unsigned before = shmc_hazards_in_use();
+    for (int i = 0; i < HOSTS; i++) {
+        h[i].obj = callee_new(i, &h[i].freed);
+        assert_hr(shmc_stream_create_heap(0, &h[i].stream), S_OK);
+        h[i].host = thost_start(COINIT_APARTMENTTHREADED, h[i].stream, &IID_ICallee,
+                                (IUnknown *)&h[i].obj->ICallee_iface, MSHLFLAGS_NORMAL);
+        assert_hr(thost_marshal_hr(h[i].host), S_OK);
+        tstream_rewind(h[i].stream);
+        assert_hr(ShmCoUnmarshalInterface(h[i].stream, &IID_ICallee, (void **)&h[i].proxy), S_OK);
+        LONG tag = -1;
+        assert_hr(ICallee_GetTag(h[i].proxy, &tag), S_OK); /* run on host i's thread */
+        assert_int_equal(tag, i);
+    }
+    unsigned held = shmc_hazards_in_use();
+    if (shmc_hazards_enabled())
+        assert_int_equal(held, SHMC_HAZARDS); /* every record taken, 3+ threads counted */
+    else
+        assert_int_equal(held, before);
+    for (int i = 0; i < HOSTS; i++) {
+        assert_hr(ICallee_Null(h[i].proxy), S_OK); /* again, either way */
+        assert_int_equal(ICallee_Release(h[i].proxy), 0);
+        ICallee_Release(&h[i].obj->ICallee_iface);
+        thost_stop(h[i].host, false);
+        assert_int_equal(atomic_load(&h[i].freed), 1);
+        IStream_Release(h[i].stream);
+    }
+    assert_int_equal(shmc_hazards_in_use(), before); /* the hosts' records came back */
+    assert_int_equal(atomic_load(&live_callees), 0);
+    ShmCoUninitialize();
+}
+
 static void server_apartment_ends(void **state)
 {
     (void)state;
@@ -1036,6 +1128,11 @@ int main(int argc, char **argv)
         cmocka_unit_test(disconnected_object),
         cmocka_unit_test(disconnect_while_call_runs_sta),
         cmocka_unit_test(disconnect_while_call_runs_mta),
+        cmocka_unit_test_setup_teardown(disconnect_while_counted_call_runs_sta, hazards_off,
+                                        hazards_back),
+        cmocka_unit_test_setup_teardown(disconnect_while_counted_call_runs_mta, hazards_off,
+                                        hazards_back),
+        cmocka_unit_test(hazard_records_run_out_and_come_back),
         cmocka_unit_test(server_apartment_ends),
         cmocka_unit_test(client_apartment_ends),
         cmocka_unit_test(used_from_the_wrong_apartment),
