@@ -570,14 +570,14 @@ fail:
 }
 
 /* The reply's own HRESULT, once the frame can be a reply of the method. */
-static HRESULT reply_head(const ShmMethod *m, const ShmCallFrame *call, HRESULT *mhr)
+static HRESULT reply_head(const ShmMethod *m, const void *reply, uint32_t reply_size, HRESULT *mhr)
 {
-    if (call->reply_size < 4 || !call->reply)
+    if (reply_size < 4 || !reply)
         return RPC_E_INVALID_DATA;
-    memcpy(mhr, call->reply, 4);
+    memcpy(mhr, reply, 4);
     if (FAILED(*mhr))
         return *mhr;
-    if (call->reply_size < m->out_size || call->reply_size > SHMC_MAX_FRAME)
+    if (reply_size < m->out_size || reply_size > SHMC_MAX_FRAME)
         return RPC_E_INVALID_DATA;
     return S_OK;
 }
@@ -588,19 +588,29 @@ static HRESULT reply_head(const ShmMethod *m, const ShmCallFrame *call, HRESULT 
 static HRESULT proxy_invoke_bare(ShmProxyHeader *h, const ShmMethod *m, uint32_t method)
 {
     ShmProxyChannel *ch = h->channel;
+    uint32_t size = (uint32_t)shmc_align8(m->in_size);
+    HRESULT mhr = S_OK;
+    if (ch->vtbl == &shmc_remote_channel_vtbl) {
+        /* a hot call between processes: its path from one call to the
+         * next is on the round trip's critical path (docs/transport.md) */
+        uint32_t reply_size = 0;
+        HRESULT head = S_OK;
+        HRESULT hr = shmc_remote_call_bare(ch, h, method, size, &reply_size, &head);
+        if (SUCCEEDED(hr))
+            hr = reply_head(m, reply_size >= 4 ? &head : NULL, reply_size, &mhr);
+        return FAILED(hr) ? hr : mhr;
+    }
     ShmCallFrame call;
     memset(&call, 0, sizeof(call));
     call.method = method;
-    uint32_t size = (uint32_t)shmc_align8(m->in_size);
     HRESULT hr = ch->vtbl->GetBuffer(ch, h, &call, size);
     if (FAILED(hr))
         return hr;
     if (size)
         memset(call.request, 0, size);
     hr = ch->vtbl->SendReceive(ch, h, &call);
-    HRESULT mhr = S_OK;
     if (SUCCEEDED(hr))
-        hr = reply_head(m, &call, &mhr);
+        hr = reply_head(m, call.reply, call.reply_size, &mhr);
     ch->vtbl->FreeBuffer(ch, h, &call);
     return FAILED(hr) ? hr : mhr;
 }
@@ -685,7 +695,7 @@ HRESULT ShmProxyInvoke(void *This, uint32_t method, void **args)
 
     shmc_frame f;
     HRESULT mhr;
-    hr = reply_head(m, &call, &mhr);
+    hr = reply_head(m, call.reply, call.reply_size, &mhr);
     if (FAILED(hr))
         goto fail;
     shmc_frame_init(&f, call.reply, call.reply_size, m->out_size);

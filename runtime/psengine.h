@@ -15,4 +15,15 @@
  */
 HRESULT shmc_ps_check_interface(const ShmInterfaceInfo *info);
 
+/*
+ * The remote channel's parameterless call in one step (remote.c), which
+ * the engine uses for a method without parameters on that channel instead
+ * of GetBuffer, SendReceive and FreeBuffer: `size` zero bytes of request.
+ * Returns the transport's result (as SendReceive); on S_OK *reply_size is
+ * the reply's size and, if it is at least 4, *head its first 4 bytes.
+ */
+extern const ShmProxyChannelVtbl shmc_remote_channel_vtbl;
+HRESULT shmc_remote_call_bare(ShmProxyChannel *ch, ShmProxyHeader *from, uint32_t method,
+                              uint32_t size, uint32_t *reply_size, HRESULT *head);
+
 #endif /* SHMCOM_RUNTIME_PSENGINE_H */

@@ -14,6 +14,7 @@
 #include "csprng.h"
 #include "framerel.h"
 #include "inproc.h"
+#include "psengine.h"
 
 #include <string.h>
 
@@ -276,6 +277,36 @@ static void rch_FreeBuffer(ShmProxyChannel *ch, ShmProxyHeader *from, ShmCallFra
     frame->channel_data = NULL;
     frame->request = NULL;
     frame->reply = NULL;
+}
+
+HRESULT shmc_remote_call_bare(ShmProxyChannel *ch, ShmProxyHeader *from, uint32_t method,
+                              uint32_t size, uint32_t *reply_size, HRESULT *head)
+{
+    shmc_proxymgr *pm = shmc_proxymgr_from_channel(ch);
+    *reply_size = 0;
+    HRESULT hr = shmc_proxymgr_check(pm);
+    if (FAILED(hr))
+        return hr;
+    shmc_xcall x; /* (no records: nothing outlives the call) */
+    hr = shmc_xcall_begin(&x, pm->conn, size);
+    if (FAILED(hr))
+        return hr;
+    if (size)
+        memset(x.request, 0, size);
+    const void *rep;
+    uint32_t rep_len;
+    HRESULT status;
+    hr = shmc_xcall_send(&x, SHMC_OP_METHOD, method, ((shmc_ifproxy *)from)->ipid, size, &rep,
+                         &rep_len, &status);
+    if (SUCCEEDED(hr))
+        hr = status;
+    if (SUCCEEDED(hr)) {
+        *reply_size = rep_len;
+        if (rep_len >= 4)
+            memcpy(head, rep, 4); /* (a copy: the reply is the peer's memory) */
+    }
+    shmc_xcall_end(&x);
+    return hr;
 }
 
 const ShmProxyChannelVtbl shmc_remote_channel_vtbl = {
