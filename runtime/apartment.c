@@ -58,6 +58,7 @@ static void rt_setup(void)
     shmc_plat_proc_self(&shmc_g.self);
     shmc_g.init_hr = shmc_plat_tls_create(&shmc_g.tls, thread_dtor);
     shmc_hazards_setup();
+    shmc_remote_setup();
     /* spinning only pays when the other side runs on another CPU */
     bool multi = shmc_plat_cpu_count() > 1;
     atomic_store(&shmc_tune.caller_spin_max_ns, multi ? 100000u : 0u);

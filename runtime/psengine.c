@@ -582,6 +582,15 @@ static HRESULT reply_head(const ShmMethod *m, const void *reply, uint32_t reply_
     return S_OK;
 }
 
+static const ShmProxyChannelVtbl *bare_vtbl;
+static shmc_ps_bare_fn bare_call;
+
+void shmc_ps_set_bare_call(const ShmProxyChannelVtbl *vtbl, shmc_ps_bare_fn fn)
+{
+    bare_vtbl = vtbl;
+    bare_call = fn;
+}
+
 /* A method without parameters: nothing to marshal, check, copy or undo.
  * The general path's bookkeeping would cost such a call (a null call,
  * most often a hot one) a fifth of its round trip between threads. */
@@ -590,12 +599,11 @@ static HRESULT proxy_invoke_bare(ShmProxyHeader *h, const ShmMethod *m, uint32_t
     ShmProxyChannel *ch = h->channel;
     uint32_t size = (uint32_t)shmc_align8(m->in_size);
     HRESULT mhr = S_OK;
-    if (ch->vtbl == &shmc_remote_channel_vtbl) {
-        /* a hot call between processes: its path from one call to the
-         * next is on the round trip's critical path (docs/transport.md) */
+    if (ch->vtbl == bare_vtbl && bare_call) {
+        /* the remote channel's one step (a hot null call's) */
         uint32_t reply_size = 0;
         HRESULT head = S_OK;
-        HRESULT hr = shmc_remote_call_bare(ch, h, method, size, &reply_size, &head);
+        HRESULT hr = bare_call(ch, h, method, size, &reply_size, &head);
         if (SUCCEEDED(hr))
             hr = reply_head(m, reply_size >= 4 ? &head : NULL, reply_size, &mhr);
         return FAILED(hr) ? hr : mhr;

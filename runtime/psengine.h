@@ -16,14 +16,16 @@
 HRESULT shmc_ps_check_interface(const ShmInterfaceInfo *info);
 
 /*
- * The remote channel's parameterless call in one step (remote.c), which
- * the engine uses for a method without parameters on that channel instead
- * of GetBuffer, SendReceive and FreeBuffer: `size` zero bytes of request.
- * Returns the transport's result (as SendReceive); on S_OK *reply_size is
- * the reply's size and, if it is at least 4, *head its first 4 bytes.
+ * A channel's call of a method without parameters in one step, which the
+ * engine then uses instead of GetBuffer, SendReceive and FreeBuffer:
+ * `size` zero bytes of request. Returns the transport's result (as
+ * SendReceive); on S_OK *reply_size is the reply's size and, if it is at
+ * least 4, *head its first 4 bytes. The remote channel (remote.c) sets
+ * its own at run-time set-up (the engine is also built without it, for
+ * the fuzzers).
  */
-extern const ShmProxyChannelVtbl shmc_remote_channel_vtbl;
-HRESULT shmc_remote_call_bare(ShmProxyChannel *ch, ShmProxyHeader *from, uint32_t method,
-                              uint32_t size, uint32_t *reply_size, HRESULT *head);
+typedef HRESULT (*shmc_ps_bare_fn)(ShmProxyChannel *ch, ShmProxyHeader *from, uint32_t method,
+                                   uint32_t size, uint32_t *reply_size, HRESULT *head);
+void shmc_ps_set_bare_call(const ShmProxyChannelVtbl *vtbl, shmc_ps_bare_fn fn);
 
 #endif /* SHMCOM_RUNTIME_PSENGINE_H */

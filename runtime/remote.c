@@ -279,8 +279,11 @@ static void rch_FreeBuffer(ShmProxyChannel *ch, ShmProxyHeader *from, ShmCallFra
     frame->reply = NULL;
 }
 
-HRESULT shmc_remote_call_bare(ShmProxyChannel *ch, ShmProxyHeader *from, uint32_t method,
-                              uint32_t size, uint32_t *reply_size, HRESULT *head)
+/* A method without parameters, in one step (psengine.h): the hot null
+ * call's path from one call to the next is on the round trip's critical
+ * path (docs/transport.md). */
+static HRESULT rch_call_bare(ShmProxyChannel *ch, ShmProxyHeader *from, uint32_t method,
+                             uint32_t size, uint32_t *reply_size, HRESULT *head)
 {
     shmc_proxymgr *pm = shmc_proxymgr_from_channel(ch);
     *reply_size = 0;
@@ -312,6 +315,11 @@ HRESULT shmc_remote_call_bare(ShmProxyChannel *ch, ShmProxyHeader *from, uint32_
 const ShmProxyChannelVtbl shmc_remote_channel_vtbl = {
     rch_QueryInterface, rch_AddRef, rch_Release, rch_GetBuffer, rch_SendReceive, rch_FreeBuffer,
 };
+
+void shmc_remote_setup(void)
+{
+    shmc_ps_set_bare_call(&shmc_remote_channel_vtbl, rch_call_bare);
+}
 
 /* ---- interface pointers in cross-process frames ---------------------------------- */
 

@@ -775,6 +775,8 @@ HRESULT shmc_remote_qi(shmc_proxymgr *pm, REFIID riid, uint8_t ipid[16]);
 void shmc_remote_release_refs(shmc_proxymgr *pm);
 /* Frees the thread's cached remote call record (at thread end). */
 void shmc_remote_free_spare(void);
+/* remote.c: run-time set-up of the remote channel. */
+void shmc_remote_setup(void);
 HRESULT shmc_remote_add_record(shmc_proxymgr *pm, REFIID riid, DWORD mshlflags, uint8_t ipid[16],
                                uint64_t *nonce);
 
