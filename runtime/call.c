@@ -59,7 +59,6 @@
 #define MTA_RECHECK_MS 100u
 
 static _Thread_local uint64_t reply_ns_avg = 20000u;
-static _Thread_local uint32_t calls_made;
 /* the hand-off quiets (rt.h): after sending a watched call, after
  * replying to one */
 static _Thread_local shmc_quiet caller_quiet;
@@ -78,7 +77,7 @@ uint32_t shmc_call_spin_budget(void)
 
 void shmc_call_note_reply(uint64_t ns)
 {
-    reply_ns_avg = (reply_ns_avg * 7 + ns) / 8; /* 7/8 old, 1/8 new */
+    reply_ns_avg = (reply_ns_avg * 63 + ns) / 64; /* 63/64 old, 1/64 new */
 }
 
 /* Each thread keeps its last call and reuses it for the next one. */
@@ -316,9 +315,7 @@ HRESULT shmc_call_run(shmc_call *c)
         }
     }
 
-    uint64_t start = shmc_plat_clock_ns();
-    uint64_t deadline =
-        th->timeout_ms == INFINITE ? UINT64_MAX : start + (uint64_t)th->timeout_ms * 1000000u;
+    uint64_t deadline = 0; /* set once the call has to sleep (shmc_spin_deadline) */
     uint32_t budget = shmc_call_spin_budget();
 
     /* spin: both sides running meet here */
@@ -340,6 +337,8 @@ HRESULT shmc_call_run(shmc_call *c)
             shmc_notifier_wait_cancel(n);
             continue;
         }
+        if (!deadline)
+            deadline = shmc_spin_deadline(&sp, th->timeout_ms);
         uint32_t left =
             deadline == UINT64_MAX ? SHMC_PLAT_INFINITE : shmc_plat_clock_ms_until(deadline);
         if (left == 0) {
@@ -377,12 +376,7 @@ HRESULT shmc_call_run(shmc_call *c)
      * unless it is watched: then the next call goes through line 0 alone. */
     if (atomic_load_explicit(&c->state, memory_order_relaxed) == SHMC_CALL_DONE)
         atomic_store_explicit(&c->link.next, NULL, memory_order_relaxed);
-    /* adapt the spin to how long replies take (7/8 old, 1/8 new), sampled
-     * on every 8th call: the clock read would delay the caller's next call */
-    if ((++calls_made & 7) == 0) {
-        uint64_t took = shmc_plat_clock_ns() - start;
-        reply_ns_avg = (reply_ns_avg * 7 + took) / 8;
-    }
+    shmc_call_note_reply(shmc_spin_waited_ns(&sp)); /* (the spin budget) */
     return S_OK;
 }
 

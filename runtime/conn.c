@@ -717,7 +717,6 @@ static void sta_unregister(shmc_apt *sta)
     shmc_plat_mutex_unlock(&sta->remote_lock);
 }
 
-static _Thread_local uint32_t calls_sent;
 /* the hand-off quiets (rt.h): a client's after a request, a receiver's
  * after a reply */
 static _Thread_local shmc_quiet client_quiet, receiver_quiet;
@@ -774,12 +773,7 @@ HRESULT shmc_xcall_send(shmc_xcall *x, uint32_t kind, uint32_t method, const uin
     shmc_thread *th = shmc_thread_get();
     shmc_apt *my_sta = th && th->inits && th->apt->model == SHMC_STA ? th->apt : NULL;
     uint32_t timeout = th ? th->timeout_ms : INFINITE;
-    /* the clock, for a deadline, and for how long replies take (the spin
-     * budget: sampled on every 8th call; a read costs as much as the
-     * call's own bookkeeping) */
-    bool sample = (++calls_sent & 7) == 0;
-    uint64_t start = timeout != INFINITE || sample ? shmc_plat_clock_ns() : 0;
-    uint64_t deadline = timeout == INFINITE ? UINT64_MAX : start + (uint64_t)timeout * 1000000u;
+    uint64_t deadline = 0; /* set once the call has to sleep (shmc_spin_deadline) */
     if (!shared)
         shmc_handoff_quiet(&client_quiet);
     shmc_spin sp;
@@ -807,6 +801,8 @@ HRESULT shmc_xcall_send(shmc_xcall *x, uint32_t kind, uint32_t method, const uin
                 sta_unregister(my_sta);
             continue;
         }
+        if (!deadline)
+            deadline = shmc_spin_deadline(&sp, timeout);
         uint32_t left =
             deadline == UINT64_MAX ? SHMC_PLAT_INFINITE : shmc_plat_clock_ms_until(deadline);
         if (left == 0) {
@@ -842,8 +838,7 @@ HRESULT shmc_xcall_send(shmc_xcall *x, uint32_t kind, uint32_t method, const uin
         if (my_sta)
             sta_unregister(my_sta);
     }
-    if (sample)
-        shmc_call_note_reply(shmc_plat_clock_ns() - start);
+    shmc_call_note_reply(shmc_spin_waited_ns(&sp));
 
     /* the reply: each field read once, checked, then used */
     uint32_t rep_len = atomic_load(&s->rep_len);
