@@ -11,6 +11,7 @@
  * reply (reentrancy). MTA calls made by other apartments run on runtime
  * worker threads, started when calls arrive and none is spare.
  */
+#include "conn.h"
 #include "alloc.h"
 #include "bounds.h"
 #include "csprng.h"
@@ -203,6 +204,7 @@ static void thread_dtor(void *p)
     shmc_call_free_spare();
     shmc_remote_free_spare();
     shmc_notifier_put(th->notifier);
+    shmc_conn_thread_ends(th); /* (its kept slot) */
     shmc_hazard_free(th);
     shmc_free(th);
 }

@@ -96,6 +96,11 @@ const shmc_plat_procid *shmc_conn_peer(const shmc_conn *c)
     return &c->peer;
 }
 
+/* names connections for good (shmc_conn.gen) */
+static _Atomic uint64_t conn_gens;
+/* connections taken off the list so far (see "kept slots") */
+static _Atomic uint32_t conn_deaths;
+
 static shmc_conn *conn_new(bool is_client)
 {
     shmc_conn *c = shmc_calloc(1, sizeof(*c));
@@ -106,6 +111,7 @@ static shmc_conn *conn_new(bool is_client)
     shmc_plat_mutex_init(&c->slot_lock);
     shmc_plat_cond_init(&c->slot_cond);
     atomic_init(&c->free_mask, (1u << SHMC_CONN_SLOTS) - 1);
+    c->gen = atomic_fetch_add(&conn_gens, 1) + 1;
     c->reply_marshaler.vtbl = &shmc_reply_marshaler_vtbl;
     return c;
 }
@@ -145,6 +151,7 @@ static void conn_peer_gone(shmc_conn *c)
     for (shmc_conn **pp = &xp.list; *pp; pp = &(*pp)->next) {
         if (*pp == c) {
             *pp = c->next;
+            atomic_fetch_add_explicit(&conn_deaths, 1, memory_order_release);
             break;
         }
     }
@@ -628,16 +635,200 @@ static void give_back_slot(shmc_conn *c, uint32_t i)
     }
 }
 
+/*
+ * Kept slots. Taking a slot and giving it back are a read-modify-write
+ * each on the free mask, and each waits for the stores before it: a
+ * tenth of a hot cross-process null call (in-run A/B: 12 ns of 0.27 us).
+ * So where the OS has a process-wide barrier (shmc_hazards_enabled), a
+ * thread keeps the slot of its last call while at least half of the
+ * connection's slots are free, and takes it for its next call with a
+ * plain store and load:
+ *
+ *   keeper:  c->keep_in[i] = 1; (compiler barrier) c->keeper[i] == th ?
+ *   another: CAS c->keeper[i] th -> KEEP_REVOKED; process barrier;
+ *            c->keep_in[i] == 0 ? the slot is its own (keeper[i] = 0)
+ *                               : keeper[i] = KEEP_RETURN
+ *
+ * Either the other thread sees the keeper's call in, or the keeper sees
+ * the slot taken back (the barrier ran a full one on the keeper's CPU
+ * between). A keeper that finds KEEP_REVOKED waits the moment it takes
+ * for the verdict; KEEP_RETURN leaves it the call in progress, after
+ * which it gives the slot back. Slots are taken back only when none is
+ * free (steal_kept_slot).
+ *
+ * A thread keeps one slot, on the connection it last called (it looks
+ * every 64th call on another whether to move), and gives it back when it
+ * ends (shmc_conn_thread_ends; the connection is looked up in the list,
+ * as it may be gone). Its record names the connection by address and
+ * gen, so a new connection at a freed one's address is not taken for it.
+ * A call made inside a call (an STA's callback) takes a free slot.
+ */
+#define KEEP_REVOKED ((uintptr_t)1)
+#define KEEP_RETURN  ((uintptr_t)2)
+
+/* The keeper's wait for another thread's verdict on a slot it revoked. */
+static uintptr_t keep_verdict(shmc_conn *c, uint32_t i)
+{
+    uintptr_t k;
+    while ((k = atomic_load(&c->keeper[i])) == KEEP_REVOKED)
+        shmc_plat_thread_yield();
+    return k;
+}
+
+/* The slot this thread keeps on c, taken for a call (*kept: as the kept
+ * slot; else it is this call's only, given back or kept anew at its end);
+ * or -1. */
+static int take_kept_slot(shmc_conn *c, shmc_thread *th, bool *kept)
+{
+    if (!th || th->keep_conn != c || th->keep_gen != c->gen || th->keep_in)
+        return -1; /* none here, or a call inside a call on it */
+    uint32_t i = th->keep_slot;
+    atomic_store_explicit(&c->keep_in[i].in, 1, memory_order_relaxed);
+    atomic_signal_fence(memory_order_seq_cst); /* the other half: steal_kept_slot's barrier */
+    uintptr_t k = atomic_load_explicit(&c->keeper[i], memory_order_acquire);
+    if (k == (uintptr_t)th) {
+        th->keep_in = true;
+        *kept = true;
+        return (int)i;
+    }
+    if (k == KEEP_REVOKED)
+        k = keep_verdict(c, i);
+    th->keep_conn = NULL;
+    /* taken back: the word we set may be another keeper's by now (left
+     * set, it only makes a thread that takes back slots leave this one to
+     * its keeper, once) */
+    if (k != KEEP_RETURN)
+        return -1;
+    atomic_store_explicit(&c->keep_in[i].in, 0, memory_order_relaxed);
+    atomic_store(&c->keeper[i], 0);
+    *kept = false;
+    return (int)i; /* ours still, as any slot taken from the free mask */
+}
+
+/* A call on the kept slot i is over: true if the thread keeps it still;
+ * else *give says whether the slot is to be given back (it is not when
+ * another thread took it back). */
+static bool leave_kept_slot(shmc_conn *c, shmc_thread *th, uint32_t i, bool *give)
+{
+    th->keep_in = false;
+    atomic_store_explicit(&c->keep_in[i].in, 0, memory_order_release);
+    atomic_signal_fence(memory_order_seq_cst);
+    uintptr_t k = atomic_load_explicit(&c->keeper[i], memory_order_acquire);
+    if (k == (uintptr_t)th)
+        return true;
+    if (k == KEEP_REVOKED)
+        k = keep_verdict(c, i);
+    th->keep_conn = NULL;
+    *give = k == KEEP_RETURN;
+    if (*give)
+        atomic_store(&c->keeper[i], 0);
+    return false;
+}
+
+/* The thread stops keeping slot i while its call is in it (the call was
+ * given up on: the slot stays with the server for now). */
+static void drop_kept_slot(shmc_conn *c, shmc_thread *th, uint32_t i)
+{
+    uintptr_t k = (uintptr_t)th;
+    if (!atomic_compare_exchange_strong(&c->keeper[i], &k, (uintptr_t)0)) {
+        if (k == KEEP_REVOKED)
+            keep_verdict(c, i); /* KEEP_RETURN: the call was in */
+        atomic_store(&c->keeper[i], 0);
+    }
+    th->keep_conn = NULL;
+    th->keep_in = false;
+    atomic_store_explicit(&c->keep_in[i].in, 0, memory_order_release);
+}
+
+/* How many times a thread took back a slot another kept (tests). */
+_Atomic uint32_t shmc_slot_takebacks;
+
+/* Takes back a slot another thread keeps and is not calling in; or -1.
+ * (One it is calling in gets KEEP_RETURN: it gives the slot back.) The
+ * keeper is only compared, never read: it may have ended. */
+static int steal_kept_slot(shmc_conn *c, shmc_thread *me)
+{
+    for (uint32_t i = 0; i < SHMC_CONN_SLOTS; i++) {
+        uintptr_t k = atomic_load(&c->keeper[i]);
+        if (k == 0 || k == KEEP_REVOKED || k == KEEP_RETURN || k == (uintptr_t)me)
+            continue;
+        if (!atomic_compare_exchange_strong(&c->keeper[i], &k, KEEP_REVOKED))
+            continue;
+        atomic_fetch_add_explicit(&shmc_slot_takebacks, 1, memory_order_relaxed);
+        bool in = !shmc_plat_process_barrier() || atomic_load(&c->keep_in[i].in);
+        atomic_store(&c->keeper[i], in ? KEEP_RETURN : (uintptr_t)0);
+        if (!in)
+            return (int)i;
+    }
+    return -1;
+}
+
+/* Whether the thread keeps slot i of c after a call on it. */
+static bool keep_slot(shmc_conn *c, shmc_thread *th, uint32_t i)
+{
+    if (!th || c->detached || !shmc_hazards_enabled() || atomic_load(&c->dead) || th->keep_in ||
+        __builtin_popcount(atomic_load_explicit(&c->free_mask, memory_order_relaxed)) <
+            SHMC_CONN_SLOTS / 2)
+        return false;
+    if (th->keep_conn == c && th->keep_gen == c->gen)
+        return false; /* it keeps another here (this call's was taken back) */
+    if (th->keep_conn) {
+        /* it keeps one elsewhere: it moves its keep here if that
+         * connection may have gone (one did since it looked), else on
+         * every 64th call here */
+        uint32_t deaths = atomic_load_explicit(&conn_deaths, memory_order_acquire);
+        if (deaths == th->keep_deaths && ++th->keep_ends % 64 != 0)
+            return false;
+        th->keep_deaths = deaths;
+        shmc_conn_thread_ends(th); /* (gives it back, if it is still there) */
+    }
+    th->keep_deaths = atomic_load_explicit(&conn_deaths, memory_order_acquire);
+    atomic_store_explicit(&c->keep_in[i].in, 0, memory_order_relaxed);
+    atomic_store(&c->keeper[i], (uintptr_t)th);
+    th->keep_conn = c;
+    th->keep_gen = c->gen;
+    th->keep_slot = i;
+    return true;
+}
+
+void shmc_conn_thread_ends(shmc_thread *th)
+{
+    if (!th->keep_conn)
+        return;
+    shmc_plat_once_run(&xp_once, xp_setup);
+    shmc_plat_mutex_lock(&xp.lock);
+    shmc_conn *c = xp.list;
+    while (c && (c != th->keep_conn || c->gen != th->keep_gen))
+        c = c->next;
+    if (c) { /* still there (the list's reference keeps it while we look) */
+        uint32_t i = th->keep_slot;
+        uintptr_t k = (uintptr_t)th;
+        if (!atomic_compare_exchange_strong(&c->keeper[i], &k, (uintptr_t)0) && k == KEEP_REVOKED)
+            k = keep_verdict(c, i);
+        if (k == (uintptr_t)th || k == KEEP_RETURN) {
+            atomic_store(&c->keeper[i], 0);
+            give_back_slot(c, i);
+        }
+    }
+    shmc_plat_mutex_unlock(&xp.lock);
+    th->keep_conn = NULL;
+}
+
 HRESULT shmc_xcall_begin(shmc_xcall *x, shmc_conn *c, uint32_t size)
 {
     memset(x, 0, sizeof(*x));
     x->slot = -1;
     x->conn = c;
-    int i = take_free_slot(c);
+    shmc_thread *th = shmc_thread_peek();
+    int i = take_kept_slot(c, th, &x->kept);
+    if (i < 0)
+        i = take_free_slot(c);
+    if (i < 0)
+        i = steal_kept_slot(c, th);
     if (i < 0) {
         /* all slots busy: calls queue here, within the call timeout */
-        shmc_thread *th = shmc_thread_get();
-        uint32_t timeout = th ? th->timeout_ms : INFINITE;
+        shmc_thread *cur = shmc_thread_get();
+        uint32_t timeout = cur ? cur->timeout_ms : INFINITE;
         uint64_t deadline =
             timeout == INFINITE ? UINT64_MAX : shmc_plat_clock_ns() + (uint64_t)timeout * 1000000u;
         shmc_plat_mutex_lock(&c->slot_lock);
@@ -648,7 +839,7 @@ HRESULT shmc_xcall_begin(shmc_xcall *x, shmc_conn *c, uint32_t size)
                 break;
             }
             reclaim_abandoned(c);
-            if ((i = take_free_slot(c)) >= 0)
+            if ((i = take_free_slot(c)) >= 0 || (i = steal_kept_slot(c, th)) >= 0)
                 break;
             uint32_t left = deadline == UINT64_MAX ? 50 : shmc_plat_clock_ms_until(deadline);
             if (left == 0) {
@@ -662,11 +853,11 @@ HRESULT shmc_xcall_begin(shmc_xcall *x, shmc_conn *c, uint32_t size)
         if (i < 0)
             return i == -1 ? RPC_E_SERVER_DIED : RPC_E_TIMEOUT;
     }
+    x->slot = (int)i;
     if (atomic_load(&c->dead)) {
-        give_back_slot(c, (uint32_t)i);
+        shmc_xcall_end(x);
         return RPC_E_SERVER_DIED;
     }
-    x->slot = (int)i;
     HRESULT hr = shmc_xcall_resize(x, size);
     if (FAILED(hr))
         shmc_xcall_end(x);
@@ -819,6 +1010,10 @@ HRESULT shmc_xcall_send(shmc_xcall *x, uint32_t kind, uint32_t method, const uin
                  * let go (its mappings stay valid) */
                 bulk_drop(&c->bulk_out[i]);
                 shmc_plat_region_close(&c->bulk_in[i]);
+                if (x->kept) {
+                    drop_kept_slot(c, shmc_thread_peek(), i);
+                    x->kept = false;
+                }
                 shmc_plat_mutex_lock(&c->slot_lock);
                 c->abandoned_mask |= 1u << i;
                 shmc_plat_mutex_unlock(&c->slot_lock);
@@ -899,7 +1094,14 @@ void shmc_xcall_end(shmc_xcall *x)
         uint32_t st = atomic_load_explicit(&s->state, memory_order_relaxed);
         if (st != SHMC_SLOT_REPLY && st != SHMC_SLOT_FREE)
             atomic_store_explicit(&s->state, SHMC_SLOT_FREE, memory_order_release);
-        give_back_slot(c, i);
+        shmc_thread *th = shmc_thread_peek();
+        bool give = true;
+        if (x->kept) {
+            if (!leave_kept_slot(c, th, i, &give) && give)
+                give_back_slot(c, i);
+        } else if (!keep_slot(c, th, i)) {
+            give_back_slot(c, i);
+        }
     }
     memset(x, 0, sizeof(*x));
     x->slot = -1;

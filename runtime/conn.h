@@ -51,6 +51,17 @@ struct shmc_conn {
     _Atomic uint32_t slot_waiters; /* callers waiting for a free slot */
     uint32_t abandoned_mask;       /* slots given up on, until the server frees
                                       them (under slot_lock) */
+    /* slots kept by a thread between its calls (conn.c, "kept slots"):
+     * per slot, 0, the keeper (its shmc_thread), or KEEP_REVOKED /
+     * KEEP_RETURN while another thread takes it back; and a number that
+     * names this connection for good (a thread's record of what it keeps
+     * may outlive it) */
+    _Atomic uintptr_t keeper[SHMC_CONN_SLOTS];
+    struct {
+        _Atomic uint32_t in; /* the keeper's call is in the slot */
+        char pad[SHMC_LINE - sizeof(uint32_t)];
+    } keep_in[SHMC_CONN_SLOTS]; /* (each written on every call: lines apart) */
+    uint64_t gen;
 
     /* server */
     _Atomic uint32_t receivers;
@@ -134,6 +145,7 @@ static inline unsigned char *shmc_conn_rep_area(shmc_conn *c, uint32_t i)
 typedef struct shmc_xcall {
     shmc_conn *conn;
     int slot;         /* -1: none (yet, or given up on) */
+    bool kept;        /* the slot is the one this thread keeps */
     bool bulk_req;    /* the request is in the slot's bulk region */
     uint32_t req_cap; /* bytes writable at the request pointer */
     void *request;
@@ -150,8 +162,11 @@ HRESULT shmc_xcall_resize(shmc_xcall *x, uint32_t size);
  * *status; RPC_E_SERVER_DIED, RPC_E_TIMEOUT (the slot is abandoned). */
 HRESULT shmc_xcall_send(shmc_xcall *x, uint32_t kind, uint32_t method, const uint8_t ipid[16],
                         uint32_t req_len, const void **reply, uint32_t *reply_len, HRESULT *status);
-/* Ends the call: gives the slot back (unless it was given up on). */
+/* Ends the call: gives the slot back (unless it was given up on), or
+ * keeps it for the thread's next call. */
 void shmc_xcall_end(shmc_xcall *x);
+/* A thread ends: the slot it keeps goes back to its connection. */
+void shmc_conn_thread_ends(struct shmc_thread *th);
 
 /*
  * conn.c, for the fuzzers (tests/fuzz/fuzz_xport.c), which play the peer

@@ -405,6 +405,15 @@ typedef struct shmc_thread {
      * or SHMC_HAZARD_NONE (none to be had: it enters with the count) */
     int32_t hazard;
     uint32_t entered; /* shmc_ifstub_enter calls it is in (nested) */
+    /* the slot of a connection it keeps between its calls (conn.c, "kept
+     * slots"): keep_conn's address and gen name the connection; keep_in
+     * says a call of this thread is in it */
+    const void *keep_conn;
+    uint64_t keep_gen;
+    uint32_t keep_slot;
+    uint32_t keep_ends;   /* calls ended on other connections (a look every 64) */
+    uint32_t keep_deaths; /* connections gone when it last looked (conn.c) */
+    bool keep_in;
 } shmc_thread;
 
 enum { SHMC_HAZARD_NONE_YET = -1, SHMC_HAZARD_NONE = -2 };
@@ -696,6 +705,9 @@ static inline uint64_t shmc_spin_deadline(const shmc_spin *sp, uint32_t timeout_
 
 /* How many times a caller moved off a CPU it shared (tests, benchmarks). */
 extern _Atomic uint32_t shmc_cpu_moves;
+/* How many times a thread took back a connection slot another kept
+ * (conn.c, "kept slots"; tests). */
+extern _Atomic uint32_t shmc_slot_takebacks;
 
 static inline bool shmc_cpu_shared(int mine, int32_t theirs)
 {

@@ -1821,6 +1821,143 @@ static void calls_per_connection(void **state)
     assert_int_equal(atomic_load(&bl.refs), 1); /* the server let go of every callback */
 }
 
+/* Kept slots (conn.c): where calls enter stubs through hazard records
+ * (Linux), a thread keeps the slot of its last call on a connection. */
+static uint32_t kept_expected(uint32_t n)
+{
+    return shmc_hazards_enabled() ? n : 0;
+}
+
+static void start_slot_callers(slot_caller *sc, shmc_plat_thread *th, int n, ICallee *p,
+                               blocker *bl)
+{
+    for (int i = 0; i < n; i++) {
+        sc[i] = (slot_caller){p, bl, E_FAIL};
+        assert_hr(shmc_plat_thread_create(&th[i], slot_caller_main, &sc[i]), S_OK);
+    }
+}
+
+static void join_slot_callers(slot_caller *sc, shmc_plat_thread *th, int n)
+{
+    for (int i = 0; i < n; i++) {
+        shmc_plat_thread_join(&th[i]);
+        assert_hr(sc[i].hr, S_OK);
+    }
+}
+
+typedef struct null_caller {
+    ICallee *proxy;
+    _Atomic HRESULT hr;
+} null_caller;
+
+static void call_null(void *arg)
+{
+    null_caller *nc = arg;
+    HRESULT hr = ShmCoSetCallTimeout(tsupport_ms(10000)); /* (a slot never given back) */
+    if (SUCCEEDED(hr))
+        hr = ICallee_Null(nc->proxy);
+    atomic_store(&nc->hr, hr);
+}
+
+/* A slot kept by an idle thread (here) is taken back by the call that
+ * finds none free: SHMC_CONN_SLOTS calls from other threads all run at
+ * once; the keeper's next call takes a free slot. A thread that ends
+ * gives its kept slot back (only this thread's is taken back). */
+static void kept_slots_are_taken_back(void **state)
+{
+    (void)state;
+    remote r;
+    ICallee *p = remote_proxy(&r, COINIT_MULTITHREADED, COINIT_MULTITHREADED);
+    assert_hr(ICallee_Null(p), S_OK); /* (keeps its slot) */
+    null_caller one = {p, E_FAIL};
+    shmc_plat_thread t;
+    assert_hr(shmc_plat_thread_create(&t, call_null, &one), S_OK); /* keeps one, then ends */
+    shmc_plat_thread_join(&t);
+    assert_hr(atomic_load(&one.hr), S_OK);
+
+    uint32_t before = atomic_load(&shmc_slot_takebacks);
+    blocker bl = {{&blocker_vtbl}, 1, 0, false};
+    slot_caller sc[SHMC_CONN_SLOTS];
+    shmc_plat_thread th[SHMC_CONN_SLOTS];
+    start_slot_callers(sc, th, SHMC_CONN_SLOTS, p, &bl);
+    bool all = await(&bl.inside, SHMC_CONN_SLOTS, tsupport_ms(10000));
+    atomic_store(&bl.go, true);
+    join_slot_callers(sc, th, SHMC_CONN_SLOTS);
+    assert_true(all);
+    assert_int_equal(atomic_load(&shmc_slot_takebacks) - before, kept_expected(1));
+    assert_hr(ICallee_Null(p), S_OK);
+    assert_int_equal(ICallee_Release(p), 0);
+    remote_finish(&r);
+    ShmCoUninitialize();
+    assert_int_equal(atomic_load(&bl.refs), 1);
+}
+
+/* A slot taken back while its keeper's call is in it stays the keeper's
+ * until that call is over, and then goes to a waiting caller. */
+typedef struct keeper_then_long {
+    ICallee *proxy;
+    blocker *bl;
+    HRESULT hot, hr, after;
+} keeper_then_long;
+
+static _Atomic int keeper_step;
+
+static void keeper_then_long_main(void *arg)
+{
+    keeper_then_long *k = arg;
+    k->hot = ICallee_Null(k->proxy);                            /* keeps its slot */
+    k->hr = ICallee_Call(k->proxy, &k->bl->ICallback_iface, 1); /* in it */
+    while (atomic_load(&keeper_step) == 0)
+        shmc_plat_sleep_ms(1);
+    k->after = ICallee_Null(k->proxy);
+}
+
+static void kept_slot_in_use_is_given_back(void **state)
+{
+    (void)state;
+    remote r;
+    ICallee *p = remote_proxy(&r, COINIT_MULTITHREADED, COINIT_MULTITHREADED);
+    assert_hr(ICallee_Null(p), S_OK); /* (this thread keeps a slot too) */
+    atomic_store(&keeper_step, 0);
+    blocker bk = {{&blocker_vtbl}, 1, 0, false}, bl = {{&blocker_vtbl}, 1, 0, false};
+    keeper_then_long k = {p, &bk, E_FAIL, E_FAIL, E_FAIL};
+    shmc_plat_thread kt;
+    assert_hr(shmc_plat_thread_create(&kt, keeper_then_long_main, &k), S_OK);
+    bool in = await(&bk.inside, 1, tsupport_ms(10000));
+    /* the rest of the slots (this thread's kept one among them) */
+    slot_caller sc[SHMC_CONN_SLOTS - 1];
+    shmc_plat_thread th[SHMC_CONN_SLOTS - 1];
+    start_slot_callers(sc, th, SHMC_CONN_SLOTS - 1, p, &bl);
+    bool all = await(&bl.inside, SHMC_CONN_SLOTS - 1, tsupport_ms(10000));
+    uint32_t before = atomic_load(&shmc_slot_takebacks);
+    /* one more call waits: for the keeper's slot, which it takes back */
+    null_caller waiting = {p, E_FAIL};
+    shmc_plat_thread wt;
+    assert_hr(shmc_plat_thread_create(&wt, call_null, &waiting), S_OK);
+    shmc_plat_sleep_ms(100);
+    HRESULT meanwhile = atomic_load(&waiting.hr); /* (not done: no slot) */
+    atomic_store(&bk.go, true);                   /* the keeper's call ends: its slot goes */
+    shmc_plat_thread_join(&wt);
+    uint32_t takebacks = atomic_load(&shmc_slot_takebacks) - before;
+    atomic_store(&keeper_step, 1);
+    atomic_store(&bl.go, true);
+    join_slot_callers(sc, th, SHMC_CONN_SLOTS - 1);
+    shmc_plat_thread_join(&kt);
+    assert_true(in);
+    assert_true(all);
+    assert_hr(meanwhile, E_FAIL);
+    assert_hr(atomic_load(&waiting.hr), S_OK);
+    assert_int_equal(takebacks, kept_expected(1));
+    assert_hr(k.hot, S_OK);
+    assert_hr(k.hr, S_OK);
+    assert_hr(k.after, S_OK);
+    assert_int_equal(ICallee_Release(p), 0);
+    remote_finish(&r);
+    ShmCoUninitialize();
+    assert_int_equal(atomic_load(&bl.refs), 1);
+    assert_int_equal(atomic_load(&bk.refs), 1);
+}
+
 /* A thread whose hot calls a receiver watches makes a call that takes its
  * time (held in the server by a callback that blocks here): that receiver
  * takes it without saying it no longer looks for requests, and calls from
@@ -2471,6 +2608,8 @@ int main(int argc, char **argv)
         cmocka_unit_test(local_marshaling_fails_in_turn),
         cmocka_unit_test(records_per_client),
         cmocka_unit_test(calls_per_connection),
+        cmocka_unit_test(kept_slots_are_taken_back),
+        cmocka_unit_test(kept_slot_in_use_is_given_back),
         cmocka_unit_test(calls_beside_a_long_one),
         cmocka_unit_test(hostile_peer),
         cmocka_unit_test(client_moves_off_a_shared_cpu),
