@@ -819,7 +819,8 @@ HRESULT shmc_xcall_begin(shmc_xcall *x, shmc_conn *c, uint32_t size)
     memset(x, 0, sizeof(*x));
     x->slot = -1;
     x->conn = c;
-    shmc_thread *th = shmc_thread_peek();
+    /* (no thread lookup where no slot is kept: see shmc_hazards_enabled) */
+    shmc_thread *th = shmc_hazards_enabled() ? shmc_thread_peek() : NULL;
     int i = take_kept_slot(c, th, &x->kept);
     if (i < 0)
         i = take_free_slot(c);
@@ -1094,7 +1095,7 @@ void shmc_xcall_end(shmc_xcall *x)
         uint32_t st = atomic_load_explicit(&s->state, memory_order_relaxed);
         if (st != SHMC_SLOT_REPLY && st != SHMC_SLOT_FREE)
             atomic_store_explicit(&s->state, SHMC_SLOT_FREE, memory_order_release);
-        shmc_thread *th = shmc_thread_peek();
+        shmc_thread *th = x->kept || shmc_hazards_enabled() ? shmc_thread_peek() : NULL;
         bool give = true;
         if (x->kept) {
             if (!leave_kept_slot(c, th, i, &give) && give)

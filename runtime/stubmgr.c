@@ -68,10 +68,18 @@ typedef struct hazard {
 static hazard hazards[SHMC_HAZARDS];
 static _Atomic uint64_t hazards_used; /* bit i: hazards[i] belongs to a thread */
 static _Atomic bool hazards_on;
+/* on since set-up, even if a test turned them off since: a call that
+ * entered through a record leaves through it (without any, as on
+ * Windows, calls do not look their thread up: a lookup of mingw-w64's
+ * emulated TLS costs 14 ns under Wine) */
+static _Atomic bool hazards_ever;
 
 void shmc_hazards_setup(void)
 {
-    atomic_store(&hazards_on, shmc_plat_process_barrier_setup());
+    bool on = shmc_plat_process_barrier_setup();
+    if (on)
+        atomic_store(&hazards_ever, true);
+    atomic_store(&hazards_on, on);
 }
 
 void shmc_hazards_disable(void)
@@ -142,7 +150,8 @@ static void release_if_nobody_in(shmc_ifstub *s)
 
 void *shmc_ifstub_enter(shmc_ifstub *s)
 {
-    shmc_thread *th = shmc_thread_get();
+    bool ever = atomic_load_explicit(&hazards_ever, memory_order_relaxed);
+    shmc_thread *th = ever ? shmc_thread_get() : NULL;
     hazard *hz = th && th->entered++ == 0 ? hazard_of(th) : NULL;
     if (hz) {
         if (!atomic_load_explicit(&s->hazarded, memory_order_relaxed))
@@ -167,7 +176,8 @@ void *shmc_ifstub_enter(shmc_ifstub *s)
 
 void shmc_ifstub_leave(shmc_ifstub *s)
 {
-    shmc_thread *th = shmc_thread_peek();
+    bool ever = atomic_load_explicit(&hazards_ever, memory_order_relaxed);
+    shmc_thread *th = ever ? shmc_thread_peek() : NULL;
     if (th && th->entered && --th->entered == 0 && th->hazard >= 0 &&
         atomic_load_explicit(&hazards[th->hazard].in, memory_order_relaxed) == s) {
         atomic_store_explicit(&hazards[th->hazard].in, NULL, memory_order_release);
