@@ -500,7 +500,7 @@ static void sta_check_watch(shmc_apt *apt)
     if (!w)
         return;
     uint32_t s = atomic_load_explicit(&w->state, memory_order_seq_cst);
-    shmc_quiet_looked(&shmc_callee_quiet, s != SHMC_CALL_WATCHED);
+    shmc_quiet_looked(&shmc_hot_tls.callee_quiet, s != SHMC_CALL_WATCHED);
     if (s == SHMC_CALL_WATCHED)
         return; /* the idle case: a read of a line this thread holds */
     apt->watch = NULL;
@@ -708,7 +708,7 @@ static shmc_call *worker_check_watch(shmc_apt *apt, shmc_call **watch)
 {
     shmc_call *c = *watch;
     uint32_t s = atomic_load_explicit(&c->state, memory_order_acquire);
-    shmc_quiet_looked(&shmc_callee_quiet, s != SHMC_CALL_WATCHED);
+    shmc_quiet_looked(&shmc_hot_tls.callee_quiet, s != SHMC_CALL_WATCHED);
     if (s == SHMC_CALL_WATCHED)
         return NULL;
     *watch = NULL;

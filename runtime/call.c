@@ -50,38 +50,13 @@
 
 #include <string.h>
 
-/* The caller's spin budget: twice the recent reply time (an exponential
- * average per thread), so a callee that answers within the budget is met
- * without a system call on either side; replies slower than the maximum
- * are waited for asleep after a minimal spin. */
-#define SPIN_NS_MIN 1000u
 /* How often a caller waiting on an MTA looks whether it has a worker. */
 #define MTA_RECHECK_MS 100u
 
-static _Thread_local uint64_t reply_ns_avg = 20000u;
-/* the hand-off quiets (rt.h): after sending a watched call, after
- * replying to one */
-static _Thread_local shmc_quiet caller_quiet;
-_Thread_local shmc_quiet shmc_callee_quiet;
+_Thread_local shmc_hot shmc_hot_tls = {.reply_ns_avg = 20000u};
 
-uint32_t shmc_call_spin_budget(void)
-{
-    uint32_t spin_max = atomic_load_explicit(&shmc_tune.caller_spin_max_ns, memory_order_relaxed);
-    if (spin_max == 0)
-        return 0;
-    if (reply_ns_avg > spin_max)
-        return SPIN_NS_MIN; /* slow callee: do not burn a CPU for it */
-    uint64_t b = 2 * reply_ns_avg;
-    return b < SPIN_NS_MIN ? SPIN_NS_MIN : b > spin_max ? spin_max : (uint32_t)b;
-}
-
-void shmc_call_note_reply(uint64_t ns)
-{
-    reply_ns_avg = (reply_ns_avg * 63 + ns) / 64; /* 63/64 old, 1/64 new */
-}
-
-/* Each thread keeps its last call and reuses it for the next one. */
-static _Thread_local shmc_call *spare;
+/* Each thread keeps its last call (shmc_hot_tls.spare) and reuses it for
+ * the next one. */
 
 /* Recycled calls (never freed: see above). */
 static shmc_plat_mutex pool_lock;
@@ -115,9 +90,10 @@ static shmc_call *pool_get(void)
 
 HRESULT shmc_call_new(shmc_call **out, uint32_t kind)
 {
-    shmc_call *c = spare;
+    shmc_hot *h = &shmc_hot_tls;
+    shmc_call *c = h->spare;
     if (c) {
-        spare = NULL;
+        h->spare = NULL;
     } else if (!(c = pool_get())) {
         if (!(c = shmc_malloc_lines(sizeof(*c)))) {
             *out = NULL;
@@ -196,17 +172,19 @@ void shmc_call_free(shmc_call *c)
     if (!c)
         return;
     call_clear(c);
-    if (!spare)
-        spare = c;
+    shmc_hot *h = &shmc_hot_tls;
+    if (!h->spare)
+        h->spare = c;
     else
         pool_put(c);
 }
 
 void shmc_call_free_spare(void)
 {
-    if (spare)
-        pool_put(spare);
-    spare = NULL;
+    shmc_hot *h = &shmc_hot_tls;
+    if (h->spare)
+        pool_put(h->spare);
+    h->spare = NULL;
 }
 
 /* ---- dropping what nobody will read ----------------------------------------- */
@@ -252,18 +230,16 @@ static bool wake_condition(shmc_call *c, shmc_apt *my_sta)
     return call_done(c) || (my_sta && shmc_apt_has_calls(my_sta));
 }
 
-static _Thread_local uint64_t moved_at;
-static _Thread_local bool moved_once;
 _Atomic uint32_t shmc_cpu_moves;
-_Thread_local shmc_cpu_known shmc_cpu_mine;
 
 static bool move_off_cpu(int cpu)
 {
+    shmc_hot *h = &shmc_hot_tls;
     uint64_t now = shmc_plat_clock_ns();
-    if (moved_once && now - moved_at < SHMC_MOVE_GAP_NS)
+    if (h->moved_once && now - h->moved_at < SHMC_MOVE_GAP_NS)
         return false;
-    moved_at = now;
-    moved_once = true;
+    h->moved_at = now;
+    h->moved_once = true;
     if (!shmc_plat_thread_move_off_cpu(cpu))
         return false;
     shmc_cpu_forget();
@@ -303,7 +279,7 @@ HRESULT shmc_call_run(shmc_call *c)
         shared = shmc_caller_behind(cpu, atomic_load_explicit(&c->callee_cpu, memory_order_relaxed),
                                     &c->caller_cpu);
         if (!shared)
-            shmc_handoff_quiet(&caller_quiet);
+            shmc_handoff_quiet(&shmc_hot_tls.caller_quiet);
     } else {
         /* not watched by the target (or no longer): take it back (a
          * watcher's CAS WATCHED -> DONE may race with this; either way
@@ -324,7 +300,7 @@ HRESULT shmc_call_run(shmc_call *c)
     if (shared)
         shmc_spin_behind(&sp);
     bool ready = wake_condition(c, my_sta);
-    shmc_quiet_looked(&caller_quiet, ready);
+    shmc_quiet_looked(&shmc_hot_tls.caller_quiet, ready);
     while (!ready && shmc_spin_next(&sp))
         ready = wake_condition(c, my_sta);
     for (;;) {
@@ -507,7 +483,7 @@ bool shmc_call_execute(shmc_apt *apt, shmc_call *c, _Atomic int32_t *spare_worke
         shmc_notifier_notify(n, true); /* c belongs to its caller from here */
         watched = watch;
         if (watched)
-            shmc_handoff_quiet(&shmc_callee_quiet); /* before it looks at the line again */
+            shmc_handoff_quiet(&shmc_hot_tls.callee_quiet); /* before it looks at the line again */
     } else {
         drop_call(c, true); /* the caller timed out: nobody reads the reply */
         destroy_abandoned(c);

@@ -270,8 +270,6 @@ static inline bool shmc_call_given_up(HRESULT hr)
 }
 /* How long a caller spins for a reply before sleeping (adapted per thread),
  * and what a reply took (to adapt it). */
-uint32_t shmc_call_spin_budget(void);
-void shmc_call_note_reply(uint64_t ns);
 
 /* ---- stub managers ---------------------------------------------------------- */
 
@@ -528,10 +526,6 @@ static inline void shmc_quiet_looked(shmc_quiet *q, bool found)
     q->eighths = q->eighths + 4 > max ? max : q->eighths + 4;
 }
 
-/* The hand-off quiet of a thread that ran a call it now watches (call.c,
- * apartment.c). */
-extern _Thread_local shmc_quiet shmc_callee_quiet;
-
 /*
  * The CPU a thread runs on, as far as it knows: asked of the OS again on
  * every SHMC_CPU_ASK_EVERY-th use, and on the first use after its spin
@@ -547,11 +541,31 @@ typedef struct shmc_cpu_known {
     uint32_t uses;
     bool stale;
 } shmc_cpu_known;
-extern _Thread_local shmc_cpu_known shmc_cpu_mine;
+
+/*
+ * What a thread's calls touch on every call, in one thread-local object
+ * (call.c): under mingw-w64, whose gcc has no native TLS, each function
+ * that touches a _Thread_local calls __emutls_get_address once per object
+ * (14 ns under Wine: 15 of them made a fifth of a null call between
+ * apartments there); natively it is a load relative to a register either
+ * way.
+ */
+typedef struct shmc_hot {
+    shmc_cpu_known cpu; /* shmc_cpu_current */
+    /* the hand-off quiets: a caller's after sending a watched call, a
+     * callee's after replying to one (call.c, apartment.c); a client's
+     * after a request, a receiver's after a reply (conn.c) */
+    shmc_quiet caller_quiet, callee_quiet, client_quiet, receiver_quiet;
+    uint64_t reply_ns_avg; /* recent reply time (shmc_call_spin_budget) */
+    shmc_call *spare;      /* the thread's last call record (call.c) */
+    uint64_t moved_at;     /* its last move off a CPU (call.c) */
+    bool moved_once;
+} shmc_hot;
+extern _Thread_local shmc_hot shmc_hot_tls;
 
 static inline int shmc_cpu_current(void)
 {
-    shmc_cpu_known *k = &shmc_cpu_mine;
+    shmc_cpu_known *k = &shmc_hot_tls.cpu;
     if (k->stale || k->uses++ % SHMC_CPU_ASK_EVERY == 0) {
         k->cpu = shmc_plat_current_cpu();
         k->stale = false;
@@ -562,7 +576,31 @@ static inline int shmc_cpu_current(void)
 /* The thread may have moved: the next shmc_cpu_current asks the OS. */
 static inline void shmc_cpu_forget(void)
 {
-    shmc_cpu_mine.stale = true;
+    shmc_hot_tls.cpu.stale = true;
+}
+
+/* The caller's spin budget: twice the recent reply time (an exponential
+ * average per thread), so a callee that answers within the budget is met
+ * without a system call on either side; replies slower than the maximum
+ * are waited for asleep after a minimal spin (SHMC_SPIN_NS_MIN). */
+#define SHMC_SPIN_NS_MIN 1000u
+
+static inline uint32_t shmc_call_spin_budget(void)
+{
+    uint32_t spin_max = atomic_load_explicit(&shmc_tune.caller_spin_max_ns, memory_order_relaxed);
+    if (spin_max == 0)
+        return 0;
+    uint64_t avg = shmc_hot_tls.reply_ns_avg;
+    if (avg > spin_max)
+        return SHMC_SPIN_NS_MIN; /* slow callee: do not burn a CPU for it */
+    uint64_t b = 2 * avg;
+    return b < SHMC_SPIN_NS_MIN ? SHMC_SPIN_NS_MIN : b > spin_max ? spin_max : (uint32_t)b;
+}
+
+/* A reply took ns (63/64 old, 1/64 new). */
+static inline void shmc_call_note_reply(uint64_t ns)
+{
+    shmc_hot_tls.reply_ns_avg = (shmc_hot_tls.reply_ns_avg * 63 + ns) / 64;
 }
 
 /*
@@ -656,7 +694,7 @@ static inline bool shmc_spin_next(shmc_spin *sp)
  * cross-process null call 23 ns longer on average, in-run A/B: the calls
  * that read it looked later, which upset the hand-off quiet's adaptation
  * for the others.) The time is short by the untimed looks: the budget is
- * at least SPIN_NS_MIN (call.c) anyway.
+ * at least SHMC_SPIN_NS_MIN anyway.
  */
 static inline uint64_t shmc_spin_waited_ns(const shmc_spin *sp)
 {
