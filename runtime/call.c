@@ -56,9 +56,7 @@
 _Thread_local shmc_hot shmc_hot_tls = {.reply_ns_avg = 20000u};
 
 /* Each thread keeps its last call (shmc_hot_tls.spare) and reuses it for
- * the next one. */
-
-/* Recycled calls (never freed: see above). */
+ * the next one; the others are recycled (never freed: see above). */
 static shmc_plat_mutex pool_lock;
 static shmc_call *pool;
 

@@ -268,8 +268,9 @@ static inline bool shmc_call_given_up(HRESULT hr)
 {
     return hr == RPC_E_TIMEOUT || hr == RPC_E_OUT_OF_RESOURCES;
 }
-/* How long a caller spins for a reply before sleeping (adapted per thread),
- * and what a reply took (to adapt it). */
+/* How long a caller spins for a reply before sleeping, and what a reply
+ * took (to adapt it): shmc_call_spin_budget and shmc_call_note_reply,
+ * with the thread's shmc_hot below. */
 
 /* ---- stub managers ---------------------------------------------------------- */
 
