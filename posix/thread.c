@@ -125,6 +125,19 @@ HRESULT shmc_plat_tls_set(shmc_plat_tls *k, void *value)
     return rc == 0 ? S_OK : shmc_plat_hresult_from_os(rc);
 }
 
+static _Thread_local void *fast_tls;
+
+void *shmc_plat_fast_tls_get(void)
+{
+    return fast_tls;
+}
+
+bool shmc_plat_fast_tls_set(void *value)
+{
+    fast_tls = value;
+    return true;
+}
+
 /* ---- mutex and condition variable ------------------------------------- */
 
 static pthread_mutex_t *mx(shmc_plat_mutex *m)

@@ -322,6 +322,18 @@ void shmc_plat_tls_destroy(shmc_plat_tls *k);
 void *shmc_plat_tls_get(const shmc_plat_tls *k);
 HRESULT shmc_plat_tls_set(shmc_plat_tls *k, void *value);
 
+/*
+ * One more per-thread pointer, without a destructor, that is cheap to
+ * read: the runtime keeps a copy of its thread state there. Windows keeps
+ * it in a TLS slot read straight from the thread's TEB (a _Thread_local is
+ * mingw-w64's emulated TLS there, 14 ns a lookup under Wine, and
+ * TlsGetValue would reset the thread's last error); POSIX in a
+ * _Thread_local. NULL until the thread sets it; set returns false if it
+ * could not (no TLS slot left: then get stays NULL).
+ */
+void *shmc_plat_fast_tls_get(void);
+bool shmc_plat_fast_tls_set(void *value);
+
 /* A non-recursive mutex; init never fails, fini is safe on zeroed memory. */
 typedef struct shmc_plat_mutex {
     alignas(8) unsigned char opaque[64];

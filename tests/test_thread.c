@@ -1,6 +1,6 @@
 /*
  * test_thread.c - threads, thread-local storage (destructors run when a
- * thread exits), mutex and condition variable, monotonic clock, random
+ * thread exits; the fast slot), mutex and condition variable, monotonic clock, random
  * bytes, and the errno/Win32 error mapping.
  */
 #include "tsupport.h"
@@ -8,6 +8,9 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef _WIN32
+#include <windows.h>
+#endif
 
 static void set_flag(void *arg)
 {
@@ -103,6 +106,48 @@ typedef struct box {
     int value;
     int increments;
 } box;
+
+/* The fast slot: NULL until a thread sets it, each thread its own. */
+typedef struct fast_check {
+    void *before, *after;
+    bool set;
+} fast_check;
+
+static void fast_thread(void *arg)
+{
+    fast_check *f = arg;
+    f->before = shmc_plat_fast_tls_get();
+    f->set = shmc_plat_fast_tls_set(f);
+    f->after = shmc_plat_fast_tls_get();
+}
+
+static void fast_tls_is_per_thread(void **state)
+{
+    (void)state;
+    int mine;
+    assert_true(shmc_plat_fast_tls_set(&mine));
+    assert_ptr_equal(shmc_plat_fast_tls_get(), &mine);
+    fast_check f[3];
+    shmc_plat_thread t[3];
+    for (int i = 0; i < 3; i++) {
+        memset(&f[i], 0xA5, sizeof(f[i]));
+        assert_hr(shmc_plat_thread_create(&t[i], fast_thread, &f[i]), S_OK);
+    }
+    for (int i = 0; i < 3; i++) {
+        shmc_plat_thread_join(&t[i]);
+        assert_null(f[i].before); /* not this thread's */
+        assert_true(f[i].set);
+        assert_ptr_equal(f[i].after, &f[i]);
+    }
+    assert_ptr_equal(shmc_plat_fast_tls_get(), &mine); /* theirs did not touch it */
+#ifdef _WIN32
+    SetLastError(1234); /* a read leaves the thread's last error alone */
+    assert_ptr_equal(shmc_plat_fast_tls_get(), &mine);
+    assert_int_equal(GetLastError(), 1234);
+#endif
+    assert_true(shmc_plat_fast_tls_set(NULL));
+    assert_null(shmc_plat_fast_tls_get());
+}
 
 static void box_add(void *arg)
 {
@@ -342,6 +387,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(thread_runs_and_joins),
         cmocka_unit_test(thread_ids_differ),
         cmocka_unit_test(tls_destructor_runs_at_thread_exit),
+        cmocka_unit_test(fast_tls_is_per_thread),
         cmocka_unit_test(mutex_excludes),
         cmocka_unit_test(cond_signal_and_timeout),
         cmocka_unit_test(once_runs_once),

@@ -121,6 +121,44 @@ HRESULT shmc_plat_tls_set(shmc_plat_tls *k, void *value)
     return FlsSetValue(key_of(k), value) ? S_OK : shmc_win_last_error();
 }
 
+/* The fast slot: a TLS index, allocated on the first set (-1: none yet, or
+ * none to be had). The first 64 slots of a thread are an array in its TEB
+ * (TlsSlots, at gs:0x1480 on x64), which a read can take as it is; past
+ * that, TlsGetValue, with the last error kept. */
+static volatile LONG fast_slot = -1;
+static INIT_ONCE fast_once = INIT_ONCE_STATIC_INIT;
+
+static BOOL CALLBACK fast_slot_alloc(PINIT_ONCE once, PVOID param, PVOID *ctx)
+{
+    (void)once;
+    (void)param;
+    (void)ctx;
+    DWORD idx = TlsAlloc();
+    if (idx != TLS_OUT_OF_INDEXES)
+        InterlockedExchange(&fast_slot, (LONG)idx);
+    return TRUE;
+}
+
+void *shmc_plat_fast_tls_get(void)
+{
+    LONG idx = fast_slot;
+    if (idx < 0)
+        return NULL;
+    if (idx < 64)
+        return (void *)__readgsqword(0x1480 + 8 * (DWORD)idx);
+    DWORD err = GetLastError();
+    void *value = TlsGetValue((DWORD)idx);
+    SetLastError(err);
+    return value;
+}
+
+bool shmc_plat_fast_tls_set(void *value)
+{
+    InitOnceExecuteOnce(&fast_once, fast_slot_alloc, NULL, NULL);
+    LONG idx = fast_slot;
+    return idx >= 0 && TlsSetValue((DWORD)idx, value);
+}
+
 /* ---- lock and condition variable ---------------------------------------- */
 
 static SRWLOCK *lock_of(shmc_plat_mutex *m)
