@@ -193,7 +193,13 @@ shmc_thread *shmc_thread_get(void)
             return NULL;
         th->timeout_ms = INFINITE;
         th->hazard = SHMC_HAZARD_NONE_YET;
+#if defined(_WIN32)
+        /* (without it, the thread's calls use shmc_hot_tls) */
+        if ((th->hot = shmc_calloc(1, sizeof(*th->hot))))
+            th->hot->reply_ns_avg = shmc_hot_tls.reply_ns_avg;
+#endif
         if (FAILED(shmc_plat_tls_set(&shmc_g.tls, th))) {
+            shmc_free(th->hot);
             shmc_free(th);
             return NULL;
         }
@@ -223,13 +229,15 @@ static void thread_dtor(void *p)
         th->inits = 0;
         leave_apartment(th);
     }
+    shmc_call_free_spare(); /* (th->hot's, on Windows) */
     shmc_plat_tls_set(&shmc_g.tls, NULL);
     cur_thread_set(NULL);
-    shmc_call_free_spare();
+    shmc_call_free_spare(); /* (shmc_hot_tls's) */
     shmc_remote_free_spare();
     shmc_notifier_put(th->notifier);
     shmc_conn_thread_ends(th); /* (its kept slot) */
     shmc_hazard_free(th);
+    shmc_free(th->hot);
     shmc_free(th);
 }
 
@@ -524,7 +532,7 @@ static void sta_check_watch(shmc_apt *apt)
     if (!w)
         return;
     uint32_t s = atomic_load_explicit(&w->state, memory_order_seq_cst);
-    shmc_quiet_looked(&shmc_hot_tls.callee_quiet, s != SHMC_CALL_WATCHED);
+    shmc_quiet_looked(&shmc_hot_get()->callee_quiet, s != SHMC_CALL_WATCHED);
     if (s == SHMC_CALL_WATCHED)
         return; /* the idle case: a read of a line this thread holds */
     apt->watch = NULL;
@@ -732,7 +740,7 @@ static shmc_call *worker_check_watch(shmc_apt *apt, shmc_call **watch)
 {
     shmc_call *c = *watch;
     uint32_t s = atomic_load_explicit(&c->state, memory_order_acquire);
-    shmc_quiet_looked(&shmc_hot_tls.callee_quiet, s != SHMC_CALL_WATCHED);
+    shmc_quiet_looked(&shmc_hot_get()->callee_quiet, s != SHMC_CALL_WATCHED);
     if (s == SHMC_CALL_WATCHED)
         return NULL;
     *watch = NULL;

@@ -55,7 +55,7 @@
 
 _Thread_local shmc_hot shmc_hot_tls = {.reply_ns_avg = 20000u};
 
-/* Each thread keeps its last call (shmc_hot_tls.spare) and reuses it for
+/* Each thread keeps its last call (shmc_hot.spare) and reuses it for
  * the next one; the others are recycled (never freed: see above). */
 static shmc_plat_mutex pool_lock;
 static shmc_call *pool;
@@ -88,7 +88,7 @@ static shmc_call *pool_get(void)
 
 HRESULT shmc_call_new(shmc_call **out, uint32_t kind)
 {
-    shmc_hot *h = &shmc_hot_tls;
+    shmc_hot *h = shmc_hot_get();
     shmc_call *c = h->spare;
     if (c) {
         h->spare = NULL;
@@ -170,7 +170,7 @@ void shmc_call_free(shmc_call *c)
     if (!c)
         return;
     call_clear(c);
-    shmc_hot *h = &shmc_hot_tls;
+    shmc_hot *h = shmc_hot_get();
     if (!h->spare)
         h->spare = c;
     else
@@ -179,7 +179,7 @@ void shmc_call_free(shmc_call *c)
 
 void shmc_call_free_spare(void)
 {
-    shmc_hot *h = &shmc_hot_tls;
+    shmc_hot *h = shmc_hot_get();
     if (h->spare)
         pool_put(h->spare);
     h->spare = NULL;
@@ -232,7 +232,7 @@ _Atomic uint32_t shmc_cpu_moves;
 
 static bool move_off_cpu(int cpu)
 {
-    shmc_hot *h = &shmc_hot_tls;
+    shmc_hot *h = shmc_hot_get();
     uint64_t now = shmc_plat_clock_ns();
     if (h->moved_once && now - h->moved_at < SHMC_MOVE_GAP_NS)
         return false;
@@ -277,7 +277,7 @@ HRESULT shmc_call_run(shmc_call *c)
         shared = shmc_caller_behind(cpu, atomic_load_explicit(&c->callee_cpu, memory_order_relaxed),
                                     &c->caller_cpu);
         if (!shared)
-            shmc_handoff_quiet(&shmc_hot_tls.caller_quiet);
+            shmc_handoff_quiet(&shmc_hot_get()->caller_quiet);
     } else {
         /* not watched by the target (or no longer): take it back (a
          * watcher's CAS WATCHED -> DONE may race with this; either way
@@ -298,7 +298,7 @@ HRESULT shmc_call_run(shmc_call *c)
     if (shared)
         shmc_spin_behind(&sp);
     bool ready = wake_condition(c, my_sta);
-    shmc_quiet_looked(&shmc_hot_tls.caller_quiet, ready);
+    shmc_quiet_looked(&shmc_hot_get()->caller_quiet, ready);
     while (!ready && shmc_spin_next(&sp))
         ready = wake_condition(c, my_sta);
     for (;;) {
@@ -481,7 +481,8 @@ bool shmc_call_execute(shmc_apt *apt, shmc_call *c, _Atomic int32_t *spare_worke
         shmc_notifier_notify(n, true); /* c belongs to its caller from here */
         watched = watch;
         if (watched)
-            shmc_handoff_quiet(&shmc_hot_tls.callee_quiet); /* before it looks at the line again */
+            shmc_handoff_quiet(
+                &shmc_hot_get()->callee_quiet); /* before it looks at the line again */
     } else {
         drop_call(c, true); /* the caller timed out: nobody reads the reply */
         destroy_abandoned(c);

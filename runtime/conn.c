@@ -963,12 +963,12 @@ HRESULT shmc_xcall_send(shmc_xcall *x, uint32_t kind, uint32_t method, const uin
     uint32_t timeout = th ? th->timeout_ms : INFINITE;
     uint64_t deadline = 0; /* set once the call has to sleep (shmc_spin_deadline) */
     if (!shared)
-        shmc_handoff_quiet(&shmc_hot_tls.client_quiet);
+        shmc_handoff_quiet(&shmc_hot_get()->client_quiet);
     shmc_spin sp;
     shmc_spin_begin(&sp, shmc_call_spin_budget());
     if (shared)
         shmc_spin_behind(&sp);
-    shmc_quiet_looked(&shmc_hot_tls.client_quiet,
+    shmc_quiet_looked(&shmc_hot_get()->client_quiet,
                       atomic_load_explicit(&s->state, memory_order_relaxed) == SHMC_SLOT_REPLY);
     while (atomic_load_explicit(&s->state, memory_order_acquire) != SHMC_SLOT_REPLY &&
            !atomic_load(&c->dead) && !(my_sta && shmc_apt_has_calls(my_sta)) &&
@@ -1393,7 +1393,7 @@ static bool serve_slot(shmc_conn *c, shmc_ifs_cache *k, uint32_t i, bool relook)
     if (atomic_compare_exchange_strong(&s->state, &st, SHMC_SLOT_REPLY)) {
         if (relook)
             count_looking(c, 1);
-        shmc_handoff_quiet(&shmc_hot_tls.receiver_quiet);
+        shmc_handoff_quiet(&shmc_hot_get()->receiver_quiet);
         wake_slot(c, i);
         return true; /* serving it still: we watch it */
     }
@@ -1483,7 +1483,7 @@ static int claim_slot(shmc_conn *c, int mine)
     if (mine >= 0) {
         shmc_slot_hdr *s = shmc_conn_slot(c, (uint32_t)mine);
         uint32_t st = atomic_load_explicit(&s->state, memory_order_acquire);
-        shmc_quiet_looked(&shmc_hot_tls.receiver_quiet, st == SHMC_SLOT_REQUEST);
+        shmc_quiet_looked(&shmc_hot_get()->receiver_quiet, st == SHMC_SLOT_REQUEST);
         if (st == SHMC_SLOT_REQUEST) {
             prefetch_request(c, (uint32_t)mine);
             atomic_store_explicit(&s->taken, 1, memory_order_relaxed);

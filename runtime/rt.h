@@ -413,6 +413,8 @@ typedef struct shmc_thread {
     uint32_t keep_ends;   /* calls ended on other connections (a look every 64) */
     uint32_t keep_deaths; /* connections gone when it last looked (conn.c) */
     bool keep_in;
+    /* Windows: what its calls touch on every call (shmc_hot_get) */
+    struct shmc_hot *hot;
 } shmc_thread;
 
 enum { SHMC_HAZARD_NONE_YET = -1, SHMC_HAZARD_NONE = -2 };
@@ -564,9 +566,22 @@ typedef struct shmc_hot {
 } shmc_hot;
 extern _Thread_local shmc_hot shmc_hot_tls;
 
+/* The calling thread's shmc_hot: shmc_hot_tls; on Windows, where that is
+ * emulated TLS, the one in its runtime state (shmc_thread.hot), reached
+ * through the platform's fast slot, once it has that state. */
+static inline shmc_hot *shmc_hot_get(void)
+{
+#if defined(_WIN32)
+    shmc_thread *th = shmc_plat_fast_tls_get();
+    if (th && th->hot)
+        return th->hot;
+#endif
+    return &shmc_hot_tls;
+}
+
 static inline int shmc_cpu_current(void)
 {
-    shmc_cpu_known *k = &shmc_hot_tls.cpu;
+    shmc_cpu_known *k = &shmc_hot_get()->cpu;
     if (k->stale || k->uses++ % SHMC_CPU_ASK_EVERY == 0) {
         k->cpu = shmc_plat_current_cpu();
         k->stale = false;
@@ -577,7 +592,7 @@ static inline int shmc_cpu_current(void)
 /* The thread may have moved: the next shmc_cpu_current asks the OS. */
 static inline void shmc_cpu_forget(void)
 {
-    shmc_hot_tls.cpu.stale = true;
+    shmc_hot_get()->cpu.stale = true;
 }
 
 /* The caller's spin budget: twice the recent reply time (an exponential
@@ -591,7 +606,7 @@ static inline uint32_t shmc_call_spin_budget(void)
     uint32_t spin_max = atomic_load_explicit(&shmc_tune.caller_spin_max_ns, memory_order_relaxed);
     if (spin_max == 0)
         return 0;
-    uint64_t avg = shmc_hot_tls.reply_ns_avg;
+    uint64_t avg = shmc_hot_get()->reply_ns_avg;
     if (avg > spin_max)
         return SHMC_SPIN_NS_MIN; /* slow callee: do not burn a CPU for it */
     uint64_t b = 2 * avg;
@@ -601,7 +616,8 @@ static inline uint32_t shmc_call_spin_budget(void)
 /* A reply took ns (63/64 old, 1/64 new). */
 static inline void shmc_call_note_reply(uint64_t ns)
 {
-    shmc_hot_tls.reply_ns_avg = (shmc_hot_tls.reply_ns_avg * 63 + ns) / 64;
+    shmc_hot *h = shmc_hot_get();
+    h->reply_ns_avg = (h->reply_ns_avg * 63 + ns) / 64;
 }
 
 /*
