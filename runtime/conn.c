@@ -779,7 +779,6 @@ static bool keep_slot(shmc_conn *c, shmc_thread *th, uint32_t i)
         uint32_t deaths = atomic_load_explicit(&conn_deaths, memory_order_acquire);
         if (deaths == th->keep_deaths && ++th->keep_ends % 64 != 0)
             return false;
-        th->keep_deaths = deaths;
         shmc_conn_thread_ends(th); /* (gives it back, if it is still there) */
     }
     th->keep_deaths = atomic_load_explicit(&conn_deaths, memory_order_acquire);
@@ -794,8 +793,7 @@ static bool keep_slot(shmc_conn *c, shmc_thread *th, uint32_t i)
 void shmc_conn_thread_ends(shmc_thread *th)
 {
     if (!th->keep_conn)
-        return;
-    shmc_plat_once_run(&xp_once, xp_setup);
+        return; /* (one kept means a connection was made: xp is set up) */
     shmc_plat_mutex_lock(&xp.lock);
     shmc_conn *c = xp.list;
     while (c && (c != th->keep_conn || c->gen != th->keep_gen))
