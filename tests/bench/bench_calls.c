@@ -250,10 +250,15 @@ static call_times time_null_calls(IBench *p)
             fl_us += floor_spin_round(n);
             for (int i = 0; i < 200; i++) /* warm up (and let the spin budget settle) */
                 CHECK(IBench_Null(p));
+            HRESULT bad = S_OK; /* a failed call must not pass for a fast one */
             double t0 = now_us();
-            for (int i = 0; i < n; i++)
-                IBench_Null(p);
+            for (int i = 0; i < n; i++) {
+                HRESULT hr = IBench_Null(p);
+                if (FAILED(hr))
+                    bad = hr;
+            }
             call_us += (now_us() - t0) / n;
+            CHECK(bad);
         }
         t.floors[k] = fl_us / CHUNKS;
         r[k] = call_us / CHUNKS;
@@ -354,10 +359,15 @@ static void bench_ole32(fig *call_us, fig *pair_us)
     double r[ROUNDS];
     int n = quick ? 10 : 2000;
     for (int k = 0; k < ROUNDS; k++) {
+        HRESULT bad = S_OK;
         double t0 = now_us();
-        for (int i = 0; i < n; i++)
-            ISequentialStream_Read(p, &b, 0, &got);
+        for (int i = 0; i < n; i++) {
+            HRESULT hr = ISequentialStream_Read(p, &b, 0, &got);
+            if (FAILED(hr))
+                bad = hr;
+        }
         r[k] = (now_us() - t0) / n;
+        CHECK(bad);
     }
     *call_us = median(r, ROUNDS);
     for (int k = 0; k < ROUNDS; k++) {
