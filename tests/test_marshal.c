@@ -4,13 +4,23 @@
  * dlls/ole32/tests/marshal.c, checked against Windows, pins them down; these
  * tests are our own, written for the behaviours that apply to shmcom).
  * The objects count their references, and every scenario checks them, so a
- * leak or a double release shows where it happens.
+ * leak or a double release shows where it happens. Where a scenario needs
+ * a proxy that can be called (to see that it works, and on which thread),
+ * the object is tests/calls' callee (ICallee).
  */
 #define COBJMACROS
 #include "alloc.h"
+#include "callee.h"
+#include "calltest.h"
 #include "tobj.h"
 
 #include <string.h>
+
+#ifdef _WIN32
+#include <windows.h>
+#else
+#include <poll.h>
+#endif
 
 /* An interface the test objects implement but that has no proxy/stub. */
 static const IID IID_ITestNoPS = {
@@ -24,6 +34,32 @@ static IStream *new_stream(void)
     IStream *s = NULL;
     assert_hr(shmc_stream_create_heap(0, &s), S_OK);
     return s;
+}
+
+/* ICallee and ICallback (tests/calls): proxies that can be called, to see
+ * where a call runs; registered once. */
+static void register_calltest(void)
+{
+    static bool registered;
+    if (!registered) {
+        assert_hr(ShmCoRegisterProxyStubs(&calltest_ProxyFileInfo), S_OK);
+        registered = true;
+    }
+}
+
+static void record_tid(void *arg)
+{
+    *(uint64_t *)arg = shmc_plat_thread_self_id();
+}
+
+/* The stream's seek pointer, or ~0 if it cannot say (for threads other than
+ * the test's, where cmocka's assertions do not work). */
+static ULONGLONG stream_pos(IStream *s)
+{
+    LARGE_INTEGER zero;
+    ULARGE_INTEGER pos;
+    zero.QuadPart = 0;
+    return SUCCEEDED(IStream_Seek(s, zero, STREAM_SEEK_CUR, &pos)) ? pos.QuadPart : ~0ull;
 }
 
 static int setup_sta(void **state)
@@ -184,6 +220,155 @@ static void records_back_to_back(void **state)
     IStream_Release(s);
 }
 
+/* Four NORMAL records back to back: a, b, a, b. */
+typedef struct four_records {
+    IStream *s;
+    IUnknown *objs[4];
+    ULONGLONG ends[4];
+    HRESULT hr;
+} four_records;
+
+static void write_four_records(void *arg)
+{
+    four_records *f = arg;
+    f->hr = S_OK;
+    for (int i = 0; i < 4 && SUCCEEDED(f->hr); i++) {
+        f->hr = ShmCoMarshalInterface(f->s, &IID_IUnknown, f->objs[i], MSHCTX_INPROC, NULL,
+                                      MSHLFLAGS_NORMAL);
+        f->ends[i] = stream_pos(f->s);
+    }
+}
+
+/*
+ * Whatever a record's fate (released, unmarshaled for an interface the
+ * object lacks, or read again once spent), the stream is left at its end,
+ * so the record after it reads as if nothing had happened. Records of this
+ * apartment's objects (host NULL), or of a host apartment's (proxies).
+ */
+static void record_positions(thost *h)
+{
+    tobj *a = tobj_new(NULL, NULL), *b = tobj_new(NULL, NULL);
+    IStream *s = new_stream();
+    four_records f = {
+        s,
+        {&a->IUnknown_iface, &b->IUnknown_iface, &a->IUnknown_iface, &b->IUnknown_iface},
+        {0},
+        E_FAIL};
+    if (h)
+        thost_run(h, write_four_records, &f);
+    else
+        write_four_records(&f);
+    assert_hr(f.hr, S_OK);
+    void *got = (void *)1;
+    IUnknown *ga = NULL, *gb = NULL;
+
+    tstream_rewind(s);
+    assert_hr(ShmCoReleaseMarshalData(s), S_OK); /* the first a */
+    assert_int_equal(tsupport_stream_pos(s), f.ends[0]);
+    assert_hr(ShmCoUnmarshalInterface(s, &IID_ITestNobody, &got), E_NOINTERFACE); /* the first b */
+    assert_null(got);
+    assert_int_equal(tsupport_stream_pos(s), f.ends[1]);
+    /* both spent now: read again, each is refused and passed over */
+    tstream_rewind(s);
+    got = (void *)1;
+    assert_hr(ShmCoUnmarshalInterface(s, &IID_IUnknown, &got), CO_E_OBJNOTCONNECTED);
+    assert_null(got);
+    assert_int_equal(tsupport_stream_pos(s), f.ends[0]);
+    got = (void *)1;
+    assert_hr(ShmCoUnmarshalInterface(s, &IID_IUnknown, &got), CO_E_OBJNOTCONNECTED);
+    assert_null(got);
+    assert_int_equal(tsupport_stream_pos(s), f.ends[1]);
+    /* and the records after them read fine */
+    assert_hr(ShmCoUnmarshalInterface(s, &IID_IUnknown, (void **)&ga), S_OK);
+    assert_int_equal(tsupport_stream_pos(s), f.ends[2]);
+    assert_hr(ShmCoUnmarshalInterface(s, &IID_IUnknown, (void **)&gb), S_OK);
+    assert_int_equal(tsupport_stream_pos(s), f.ends[3]);
+    if (h) {
+        assert_ptr_not_equal(ga, &a->IUnknown_iface); /* proxies */
+        assert_ptr_not_equal(gb, &b->IUnknown_iface);
+    } else {
+        assert_ptr_equal(ga, &a->IUnknown_iface);
+        assert_ptr_equal(gb, &b->IUnknown_iface);
+    }
+    /* released and spent records again, by release: passed over as well */
+    tstream_rewind(s);
+    assert_hr(ShmCoReleaseMarshalData(s), S_OK);
+    assert_int_equal(tsupport_stream_pos(s), f.ends[0]);
+    assert_hr(ShmCoReleaseMarshalData(s), S_OK);
+    assert_int_equal(tsupport_stream_pos(s), f.ends[1]);
+    IUnknown_Release(ga);
+    IUnknown_Release(gb);
+    assert_int_equal(tobj_refs(a), 1); /* every record's reference came back */
+    assert_int_equal(tobj_refs(b), 1);
+    IUnknown_Release(&a->IUnknown_iface);
+    IUnknown_Release(&b->IUnknown_iface);
+    IStream_Release(s);
+}
+
+static void record_positions_same_apartment(void **state)
+{
+    (void)state;
+    record_positions(NULL);
+}
+
+static void record_positions_other_apartment(void **state)
+{
+    (void)state;
+    thost *h = thost_start(COINIT_APARTMENTTHREADED, NULL, NULL, NULL, 0);
+    record_positions(h);
+    thost_stop(h, false);
+}
+
+/* ShmCoGetMarshalSizeMax bounds what ShmCoMarshalInterface then writes,
+ * for every context and kind of record, of an object and of a proxy. */
+static void marshal_size_max_bounds_records(void **state)
+{
+    (void)state;
+    _Atomic int freed;
+    tobj *o = tobj_new(NULL, NULL), *remote = tobj_new(&freed, NULL);
+    IStream *s = new_stream();
+    thost *h = thost_start(COINIT_APARTMENTTHREADED, s, &IID_IUnknown, &remote->IUnknown_iface,
+                           MSHLFLAGS_NORMAL);
+    assert_hr(thost_marshal_hr(h), S_OK);
+    IUnknown_Release(&remote->IUnknown_iface);
+    IUnknown *proxy = NULL;
+    tstream_rewind(s);
+    assert_hr(ShmCoUnmarshalInterface(s, &IID_IUnknown, (void **)&proxy), S_OK);
+    IUnknown *who[2] = {&o->IUnknown_iface, proxy};
+    static const DWORD ctxs[] = {MSHCTX_INPROC, MSHCTX_CROSSCTX, MSHCTX_LOCAL};
+    static const DWORD kinds[] = {MSHLFLAGS_NORMAL, MSHLFLAGS_TABLESTRONG, MSHLFLAGS_TABLEWEAK};
+    for (unsigned w = 0; w < 2; w++) {
+        for (unsigned c = 0; c < 3; c++) {
+            for (unsigned k = 0; k < 3; k++) {
+                ULONG max = 0;
+                assert_hr(
+                    ShmCoGetMarshalSizeMax(&max, &IID_IUnknown, who[w], ctxs[c], NULL, kinds[k]),
+                    S_OK);
+                ULARGE_INTEGER zero;
+                zero.QuadPart = 0;
+                assert_hr(IStream_SetSize(s, zero), S_OK);
+                tstream_rewind(s);
+                assert_hr(ShmCoMarshalInterface(s, &IID_IUnknown, who[w], ctxs[c], NULL, kinds[k]),
+                          S_OK);
+                uint64_t used = tsupport_stream_pos(s);
+                if (used == 0 || used > max)
+                    fail_msg("%s, context %u, flags %u: %llu bytes, bound %lu",
+                             w ? "proxy" : "object", (unsigned)ctxs[c], (unsigned)kinds[k],
+                             (unsigned long long)used, (unsigned long)max);
+                tstream_rewind(s);
+                assert_hr(ShmCoReleaseMarshalData(s), S_OK);
+            }
+        }
+    }
+    assert_int_equal(tobj_refs(o), 1);
+    assert_false(atomic_load(&freed));
+    assert_int_equal(IUnknown_Release(proxy), 0);
+    assert_true(atomic_load(&freed)); /* no record kept it */
+    IUnknown_Release(&o->IUnknown_iface);
+    IStream_Release(s);
+    thost_stop(h, false);
+}
+
 static void garbage_is_rejected(void **state)
 {
     (void)state;
@@ -315,6 +500,43 @@ static void interthread_normal(void **state)
     thost_stop(h, false);
 }
 
+/* NORMAL data read twice in another apartment (Wine's marshal.c,
+ * test_normal_marshal_and_unmarshal_twice): the first read makes a proxy,
+ * the second is refused, and takes nothing from the first. */
+static void normal_unmarshal_twice_between_apartments(void **state)
+{
+    (void)state;
+    register_calltest();
+    _Atomic int freed;
+    callee *obj = callee_new(1, &freed);
+    IStream *s = new_stream();
+    thost *h = thost_start(COINIT_APARTMENTTHREADED, s, &IID_ICallee,
+                           (IUnknown *)&obj->ICallee_iface, MSHLFLAGS_NORMAL);
+    assert_hr(thost_marshal_hr(h), S_OK);
+    uint64_t host_tid = 0;
+    thost_run(h, record_tid, &host_tid);
+    ICallee_Release(&obj->ICallee_iface); /* the host's stub keeps it */
+    ICallee *p1 = NULL, *p2 = (ICallee *)1;
+    tstream_rewind(s);
+    assert_hr(ShmCoUnmarshalInterface(s, &IID_ICallee, (void **)&p1), S_OK);
+    assert_ptr_not_equal(p1, &obj->ICallee_iface); /* a proxy */
+    int refs = atomic_load(&obj->refs);
+    tstream_rewind(s);
+    assert_hr(ShmCoUnmarshalInterface(s, &IID_ICallee, (void **)&p2), CO_E_OBJNOTCONNECTED);
+    assert_null(p2);
+    assert_int_equal(atomic_load(&obj->refs), refs); /* neither taken nor given back */
+    assert_false(atomic_load(&freed));
+    /* the first proxy still reaches the object, in its apartment */
+    hyper tid = 0;
+    assert_hr(ICallee_GetThreadId(p1, &tid), S_OK);
+    assert_int_equal((uint64_t)tid, host_tid);
+    assert_false(atomic_load(&freed));
+    assert_int_equal(ICallee_Release(p1), 0);
+    assert_true(atomic_load(&freed)); /* with the one proxy, synchronously */
+    IStream_Release(s);
+    thost_stop(h, false);
+}
+
 static void proxy_marshal_and_unmarshal(void **state)
 {
     (void)state;
@@ -342,6 +564,122 @@ static void proxy_marshal_and_unmarshal(void **state)
     assert_true(atomic_load(&freed));
     IStream_Release(s);
     thost_stop(h, false);
+}
+
+typedef struct home_arg {
+    IStream *s;
+    ICallee *got;
+    HRESULT hr;
+} home_arg;
+
+static void unmarshal_on_host(void *arg)
+{
+    home_arg *a = arg;
+    a->hr = ShmCoUnmarshalInterface(a->s, &IID_ICallee, (void **)&a->got);
+}
+
+static void release_on_host(void *arg)
+{
+    home_arg *a = arg;
+    if (a->got)
+        ICallee_Release(a->got);
+    a->got = NULL;
+}
+
+typedef struct third_arg {
+    IStream *s; /* a one-shot stream */
+    DWORD coinit;
+    HRESULT hr, call_hr;
+    bool is_object;
+    uint64_t call_tid;
+    ULONG left;
+} third_arg;
+
+static void third_apartment_main(void *arg)
+{
+    third_arg *a = arg;
+    ICallee *p = NULL;
+    ShmCoInitializeEx(NULL, a->coinit);
+    a->hr = ShmCoGetInterfaceAndReleaseStream(a->s, &IID_ICallee, (void **)&p);
+    if (SUCCEEDED(a->hr)) {
+        hyper tid = 0;
+        a->call_hr = ICallee_GetThreadId(p, &tid);
+        a->call_tid = (uint64_t)tid;
+        a->left = ICallee_Release(p);
+    }
+    ShmCoUninitialize();
+}
+
+/* A record made from a proxy names the object: read in the object's own
+ * apartment it gives the object itself; read in a third apartment, a proxy
+ * whose calls run on the object's thread, not through this apartment. */
+static void remarshaled_proxy_names_the_object(DWORD mine)
+{
+    register_calltest();
+    _Atomic int freed;
+    callee *obj = callee_new(1, &freed);
+    IStream *s = new_stream(), *s2 = new_stream();
+    thost *h = thost_start(COINIT_APARTMENTTHREADED, s, &IID_ICallee,
+                           (IUnknown *)&obj->ICallee_iface, MSHLFLAGS_NORMAL);
+    assert_hr(thost_marshal_hr(h), S_OK);
+    uint64_t host_tid = 0;
+    thost_run(h, record_tid, &host_tid);
+    ICallee_Release(&obj->ICallee_iface);
+    ICallee *p = NULL;
+    tstream_rewind(s);
+    assert_hr(ShmCoUnmarshalInterface(s, &IID_ICallee, (void **)&p), S_OK);
+    assert_ptr_not_equal(p, &obj->ICallee_iface);
+
+    /* back home: the original pointer */
+    assert_hr(ShmCoMarshalInterface(s2, &IID_ICallee, (IUnknown *)p, MSHCTX_INPROC, NULL,
+                                    MSHLFLAGS_NORMAL),
+              S_OK);
+    tstream_rewind(s2);
+    home_arg ha = {s2, NULL, E_FAIL};
+    thost_run(h, unmarshal_on_host, &ha);
+    assert_hr(ha.hr, S_OK);
+    assert_ptr_equal(ha.got, &obj->ICallee_iface);
+    thost_run(h, release_on_host, &ha);
+    /* read there, the record was spent */
+    tstream_rewind(s2);
+    thost_run(h, unmarshal_on_host, &ha);
+    assert_hr(ha.hr, CO_E_OBJNOTCONNECTED);
+    assert_null(ha.got);
+
+    /* a third apartment (an STA, then the MTA): calls run on the host */
+    static const DWORD third[] = {COINIT_APARTMENTTHREADED, COINIT_MULTITHREADED};
+    for (int i = 0; i < 2; i++) {
+        third_arg ta = {NULL, third[i], E_FAIL, E_FAIL, false, 0, 99};
+        assert_hr(ShmCoMarshalInterThreadInterfaceInStream(&IID_ICallee, (IUnknown *)p, &ta.s),
+                  S_OK);
+        shmc_plat_thread t;
+        assert_hr(shmc_plat_thread_create(&t, third_apartment_main, &ta), S_OK);
+        shmc_plat_thread_join(&t);
+        assert_hr(ta.hr, S_OK);
+        assert_hr(ta.call_hr, S_OK);
+        assert_int_equal(ta.call_tid, host_tid);
+        /* its own proxy manager, released; or, the MTA being this thread's
+         * apartment too, the one p belongs to */
+        assert_int_equal(ta.left, third[i] == COINIT_MULTITHREADED && mine == third[i] ? 1 : 0);
+        assert_false(atomic_load(&freed));
+    }
+    assert_int_equal(ICallee_Release(p), 0);
+    assert_true(atomic_load(&freed));
+    IStream_Release(s);
+    IStream_Release(s2);
+    thost_stop(h, false);
+}
+
+static void remarshaled_proxy_names_the_object_sta(void **state)
+{
+    (void)state;
+    remarshaled_proxy_names_the_object(COINIT_APARTMENTTHREADED);
+}
+
+static void remarshaled_proxy_names_the_object_mta(void **state)
+{
+    (void)state;
+    remarshaled_proxy_names_the_object(COINIT_MULTITHREADED);
 }
 
 static void proxy_marshal_tableweak(void **state)
@@ -630,6 +968,120 @@ static void no_uninitialize_server(void **state)
     IStream_Release(s);
 }
 
+/* Waits up to ms for an apartment's wait handle to become ready. */
+static bool wait_handle_ready(intptr_t handle, uint32_t ms)
+{
+#ifdef _WIN32
+    return WaitForSingleObject((HANDLE)handle, ms) == WAIT_OBJECT_0;
+#else
+    struct pollfd p = {.fd = (int)handle, .events = POLLIN};
+    return poll(&p, 1, (int)ms) == 1;
+#endif
+}
+
+typedef struct sta_server {
+    IStream *s;
+    callee *obj;
+    bool hold_call; /* exit while a call waits for the thread */
+    HRESULT marshal_hr;
+    uint64_t tid;
+    bool call_was_waiting;
+    _Atomic int ready, leave, left;
+} sta_server;
+
+/* An STA that exports an object, serves it until told to leave, then exits
+ * without ShmCoUninitialize, holding the object. */
+static void sta_server_main(void *arg)
+{
+    sta_server *sv = arg;
+    ShmCoInitializeEx(NULL, COINIT_APARTMENTTHREADED);
+    sv->tid = shmc_plat_thread_self_id();
+    sv->marshal_hr = ShmCoMarshalInterface(sv->s, &IID_ICallee, (IUnknown *)&sv->obj->ICallee_iface,
+                                           MSHCTX_INPROC, NULL, MSHLFLAGS_NORMAL);
+    atomic_store(&sv->ready, 1);
+    uint64_t t0 = shmc_plat_clock_ns();
+    while (!atomic_load(&sv->leave) && tsupport_ms_since(t0) < 20000)
+        ShmCoProcessCalls(5);
+    atomic_store(&sv->left, 1); /* serves no more */
+    intptr_t wh;
+    if (sv->hold_call && SUCCEEDED(ShmCoGetApartmentWaitHandle(&wh)))
+        sv->call_was_waiting = wait_handle_ready(wh, 20000); /* a call arrived: not taken */
+}
+
+typedef struct late_call {
+    ICallee *proxy;
+    HRESULT hr;
+} late_call;
+
+static void late_call_main(void *arg)
+{
+    late_call *l = arg;
+    ShmCoSetCallTimeout(tsupport_ms(20000)); /* if the apartment is never cleaned up */
+    l->hr = ICallee_Null(l->proxy);          /* in the implicit MTA */
+}
+
+/*
+ * The STA variant of no_uninitialize_server: the thread that owns an
+ * exported object exits without uninitializing. Its apartment ends at the
+ * exit, without a hang: the object is released, a call that was waiting for
+ * the thread (hold_call, with this thread in the MTA) and later calls
+ * through the proxy fail with RPC_E_DISCONNECTED, and the proxy releases.
+ */
+static void sta_server_exits_initialized(bool hold_call)
+{
+    register_calltest();
+    /* a server that was not cleaned up would never answer: fail, not hang */
+    assert_hr(ShmCoSetCallTimeout(tsupport_ms(20000)), S_OK);
+    _Atomic int freed;
+    IStream *s = new_stream();
+    sta_server sv = {s, callee_new(1, &freed), hold_call, E_FAIL, 0, false, 0, 0, 0};
+    shmc_plat_thread server, caller;
+    assert_hr(shmc_plat_thread_create(&server, sta_server_main, &sv), S_OK);
+    uint64_t t0 = shmc_plat_clock_ns();
+    while (!atomic_load(&sv.ready) && tsupport_ms_since(t0) < 20000)
+        shmc_plat_sleep_ms(1);
+    assert_hr(sv.marshal_hr, S_OK);
+    ICallee_Release(&sv.obj->ICallee_iface); /* the server's stub keeps it */
+    ICallee *p = NULL;
+    tstream_rewind(s);
+    assert_hr(ShmCoUnmarshalInterface(s, &IID_ICallee, (void **)&p), S_OK);
+    hyper tid = 0;
+    assert_hr(ICallee_GetThreadId(p, &tid), S_OK);
+    assert_int_equal((uint64_t)tid, sv.tid);
+    atomic_store(&sv.leave, 1);
+    late_call lc = {p, E_FAIL};
+    if (hold_call) {
+        t0 = shmc_plat_clock_ns();
+        while (!atomic_load(&sv.left) && tsupport_ms_since(t0) < 20000)
+            shmc_plat_sleep_ms(1);
+        assert_hr(shmc_plat_thread_create(&caller, late_call_main, &lc), S_OK);
+    }
+    shmc_plat_thread_join(&server); /* exits, still in its apartment */
+    if (hold_call) {
+        shmc_plat_thread_join(&caller);
+        assert_true(sv.call_was_waiting);
+        assert_hr(lc.hr, RPC_E_DISCONNECTED);
+    }
+    assert_true(atomic_load(&freed)); /* released at the exit */
+    assert_hr(ICallee_Null(p), RPC_E_DISCONNECTED);
+    assert_hr(ICallee_GetThreadId(p, &tid), RPC_E_DISCONNECTED);
+    assert_int_equal(ICallee_Release(p), 0);
+    IStream_Release(s);
+    assert_hr(ShmCoSetCallTimeout(INFINITE), S_OK);
+}
+
+static void no_uninitialize_sta_server(void **state)
+{
+    (void)state;
+    sta_server_exits_initialized(false);
+}
+
+static void no_uninitialize_sta_server_call_waiting(void **state)
+{
+    (void)state;
+    sta_server_exits_initialized(true);
+}
+
 typedef struct wrong_arg {
     IUnknown *proxy;
     HRESULT qi_hr[4]; /* new interface, IUnknown: in no apartment, then in another STA */
@@ -673,6 +1125,118 @@ static void proxy_used_in_wrong_apartment(void **state)
     assert_true(a.outs_null);
     assert_true(atomic_load(&freed));
     IStream_Release(s);
+    thost_stop(h, false);
+}
+
+typedef struct mta_wrong {
+    ICallee *proxy;
+    DWORD joins;               /* the apartment the thread joins */
+    HRESULT before, before_qi; /* before it joins (the implicit MTA, if one exists) */
+    HRESULT joined, joined_qi; /* once it joined */
+    uint64_t tid_before;
+} mta_wrong;
+
+static HRESULT qi_callback(ICallee *p)
+{
+    /* ICallback: registered, implemented, not asked for yet: a round trip */
+    void *out = (void *)1;
+    HRESULT hr = ICallee_QueryInterface(p, &IID_ICallback, &out);
+    if (SUCCEEDED(hr))
+        IUnknown_Release((IUnknown *)out);
+    else if (out)
+        hr = E_UNEXPECTED; /* *ppv must be NULL on failure */
+    return hr;
+}
+
+static void mta_wrong_main(void *arg)
+{
+    mta_wrong *w = arg;
+    hyper tid = 0;
+    w->before = ICallee_GetThreadId(w->proxy, &tid);
+    w->tid_before = (uint64_t)tid;
+    w->before_qi = qi_callback(w->proxy);
+    ShmCoInitializeEx(NULL, w->joins);
+    w->joined = ICallee_Null(w->proxy);
+    w->joined_qi = qi_callback(w->proxy);
+    ShmCoUninitialize();
+}
+
+/* A host apartment's object, a proxy to it here, and a thread that uses the
+ * proxy before and after it joins `joins`. */
+static mta_wrong use_from_other_thread(DWORD host, DWORD joins, uint64_t *host_tid,
+                                       _Atomic int *freed, thost **hp, ICallee **pp)
+{
+    register_calltest();
+    callee *obj = callee_new(1, freed);
+    IStream *s = new_stream();
+    thost *h =
+        thost_start(host, s, &IID_ICallee, (IUnknown *)&obj->ICallee_iface, MSHLFLAGS_NORMAL);
+    assert_hr(thost_marshal_hr(h), S_OK);
+    thost_run(h, record_tid, host_tid);
+    ICallee_Release(&obj->ICallee_iface);
+    mta_wrong w = {NULL, joins, E_FAIL, E_FAIL, E_FAIL, E_FAIL, 0};
+    tstream_rewind(s);
+    assert_hr(ShmCoUnmarshalInterface(s, &IID_ICallee, (void **)&w.proxy), S_OK);
+    assert_ptr_not_equal(w.proxy, &obj->ICallee_iface);
+    IStream_Release(s);
+    shmc_plat_thread t;
+    assert_hr(shmc_plat_thread_create(&t, mta_wrong_main, &w), S_OK);
+    shmc_plat_thread_join(&t);
+    *hp = h;
+    *pp = w.proxy;
+    return w;
+}
+
+/* A proxy unmarshaled in an STA belongs to it: MTA threads, implicit or
+ * joined, get RPC_E_WRONG_THREAD, also when the object lives in the MTA. */
+static void sta_proxy_used_from_the_mta(void **state)
+{
+    (void)state;
+    static const DWORD hosts[] = {COINIT_MULTITHREADED, COINIT_APARTMENTTHREADED};
+    for (int i = 0; i < 2; i++) {
+        _Atomic int freed;
+        uint64_t host_tid = 0;
+        thost *h;
+        ICallee *p;
+        mta_wrong w =
+            use_from_other_thread(hosts[i], COINIT_MULTITHREADED, &host_tid, &freed, &h, &p);
+        if (hosts[i] == COINIT_MULTITHREADED) {
+            /* the MTA exists: the thread is in it before it joins */
+            assert_hr(w.before, RPC_E_WRONG_THREAD);
+        } else {
+            assert_hr(w.before, CO_E_NOTINITIALIZED); /* in no apartment */
+        }
+        assert_hr(w.before_qi, RPC_E_WRONG_THREAD);
+        assert_hr(w.joined, RPC_E_WRONG_THREAD);
+        assert_hr(w.joined_qi, RPC_E_WRONG_THREAD);
+        /* from its own apartment it works */
+        assert_hr(ICallee_Null(p), S_OK);
+        assert_hr(qi_callback(p), S_OK);
+        assert_int_equal(ICallee_Release(p), 0);
+        assert_true(atomic_load(&freed));
+        thost_stop(h, false);
+    }
+}
+
+/* A proxy unmarshaled in the MTA belongs to the MTA: any MTA thread may use
+ * it (an implicit member too), an STA thread gets RPC_E_WRONG_THREAD. */
+static void mta_proxy_used_from_an_sta(void **state)
+{
+    (void)state;
+    _Atomic int freed;
+    uint64_t host_tid = 0;
+    thost *h;
+    ICallee *p;
+    mta_wrong w = use_from_other_thread(COINIT_APARTMENTTHREADED, COINIT_APARTMENTTHREADED,
+                                        &host_tid, &freed, &h, &p);
+    assert_hr(w.before, S_OK); /* the implicit MTA */
+    assert_int_equal(w.tid_before, host_tid);
+    assert_hr(w.before_qi, S_OK);
+    assert_hr(w.joined, RPC_E_WRONG_THREAD);
+    assert_hr(w.joined_qi, RPC_E_WRONG_THREAD);
+    assert_hr(ICallee_Null(p), S_OK);
+    assert_int_equal(ICallee_Release(p), 0);
+    assert_true(atomic_load(&freed));
     thost_stop(h, false);
 }
 
@@ -951,11 +1515,23 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(failed_unmarshal_consumes_the_record, setup_sta, teardown),
         cmocka_unit_test_setup_teardown(marshal_errors, setup_sta, teardown),
         cmocka_unit_test_setup_teardown(records_back_to_back, setup_sta, teardown),
+        cmocka_unit_test_setup_teardown(record_positions_same_apartment, setup_sta, teardown),
+        cmocka_unit_test_setup_teardown(record_positions_other_apartment, setup_sta, teardown),
+        cmocka_unit_test_setup_teardown(record_positions_other_apartment, setup_mta, teardown),
+        cmocka_unit_test_setup_teardown(marshal_size_max_bounds_records, setup_sta, teardown),
         cmocka_unit_test_setup_teardown(garbage_is_rejected, setup_sta, teardown),
         cmocka_unit_test_setup_teardown(disconnect_object, setup_sta, teardown),
         cmocka_unit_test_setup_teardown(interthread_normal, setup_sta, teardown),
         cmocka_unit_test_setup_teardown(interthread_normal, setup_mta, teardown),
+        cmocka_unit_test_setup_teardown(normal_unmarshal_twice_between_apartments, setup_sta,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(normal_unmarshal_twice_between_apartments, setup_mta,
+                                        teardown),
         cmocka_unit_test_setup_teardown(proxy_marshal_and_unmarshal, setup_sta, teardown),
+        cmocka_unit_test_setup_teardown(remarshaled_proxy_names_the_object_sta, setup_sta,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(remarshaled_proxy_names_the_object_mta, setup_mta,
+                                        teardown),
         cmocka_unit_test_setup_teardown(proxy_marshal_tableweak, setup_sta, teardown),
         cmocka_unit_test_setup_teardown(tableweak_twice, setup_sta, teardown),
         cmocka_unit_test_setup_teardown(tableweak_release_data, setup_sta, teardown),
@@ -966,7 +1542,13 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(proxy_apartment_shutdown, setup_sta, teardown),
         cmocka_unit_test_setup_teardown(no_uninitialize_client, setup_sta, teardown),
         cmocka_unit_test_setup_teardown(no_uninitialize_server, setup_sta, teardown),
+        cmocka_unit_test_setup_teardown(no_uninitialize_sta_server, setup_sta, teardown),
+        cmocka_unit_test_setup_teardown(no_uninitialize_sta_server, setup_mta, teardown),
+        cmocka_unit_test_setup_teardown(no_uninitialize_sta_server_call_waiting, setup_mta,
+                                        teardown),
         cmocka_unit_test_setup_teardown(proxy_used_in_wrong_apartment, setup_sta, teardown),
+        cmocka_unit_test_setup_teardown(sta_proxy_used_from_the_mta, setup_sta, teardown),
+        cmocka_unit_test_setup_teardown(mta_proxy_used_from_an_sta, setup_mta, teardown),
 
         cmocka_unit_test_setup_teardown(interthread_stream_pair, setup_sta, teardown),
         cmocka_unit_test_setup_teardown(allocation_failures, setup_sta, teardown),
