@@ -69,6 +69,18 @@ static void nothing_works_uninitialized(void **state)
               CO_E_NOTINITIALIZED);
     assert_null(t);
     assert_hr(ShmCoDisconnectObject(&o->IUnknown_iface, 0), CO_E_NOTINITIALIZED);
+    /* the one-shot pair's second half reads nothing but releases the
+     * stream all the same, as COM does */
+    unsigned char bytes[96] = {0};
+    assert_hr(IStream_Write(s, bytes, sizeof(bytes), NULL), S_OK);
+    tstream_rewind(s);
+    IStream_AddRef(s); /* to see what it did with the stream */
+    out = (void *)1;
+    assert_hr(ShmCoGetInterfaceAndReleaseStream(s, &IID_IUnknown, &out), CO_E_NOTINITIALIZED);
+    assert_null(out);
+    assert_int_equal(tsupport_stream_pos(s), 0);
+    assert_int_equal(IStream_AddRef(s), 2); /* ours, and the one below */
+    IStream_Release(s);
     assert_hr(ShmCoProcessCalls(0), CO_E_NOTINITIALIZED);
     assert_hr(ShmCoGetApartmentWaitHandle(&h), CO_E_NOTINITIALIZED);
     assert_int_equal(h, -1);
