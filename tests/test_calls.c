@@ -1107,6 +1107,63 @@ static void register_proxy_stubs_results(void **state)
     assert_hr(ShmCoRegisterProxyStubs(good), S_FALSE);
 }
 
+/* ---- the call timeout is the calling thread's ------------------------------------- */
+
+typedef struct timeout_thread {
+    ICallee *proxy; /* of the MTA: these threads are in it implicitly */
+    DWORD set_ms;   /* 0: the thread keeps the default */
+    ULONG wait_ms;  /* how long the host holds its call */
+    _Atomic int set, go;
+    HRESULT hr;
+} timeout_thread;
+
+static void timeout_thread_main(void *arg)
+{
+    timeout_thread *t = arg;
+    if (t->set_ms)
+        ShmCoSetCallTimeout(t->set_ms);
+    atomic_store(&t->set, 1);
+    uint64_t t0 = shmc_plat_clock_ns();
+    while (!atomic_load(&t->go) && tsupport_ms_since(t0) < 20000)
+        shmc_plat_sleep_ms(1);
+    t->hr = ICallee_Wait(t->proxy, t->wait_ms);
+}
+
+static void start_timeout_thread(shmc_plat_thread *th, timeout_thread *t, bool go)
+{
+    atomic_store(&t->go, go);
+    assert_hr(shmc_plat_thread_create(th, timeout_thread_main, t), S_OK);
+    uint64_t t0 = shmc_plat_clock_ns();
+    while (!atomic_load(&t->set) && tsupport_ms_since(t0) < 20000)
+        shmc_plat_sleep_ms(1);
+    assert_true(atomic_load(&t->set));
+}
+
+/* ShmCoSetCallTimeout sets the calling thread's limit and no one else's;
+ * a thread that never set one waits for ever (INFINITE): here for calls
+ * the host holds 300 ms and 1.5 s, while another thread's limit is 50 ms. */
+static void call_timeout_is_per_thread(void **state)
+{
+    (void)state;
+    fixture *f = fixture_new(COINIT_APARTMENTTHREADED, COINIT_MULTITHREADED);
+    timeout_thread a = {f->proxy, tsupport_ms(50), tsupport_ms(300), 0, 0, E_FAIL};
+    timeout_thread b = {f->proxy, 0, tsupport_ms(300), 0, 0, E_FAIL};
+    timeout_thread c = {f->proxy, 0, tsupport_ms(1500), 0, 0, E_FAIL};
+    shmc_plat_thread ta, tb, tc;
+    start_timeout_thread(&ta, &a, false); /* A set 50 ms, and waits */
+    start_timeout_thread(&tb, &b, true);
+    shmc_plat_thread_join(&tb);
+    assert_hr(b.hr, S_OK);
+    start_timeout_thread(&tc, &c, true);
+    shmc_plat_thread_join(&tc);
+    assert_hr(c.hr, S_OK);
+    /* and A's own limit is still 50 ms */
+    atomic_store(&a.go, 1);
+    shmc_plat_thread_join(&ta);
+    assert_hr(a.hr, RPC_E_TIMEOUT);
+    fixture_free(f);
+}
+
 int main(int argc, char **argv)
 {
     tsupport_dispatch_child(argc, argv, NULL);
@@ -1146,6 +1203,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(caller_moves_off_a_shared_cpu_mta_sta),
         cmocka_unit_test(calls_on_one_shared_cpu_sta_mta),
         cmocka_unit_test(calls_on_one_shared_cpu_mta_sta),
+        cmocka_unit_test(call_timeout_is_per_thread),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
