@@ -12,6 +12,7 @@
 #include "alloc.h"
 #include "callee.h"
 #include "calltest.h"
+#include "objref.h"
 #include "tobj.h"
 
 #include <string.h>
@@ -1505,6 +1506,163 @@ static void every_allocation_fails_in_turn(void **state)
     assert_int_equal(IUnknown_Release(&o->IUnknown_iface), 0);
 }
 
+/* ---- object references are unguessable -------------------------------------- */
+
+enum { NREFS = 1000 };
+
+/* Bit b of a little-endian byte string. */
+static unsigned bit_of(const uint8_t *p, unsigned b)
+{
+    return (p[b / 8] >> (b % 8)) & 1u;
+}
+
+/*
+ * The ids of `nbits` bits of n records, kept per bit position: cols[b] is
+ * a bitset over the records (record r at bit r of it).
+ */
+typedef struct bitcols {
+    uint64_t cols[128][(NREFS + 63) / 64];
+} bitcols;
+
+static void bitcols_fill(bitcols *bc, uint8_t (*ids)[16], unsigned nbits)
+{
+    memset(bc, 0, sizeof(*bc));
+    for (unsigned r = 0; r < NREFS; r++)
+        for (unsigned b = 0; b < nbits; b++)
+            bc->cols[b][r / 64] |= (uint64_t)bit_of(ids[r], b) << (r % 64);
+}
+
+static unsigned popcount64(uint64_t v)
+{
+    unsigned n = 0;
+    for (; v; v &= v - 1)
+        n++;
+    return n;
+}
+
+/* Records (of 1000) that have bit b set, or (other >= 0) on which bits b
+ * and `other` agree. */
+static unsigned bitcols_count(const bitcols *bc, unsigned b, int other)
+{
+    unsigned n = 0;
+    for (unsigned w = 0; w < (NREFS + 63) / 64; w++) {
+        uint64_t v = other < 0 ? bc->cols[b][w] : ~(bc->cols[b][w] ^ bc->cols[other][w]);
+        if (w == NREFS / 64)
+            v &= (1ull << (NREFS % 64)) - 1; /* (the last word's unused bits) */
+        n += popcount64(v);
+    }
+    return n;
+}
+
+/* The fraction of 1000 records is within 0.35..0.65. */
+static bool balanced(unsigned count)
+{
+    return count >= 350 && count <= 650;
+}
+
+/*
+ * 128 random bits per interface reference (issue 6, Security): the IPIDs
+ * of 1000 objects marshaled with MSHCTX_LOCAL, and the nonces and object
+ * ids of their records, decoded from the records themselves (objref.h).
+ * All distinct; and checks that a counter, or a generator with fewer
+ * random bits spread over the 128, fails, but that random bits pass
+ * except with a probability nobody will see:
+ *   - each of the 128 IPID bits (and the 64 of each nonce and object id)
+ *     is set in 35%..65% of the 1000 records. For independent fair bits
+ *     the count is Binomial(1000, 1/2), outside 350..650 with probability
+ *     8.6e-22 (exact sum; Hoeffding's bound: 2 exp(-2 * 1000 * 0.15^2) =
+ *     5.7e-20), so 2.2e-19 for all 256 positions;
+ *   - every two IPID bit positions agree in 35%..65% of the records (a
+ *     generator whose 32 random bits are repeated, or spread by a fixed
+ *     function, fails here): each pair is that binomial again, 8128 pairs,
+ *     7.0e-18;
+ *   - consecutive IPIDs differ in at least 20 of their 128 bits: the
+ *     distance of two random ones is Binomial(128, 1/2), under 20 with
+ *     probability 7.8e-17; 999 pairs, 7.8e-14.
+ * Together below 1e-13 for a real generator. A counter fails all three
+ * (its high bits never change; consecutive values differ in a bit or two).
+ */
+static void references_are_unguessable(void **state)
+{
+    (void)state;
+    static uint8_t ipids[NREFS][16], nonces[NREFS][16], oids[NREFS][16];
+    static bitcols bc;
+    tobj *objs[NREFS];
+    IStream *s = new_stream();
+    for (unsigned i = 0; i < NREFS; i++) {
+        objs[i] = tobj_new(NULL, NULL);
+        assert_non_null(objs[i]);
+        assert_hr(ShmCoMarshalInterface(s, &IID_IUnknown, &objs[i]->IUnknown_iface, MSHCTX_LOCAL,
+                                        NULL, MSHLFLAGS_NORMAL),
+                  S_OK);
+    }
+    assert_int_equal(tsupport_stream_size(s), (uint64_t)NREFS * SHMC_OBJREF_MAX_SIZE);
+    tstream_rewind(s);
+    for (unsigned i = 0; i < NREFS; i++) {
+        unsigned char raw[SHMC_OBJREF_MAX_SIZE];
+        ULONG got = 0;
+        assert_hr(IStream_Read(s, raw, sizeof(raw), &got), S_OK);
+        assert_int_equal(got, sizeof(raw));
+        shmc_objref rec;
+        assert_hr(shmc_objref_decode(raw, got, &rec), S_OK);
+        assert_int_equal(rec.mshctx, MSHCTX_LOCAL);
+        memcpy(ipids[i], rec.ipid, 16);
+        memset(nonces[i], 0, 16);
+        memset(oids[i], 0, 16);
+        for (unsigned k = 0; k < 8; k++) {
+            nonces[i][k] = (uint8_t)(rec.nonce >> (8 * k));
+            oids[i][k] = (uint8_t)(rec.oid >> (8 * k));
+        }
+    }
+    /* distinct (a pair in 1000 random 64-bit values: 2.7e-14) */
+    for (unsigned i = 0; i < NREFS; i++)
+        for (unsigned j = 0; j < i; j++) {
+            if (!memcmp(ipids[i], ipids[j], 16))
+                fail_msg("records %u and %u have one IPID", j, i);
+            if (!memcmp(nonces[i], nonces[j], 8))
+                fail_msg("records %u and %u have one nonce", j, i);
+            if (!memcmp(oids[i], oids[j], 8))
+                fail_msg("objects %u and %u have one object id", j, i);
+        }
+    /* every bit position about half set */
+    static const struct {
+        const char *what;
+        uint8_t (*ids)[16];
+        unsigned bits;
+    } sets[] = {{"IPID", ipids, 128}, {"nonce", nonces, 64}, {"object id", oids, 64}};
+    for (unsigned k = 0; k < 3; k++) {
+        bitcols_fill(&bc, sets[k].ids, sets[k].bits);
+        for (unsigned b = 0; b < sets[k].bits; b++) {
+            unsigned n = bitcols_count(&bc, b, -1);
+            if (!balanced(n))
+                fail_msg("%s bit %u is set in %u of %u records", sets[k].what, b, n, NREFS);
+        }
+    }
+    /* IPID bits independent of each other, pair by pair */
+    bitcols_fill(&bc, ipids, 128);
+    for (unsigned b = 0; b < 128; b++)
+        for (unsigned o = 0; o < b; o++) {
+            unsigned n = bitcols_count(&bc, b, (int)o);
+            if (!balanced(n))
+                fail_msg("IPID bits %u and %u agree in %u of %u records", o, b, n, NREFS);
+        }
+    /* and far apart from one to the next */
+    for (unsigned i = 1; i < NREFS; i++) {
+        unsigned d = 0;
+        for (unsigned k = 0; k < 16; k++)
+            d += popcount64(ipids[i][k] ^ ipids[i - 1][k]);
+        if (d < 20)
+            fail_msg("IPIDs %u and %u differ in %u bits", i - 1, i, d);
+    }
+    tstream_rewind(s);
+    for (unsigned i = 0; i < NREFS; i++) {
+        assert_hr(ShmCoReleaseMarshalData(s), S_OK);
+        assert_int_equal(tobj_refs(objs[i]), 1);
+        assert_int_equal(IUnknown_Release(&objs[i]->IUnknown_iface), 0);
+    }
+    IStream_Release(s);
+}
+
 int main(int argc, char **argv)
 {
     tsupport_dispatch_child(argc, argv, NULL);
@@ -1553,6 +1711,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(interthread_stream_pair, setup_sta, teardown),
         cmocka_unit_test_setup_teardown(allocation_failures, setup_sta, teardown),
         cmocka_unit_test_setup_teardown(every_allocation_fails_in_turn, setup_sta, teardown),
+        cmocka_unit_test_setup_teardown(references_are_unguessable, setup_sta, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
