@@ -54,11 +54,12 @@
  * RPC_E_SERVERCALL_REJECTED. */
 #define SHMC_MAX_CONNS_PER_CLIENT 4u
 
-/* Records a server keeps outstanding for one connection: those a client
- * asked it to make (a proxy marshaled on for a third process) and the
- * objects in replies the client has not unmarshaled yet. The next one is
- * refused with RPC_E_OUT_OF_RESOURCES (an object in a reply past it is
- * released at once, and the client's unmarshal of it fails). */
+/* Records a server keeps outstanding for one client process, all its
+ * connections together: those the client asked it to make (a proxy
+ * marshaled on for a third process) and the objects in replies the client
+ * has not unmarshaled yet. The next one is refused with
+ * RPC_E_OUT_OF_RESOURCES (an object in a reply past it is released at
+ * once, and the client's unmarshal of it fails). */
 #define SHMC_CONN_MAX_MADE 65536u
 
 /* Bulk regions (frames larger than a slot's area) are kept for a slot's

@@ -69,6 +69,8 @@ static void conn_free(shmc_conn *c)
     if (!c->detached)
         shmc_plat_region_close(&c->region);
     shmc_plat_proc_close(&c->watch);
+    if (c->acct && atomic_fetch_sub(&c->acct->refs, 1) == 1)
+        shmc_free(c->acct);
     shmc_hmap_fini(&c->credits);
     shmc_plat_cond_fini(&c->slot_cond);
     shmc_plat_mutex_fini(&c->slot_lock);
@@ -390,6 +392,27 @@ static uint32_t server_conns_of(const shmc_plat_procid *client)
     return n;
 }
 
+/* The account of the process `client` (shmc_client_acct): the one its
+ * other connections share, or a new one. With a reference; NULL if out of
+ * memory. */
+static shmc_client_acct *client_acct(const shmc_plat_procid *client)
+{
+    shmc_client_acct *a = NULL;
+    shmc_plat_mutex_lock(&xp.lock);
+    for (shmc_conn *o = xp.list; o && !a; o = o->next) {
+        if (!o->is_client && o->acct && o->peer.pid == client->pid &&
+            o->peer.start_time == client->start_time)
+            a = o->acct;
+    }
+    if (a) {
+        atomic_fetch_add(&a->refs, 1);
+    } else if ((a = shmc_calloc(1, sizeof(*a))) != NULL) {
+        atomic_init(&a->refs, 1);
+    }
+    shmc_plat_mutex_unlock(&xp.lock);
+    return a;
+}
+
 /* Tells the client waiting on a connection region that we will not serve
  * it: it fails fast (RPC_E_SERVERCALL_REJECTED) instead of waiting for an
  * accept that never comes. */
@@ -434,6 +457,14 @@ void shmc_conn_accept(const char *conn_name, const shmc_plat_procid *client)
     shmc_conn *c = NULL;
     if (server_conns_of(client) < SHMC_MAX_CONNS_PER_CLIENT)
         c = conn_new(false);
+    /* what it may make us keep is bounded for the process, not per
+     * connection: its connections share one account (one listener
+     * accepts, so a connection of the process that is being accepted is
+     * not missed here) */
+    if (c && !(c->acct = client_acct(client))) {
+        conn_free(c);
+        c = NULL;
+    }
     if (!c) {
         refuse(&region);
         shmc_plat_region_close(&region);
@@ -1847,6 +1878,10 @@ HRESULT shmc_conn_new_detached(void *base, size_t size, bool is_client,
     c->peer = *peer;
     if (is_client)
         memcpy(c->peer_endpoint, endpoint, strlen(endpoint) + 1);
+    else if (!(c->acct = client_acct(peer))) {
+        conn_free(c);
+        return E_OUTOFMEMORY;
+    }
     c->region.base = base;
     c->region.size = size;
     c->hdr = base;

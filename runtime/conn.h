@@ -8,6 +8,16 @@
 
 #include "xport.h"
 
+/* What a server keeps for one client process, whichever of its
+ * connections (up to SHMC_MAX_CONNS_PER_CLIENT) asked for it: how many
+ * records it made for that process and are not spent yet, which
+ * SHMC_CONN_MAX_MADE bounds for the process (bounds.h). Shared by the
+ * server's connections of the process, freed with the last of them. */
+typedef struct shmc_client_acct {
+    _Atomic uint32_t refs; /* the connections that share it */
+    uint32_t nmade;        /* under rt.lock */
+} shmc_client_acct;
+
 /* What the server keeps per interface a connection holds references on. */
 typedef struct shmc_conn_ref {
     shmc_ifstub *ifs; /* a struct reference */
@@ -78,10 +88,12 @@ struct shmc_conn {
     _Atomic uint32_t sleeping;
     /* the marshaler of this connection's stubs (shmc_reply_marshaler_vtbl) */
     ShmItfMarshaler reply_marshaler;
-    /* records made for the client (ADD_RECORD, objects in replies) and not
-     * spent yet, revoked when it goes (under rt.lock; shmc_record.made_for) */
+    /* records made for the client (ADD_RECORD, objects in replies) through
+     * this connection and not spent yet, revoked when it goes (under
+     * rt.lock; shmc_record.made_for); counted in the client's account,
+     * which its other connections share */
     shmc_record *made;
-    uint32_t nmade;
+    shmc_client_acct *acct;
     shmc_hmap credits; /* ipid (first 8 bytes) -> shmc_conn_ref */
     /* bulk regions kept per slot (xport.h): ours (client: requests;
      * server: replies) and the peer's, mapped (client: replies; server:

@@ -455,18 +455,19 @@ void shmc_record_free_locked(shmc_record *r)
             c->made = r->made_next;
         if (r->made_next)
             r->made_next->made_prev = r->made_prev;
-        c->nmade--;
+        c->acct->nmade--;
     }
     shmc_free(r);
 }
 
 /* Counts a record (in its stub manager's list) as made for the client;
- * under rt.lock. RPC_E_OUT_OF_RESOURCES past SHMC_CONN_MAX_MADE. */
+ * under rt.lock. RPC_E_OUT_OF_RESOURCES past SHMC_CONN_MAX_MADE for the
+ * client process (all its connections together). */
 static HRESULT note_made_locked(shmc_conn *c, shmc_record *r)
 {
     if (r->made_for)
         return S_OK; /* (a record travels in one reply only) */
-    if (c->nmade >= SHMC_CONN_MAX_MADE)
+    if (c->acct->nmade >= SHMC_CONN_MAX_MADE)
         return RPC_E_OUT_OF_RESOURCES;
     r->made_for = c;
     r->made_prev = NULL;
@@ -474,7 +475,7 @@ static HRESULT note_made_locked(shmc_conn *c, shmc_record *r)
     if (c->made)
         c->made->made_prev = r;
     c->made = r;
-    c->nmade++;
+    c->acct->nmade++;
     return S_OK;
 }
 
