@@ -15,7 +15,16 @@
  *   replay       records, IPIDs and releases used again after they were
  *                spent, and one record consumed by four connections at once;
  *   flood        every slot of four connections asking at once, garbage
- *                and surplus connection attempts;
+ *                and surplus connection attempts; what the victim runs and
+ *                keeps (threads, stub managers, records, objects) is
+ *                sampled throughout and stays within docs/limits.md;
+ *   replies      more than 65,536 calls returning new objects whose replies
+ *                are never unmarshaled: the victim keeps 65,536 for the
+ *                process (over all its connections), releases the rest at
+ *                once;
+ *   stranger     a process never handed a record finds the endpoint,
+ *                connects and, told an object's ids (all but a record's
+ *                nonce), cannot call it or take or release a reference;
  *   endpoint     the victim's endpoint header and connect slots scribbled
  *                on while clients connect;
  *   stream       a shared stream's header and bytes (and, on POSIX, its
@@ -61,6 +70,13 @@
 
 /* How long anything may take before the test calls it a hang. */
 #define HANG_MS 20000u
+
+/* Fewer rounds where everything is slower. */
+#if defined(_WIN32) || defined(__SANITIZE_ADDRESS__)
+#define SLOW 1
+#else
+#define SLOW 0
+#endif
 
 static const ShmInterfaceInfo *callee_info(void)
 {
@@ -1150,6 +1166,185 @@ static int child_replay(const char *arg)
     return 1;
 }
 
+/* ---- a stranger: a process never handed a record ------------------------------- */
+
+#ifndef _WIN32
+typedef struct ep_find {
+    uint64_t owner_pid;
+    char name[SHMC_XNAME_MAX];
+    unsigned found;
+} ep_find;
+
+/* An endpoint region whose header names process f->owner_pid. */
+static bool find_endpoint(const char *name, void *ctx)
+{
+    ep_find *f = ctx;
+    shmc_plat_region r;
+    shmc_region_info info;
+    if (SUCCEEDED(shmc_plat_region_open(&r, name))) {
+        if (SUCCEEDED(shmc_region_hdr_read(r.base, r.size, &info)) &&
+            info.kind == SHMC_REGION_KIND_ENDPOINT && info.owner.pid == f->owner_pid &&
+            strlen(name) < sizeof(f->name)) {
+            memcpy(f->name, name, strlen(name) + 1);
+            f->found++;
+        }
+        shmc_plat_region_close(&r);
+    }
+    return true;
+}
+#endif
+
+/*
+ * "stranger": a process of the same user that was never handed a record
+ * of the object. It finds the victim's endpoint as anyone can (POSIX: in
+ * the listing of /dev/shm, by the owner in its header; Windows, where
+ * named mappings cannot be listed: its name from the mailbox), connects
+ * (the victim serves any process of its user), and is told the object's
+ * IPID, object id and apartment id (mb->arg) out of band: what a record
+ * carries besides its nonce. Knowing them must not be enough. A method
+ * call on an IPID the connection holds no reference on gets
+ * RPC_E_DISCONNECTED; QueryInterface, a new record or a release on it
+ * CO_E_OBJNOTCONNECTED; a record with the real ids and a guessed nonce
+ * (counted up from 0, and random) is neither honoured nor released,
+ * whether sent straight (CONSUME, RELEASE_RECORD) or unmarshaled through
+ * the public functions. The parent checks that the object was never
+ * called and that its records are intact.
+ */
+static int child_stranger(const char *arg)
+{
+    xpeer x;
+    ATK_CHECK(xpeer_open(&x, arg));
+    ATK_CHECK(ShmCoInitializeEx(NULL, COINIT_MULTITHREADED) == S_OK);
+    ATK_CHECK(ShmCoRegisterProxyStubs(&calltest_ProxyFileInfo) == S_OK);
+    uint8_t ipid[16];
+    memcpy(ipid, (const void *)&x.mb->arg[0], 8);
+    memcpy(ipid + 8, (const void *)&x.mb->arg[1], 8);
+    uint64_t oid = x.mb->arg[2], oxid = x.mb->arg[3], rng = 0x57A4;
+    char told[SHMC_XNAME_MAX];
+    memset(told, 0, sizeof(told));
+    memcpy(told, x.mb->stream2, strnlen(x.mb->stream2, sizeof(told) - 1));
+    char ep[SHMC_XNAME_MAX];
+#ifndef _WIN32
+    ep_find f;
+    memset(&f, 0, sizeof(f));
+    f.owner_pid = (uint64_t)getppid();
+    ATK_CHECK(shmc_plat_region_list("ep.", find_endpoint, &f) == S_OK);
+    ATK_CHECK(f.found == 1 && strcmp(f.name, told) == 0); /* found: the victim's */
+    memcpy(ep, f.name, sizeof(ep));
+#else
+    memcpy(ep, told, sizeof(ep));
+#endif
+    shmc_plat_region epr;
+    shmc_region_info info;
+    ATK_CHECK(shmc_plat_region_open(&epr, ep) == S_OK);
+    ATK_CHECK(shmc_region_hdr_read(epr.base, epr.size, &info) == S_OK);
+    shmc_plat_region_close(&epr);
+    shmc_plat_procid owner = info.owner;
+    shmc_conn *c = NULL;
+    ATK_CHECK(shmc_conn_connect_new(ep, &owner, &c) == S_OK);
+    uint32_t sl = atk_take_slot(c);
+
+    /* method calls with real frames: none reaches the object */
+    job frames[5];
+    memset(frames, 0, sizeof(frames));
+    LONG sum;
+    ICallee *kid;
+    char *copy;
+    CAPTURE(&frames[0], sl, M_NULL, ICallee_Null(fp_));
+    CAPTURE(&frames[1], sl, M_ADD, ICallee_Add(fp_, 1, 2, &sum));
+    CAPTURE(&frames[2], sl, M_GETCHILD, ICallee_GetChild(fp_, 7, &kid));
+    CAPTURE(&frames[3], sl, M_WAIT, ICallee_Wait(fp_, 1));
+    CAPTURE(&frames[4], sl, M_ECHO, ICallee_Echo(fp_, "stranger", &copy));
+    uint64_t refused = 0;
+    static const IID *const iids[] = {&IID_ICallee, &IID_ICallback, &IID_IUnknown};
+    static const uint32_t flags[] = {MSHLFLAGS_NORMAL, MSHLFLAGS_TABLESTRONG, MSHLFLAGS_TABLEWEAK};
+    for (int round = 0; round < 2; round++) {
+        for (unsigned k = 0; k < 5; k++) {
+            memcpy(shmc_conn_req_area(c, sl), frames[k].frame, frames[k].len);
+            atk_set(c, sl, SHMC_OP_METHOD, frames[k].method, ipid, frames[k].len, 0);
+            HRESULT hr = atk_request(c, sl);
+            if (hr != RPC_E_DISCONNECTED)
+                fprintf(stderr, "stranger: method %u: 0x%08x\n", frames[k].method, (unsigned)hr);
+            ATK_CHECK(hr == RPC_E_DISCONNECTED);
+            refused++;
+        }
+        for (unsigned k = 0; k < 3; k++) {
+            ATK_CHECK(atk_ref_op(c, sl, SHMC_OP_QI, ipid, iids[k], 0, 0) == CO_E_OBJNOTCONNECTED);
+            ATK_CHECK(atk_ref_op(c, sl, SHMC_OP_ADD_RECORD, ipid, NULL, 0, flags[k]) ==
+                      CO_E_OBJNOTCONNECTED);
+            refused += 2;
+        }
+        ATK_CHECK(atk_ref_op(c, sl, SHMC_OP_RELEASE, ipid, NULL, 1, 0) == CO_E_OBJNOTCONNECTED);
+        refused++;
+        if (round == 1)
+            break;
+
+        /* records with the real ids and guessed nonces: counted, random */
+        shmc_op_record op;
+        memset(&op, 0, sizeof(op));
+        op.oxid = oxid;
+        op.oid = oid;
+        memcpy(op.ipid, ipid, 16);
+        op.iid = IID_ICallee;
+        for (unsigned k = 0; k < 3; k++) {
+            op.mshlflags = flags[k];
+            HRESULT want = flags[k] == MSHLFLAGS_TABLEWEAK ? CO_E_OBJNOTREG : CO_E_OBJNOTCONNECTED;
+            for (unsigned n = 0; n < (SLOW ? 1000u : 3000u); n++) {
+                op.nonce = n < 1000 ? n : xpeer_rand(&rng);
+                ATK_CHECK(atk_op(c, sl, SHMC_OP_CONSUME, &op, sizeof(op)) == want);
+                ATK_CHECK(atk_op(c, sl, SHMC_OP_RELEASE_RECORD, &op, sizeof(op)) ==
+                          CO_E_OBJNOTCONNECTED);
+                refused += 2;
+            }
+        }
+        /* ... and through the public functions, as a record */
+        shmc_objref rec;
+        memset(&rec, 0, sizeof(rec));
+        rec.mshlflags = MSHLFLAGS_TABLESTRONG;
+        rec.mshctx = MSHCTX_LOCAL;
+        rec.iid = IID_ICallee;
+        rec.pid = owner.pid;
+        rec.start_time = owner.start_time;
+        rec.oxid = oxid;
+        rec.oid = oid;
+        memcpy(rec.ipid, ipid, 16);
+        rec.endpoint_len = (uint32_t)strlen(ep);
+        memcpy(rec.endpoint, ep, rec.endpoint_len);
+        for (unsigned n = 0; n < 200; n++) {
+            rec.mshlflags = n % 2 ? MSHLFLAGS_NORMAL : MSHLFLAGS_TABLESTRONG;
+            rec.nonce = n < 100 ? n + 1 : xpeer_rand(&rng);
+            ICallee *q;
+            HRESULT hr = try_unmarshal(&rec, &q);
+            if (hr != CO_E_OBJNOTCONNECTED)
+                fprintf(stderr, "stranger: a guessed record: 0x%08x\n", (unsigned)hr);
+            ATK_CHECK(hr == CO_E_OBJNOTCONNECTED);
+            /* a release of a record nobody made does nothing (S_OK, as for
+             * one already spent, in COM) */
+            unsigned char buf[SHMC_OBJREF_MAX_SIZE];
+            shmc_objref_encode(&rec, buf);
+            IStream *st = NULL;
+            ATK_CHECK(shmc_stream_create_heap(0, &st) == S_OK);
+            ATK_CHECK(IStream_Write(st, buf, shmc_objref_size(&rec), NULL) == S_OK);
+            tstream_rewind(st);
+            ATK_CHECK(ShmCoReleaseMarshalData(st) == S_OK);
+            IStream_Release(st);
+            refused += 2;
+        }
+    }
+    for (unsigned k = 0; k < 5; k++)
+        free(frames[k].frame);
+    atomic_store(&x.mb->counter[0], refused);
+    /* the parent looks at the object now; then we leave as if killed */
+    atomic_store(&x.mb->busy, 1);
+    uint64_t start = shmc_plat_clock_ns();
+    while (!atomic_load(&x.mb->done)) {
+        ATK_CHECK(tsupport_ms_since(start) < 6 * HANG_MS);
+        shmc_plat_sleep_ms(1);
+    }
+    atomic_store(&x.mb->phase, 1);
+    die_now(0);
+}
+
 /* ---- floods ------------------------------------------------------------------------ */
 
 /* Waits (bounded) until the parent has done what it does while we attack. */
@@ -1308,6 +1503,119 @@ static int child_flood(const char *arg)
     atomic_store(&a.x.mb->counter[1], cf.rejected);
     atomic_store(&a.x.mb->counter[2], cf.garbage);
     atk_exit(&a); /* with every slot still asking */
+    return 1;
+}
+
+/*
+ * "replies": more than SHMC_CONN_MAX_MADE calls that return a new object
+ * (GetChild), whose replies are never unmarshaled: the victim keeps a
+ * record (and the object) for each of the first 65,536; past them the
+ * call succeeds but the object in its reply is released at once, and its
+ * record names nothing (docs/limits.md). The bound is per client process:
+ * a second connection of ours is at the cap too. A record spent makes
+ * room for exactly one more. Then we leave with 65,535 records
+ * outstanding; the victim gives every object back.
+ */
+static int child_replies(const char *arg)
+{
+    atk a;
+    atk_open(&a, arg);
+    const uint32_t max = SHMC_CONN_MAX_MADE;
+    uint32_t sl = atk_take_slot(a.c), sl2 = atk_take_slot(a.c);
+    job gc;
+    ICallee *q;
+    CAPTURE(&gc, sl, M_GETCHILD, ICallee_GetChild(fp_, 31, &q));
+    shmc_objref rec, one;
+    unsigned char raw[SHMC_OBJREF_MAX_SIZE], first_raw[SHMC_OBJREF_MAX_SIZE],
+        one_raw[SHMC_OBJREF_MAX_SIZE];
+    uint32_t len = 0, first_len = 0, one_len = 0;
+    /* one GetChild in slot sl: its record (the method succeeded) */
+#define GET_CHILD(c_, slot_, rec_, raw_, len_)                                 \
+    do {                                                                       \
+        memcpy(shmc_conn_req_area((c_), (slot_)), gc.frame, gc.len);           \
+        atk_set((c_), (slot_), SHMC_OP_METHOD, M_GETCHILD, a.ipid, gc.len, 0); \
+        HRESULT ghr_ = atk_request((c_), (slot_));                             \
+        if (ghr_ != S_OK)                                                      \
+            fprintf(stderr, "attacker: GetChild: 0x%08x\n", (unsigned)ghr_);   \
+        ATK_CHECK(ghr_ == S_OK);                                               \
+        child_record((c_), (slot_), (rec_), (raw_), (len_));                   \
+    } while (0)
+    for (uint32_t i = 0; i < max; i++) {
+        GET_CHILD(a.c, sl, &rec, raw, &len);
+        if (i == 0) {
+            memcpy(first_raw, raw, len);
+            first_len = len;
+        }
+        if (i % 1024 == 0)
+            atomic_store(&a.x.mb->counter[0], i);
+    }
+    atomic_store(&a.x.mb->counter[0], max);
+    /* past the cap: the call is answered, its object already gone */
+    shmc_op_record op;
+    uint32_t past = SLOW ? 100 : 300;
+    for (uint32_t k = 0; k < past; k++) {
+        GET_CHILD(a.c, sl, &rec, raw, &len);
+        shmc_op_record_from(&op, &rec);
+        ATK_CHECK(atk_op(a.c, sl2, SHMC_OP_CONSUME, &op, sizeof(op)) == CO_E_OBJNOTCONNECTED);
+        atk_set(a.c, sl2, SHMC_OP_METHOD, M_GETTAG, rec.ipid, 0, 0);
+        ATK_CHECK(atk_request(a.c, sl2) == RPC_E_DISCONNECTED);
+        if (k % 10 == 0) {
+            ICallee *kid = (ICallee *)(uintptr_t)1;
+            ATK_CHECK(shmc_local_marshaler.vtbl->Unmarshal(&shmc_local_marshaler, &IID_ICallee, raw,
+                                                           len,
+                                                           (void **)&kid) == CO_E_OBJNOTCONNECTED);
+            ATK_CHECK(kid == NULL);
+        }
+        atomic_store(&a.x.mb->counter[1], k + 1);
+    }
+    /* the parent counts the objects alive now */
+    atk_until_done(&a);
+
+    /* per client process, not per connection: a second connection of
+     * ours (with a reference of its own on the object) is at the cap too */
+    char ep[SHMC_OBJREF_ENDPOINT_MAX + 1];
+    memcpy(ep, a.rec.endpoint, a.rec.endpoint_len);
+    ep[a.rec.endpoint_len] = 0;
+    shmc_plat_procid owner = {a.rec.pid, a.rec.start_time};
+    shmc_conn *c2 = NULL;
+    ATK_CHECK(shmc_conn_connect_new(ep, &owner, &c2) == S_OK);
+    uint32_t sl3 = atk_take_slot(c2), sl4 = atk_take_slot(c2);
+    shmc_op_record_from(&op, &a.rec);
+    ATK_CHECK(atk_op(c2, sl4, SHMC_OP_CONSUME, &op, sizeof(op)) == S_OK);
+    for (int k = 0; k < 3; k++) {
+        GET_CHILD(c2, sl3, &rec, raw, &len);
+        shmc_op_record_from(&op, &rec);
+        HRESULT hr = atk_op(c2, sl4, SHMC_OP_CONSUME, &op, sizeof(op));
+        if (hr != CO_E_OBJNOTCONNECTED)
+            fprintf(stderr, "attacker: a second connection past the cap: 0x%08x\n", (unsigned)hr);
+        ATK_CHECK(hr == CO_E_OBJNOTCONNECTED);
+        /* nor a record of a proxy marshaled on */
+        hr = atk_ref_op(c2, sl4, SHMC_OP_ADD_RECORD, a.ipid, NULL, 0, MSHLFLAGS_NORMAL);
+        if (hr != RPC_E_OUT_OF_RESOURCES)
+            fprintf(stderr, "attacker: ADD_RECORD past the cap: 0x%08x\n", (unsigned)hr);
+        ATK_CHECK(hr == RPC_E_OUT_OF_RESOURCES);
+    }
+
+    /* a record spent makes room for exactly one more */
+    ICallee *kid = NULL;
+    LONG tag = 0;
+    ATK_CHECK(shmc_local_marshaler.vtbl->Unmarshal(&shmc_local_marshaler, &IID_ICallee, first_raw,
+                                                   first_len, (void **)&kid) == S_OK);
+    ATK_CHECK(ICallee_GetTag(kid, &tag) == S_OK && tag == 31);
+    ATK_CHECK(ICallee_Release(kid) == 0);
+    GET_CHILD(a.c, sl, &one, one_raw, &one_len); /* kept */
+    GET_CHILD(a.c, sl, &rec, raw, &len);         /* past the cap again */
+    shmc_op_record_from(&op, &rec);
+    ATK_CHECK(atk_op(a.c, sl2, SHMC_OP_CONSUME, &op, sizeof(op)) == CO_E_OBJNOTCONNECTED);
+    kid = NULL;
+    ATK_CHECK(shmc_local_marshaler.vtbl->Unmarshal(&shmc_local_marshaler, &IID_ICallee, one_raw,
+                                                   one_len, (void **)&kid) == S_OK);
+    ATK_CHECK(ICallee_GetTag(kid, &tag) == S_OK && tag == 31);
+    ATK_CHECK(ICallee_Release(kid) == 0);
+#undef GET_CHILD
+    free(gc.frame);
+    atomic_store(&a.x.mb->counter[2], 1);
+    atk_exit(&a); /* with 65,535 records outstanding */
     return 1;
 }
 
@@ -1830,6 +2138,128 @@ static void register_once(void)
     }
 }
 
+/* ---- what the victim holds, sampled while it is attacked ------------------------- */
+
+/* Records outstanding in this process (every stub manager's list). */
+static size_t records_now(void)
+{
+    size_t n = 0;
+    shmc_plat_mutex_lock(&shmc_g.lock);
+    for (size_t i = 0; i < shmc_g.stub_by_oid.cap; i++) {
+        if (!shmc_g.stub_by_oid.slots[i].key)
+            continue;
+        const shmc_stubmgr *sm = shmc_g.stub_by_oid.slots[i].value;
+        for (const shmc_record *r = sm->records; r; r = r->next)
+            n++;
+    }
+    shmc_plat_mutex_unlock(&shmc_g.lock);
+    return n;
+}
+
+/* A thread that samples what this process holds, every 5 milliseconds
+ * from before the attacker starts until it is gone, and keeps the most of
+ * each it saw. */
+typedef struct sampler {
+    shmc_plat_thread thread;
+    _Atomic bool stop;
+    bool running;
+    xpeer_mb *mb;
+    xpeer_counts max;
+    size_t base_records, max_records;
+    uint64_t samples, busy_samples; /* all, and while the attacker ran */
+} sampler;
+
+static sampler samp; /* (static: the teardown of a failed test stops it) */
+/* from the attacker's start until it is gone (victim_attack) */
+static _Atomic bool attacker_running;
+
+static void sampler_main(void *arg)
+{
+    sampler *s = arg;
+    while (!atomic_load(&s->stop)) {
+        bool busy = atomic_load(&attacker_running);
+        xpeer_counts c;
+        xpeer_counts_take(&c);
+        size_t r = records_now();
+        if (c.threads > s->max.threads)
+            s->max.threads = c.threads;
+        if (c.stubs > s->max.stubs)
+            s->max.stubs = c.stubs;
+        if (c.ipids > s->max.ipids)
+            s->max.ipids = c.ipids;
+        if (c.callees > s->max.callees)
+            s->max.callees = c.callees;
+        if (r > s->max_records)
+            s->max_records = r;
+        s->samples++;
+        if (busy)
+            s->busy_samples++;
+        shmc_plat_sleep_ms(5); /* (a sample holds the runtime's lock a while) */
+    }
+}
+
+static void sampler_start(victim *v)
+{
+    memset(&samp, 0, sizeof(samp));
+    samp.mb = v->x.mb;
+    samp.base_records = records_now();
+    assert_hr(shmc_plat_thread_create(&samp.thread, sampler_main, &samp), S_OK);
+    samp.running = true;
+}
+
+static void sampler_stop(void)
+{
+    if (samp.running) {
+        atomic_store(&samp.stop, true);
+        shmc_plat_thread_join(&samp.thread);
+        samp.running = false;
+    }
+}
+
+/*
+ * What a server may run and keep for one client process (docs/limits.md):
+ * 4 connections, each with 16 receiver threads and the thread that
+ * watches the client process; 65,536 records outstanding (objects in
+ * replies it has not unmarshaled). Besides these the victim runs a
+ * thread or two of its own for the clients it calls back (the watchers
+ * of its connections to them) and, calling into an STA, nothing more:
+ * THREADS_SLACK. GOOD_SLACK: what a well-behaved client (two threads)
+ * holds in passing: the objects and records of calls in flight, which it
+ * unmarshals and releases at once.
+ */
+#define THREADS_PER_CLIENT (SHMC_MAX_CONNS_PER_CLIENT * (SHMC_CONN_SLOTS + 1))
+#define THREADS_SLACK      4
+#define GOOD_SLACK         8
+
+/* Stops the sampler; the most it saw stayed within the bounds for
+ * `clients` client processes, of which one (the attacker) may have made
+ * up to `made` records. */
+static void assert_bounded(const victim *v, const char *what, unsigned clients, size_t made)
+{
+    sampler_stop();
+    print_message("%s: %llu samples (%llu during the attack): threads %ld (base %ld, bound %ld), "
+                  "stub managers %llu (%llu), interface stubs %llu (%llu), records %llu (%llu, "
+                  "bound %llu), objects %d (%d)\n",
+                  what, (unsigned long long)samp.samples, (unsigned long long)samp.busy_samples,
+                  samp.max.threads, v->base.threads,
+                  v->base.threads + (long)(clients * THREADS_PER_CLIENT) + THREADS_SLACK,
+                  (unsigned long long)samp.max.stubs, (unsigned long long)v->base.stubs,
+                  (unsigned long long)samp.max.ipids, (unsigned long long)v->base.ipids,
+                  (unsigned long long)samp.max_records, (unsigned long long)samp.base_records,
+                  (unsigned long long)(samp.base_records + made + GOOD_SLACK * (clients - 1)),
+                  samp.max.callees, v->base.callees);
+    assert_true(samp.busy_samples >= 3);
+    assert_true(samp.max.threads <=
+                v->base.threads + (long)(clients * THREADS_PER_CLIENT) + THREADS_SLACK);
+    /* every object made for a client is held by a record or a reference of
+     * that client: the attacker's by records only */
+    size_t held = made + GOOD_SLACK * (clients - 1);
+    assert_true(samp.max_records <= samp.base_records + held);
+    assert_true(samp.max.stubs <= v->base.stubs + held);
+    assert_true(samp.max.ipids <= v->base.ipids + 2 * held); /* (ICallback too, by QI) */
+    assert_true(samp.max.callees <= v->base.callees + (int)held);
+}
+
 /* The object, marshaled TABLESTRONG into the mailbox's stream (so that
  * both the good client and the attacker can take it), in an MTA or an
  * STA; the baseline of what this process holds. */
@@ -1839,6 +2269,7 @@ static bool in_mta;
 
 static int attack_teardown(void **state)
 {
+    sampler_stop();
     xpeer_teardown(state);
     if (in_mta)
         ShmCoUninitialize();
@@ -1912,6 +2343,7 @@ static uint64_t victim_attack(victim *v, const attack_spec *spec)
     atomic_store(&v->x.mb->busy, 0);
     atomic_store(&v->x.mb->done, 0);
     uint64_t calls_before = atomic_load(&v->x.mb->calls);
+    atomic_store(&attacker_running, true);
     xpeer_spawn(&child, spec->name, v->x.name);
     uint64_t pid = child.id.pid;
     if (spec->during) {
@@ -1925,7 +2357,9 @@ static uint64_t victim_attack(victim *v, const attack_spec *spec)
             spec->during(v);
         atomic_store(&v->x.mb->done, 1);
     }
-    assert_int_equal(tsupport_join(&child, 240000), 0);
+    int code = tsupport_join(&child, 240000);
+    atomic_store(&attacker_running, false);
+    assert_int_equal(code, 0);
     assert_int_equal(atomic_load(&v->x.mb->phase), 1);
     uint64_t served = atomic_load(&v->x.mb->calls) - calls_before;
     print_message("attack %s: good client served %llu calls meanwhile\n", spec->name,
@@ -2009,13 +2443,6 @@ static void run_attack(const char *name, DWORD coinit, uint64_t arg0)
     run_spec(&spec);
 }
 
-/* Fewer rounds where everything is slower. */
-#if defined(_WIN32) || defined(__SANITIZE_ADDRESS__)
-#define SLOW 1
-#else
-#define SLOW 0
-#endif
-
 /* A second shared stream, for the attacker (mb->stream2). */
 static void make_stream2(victim *v)
 {
@@ -2049,6 +2476,31 @@ static void replay_after(victim *v)
 static void flood_during(victim *v)
 {
     victim_new_client(v);
+}
+
+/* flood: sampled from before the attacker came until it is gone: three
+ * clients (the good one, the attacker, the new one) */
+static void flood_after(victim *v)
+{
+    assert_bounded(v, "flood", 3, SHMC_CONN_MAX_MADE);
+}
+
+/* replies: the attacker's 65,536 objects are alive (records it has not
+ * unmarshaled), those past them are gone already */
+static void replies_during(victim *v)
+{
+    int alive = atomic_load(&live_callees) - v->base.callees;
+    print_message("replies: %llu made, %llu past the cap; objects alive %d\n",
+                  (unsigned long long)atomic_load(&v->x.mb->counter[0]),
+                  (unsigned long long)atomic_load(&v->x.mb->counter[1]), alive);
+    assert_true(alive >= (int)SHMC_CONN_MAX_MADE);
+    assert_true(alive <= (int)SHMC_CONN_MAX_MADE + GOOD_SLACK);
+}
+
+static void replies_after(victim *v)
+{
+    assert_int_equal(atomic_load(&v->x.mb->counter[2]), 1); /* it got to the end */
+    assert_bounded(v, "replies", 2, SHMC_CONN_MAX_MADE);
 }
 
 static bool stream_hr_ok(HRESULT hr)
@@ -2174,18 +2626,137 @@ static void replay(void **state)
     run_spec(&spec);
 }
 
+/* flood: what the victim runs and keeps is sampled all along and stays
+ * within the bounds of docs/limits.md */
 static void flood_mta(void **state)
 {
     (void)state;
-    attack_spec spec = {"flood", COINIT_MULTITHREADED, 20000, NULL, flood_during, NULL};
+    attack_spec spec = {"flood",       COINIT_MULTITHREADED, 20000,
+                        sampler_start, flood_during,         flood_after};
     run_spec(&spec);
 }
 
 static void flood_sta(void **state)
 {
     (void)state;
-    attack_spec spec = {"flood", COINIT_APARTMENTTHREADED, 20000, NULL, flood_during, NULL};
+    attack_spec spec = {"flood",    COINIT_APARTMENTTHREADED, 20000, sampler_start, flood_during,
+                        flood_after};
     run_spec(&spec);
+}
+
+/* Objects in replies never unmarshaled (child "replies"), in the MTA and
+ * in an STA (where the object past the cap is released on the STA's
+ * thread, in the middle of its call). */
+static void replies_mta(void **state)
+{
+    (void)state;
+    attack_spec spec = {"replies",     COINIT_MULTITHREADED, 0,
+                        sampler_start, replies_during,       replies_after};
+    run_spec(&spec);
+}
+
+static void replies_sta(void **state)
+{
+    (void)state;
+    attack_spec spec = {"replies",     COINIT_APARTMENTTHREADED, 0,
+                        sampler_start, replies_during,           replies_after};
+    run_spec(&spec);
+}
+
+static int wait_calls;
+
+static void count_wait(bool entering)
+{
+    if (entering)
+        wait_calls++;
+}
+
+/*
+ * A process that was never handed a record (child "stranger") knows an
+ * object's ids, all but a record's nonce, finds this process's endpoint
+ * and connects: it can neither call the object nor take or release a
+ * reference on it. The object is exported with two records outstanding
+ * (TABLESTRONG and NORMAL), kept here; no client runs meanwhile, so that
+ * anything that reached an object would show (an Add in its call count, a
+ * GetChild in the objects alive, a Wait in the hook, a QueryInterface in
+ * the interface stubs).
+ */
+static void stranger(void **state)
+{
+    (void)state;
+    victim v;
+    victim_start(&v, COINIT_MULTITHREADED);
+    _Atomic int hidden_freed = 0;
+    callee *hidden = callee_new(2, &hidden_freed);
+    assert_non_null(hidden);
+    IStream *s = NULL;
+    assert_hr(shmc_stream_create_heap(0, &s), S_OK);
+    assert_hr(ShmCoMarshalInterface(s, &IID_ICallee, (IUnknown *)&hidden->ICallee_iface,
+                                    MSHCTX_LOCAL, NULL, MSHLFLAGS_TABLESTRONG),
+              S_OK);
+    assert_hr(ShmCoMarshalInterface(s, &IID_ICallee, (IUnknown *)&hidden->ICallee_iface,
+                                    MSHCTX_LOCAL, NULL, MSHLFLAGS_NORMAL),
+              S_OK);
+    unsigned char raw[SHMC_OBJREF_MAX_SIZE];
+    shmc_objref rec;
+    tstream_rewind(s);
+    assert_hr(IStream_Read(s, raw, sizeof(raw), NULL), S_OK);
+    assert_hr(shmc_objref_decode(raw, sizeof(raw), &rec), S_OK);
+    memcpy((void *)&v.x.mb->arg[0], rec.ipid, 8);
+    memcpy((void *)&v.x.mb->arg[1], rec.ipid + 8, 8);
+    v.x.mb->arg[2] = rec.oid;
+    v.x.mb->arg[3] = rec.oxid;
+    char ep[SHMC_XNAME_MAX];
+    assert_hr(shmc_xport_endpoint(ep), S_OK);
+    assert_true(strlen(ep) < sizeof(v.x.mb->stream2));
+    memcpy(v.x.mb->stream2, ep, strlen(ep) + 1);
+    int refs = atomic_load(&hidden->refs);
+    xpeer_counts before;
+    xpeer_counts_take(&before);
+    wait_calls = 0;
+    callee_wait_hook = count_wait;
+
+    shmc_plat_proc child;
+    xpeer_spawn(&child, "stranger", v.x.name);
+    uint64_t pid = child.id.pid;
+    uint64_t start = shmc_plat_clock_ns();
+    while (!atomic_load(&v.x.mb->busy)) {
+        if (shmc_plat_proc_wait(&child, 0) == S_OK || tsupport_ms_since(start) > 6 * HANG_MS)
+            break; /* (its exit code tells) */
+        shmc_plat_sleep_ms(1);
+    }
+    /* nothing reached an object, nothing was made or taken */
+    xpeer_counts now;
+    xpeer_counts_take(&now);
+    int calls = atomic_load(&hidden->calls), now_refs = atomic_load(&hidden->refs),
+        waits = wait_calls;
+    atomic_store(&v.x.mb->done, 1);
+    assert_int_equal(tsupport_join(&child, 6 * HANG_MS), 0);
+    assert_int_equal(atomic_load(&v.x.mb->phase), 1);
+    callee_wait_hook = NULL;
+    print_message("stranger: %llu operations refused\n",
+                  (unsigned long long)atomic_load(&v.x.mb->counter[0]));
+    assert_int_equal(calls, 0);
+    assert_int_equal(waits, 0);
+    assert_int_equal(now_refs, refs);
+    assert_int_equal(now.callees, before.callees);
+    assert_int_equal(now.stubs, before.stubs);
+    assert_int_equal(now.ipids, before.ipids);
+
+    /* its records are intact: the table one releases, the normal one is
+     * honoured (here, in the object's apartment: the object itself) */
+    tstream_rewind(s);
+    assert_hr(ShmCoReleaseMarshalData(s), S_OK);
+    ICallee *got = NULL;
+    assert_hr(ShmCoUnmarshalInterface(s, &IID_ICallee, (void **)&got), S_OK);
+    assert_ptr_equal(got, &hidden->ICallee_iface);
+    ICallee_Release(got);
+    IStream_Release(s);
+    assert_int_equal(atomic_load(&hidden->refs), 1);
+    assert_int_equal(ICallee_Release(&hidden->ICallee_iface), 0);
+    assert_true(atomic_load(&hidden_freed));
+    victim_new_client(&v); /* a client with a record is served */
+    victim_finish(&v, pid);
 }
 
 /* endpoint: the victim puts its header back (a new client that came
@@ -2496,6 +3067,8 @@ int main(int argc, char **argv)
         {"forged", child_forged},
         {"replay", child_replay},
         {"flood", child_flood},
+        {"replies", child_replies},
+        {"stranger", child_stranger},
         {"endpoint", child_endpoint},
         {"stream", child_stream},
         {"hostile_server", child_hostile_server},
@@ -2513,6 +3086,9 @@ int main(int argc, char **argv)
         cmocka_unit_test_teardown(replay, attack_teardown),
         cmocka_unit_test_teardown(flood_mta, attack_teardown),
         cmocka_unit_test_teardown(flood_sta, attack_teardown),
+        cmocka_unit_test_teardown(replies_mta, attack_teardown),
+        cmocka_unit_test_teardown(replies_sta, attack_teardown),
+        cmocka_unit_test_teardown(stranger, attack_teardown),
         cmocka_unit_test_teardown(endpoint, attack_teardown),
         cmocka_unit_test_teardown(stream, attack_teardown),
         cmocka_unit_test_teardown(hostile_server, attack_teardown),
