@@ -65,6 +65,24 @@ typedef struct mailbox {
     uint32_t callee_spin_ns;       /* a server child's idle spin, if not 0 */
     uint32_t spare_delay_ms;       /* its shmc_tune.spare_delay_ms */
     char stream[SHM_MAX_NAME + 1]; /* the records' stream */
+    /* the server child's object: set to 1 when it is freed; and, as it
+     * ends, the calls it ran at once at most and whether a caller's calls
+     * (Add ids 0..7) came out of order (callee.c) */
+    _Atomic int obj_freed;
+    _Atomic int32_t obj_max_in_flight, obj_out_of_order;
+    /* parent -> server child: the next ICallee_Wait disconnects the
+     * object while it runs (an STA's from inside the call, an MTA's from
+     * the child's main thread while the call waits for disc_go); the
+     * child answers with the result and whether the object was freed
+     * then */
+    uint32_t disconnect_in_wait;
+    _Atomic uint32_t disc_entered, disc_go;
+    _Atomic int32_t disc_hr, freed_during;
+    /* parent -> client children: call Add with caller ids of their own,
+     * taken from next_id (< 8: the callee checks their order), each child
+     * after it counted itself in clients_ready and saw clients_go */
+    uint32_t ordered;
+    _Atomic uint32_t next_id, clients_ready, clients_go;
     /* a holder child: the name of the connection region it made */
     char conn[SHM_MAX_NAME + 1];
 } mailbox;
@@ -133,7 +151,15 @@ static bool await(_Atomic uint32_t *word, uint32_t value, uint32_t timeout_ms)
 
 /* ---- the children ---------------------------------------------------------- */
 
-static xmb *child_mb; /* for the callee's Wait hook */
+static xmb *child_mb;     /* for the callee's Wait hook */
+static callee *child_obj; /* the server child's object (the same) */
+
+/* The server child disconnects its object while a call runs in it. */
+static void disconnect_now(mailbox *mb)
+{
+    atomic_store(&mb->disc_hr, ShmCoDisconnectObject((IUnknown *)&child_obj->ICallee_iface, 0));
+    atomic_store(&mb->freed_during, atomic_load(&mb->obj_freed));
+}
 
 static void note_wait(bool entering)
 {
@@ -143,6 +169,15 @@ static void note_wait(bool entering)
             atomic_fetch_add(&mb->waiting, 1);
         else
             atomic_fetch_sub(&mb->waiting, 1);
+        if (entering && mb->disconnect_in_wait && !atomic_exchange(&mb->disc_entered, 1)) {
+            if (mb->coinit == COINIT_APARTMENTTHREADED) {
+                disconnect_now(mb); /* the object's own thread, in the call */
+            } else {
+                uint64_t start = shmc_plat_clock_ns(); /* the main thread does it */
+                while (!atomic_load(&mb->disc_go) && tsupport_ms_since(start) < 30000)
+                    shmc_plat_sleep_ms(1);
+            }
+        }
         int32_t pin = atomic_exchange(&mb->pin, 0);
         if (entering && pin > 0) {
             atomic_store(&mb->pinned, tsupport_pin_self(pin - 1) + 1);
@@ -167,7 +202,8 @@ enum {
  * "server": an object in an apartment of mb->coinit, marshaled for
  * another process into the stream (phase 1), served until every other
  * reference to it is gone or the parent says otherwise (then phase 2).
- * Exits 0 if nothing leaked.
+ * With mb->disconnect_in_wait the record holds the object alone, and the
+ * object goes when the stub lets go of it. Exits 0 if nothing leaked.
  */
 static int child_server(const char *arg)
 {
@@ -182,17 +218,24 @@ static int child_server(const char *arg)
         atomic_store(&shmc_tune.callee_spin_ns, x.mb->callee_spin_ns);
     atomic_store(&shmc_tune.spare_delay_ms, x.mb->spare_delay_ms);
     x.mb->tid = shmc_plat_thread_self_id();
-    _Atomic int freed = 0;
-    callee *obj = callee_new(1, &freed);
+    callee *obj = callee_new(1, &x.mb->obj_freed);
     CHILD_CHECK(obj);
+    child_obj = obj;
     CHILD_CHECK(ShmCoMarshalInterface(x.stream, &IID_ICallee, (IUnknown *)&obj->ICallee_iface,
                                       MSHCTX_LOCAL, NULL, x.mb->mshlflags) == S_OK);
+    bool alone = x.mb->disconnect_in_wait;
+    if (alone) {
+        ICallee_Release(&obj->ICallee_iface);
+        obj = NULL;
+    }
     atomic_store(&x.mb->phase, 1);
     /* serve until only our own reference is left (the runtime lets go of
-     * the object when the last remote reference goes) */
+     * the object when the last remote reference goes), or the object is
+     * gone */
     uint64_t start = shmc_plat_clock_ns();
     uint32_t cmd;
-    while ((cmd = atomic_load(&x.mb->cmd)) == CMD_NONE && atomic_load(&obj->refs) > 1) {
+    while ((cmd = atomic_load(&x.mb->cmd)) == CMD_NONE &&
+           (alone ? !atomic_load(&x.mb->obj_freed) : atomic_load(&obj->refs) > 1)) {
         uint32_t fc = atomic_load(&x.mb->fault_cmd);
         if (fc != atomic_load(&x.mb->fault_ack)) {
             uint32_t at = atomic_load(&x.mb->fault_at);
@@ -205,6 +248,10 @@ static int child_server(const char *arg)
             atomic_store(&x.mb->fault_ack, fc);
             start = shmc_plat_clock_ns(); /* a fault run takes its time */
         }
+        if (!sta && atomic_load(&x.mb->disc_entered) && !atomic_load(&x.mb->disc_go)) {
+            disconnect_now(x.mb); /* while the call waits in the hook */
+            atomic_store(&x.mb->disc_go, 1);
+        }
         if (sta)
             ShmCoProcessCalls(1);
         else
@@ -212,16 +259,21 @@ static int child_server(const char *arg)
         CHILD_CHECK(tsupport_ms_since(start) < 120000);
     }
     bool in_apartment = true;
-    if (cmd == CMD_DISCONNECT)
+    if (cmd == CMD_DISCONNECT && obj)
         CHILD_CHECK(ShmCoDisconnectObject((IUnknown *)&obj->ICallee_iface, 0) == S_OK);
-    ICallee_Release(&obj->ICallee_iface);
+    if (obj) {
+        atomic_store(&x.mb->obj_max_in_flight, atomic_load(&obj->max_in_flight));
+        atomic_store(&x.mb->obj_out_of_order, obj->out_of_order);
+        ICallee_Release(&obj->ICallee_iface);
+    }
+    child_obj = NULL;
     if (cmd == CMD_UNINITIALIZE) {
         ShmCoUninitialize(); /* the apartment ends: its objects are let go */
         in_apartment = false;
     }
-    CHILD_CHECK(atomic_load(&freed));
+    CHILD_CHECK(atomic_load(&x.mb->obj_freed));
     atomic_store(&x.mb->phase, 2);
-    if (cmd == CMD_DISCONNECT || cmd == CMD_UNINITIALIZE) {
+    if (cmd == CMD_DISCONNECT || cmd == CMD_UNINITIALIZE || alone) {
         /* stay alive (and serving) while the parent calls in */
         while (atomic_load(&x.mb->cmd) != CMD_EXIT) {
             if (sta && in_apartment)
@@ -239,23 +291,30 @@ static int child_server(const char *arg)
     return 0;
 }
 
-/* A client's thread: `calls` Add calls, each answer checked. */
+/* A client's thread: `calls` Add calls (caller id `a`, sequence numbers
+ * 1, 2, ...), each answer checked. */
 typedef struct load {
     ICallee *proxy;
-    LONG id;
+    LONG a;
     uint32_t calls;
+    bool in_mta; /* it joins the MTA itself */
     _Atomic int errors;
 } load;
 
 static void load_main(void *arg)
 {
     load *l = arg;
+    if (l->in_mta && FAILED(ShmCoInitializeEx(NULL, COINIT_MULTITHREADED))) {
+        atomic_fetch_add(&l->errors, 1);
+        return;
+    }
     for (uint32_t i = 1; i <= l->calls; i++) {
         LONG sum = 0;
-        /* negative ids: the callee only counts; it checks order for 0..7 */
-        if (ICallee_Add(l->proxy, -1 - l->id, (LONG)i, &sum) != S_OK || sum != (LONG)i - 1 - l->id)
+        if (ICallee_Add(l->proxy, l->a, (LONG)i, &sum) != S_OK || sum != (LONG)i + l->a)
             atomic_fetch_add(&l->errors, 1);
     }
+    if (l->in_mta)
+        ShmCoUninitialize();
 }
 
 /*
@@ -277,8 +336,18 @@ static int child_client(const char *arg)
     shmc_plat_thread th[16];
     shmc_plat_procid self;
     shmc_plat_proc_self(&self);
+    LONG first = 0;
+    if (x.mb->ordered) {
+        /* ids of our own that the callee checks; all clients start at once */
+        first = (LONG)atomic_fetch_add(&x.mb->next_id, n);
+        CHILD_CHECK(first + (LONG)n <= 8);
+        atomic_fetch_add(&x.mb->clients_ready, 1);
+        CHILD_CHECK(await(&x.mb->clients_go, 1, 60000));
+    }
     for (uint32_t i = 0; i < n; i++) {
-        loads[i] = (load){p, (LONG)(self.pid % 100000) * 16 + (LONG)i, x.mb->calls, 0};
+        /* otherwise negative ids: the callee only counts them */
+        LONG a = x.mb->ordered ? first + (LONG)i : -1 - ((LONG)(self.pid % 100000) * 16 + (LONG)i);
+        loads[i] = (load){p, a, x.mb->calls, false, 0};
         CHILD_CHECK(shmc_plat_thread_create(&th[i], load_main, &loads[i]) == S_OK);
     }
     int errors = 0;
@@ -796,9 +865,9 @@ typedef struct remote {
     shmc_plat_proc proc;
 } remote;
 
-static void remote_start(remote *r, DWORD coinit, DWORD mshlflags)
+/* Starts the server child of mailbox r->x and waits for its record. */
+static void remote_spawn(remote *r)
 {
-    xmb_create(&r->x, coinit, mshlflags);
     tsupport_spawn(&r->proc, "server", r->x.name);
     if (!await(&r->x.mb->phase, 1, 30000)) {
         shmc_plat_proc_kill(&r->proc);
@@ -808,12 +877,23 @@ static void remote_start(remote *r, DWORD coinit, DWORD mshlflags)
     tstream_rewind(r->x.stream);
 }
 
+static void remote_start(remote *r, DWORD coinit, DWORD mshlflags)
+{
+    xmb_create(&r->x, coinit, mshlflags);
+    remote_spawn(r);
+}
+
 /* Waits for the server child to see its object freed and exit cleanly,
  * leaving no region behind. */
-static void remote_finish(remote *r)
+static void remote_join(remote *r)
 {
     assert_int_equal(join_clean(&r->proc, 30000), 0);
     assert_int_equal(atomic_load(&r->x.mb->phase), 2);
+}
+
+static void remote_finish(remote *r)
+{
+    remote_join(r);
     xmb_free(&r->x);
 }
 
@@ -986,13 +1066,19 @@ static void every_argument_kind(DWORD server_coinit)
     assert_hr(ICallee_Scalars(p, 200, -30000, 4000000000u, -5000000000LL, 0.5, 0.25f, 1, &total),
               S_OK);
     assert_true(total == 200.0 - 30000.0 + 4000000000.0 - 5000000000.0 + 0.5 + 0.25 + 1000.0);
+    /* the object's own HRESULTs pass through unchanged, success codes and
+     * codes of nobody's facility too */
     assert_hr(ICallee_Fail(p, E_NOTIMPL), E_NOTIMPL);
+    assert_hr(ICallee_Fail(p, (HRESULT)0x8BADF00Du), (HRESULT)0x8BADF00Du);
     assert_hr(ICallee_Fail(p, S_FALSE), S_FALSE);
     assert_hr(ICallee_Fail(p, RPC_E_SERVER_DIED), RPC_E_SERVER_DIED);
 
     char *copy = NULL;
     assert_hr(ICallee_Echo(p, "hello, process", &copy), S_OK);
     assert_string_equal(copy, "re: hello, process");
+    ShmCoTaskMemFree(copy);
+    assert_hr(ICallee_Echo(p, "", &copy), S_OK);
+    assert_string_equal(copy, "re: ");
     ShmCoTaskMemFree(copy);
 
     LONG values[1000];
@@ -1004,6 +1090,9 @@ static void every_argument_kind(DWORD server_coinit)
     hyper got = 0;
     assert_hr(ICallee_Sum(p, 1000, values, &got), S_OK);
     assert_int_equal(got, expect);
+    got = 1;
+    assert_hr(ICallee_Sum(p, 0, values, &got), S_OK); /* a zero-length array */
+    assert_int_equal(got, 0);
 
     BYTE buf[3000] = {0};
     assert_hr(ICallee_Fill(p, sizeof(buf), buf), S_OK);
@@ -1649,6 +1738,105 @@ static void server_apartment_ends(void **state)
     (void)state;
     server_disconnects_or_apartment_ends(CMD_UNINITIALIZE, COINIT_APARTMENTTHREADED);
     server_disconnects_or_apartment_ends(CMD_UNINITIALIZE, COINIT_MULTITHREADED);
+}
+
+/* The object's own process disconnects it while a call from here runs
+ * in it (an STA object from inside the call, an MTA object from another
+ * thread while the call waits): the running call completes, the object
+ * is released once it is over (not under it), and later calls give
+ * RPC_E_DISCONNECTED. */
+static void server_disconnects_during_call(DWORD server_coinit)
+{
+    register_once();
+    assert_hr(ShmCoInitializeEx(NULL, COINIT_APARTMENTTHREADED), S_OK);
+    remote r;
+    xmb_create(&r.x, server_coinit, MSHLFLAGS_NORMAL);
+    r.x.mb->disconnect_in_wait = 1; /* (the stub holds the object alone) */
+    atomic_store(&r.x.mb->disc_hr, (int32_t)E_FAIL);
+    atomic_store(&r.x.mb->freed_during, -1);
+    remote_spawn(&r);
+    ICallee *p = NULL;
+    assert_hr(ShmCoUnmarshalInterface(r.x.stream, &IID_ICallee, (void **)&p), S_OK);
+    assert_hr(ICallee_Null(p), S_OK);
+    assert_hr(ICallee_Wait(p, 0), S_OK); /* it was running: it ends normally */
+    assert_int_equal(atomic_load(&r.x.mb->disc_entered), 1);
+    assert_hr(atomic_load(&r.x.mb->disc_hr), S_OK);
+    assert_int_equal(atomic_load(&r.x.mb->freed_during), 0); /* not under the running call */
+    assert_int_equal(atomic_load(&r.x.mb->obj_freed), 1);    /* but once it was over */
+    assert_hr(ICallee_Null(p), RPC_E_DISCONNECTED);
+    LONG sum = 5;
+    assert_hr(ICallee_Add(p, 1, 1, &sum), RPC_E_DISCONNECTED);
+    assert_int_equal(sum, 0);
+    assert_int_equal(ICallee_Release(p), 0);
+    atomic_store(&r.x.mb->cmd, CMD_EXIT);
+    remote_finish(&r);
+    ShmCoUninitialize();
+}
+
+static void server_disconnects_during_call_sta(void **state)
+{
+    (void)state;
+    server_disconnects_during_call(COINIT_APARTMENTTHREADED);
+}
+
+static void server_disconnects_during_call_mta(void **state)
+{
+    (void)state;
+    server_disconnects_during_call(COINIT_MULTITHREADED);
+}
+
+/* An STA object in another process runs one call at a time, and each
+ * caller's calls in order, whoever makes them: 4 threads of this process
+ * (MTA, one proxy) and 2 client processes of 2 threads each, all started
+ * together, each thread a caller of its own (Add's id 0..7 and sequence
+ * numbers, which callee.c checks). */
+static void sta_runs_one_call_at_a_time_across_processes(void **state)
+{
+    (void)state;
+    enum { MINE = 4, KIDS = 2, KID_THREADS = 2, CALLS = 300 };
+    register_once();
+    assert_hr(ShmCoInitializeEx(NULL, COINIT_MULTITHREADED), S_OK);
+    remote r;
+    remote_start(&r, COINIT_APARTMENTTHREADED, MSHLFLAGS_TABLESTRONG);
+    mailbox *mb = r.x.mb;
+    mb->ordered = 1;
+    mb->threads = KID_THREADS;
+    mb->calls = CALLS;
+    atomic_store(&mb->next_id, MINE); /* theirs: 4..7 */
+    ICallee *p = NULL;
+    assert_hr(ShmCoUnmarshalInterface(r.x.stream, &IID_ICallee, (void **)&p), S_OK);
+    shmc_plat_proc kids[KIDS];
+    for (int i = 0; i < KIDS; i++)
+        tsupport_spawn(&kids[i], "client", r.x.name);
+    bool ready = await(&mb->clients_ready, KIDS, 60000);
+    atomic_store(&mb->clients_go, 1);
+    load loads[MINE];
+    shmc_plat_thread th[MINE];
+    for (int i = 0; i < MINE; i++) {
+        loads[i] = (load){p, i, CALLS, true, 0};
+        assert_hr(shmc_plat_thread_create(&th[i], load_main, &loads[i]), S_OK);
+    }
+    int errors = 0;
+    for (int i = 0; i < MINE; i++) {
+        shmc_plat_thread_join(&th[i]);
+        errors += atomic_load(&loads[i].errors);
+    }
+    for (int i = 0; i < KIDS; i++)
+        assert_int_equal(join_clean(&kids[i], 120000), 0);
+    assert_true(ready);
+    assert_int_equal(errors, 0);
+    LONG count = 0;
+    assert_hr(ICallee_GetCount(p, &count), S_OK);
+    assert_int_equal(count, (MINE + KIDS * KID_THREADS) * CALLS); /* each ran once */
+    tstream_rewind(r.x.stream);
+    assert_hr(ShmCoReleaseMarshalData(r.x.stream), S_OK); /* the table record's reference */
+    assert_int_equal(ICallee_Release(p), 0);
+    remote_join(&r); /* the object is gone over there */
+    print_message("at most %d calls ran at once\n", atomic_load(&mb->obj_max_in_flight));
+    assert_int_equal(atomic_load(&mb->obj_max_in_flight), 1); /* one at a time */
+    assert_int_equal(atomic_load(&mb->obj_out_of_order), 0);  /* each caller in order */
+    xmb_free(&r.x);
+    ShmCoUninitialize();
 }
 
 typedef struct wrong {
@@ -2852,6 +3040,9 @@ int main(int argc, char **argv)
         cmocka_unit_test(proxy_passed_to_third_process),
         cmocka_unit_test(server_disconnects_object),
         cmocka_unit_test(server_apartment_ends),
+        cmocka_unit_test(server_disconnects_during_call_sta),
+        cmocka_unit_test(server_disconnects_during_call_mta),
+        cmocka_unit_test(sta_runs_one_call_at_a_time_across_processes),
         cmocka_unit_test(client_apartment_ends_and_wrong_thread),
         cmocka_unit_test(allocation_failures_in_calls),
         cmocka_unit_test(forged_and_replayed_records),
