@@ -120,6 +120,19 @@ HRESULT shmc_remote_add_record(shmc_proxymgr *pm, REFIID riid, DWORD mshlflags, 
         }
     }
     shmc_plat_mutex_unlock(&shmc_g.lock);
+    bool borrowed = false;
+    if (!found && IsEqualIID(riid, &IID_IUnknown)) {
+        /* the proxy manager answers for IUnknown itself and has no
+         * interface proxy for it: the record needs the owner's IUnknown
+         * stub, which a remote QueryInterface gives with a reference of
+         * this connection, held while the record is made */
+        hr = shmc_remote_qi(pm, riid, ipid);
+        if (FAILED(hr)) {
+            IUnknown_Release((IUnknown *)itf);
+            return hr;
+        }
+        found = borrowed = true;
+    }
     if (found) {
         shmc_op_ref op;
         memset(&op, 0, sizeof(op));
@@ -127,6 +140,10 @@ HRESULT shmc_remote_add_record(shmc_proxymgr *pm, REFIID riid, DWORD mshlflags, 
         op.iid = *riid;
         op.mshlflags = mshlflags;
         hr = shmc_conn_op(pm->conn, SHMC_OP_ADD_RECORD, &op, sizeof(op), nonce, sizeof(*nonce));
+        if (borrowed) { /* the record holds a reference of its own */
+            op.count = 1;
+            shmc_conn_op(pm->conn, SHMC_OP_RELEASE, &op, sizeof(op), NULL, 0);
+        }
     } else {
         hr = E_NOINTERFACE;
     }

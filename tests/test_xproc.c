@@ -2486,6 +2486,55 @@ static void proxy_passed_to_third_process(void **state)
     ShmCoUninitialize();
 }
 
+/* A proxy marshaled as IUnknown (as an [in] IUnknown * argument is): the
+ * proxy manager answers for IUnknown itself and has no interface proxy for
+ * it, so the record takes the object's IUnknown from its process. It
+ * unmarshals to the same identity, for IUnknown or another interface, and
+ * the references add up on both sides (the server sees its object freed). */
+static void proxy_marshaled_as_iunknown(void **state)
+{
+    (void)state;
+    remote r;
+    ICallee *p = remote_proxy(&r, COINIT_MULTITHREADED, COINIT_APARTMENTTHREADED);
+    IUnknown *unk = NULL;
+    assert_hr(ICallee_QueryInterface(p, &IID_IUnknown, (void **)&unk), S_OK);
+    IStream *s = NULL;
+    assert_hr(shmc_stream_create_heap(0, &s), S_OK);
+    static const DWORD ctx[] = {MSHCTX_INPROC, MSHCTX_LOCAL};
+    for (int i = 0; i < 2; i++) {
+        tstream_rewind(s);
+        assert_hr(
+            ShmCoMarshalInterface(s, &IID_IUnknown, (IUnknown *)p, ctx[i], NULL, MSHLFLAGS_NORMAL),
+            S_OK);
+        tstream_rewind(s);
+        IUnknown *back = NULL;
+        assert_hr(ShmCoUnmarshalInterface(s, &IID_IUnknown, (void **)&back), S_OK);
+        assert_ptr_equal(back, unk);
+        IUnknown_Release(back);
+    }
+    tstream_rewind(s);
+    assert_hr(ShmCoMarshalInterface(s, &IID_IUnknown, (IUnknown *)p, MSHCTX_LOCAL, NULL,
+                                    MSHLFLAGS_TABLESTRONG),
+              S_OK);
+    for (int i = 0; i < 2; i++) {
+        tstream_rewind(s);
+        ICallee *again = NULL;
+        assert_hr(ShmCoUnmarshalInterface(s, &IID_ICallee, (void **)&again), S_OK);
+        assert_ptr_equal(again, p);
+        LONG sum = 0;
+        assert_hr(ICallee_Add(again, 2, 3, &sum), S_OK);
+        assert_int_equal(sum, 5);
+        ICallee_Release(again);
+    }
+    tstream_rewind(s);
+    assert_hr(ShmCoReleaseMarshalData(s), S_OK);
+    IStream_Release(s);
+    IUnknown_Release(unk);
+    assert_int_equal(ICallee_Release(p), 0);
+    remote_finish(&r); /* nothing holds it any more: freed over there */
+    ShmCoUninitialize();
+}
+
 /* Records that were never handed out, or are spent: forged IPIDs, nonces,
  * object ids and identities, an endpoint that does not exist or is not a
  * name, a NORMAL record replayed. None reaches the object. */
@@ -3038,6 +3087,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(client_killed_releases_its_references),
         cmocka_unit_test(many_clients_one_object),
         cmocka_unit_test(proxy_passed_to_third_process),
+        cmocka_unit_test(proxy_marshaled_as_iunknown),
         cmocka_unit_test(server_disconnects_object),
         cmocka_unit_test(server_apartment_ends),
         cmocka_unit_test(server_disconnects_during_call_sta),
