@@ -6,15 +6,16 @@
  * entries of a table, so that every record is accounted for; every object
  * counts its references, checked after every scenario. Hostile requests
  * and replies, and a failure of every allocation in turn, are run here too
- * (under ASan in the asan preset).
+ * (under ASan in the asan preset). The object and a caller's checks of
+ * its values are calls/callsobj.c, which test_idlcalls runs through the
+ * runtime's real channel.
  */
 #define COBJMACROS
 #include "alloc.h"
 #include "psengine.h"
 #include "tsupport.h"
 
-#include "base.h"
-#include "calls.h"
+#include "callsobj.h"
 #include <shmcom/proxystub.h>
 
 #include <stdlib.h>
@@ -291,295 +292,24 @@ static HRESULT ch_qi(ShmProxyChannel *ch, ShmProxyHeader *from, REFIID riid, voi
     return E_NOINTERFACE;
 }
 
-/* ---- the objects ------------------------------------------------------------------ */
-
-typedef struct callback {
-    ICallback ICallback_iface;
-    LONG refs;
-    int calls;
-} callback;
-
-static HRESULT STDMETHODCALLTYPE cb_qi(ICallback *This, REFIID riid, void **ppv)
-{
-    if (IsEqualIID(riid, &IID_IUnknown) || IsEqualIID(riid, &IID_ICallback)) {
-        *ppv = This;
-        ICallback_AddRef(This);
-        return S_OK;
-    }
-    *ppv = NULL;
-    return E_NOINTERFACE;
-}
-static ULONG STDMETHODCALLTYPE cb_addref(ICallback *This)
-{
-    return (ULONG)++((callback *)This)->refs;
-}
-static ULONG STDMETHODCALLTYPE cb_release(ICallback *This)
-{
-    return (ULONG)--((callback *)This)->refs;
-}
-static HRESULT STDMETHODCALLTYPE cb_called(ICallback *This, LONG value, LONG *twice)
-{
-    ((callback *)This)->calls++;
-    *twice = value * 2;
-    return S_OK;
-}
-static const ICallbackVtbl cb_vtbl = {cb_qi, cb_addref, cb_release, cb_called};
-
-typedef struct calls_obj {
-    IDerived IDerived_iface;
-    LONG refs;
-    int calls; /* method calls that reached the object */
-    callback cb;
-    double bases_sum;
-    LONG signed_n;
-    HRESULT nothing_hr; /* what Nothing returns */
-} calls_obj;
+/* ---- the object (callsobj.c) --------------------------------------------------------- */
 
 static calls_obj obj;
 static IDerived *proxy; /* a proxy for obj, made fresh by every test */
-
-static calls_obj *impl(IDerived *This)
-{
-    return (calls_obj *)This;
-}
-
-static HRESULT STDMETHODCALLTYPE o_qi(IDerived *This, REFIID riid, void **ppv)
-{
-    if (IsEqualIID(riid, &IID_IUnknown) || IsEqualIID(riid, &IID_IBase) ||
-        IsEqualIID(riid, &IID_ICalls) || IsEqualIID(riid, &IID_IDerived)) {
-        *ppv = This;
-        IDerived_AddRef(This);
-        return S_OK;
-    }
-    *ppv = NULL;
-    return E_NOINTERFACE;
-}
-static ULONG STDMETHODCALLTYPE o_addref(IDerived *This)
-{
-    return (ULONG)++impl(This)->refs;
-}
-static ULONG STDMETHODCALLTYPE o_release(IDerived *This)
-{
-    return (ULONG)--impl(This)->refs;
-}
-static HRESULT STDMETHODCALLTYPE o_ping(IDerived *This, LONG x, LONG *y)
-{
-    impl(This)->calls++;
-    *y = x * 2 + 1;
-    return x < 0 ? S_FALSE : S_OK;
-}
-static HRESULT STDMETHODCALLTYPE o_swap(IDerived *This, Pair *p)
-{
-    impl(This)->calls++;
-    LONG t = p->a;
-    p->a = p->b;
-    p->b = t;
-    return S_OK;
-}
-static HRESULT STDMETHODCALLTYPE o_nothing(IDerived *This)
-{
-    impl(This)->calls++;
-    return impl(This)->nothing_hr;
-}
-static HRESULT STDMETHODCALLTYPE o_bases(IDerived *This, char c, BYTE y, signed char sm,
-                                         unsigned char usm, short s, unsigned short us, int i,
-                                         unsigned int ui, LONG l, ULONG ul, hyper h, MIDL_uhyper uh,
-                                         __int64 i64, unsigned __int64 u64, float f, double d,
-                                         boolean b, BOOL B, DWORD dw, ULONGLONG ull, HRESULT hr,
-                                         Color col, double *sum)
-{
-    impl(This)->calls++;
-    int ok = c == 'x' && y == 0xFE && sm == -100 && usm == 200 && s == -30000 && us == 60000 &&
-             i == -2000000000 && ui == 4000000000u && l == -123456 && ul == 0xDEADBEEF &&
-             h == -1234567890123LL && uh == 0xFEDCBA9876543210ULL && i64 == INT64_MIN &&
-             u64 == UINT64_MAX && f == 1.5f && d == -2.25 && b == 1 && B == 7 &&
-             dw == 0x80000000u && ull == 42 && hr == E_FAIL && col == BLUE;
-    *sum = ok ? (double)f + d : -1;
-    return ok ? S_OK : E_INVALIDARG;
-}
-static HRESULT STDMETHODCALLTYPE o_structs(IDerived *This, Item in, const Item *pin, Item *pout,
-                                           Item *pio)
-{
-    impl(This)->calls++;
-    if (memcmp(&in, pin, sizeof(in)))
-        return E_INVALIDARG;
-    *pout = in;
-    pout->id++;
-    pio->id *= 2;
-    pio->w.h = -pio->w.h;
-    return S_OK;
-}
-static HRESULT STDMETHODCALLTYPE o_fixed(IDerived *This, LONG a[4], LONG b[4], Wide w[2], GUID g,
-                                         GUID *pg, REFIID riid2)
-{
-    impl(This)->calls++;
-    for (int i = 0; i < 4; i++)
-        b[i] = a[i] * 10;
-    w[0].h += 1;
-    w[1].d *= 2;
-    *pg = g;
-    pg->Data1++;
-    return IsEqualIID(riid2, &IID_ICallback) ? S_OK : E_INVALIDARG;
-}
-static size_t wlen(const WCHAR *w)
-{
-    size_t n = 0;
-    while (w[n])
-        n++;
-    return n;
-}
-static HRESULT STDMETHODCALLTYPE o_strings(IDerived *This, const char *a, const WCHAR *w,
-                                           LPCOLESTR ole, char **pa, WCHAR **pw)
-{
-    impl(This)->calls++;
-    size_t n = strlen(a), m = wlen(w), k = wlen(ole);
-    *pa = ShmCoTaskMemAlloc(n + 3);
-    *pw = ShmCoTaskMemAlloc((m + k + 1) * sizeof(WCHAR));
-    if (!*pa || !*pw) {
-        ShmCoTaskMemFree(*pa);
-        ShmCoTaskMemFree(*pw);
-        *pa = NULL;
-        *pw = NULL;
-        return E_OUTOFMEMORY;
-    }
-    (*pa)[0] = '<';
-    memcpy(*pa + 1, a, n);
-    (*pa)[n + 1] = '>';
-    (*pa)[n + 2] = 0;
-    memcpy(*pw, w, m * sizeof(WCHAR));
-    memcpy(*pw + m, ole, (k + 1) * sizeof(WCHAR));
-    return S_OK;
-}
-static HRESULT STDMETHODCALLTYPE o_arrays(IDerived *This, ULONG n, const LONG *in, LONG *out,
-                                          ULONG *pm, Item *io)
-{
-    impl(This)->calls++;
-    for (ULONG i = 0; i < n; i++)
-        out[i] = in[i] * 3;
-    for (ULONG i = 0; i < *pm; i++)
-        io[i].id += 100;
-    return S_OK;
-}
-static HRESULT STDMETHODCALLTYPE o_alloc(IDerived *This, LONG want, ULONG *pn, Item **items)
-{
-    impl(This)->calls++;
-    if (want < 0)
-        return E_INVALIDARG;
-    if (want == 0) {
-        *pn = 0;
-        *items = NULL;
-        return S_OK;
-    }
-    *items = ShmCoTaskMemAlloc(sizeof(Item) * (size_t)want);
-    if (!*items)
-        return E_OUTOFMEMORY;
-    memset(*items, 0, sizeof(Item) * (size_t)want);
-    for (LONG i = 0; i < want; i++)
-        (*items)[i].id = i * 7;
-    *pn = (ULONG)want;
-    return S_OK;
-}
-static HRESULT STDMETHODCALLTYPE o_allocin(IDerived *This, short n, BYTE **bytes)
-{
-    impl(This)->calls++;
-    *bytes = ShmCoTaskMemAlloc((size_t)n);
-    if (!*bytes)
-        return E_OUTOFMEMORY;
-    for (short i = 0; i < n; i++)
-        (*bytes)[i] = (BYTE)(i + 1);
-    return S_OK;
-}
-static HRESULT STDMETHODCALLTYPE o_signed(IDerived *This, LONG n, const BYTE *data)
-{
-    impl(This)->calls++;
-    impl(This)->signed_n = n;
-    (void)data;
-    return S_OK;
-}
-static HRESULT STDMETHODCALLTYPE o_fail(IDerived *This, HRESULT hr, LONG *value, char **s,
-                                        ULONG *pn, LONG **arr, ICallback **cb)
-{
-    /* a sloppy callee: sets every [out] even though it fails */
-    impl(This)->calls++;
-    *value = 99;
-    *s = ShmCoTaskMemAlloc(4);
-    if (*s)
-        memcpy(*s, "bad", 4);
-    *pn = 3;
-    *arr = ShmCoTaskMemAlloc(3 * sizeof(LONG));
-    *cb = &impl(This)->cb.ICallback_iface;
-    ICallback_AddRef(*cb);
-    return hr;
-}
-static HRESULT STDMETHODCALLTYPE o_give(IDerived *This, ICallback *cb, LONG value)
-{
-    impl(This)->calls++;
-    LONG twice = 0;
-    if (!cb)
-        return S_FALSE;
-    HRESULT hr = ICallback_Called(cb, value, &twice);
-    return FAILED(hr) ? hr : (twice == value * 2 ? S_OK : E_FAIL);
-}
-static HRESULT STDMETHODCALLTYPE o_get(IDerived *This, ICallback **cb)
-{
-    impl(This)->calls++;
-    *cb = &impl(This)->cb.ICallback_iface;
-    ICallback_AddRef(*cb);
-    return S_OK;
-}
-static HRESULT STDMETHODCALLTYPE o_query(IDerived *This, IUnknown *unk, REFIID riid, void **ppv)
-{
-    impl(This)->calls++;
-    *ppv = NULL;
-    if (!unk)
-        return E_POINTER;
-    return IUnknown_QueryInterface(unk, riid, ppv);
-}
-static HRESULT STDMETHODCALLTYPE o_passiid(IDerived *This, const IID *piid, IUnknown *unk, LONG *n)
-{
-    impl(This)->calls++;
-    void *p;
-    if (!unk || FAILED(IUnknown_QueryInterface(unk, piid, &p)))
-        return E_NOINTERFACE;
-    IUnknown_Release((IUnknown *)p);
-    *n = 1;
-    return S_OK;
-}
-static HRESULT STDMETHODCALLTYPE o_stream(IDerived *This, IStream *stm, ISequentialStream **seq)
-{
-    impl(This)->calls++;
-    *seq = NULL;
-    return stm ? E_UNEXPECTED : S_FALSE;
-}
-static HRESULT STDMETHODCALLTYPE o_more(IDerived *This, const char *name, ULONG *len)
-{
-    impl(This)->calls++;
-    *len = (ULONG)strlen(name);
-    return S_OK;
-}
-
-static const IDerivedVtbl obj_vtbl = {
-    o_qi,      o_addref, o_release, o_ping,   o_swap,    o_nothing, o_bases,
-    o_structs, o_fixed,  o_strings, o_arrays, o_alloc,   o_allocin, o_signed,
-    o_fail,    o_give,   o_get,     o_query,  o_passiid, o_stream,  o_more};
 
 /* ---- fixtures ----------------------------------------------------------------------- */
 
 static int setup(void **state)
 {
     (void)state;
-    memset(&obj, 0, sizeof(obj));
-    obj.IDerived_iface.lpVtbl = &obj_vtbl;
-    obj.refs = 1;
-    obj.cb.ICallback_iface.lpVtbl = &cb_vtbl;
-    obj.cb.refs = 1;
+    callsobj_init(&obj, NULL);
     fail_getbuffer = fail_second_getbuffer = fail_sendreceive = S_OK;
     inject_reply = NULL;
     unmarshal_fail = 0;
     assert_hr(
         make_proxy(find_info(&IID_IDerived), (IUnknown *)&obj.IDerived_iface, (void **)&proxy),
         S_OK);
-    obj.calls = 0;
+    obj.own.calls = 0;
     return 0;
 }
 
@@ -645,215 +375,44 @@ static void tables(void **state)
 static void simple_and_inherited(void **state)
 {
     (void)state;
-    LONG y = 0;
-    assert_hr(IDerived_Ping(proxy, 20, &y), S_OK); /* from the imported base */
-    assert_int_equal(y, 41);
-    assert_hr(IDerived_Ping(proxy, -1, &y), S_FALSE); /* success codes pass through */
-    assert_int_equal(y, -1);
-    Pair p = {1, 2};
-    assert_hr(IDerived_SwapPair(proxy, &p), S_OK);
-    assert_int_equal(p.a, 2);
-    assert_int_equal(p.b, 1);
-    assert_hr(IDerived_Nothing(proxy), S_OK);
-    ULONG len = 0;
-    assert_hr(IDerived_More(proxy, "seven!!", &len), S_OK);
-    assert_int_equal(len, 7);
-    assert_int_equal(obj.calls, 5);
-    /* QueryInterface through the channel */
-    ICalls *calls = NULL;
-    assert_hr(IDerived_QueryInterface(proxy, &IID_ICalls, (void **)&calls), S_OK);
-    assert_hr(ICalls_Nothing(calls), S_OK);
-    ICalls_Release(calls);
-    void *none = (void *)1;
-    assert_hr(IDerived_QueryInterface(proxy, &IID_IStream, &none), E_NOINTERFACE);
-    assert_null(none);
-    assert_hr(IDerived_QueryInterface(proxy, &IID_IStream, NULL), E_POINTER);
+    callsobj_check_simple(proxy, &obj.own);
+    assert_int_equal(obj.own.calls, 10);
 }
 
 static void base_types(void **state)
 {
     (void)state;
-    double sum = 0;
-    assert_hr(IDerived_Bases(proxy, 'x', 0xFE, -100, 200, -30000, 60000, -2000000000, 4000000000u,
-                             -123456, 0xDEADBEEF, -1234567890123LL, 0xFEDCBA9876543210ULL,
-                             INT64_MIN, UINT64_MAX, 1.5f, -2.25, 1, 7, 0x80000000u, 42, E_FAIL,
-                             BLUE, &sum),
-              S_OK);
-    assert_true(sum == -0.75);
-    /* the object's failure passes through, and [out] data comes back zeroed */
-    sum = 5;
-    assert_hr(IDerived_Bases(proxy, 'y', 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-                             S_OK, RED, &sum),
-              E_INVALIDARG);
-    assert_true(sum == 0);
-}
-
-static Item make_item(LONG id)
-{
-    Item it;
-    memset(&it, 0, sizeof(it));
-    it.id = id;
-    it.color = GREEN;
-    it.pair.a = id + 1;
-    it.pair.b = id + 2;
-    it.w.c = 'w';
-    it.w.h = 0x1122334455667788LL;
-    it.w.s = -5;
-    it.w.d = 3.5;
-    it.w.b = 1;
-    it.w.f = 0.25f;
-    it.w.g = IID_ICallback;
-    it.w.tail[2] = 9;
-    return it;
+    callsobj_check_base_types(proxy);
 }
 
 static void structs_and_fixed_arrays(void **state)
 {
     (void)state;
-    Item in = make_item(10), out, io = make_item(3);
-    assert_hr(IDerived_Structs(proxy, in, &in, &out, &io), S_OK);
-    Item expect = in;
-    expect.id = 11;
-    assert_memory_equal(&out, &expect, sizeof(out));
-    assert_int_equal(io.id, 6);
-    assert_true(io.w.h == -0x1122334455667788LL);
-    assert_int_equal(io.pair.b, 5);
-
-    LONG a[4] = {1, 2, 3, 4}, b[4] = {0};
-    Wide w[2];
-    memset(w, 0, sizeof(w));
-    w[0].h = 5;
-    w[1].d = 1.25;
-    GUID g = IID_IDerived, pg;
-    assert_hr(IDerived_Fixed(proxy, a, b, w, g, &pg, &IID_ICallback), S_OK);
-    assert_int_equal(b[3], 40);
-    assert_true(w[0].h == 6 && w[1].d == 2.5);
-    g.Data1++;
-    assert_true(IsEqualIID(&pg, &g));
-    /* the object's failure: [out] fixed data zeroed, [in, out] untouched */
-    memset(b, 0x55, sizeof(b));
-    assert_hr(IDerived_Fixed(proxy, a, b, w, g, &pg, &IID_IUnknown), E_INVALIDARG);
-    assert_int_equal(b[0], 0);
-    assert_true(w[0].h == 6);
+    callsobj_check_structs_and_fixed(proxy);
 }
-
-static const WCHAR wide_hi[] = {'h', 0x00e9, 'i', 0};
-static const WCHAR wide_yo[] = {'y', 'o', 0};
 
 static void strings(void **state)
 {
     (void)state;
-    char *a = NULL;
-    WCHAR *w = NULL;
-    assert_hr(IDerived_Strings(proxy, "abc", wide_hi, wide_yo, &a, &w), S_OK);
-    assert_string_equal(a, "<abc>");
-    static const WCHAR expect[] = {'h', 0x00e9, 'i', 'y', 'o', 0};
-    assert_memory_equal(w, expect, sizeof(expect));
-    ShmCoTaskMemFree(a);
-    ShmCoTaskMemFree(w);
-    static const WCHAR empty[] = {0};
-    assert_hr(IDerived_Strings(proxy, "", empty, empty, &a, &w), S_OK);
-    assert_string_equal(a, "<>");
-    assert_int_equal(w[0], 0);
-    ShmCoTaskMemFree(a);
-    ShmCoTaskMemFree(w);
-    /* NULL [in] strings and NULL [out] targets: E_POINTER, no call */
-    int calls = obj.calls;
-    a = (char *)1;
-    assert_hr(IDerived_Strings(proxy, NULL, wide_hi, wide_yo, &a, &w), E_POINTER);
-    assert_null(a);
-    assert_null(w);
-    assert_hr(IDerived_Strings(proxy, "x", wide_hi, wide_yo, NULL, &w), E_POINTER);
-    assert_int_equal(obj.calls, calls);
+    callsobj_check_strings(proxy, &obj.own);
 }
 
 static void sized_arrays(void **state)
 {
     (void)state;
-    LONG in[5] = {1, -2, 3, -4, 5}, out[5];
-    Item io[2] = {make_item(1), make_item(2)};
-    ULONG m = 2;
-    assert_hr(IDerived_Arrays(proxy, 5, in, out, &m, io), S_OK);
-    assert_int_equal(out[4], 15);
-    assert_int_equal(out[1], -6);
-    assert_int_equal(io[1].id, 102);
-    assert_int_equal(io[1].pair.a, 3);
-    m = 0;
-    assert_hr(IDerived_Arrays(proxy, 0, in, out, &m, io), S_OK);
-    /* 1 MiB each way */
-    ULONG big = 1 << 18;
-    LONG *bin = malloc(big * sizeof(LONG)), *bout = malloc(big * sizeof(LONG));
-    for (ULONG i = 0; i < big; i++)
-        bin[i] = (LONG)i;
-    assert_hr(IDerived_Arrays(proxy, big, bin, bout, &m, io), S_OK);
-    assert_int_equal(bout[big - 1], (LONG)(big - 1) * 3);
-    free(bin);
-    free(bout);
-    assert_hr(IDerived_Arrays(proxy, 5, NULL, out, &m, io), E_POINTER);
-    assert_hr(IDerived_Arrays(proxy, 5, in, out, NULL, io), E_POINTER);
-    /* a signed count that is negative: refused before any call */
-    int calls = obj.calls;
-    BYTE data[4] = {0};
-    assert_hr(IDerived_Signed(proxy, -1, data), E_INVALIDARG);
-    assert_int_equal(obj.calls, calls);
-    assert_hr(IDerived_Signed(proxy, 4, data), S_OK);
-    assert_int_equal(obj.signed_n, 4);
+    callsobj_check_sized_arrays(proxy, &obj.own);
 }
 
 static void callee_allocated(void **state)
 {
     (void)state;
-    ULONG n = 99;
-    Item *items = (Item *)1;
-    assert_hr(IDerived_Alloc(proxy, 7, &n, &items), S_OK);
-    assert_int_equal(n, 7);
-    assert_int_equal(items[6].id, 42);
-    ShmCoTaskMemFree(items);
-    assert_hr(IDerived_Alloc(proxy, 0, &n, &items), S_OK);
-    assert_int_equal(n, 0);
-    assert_null(items);
-    n = 5;
-    items = (Item *)1;
-    assert_hr(IDerived_Alloc(proxy, -1, &n, &items), E_INVALIDARG);
-    assert_int_equal(n, 0);
-    assert_null(items);
-    BYTE *bytes = NULL;
-    assert_hr(IDerived_AllocIn(proxy, 3, &bytes), S_OK);
-    assert_int_equal(bytes[2], 3);
-    ShmCoTaskMemFree(bytes);
-    bytes = (BYTE *)1;
-    assert_true(FAILED(IDerived_AllocIn(proxy, -3, &bytes))); /* the callee cannot allocate */
-    assert_null(bytes);
+    callsobj_check_callee_allocated(proxy);
 }
 
 static void method_failure(void **state)
 {
     (void)state;
-    LONG value = 5;
-    char *s = (char *)1;
-    ULONG n = 5;
-    LONG *arr = (LONG *)1;
-    ICallback *cb = (ICallback *)1;
-    assert_hr(IDerived_Fail(proxy, E_ACCESSDENIED, &value, &s, &n, &arr, &cb), E_ACCESSDENIED);
-    assert_int_equal(value, 0);
-    assert_null(s);
-    assert_int_equal(n, 0);
-    assert_null(arr);
-    assert_null(cb);
-    /* the callee's [out] allocations and reference were freed by the stub (teardown and
-     * ASan check it) */
-    assert_hr(IDerived_Fail(proxy, S_OK, &value, &s, &n, &arr, &cb), S_OK);
-    assert_int_equal(value, 99);
-    assert_string_equal(s, "bad");
-    assert_int_equal(n, 3);
-    assert_non_null(arr);
-    assert_non_null(cb);
-    LONG twice = 0;
-    assert_hr(ICallback_Called(cb, 21, &twice), S_OK); /* through a proxy */
-    assert_int_equal(twice, 42);
-    ICallback_Release(cb);
-    ShmCoTaskMemFree(s);
-    ShmCoTaskMemFree(arr);
+    callsobj_check_method_failure(proxy, &obj.own);
 }
 
 static void interfaces(void **state)
@@ -862,7 +421,7 @@ static void interfaces(void **state)
     ICallback *cb = &obj.cb.ICallback_iface;
     /* [in] interface: the callee calls back through a proxy */
     assert_hr(IDerived_GiveCallback(proxy, cb, 8), S_OK);
-    assert_int_equal(obj.cb.calls, 1);
+    assert_int_equal(obj.own.cb_calls, 1);
     assert_hr(IDerived_GiveCallback(proxy, NULL, 8), S_FALSE);
     /* [out] interface: a proxy comes back */
     ICallback *got = NULL;
@@ -871,7 +430,7 @@ static void interfaces(void **state)
     LONG twice;
     assert_hr(ICallback_Called(got, 4, &twice), S_OK);
     assert_int_equal(twice, 8);
-    assert_int_equal(obj.cb.calls, 2);
+    assert_int_equal(obj.own.cb_calls, 2);
     /* [in] interface that is itself a proxy: marshaled again */
     assert_hr(IDerived_GiveCallback(proxy, got, 1), S_OK);
     ICallback_Release(got);
@@ -905,7 +464,7 @@ static void out_unmarshal_failure(void **state)
     (void)state;
     ICallback *got = (ICallback *)1;
     /* the stub marshals, then the proxy's Unmarshal fails */
-    obj.calls = 0;
+    obj.own.calls = 0;
     unmarshal_fail = 0;
     /* make the proxy side fail: flag it after the stub ran, via an injected copy */
     assert_hr(IDerived_GetCallback(proxy, &got), S_OK);
@@ -929,13 +488,13 @@ static void out_unmarshal_failure(void **state)
 static void null_pointers_and_bad_slots(void **state)
 {
     (void)state;
-    int calls = obj.calls;
+    int calls = obj.own.calls;
     assert_hr(IDerived_Ping(proxy, 1, NULL), E_POINTER);
     assert_hr(IDerived_SwapPair(proxy, NULL), E_POINTER);
     assert_hr(IDerived_Alloc(proxy, 1, NULL, NULL), E_POINTER);
     assert_hr(IDerived_GetCallback(proxy, NULL), E_POINTER);
     assert_hr(IDerived_Query(proxy, NULL, NULL, NULL), E_POINTER);
-    assert_int_equal(obj.calls, calls);
+    assert_int_equal(obj.own.calls, calls);
     assert_int_equal(getbuffer_calls > 0, 1);
     /* slots that are not methods */
     reply_sink sink = {{&sink_vtbl}, NULL, 0};
@@ -950,7 +509,7 @@ static void null_pointers_and_bad_slots(void **state)
         RPC_E_INVALIDMETHOD);
     assert_hr(ShmProxyInvoke(proxy, 2, NULL), RPC_E_INVALIDMETHOD);
     assert_hr(ShmProxyInvoke(proxy, 21, NULL), RPC_E_INVALIDMETHOD);
-    assert_int_equal(obj.calls, calls);
+    assert_int_equal(obj.own.calls, calls);
 }
 
 static void channel_errors(void **state)
@@ -959,7 +518,8 @@ static void channel_errors(void **state)
     char *a = (char *)1;
     WCHAR *w = (WCHAR *)1;
     fail_getbuffer = RPC_E_DISCONNECTED;
-    assert_hr(IDerived_Strings(proxy, "a", wide_hi, wide_yo, &a, &w), RPC_E_DISCONNECTED);
+    assert_hr(IDerived_Strings(proxy, "a", callsobj_wide_hi, callsobj_wide_yo, &a, &w),
+              RPC_E_DISCONNECTED);
     assert_null(a);
     assert_null(w);
     fail_getbuffer = S_OK;
@@ -972,7 +532,7 @@ static void channel_errors(void **state)
     fail_second_getbuffer = RPC_E_TIMEOUT;
     assert_hr(IDerived_GiveCallback(proxy, &obj.cb.ICallback_iface, 1), RPC_E_TIMEOUT);
     fail_second_getbuffer = S_OK;
-    assert_int_equal(obj.calls, 0);
+    assert_int_equal(obj.own.calls, 0);
 }
 
 /* ---- hostile requests ----------------------------------------------------------- */
@@ -1019,11 +579,11 @@ static void expect_bad(uint32_t slot, const unsigned char *req, uint32_t size, u
     unsigned char *m = malloc(size);
     memcpy(m, req, size);
     put32(m + at, value);
-    int calls = obj.calls;
+    int calls = obj.own.calls;
     HRESULT hr = stub_call(slot, m, size);
     if (hr != RPC_E_INVALID_DATA)
         fail_msg("slot %u, field at %u = 0x%x: hr 0x%08x", slot, at, value, (unsigned)hr);
-    assert_int_equal(obj.calls, calls);
+    assert_int_equal(obj.own.calls, calls);
     free(m);
 }
 
@@ -1032,7 +592,7 @@ static void hostile_requests(void **state)
     (void)state;
     char *a;
     WCHAR *w;
-    assert_hr(IDerived_Strings(proxy, "abc", wide_hi, wide_yo, &a, &w), S_OK);
+    assert_hr(IDerived_Strings(proxy, "abc", callsobj_wide_hi, callsobj_wide_yo, &a, &w), S_OK);
     ShmCoTaskMemFree(a);
     ShmCoTaskMemFree(w);
     uint32_t size = last_request_size;
@@ -1041,13 +601,13 @@ static void hostile_requests(void **state)
     /* layout: refs of a, w, ole at 0, 8, 16; data from 24, 8-aligned */
     assert_int_equal(get32(req), 24);
     assert_int_equal(get32(req + 4), 4);
-    int calls = obj.calls;
+    int calls = obj.own.calls;
     assert_hr(stub_call(SLOT_STRINGS, req, size), S_OK);
-    assert_int_equal(obj.calls, calls + 1);
+    assert_int_equal(obj.own.calls, calls + 1);
     /* truncated: every prefix */
     for (uint32_t n = 0; n < size; n++) {
         assert_hr(stub_call(SLOT_STRINGS, req, n), RPC_E_INVALID_DATA);
-        assert_int_equal(obj.calls, calls + 1);
+        assert_int_equal(obj.own.calls, calls + 1);
     }
     uint32_t w_off = get32(req + 8), ole_off = get32(req + 16);
     expect_bad(SLOT_STRINGS, req, size, 0, 8);                 /* into the fixed part */
@@ -1068,17 +628,17 @@ static void hostile_requests(void **state)
 
     /* sized arrays: counts must match the refs' lengths */
     LONG in[3] = {1, 2, 3}, out[3];
-    Item io[1] = {make_item(0)};
+    Item io[1] = {callsobj_item(0)};
     ULONG m1 = 1;
     assert_hr(IDerived_Arrays(proxy, 3, in, out, &m1, io), S_OK);
     size = last_request_size;
     req = malloc(size);
     memcpy(req, last_request, size);
-    calls = obj.calls;
+    calls = obj.own.calls;
     assert_hr(stub_call(SLOT_ARRAYS, req, size), S_OK);
     for (uint32_t n = 0; n < size; n++)
         assert_hr(stub_call(SLOT_ARRAYS, req, n), RPC_E_INVALID_DATA);
-    assert_int_equal(obj.calls, calls + 1);
+    assert_int_equal(obj.own.calls, calls + 1);
     expect_bad(SLOT_ARRAYS, req, size, 0, 4);           /* n no longer matches in's length */
     expect_bad(SLOT_ARRAYS, req, size, 0, 0xFFFFFFFFu); /* huge count */
     expect_bad(SLOT_ARRAYS, req, size, 12, 2);          /* *pm no longer matches io's length */
@@ -1112,9 +672,9 @@ static void hostile_requests(void **state)
     size = last_request_size;
     req = malloc(size);
     memcpy(req, last_request, size); /* its record was consumed by the real call */
-    calls = obj.calls;
+    calls = obj.own.calls;
     assert_hr(stub_call(SLOT_QUERY, req, size), RPC_E_INVALID_OBJREF);
-    assert_int_equal(obj.calls, calls);
+    assert_int_equal(obj.own.calls, calls);
     expect_bad(SLOT_QUERY, req, size, 4, size); /* record past the end */
     expect_bad(SLOT_QUERY, req, size, 0, 8);    /* record over the riid slot */
     free(req);
@@ -1138,7 +698,7 @@ static void bare_method(void **state)
 {
     (void)state;
     assert_hr(IDerived_Nothing(proxy), S_OK);
-    assert_int_equal(obj.calls, 1);
+    assert_int_equal(obj.own.calls, 1);
     assert_int_equal(last_request_size, 0);
     assert_int_equal(last_reply_size, 8); /* the HRESULT, padded */
     assert_int_equal(get32(last_reply), S_OK);
@@ -1152,7 +712,7 @@ static void bare_method(void **state)
     assert_int_equal(last_reply_size, 4);
     assert_int_equal(get32(last_reply), (uint32_t)E_NOTIMPL);
     obj.nothing_hr = S_OK;
-    assert_int_equal(obj.calls, 3);
+    assert_int_equal(obj.own.calls, 3);
 
     /* the channel's errors, without a call */
     fail_getbuffer = RPC_E_DISCONNECTED;
@@ -1161,7 +721,7 @@ static void bare_method(void **state)
     fail_sendreceive = RPC_E_SERVER_DIED;
     assert_hr(IDerived_Nothing(proxy), RPC_E_SERVER_DIED);
     fail_sendreceive = S_OK;
-    assert_int_equal(obj.calls, 3);
+    assert_int_equal(obj.own.calls, 3);
 
     /* replies from a hostile peer: too short for an HRESULT, or one that
      * fails (then nothing else is read); a longer one is only read as far
@@ -1185,19 +745,19 @@ static void bare_method(void **state)
     /* the stub: a request may carry more than the method reads; a reply
      * buffer it cannot get is the call's error (the method ran) */
     static const unsigned char extra[8] = {1, 2, 3, 4, 5, 6, 7, 8};
-    int calls = obj.calls;
+    int calls = obj.own.calls;
     assert_hr(stub_call(SLOT_NOTHING, extra, sizeof(extra)), S_OK);
-    assert_int_equal(obj.calls, calls + 1);
+    assert_int_equal(obj.own.calls, calls + 1);
     ShmStubReply failing = {&failing_sink_vtbl};
     assert_hr(ShmStubInvoke(find_info(&IID_IDerived), &obj.IDerived_iface, SLOT_NOTHING, NULL, 0,
                             &marshaler, &failing),
               E_OUTOFMEMORY);
-    assert_int_equal(obj.calls, calls + 2);
+    assert_int_equal(obj.own.calls, calls + 2);
     /* and what it checks before the short path: the method and the size */
     assert_hr(ShmStubInvoke(find_info(&IID_IDerived), &obj.IDerived_iface, SLOT_NOTHING, NULL, 8,
                             &marshaler, &failing),
               E_INVALIDARG);
-    assert_int_equal(obj.calls, calls + 2);
+    assert_int_equal(obj.own.calls, calls + 2);
 }
 
 /* ---- hostile replies ------------------------------------------------------------------ */
@@ -1208,7 +768,7 @@ static void expect_bad_reply(const unsigned char *rep, uint32_t size, HRESULT ex
     inject_reply_size = size;
     char *a = (char *)1;
     WCHAR *w = (WCHAR *)1;
-    assert_hr(IDerived_Strings(proxy, "abc", wide_hi, wide_yo, &a, &w), expect);
+    assert_hr(IDerived_Strings(proxy, "abc", callsobj_wide_hi, callsobj_wide_yo, &a, &w), expect);
     assert_null(a);
     assert_null(w);
     inject_reply = NULL;
@@ -1219,7 +779,7 @@ static void hostile_replies(void **state)
     (void)state;
     char *a;
     WCHAR *w;
-    assert_hr(IDerived_Strings(proxy, "abc", wide_hi, wide_yo, &a, &w), S_OK);
+    assert_hr(IDerived_Strings(proxy, "abc", callsobj_wide_hi, callsobj_wide_yo, &a, &w), S_OK);
     ShmCoTaskMemFree(a);
     ShmCoTaskMemFree(w);
     uint32_t size = last_reply_size;
@@ -1247,7 +807,7 @@ static void hostile_replies(void **state)
     inject_reply = m;
     inject_reply_size = size;
     a = (char *)1;
-    assert_hr(IDerived_Strings(proxy, "abc", wide_hi, wide_yo, &a, &w), S_OK);
+    assert_hr(IDerived_Strings(proxy, "abc", callsobj_wide_hi, callsobj_wide_yo, &a, &w), S_OK);
     assert_null(a);
     ShmCoTaskMemFree(w);
     /* a failure HRESULT ends it: [out] pointers NULL */
@@ -1291,7 +851,7 @@ static HRESULT sc_strings(void)
 {
     char *a;
     WCHAR *w;
-    HRESULT hr = IDerived_Strings(proxy, "abc", wide_hi, wide_yo, &a, &w);
+    HRESULT hr = IDerived_Strings(proxy, "abc", callsobj_wide_hi, callsobj_wide_yo, &a, &w);
     if (SUCCEEDED(hr)) {
         assert_string_equal(a, "<abc>");
         ShmCoTaskMemFree(a);
@@ -1305,7 +865,7 @@ static HRESULT sc_strings(void)
 static HRESULT sc_arrays(void)
 {
     LONG in[40] = {0}, out[40];
-    Item io[2] = {make_item(1), make_item(2)};
+    Item io[2] = {callsobj_item(1), callsobj_item(2)};
     ULONG m = 2;
     return IDerived_Arrays(proxy, 40, in, out, &m, io);
 }
