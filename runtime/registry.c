@@ -1,7 +1,8 @@
 /*
  * registry.c - which interfaces this process can make proxies and stubs
  * for: the tables shmidl generates, registered with
- * ShmCoRegisterProxyStubs. Looked up by IID when an interface is marshaled,
+ * ShmCoRegisterProxyStubs, and the runtime's own for the streams
+ * (streamps.c). Looked up by IID when an interface is marshaled,
  * unmarshaled or queried through a proxy.
  */
 #include "alloc.h"
@@ -34,7 +35,7 @@ const ShmInterfaceInfo *shmc_registry_find(REFIID iid)
         }
     }
     shmc_plat_mutex_unlock(&shmc_g.lock);
-    return found;
+    return found ? found : shmc_stream_ps_find(iid);
 }
 
 /* A table the engine can rely on: counts and pointers where they must be. */

@@ -462,6 +462,9 @@ typedef struct shmc_tuning {
     /* tests: how long a spare receiver (conn.c) takes to get to its first
      * sleep, as a thread may on a loaded machine (0: no delay) */
     _Atomic uint32_t spare_delay_ms;
+    /* tests: the most bytes one call of a stream proxy's Read or Write
+     * moves (streamps.c; 0: 64 MiB) */
+    _Atomic uint32_t stream_chunk;
 } shmc_tuning;
 extern shmc_tuning shmc_tune;
 
@@ -851,7 +854,11 @@ void shmc_stubmgr_release_object(shmc_stubmgr *sm);
  * stub and adds one strong reference for the caller. */
 HRESULT shmc_stubmgr_qi(shmc_stubmgr *sm, REFIID iid, shmc_ifstub **out);
 
+/* The proxy/stub table for iid: a registered one, else the runtime's own
+ * (ISequentialStream, IStream); NULL if there is none. */
 const ShmInterfaceInfo *shmc_registry_find(REFIID iid);
+/* The runtime's own tables (streamps.c): ISequentialStream and IStream. */
+const ShmInterfaceInfo *shmc_stream_ps_find(REFIID iid);
 
 /* Apartment shutdown: disconnects its stubs, releases its proxies. */
 void shmc_apt_shutdown(shmc_apt *apt);

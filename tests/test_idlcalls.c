@@ -5,12 +5,14 @@
  * LPCOLESTR strings, size_is(n) and size_is(*pm) arrays in, out and in
  * both directions, callee-allocated size_is(, *pn) and size_is(, n)
  * arrays, an interface derived from one of another file, [in] and [out]
- * interface pointers, iid_is on both, a NULL IStream), through the runtime's
- * real channel: between apartments of this process (an MTA caller and an
- * STA object, an STA caller and an MTA object), and between processes
- * (MSHCTX_LOCAL, the object in a child, both pairs). test_proxystub runs
- * the same checks (calls/callsobj.c) through a loopback channel; here the
- * runtime's marshaler, transport and apartments carry them.
+ * interface pointers, iid_is on both, IStream and ISequentialStream),
+ * through the runtime's real channel: between apartments of this process
+ * (an MTA caller and an STA object, an STA caller and an MTA object), and
+ * between processes (MSHCTX_LOCAL, the object in a child, both pairs).
+ * test_proxystub runs the same checks (calls/callsobj.c) through a
+ * loopback channel; here the runtime's marshaler, transport and
+ * apartments carry them. Then the rules of the runtime's own stream
+ * proxies (streamps.c) that calls.idl does not reach.
  *
  * Every scenario ends with every reference given back: the objects count
  * theirs, and the object's process checks its own (a child exits 0 only
@@ -18,6 +20,8 @@
  */
 #define COBJMACROS
 #include "callsobj.h"
+#include "psengine.h"
+#include "rt.h"
 #include "tobj.h"
 #include "xpeer_mb.h"
 
@@ -209,7 +213,7 @@ static void check_interfaces(IDerived *p, callsobj_counts *counts, bool sta)
 
 /* Every method of calls.idl through p, checked in both directions; each
  * of the calls that every_method makes reaches the object once. */
-enum { EVERY_METHOD_CALLS = 43 };
+enum { EVERY_METHOD_CALLS = 44 };
 static void every_method(IDerived *p, callsobj_counts *counts, bool sta)
 {
     callsobj_check_simple(p, counts);
@@ -219,6 +223,7 @@ static void every_method(IDerived *p, callsobj_counts *counts, bool sta)
     callsobj_check_sized_arrays(p, counts);
     callsobj_check_callee_allocated(p);
     callsobj_check_method_failure(p, counts);
+    callsobj_check_streams(p, counts);
     check_interfaces(p, counts, sta);
 }
 
@@ -343,6 +348,166 @@ static void sta_caller_mta_object_in_another_process(void **state)
     between_processes(COINIT_MULTITHREADED, COINIT_APARTMENTTHREADED);
 }
 
+/* ---- the stream proxies' own rules ------------------------------------------------ */
+
+/* An ISequentialStream over 64 bytes that counts its calls, and lies
+ * about its counts when told to. */
+typedef struct tseq {
+    ISequentialStream ISequentialStream_iface;
+    _Atomic int refs;
+    _Atomic int reads, writes;
+    _Atomic int lie;
+    unsigned char data[64];
+    ULONG pos, size;
+} tseq;
+
+static HRESULT STDMETHODCALLTYPE tseq_QueryInterface(ISequentialStream *This, REFIID riid,
+                                                     void **ppv)
+{
+    if (IsEqualIID(riid, &IID_IUnknown) || IsEqualIID(riid, &IID_ISequentialStream)) {
+        *ppv = This;
+        ISequentialStream_AddRef(This);
+        return S_OK;
+    }
+    *ppv = NULL;
+    return E_NOINTERFACE;
+}
+static ULONG STDMETHODCALLTYPE tseq_AddRef(ISequentialStream *This)
+{
+    return (ULONG)atomic_fetch_add(&((tseq *)This)->refs, 1) + 1;
+}
+static ULONG STDMETHODCALLTYPE tseq_Release(ISequentialStream *This)
+{
+    return (ULONG)atomic_fetch_sub(&((tseq *)This)->refs, 1) - 1;
+}
+static HRESULT STDMETHODCALLTYPE tseq_Read(ISequentialStream *This, void *pv, ULONG cb,
+                                           ULONG *pcbRead)
+{
+    tseq *t = (tseq *)This;
+    t->reads++;
+    ULONG n = t->size - t->pos < cb ? t->size - t->pos : cb;
+    memcpy(pv, t->data + t->pos, n);
+    t->pos += n;
+    *pcbRead = n + (t->lie ? 1 : 0);
+    return S_OK;
+}
+static HRESULT STDMETHODCALLTYPE tseq_Write(ISequentialStream *This, const void *pv, ULONG cb,
+                                            ULONG *pcbWritten)
+{
+    tseq *t = (tseq *)This;
+    t->writes++;
+    ULONG n = sizeof(t->data) - t->pos < cb ? (ULONG)sizeof(t->data) - t->pos : cb;
+    memcpy(t->data + t->pos, pv, n);
+    t->pos += n;
+    t->size = t->pos > t->size ? t->pos : t->size;
+    *pcbWritten = n + (t->lie ? 1 : 0);
+    return S_OK;
+}
+static const ISequentialStreamVtbl tseq_vtbl = {tseq_QueryInterface, tseq_AddRef, tseq_Release,
+                                                tseq_Read, tseq_Write};
+
+static tseq seq_obj;
+
+static int chunks_back(void **state)
+{
+    atomic_store(&shmc_tune.stream_chunk, 0);
+    return teardown(state);
+}
+
+/* Through a proxy, a Read or Write larger than a chunk (64 MiB; 16 bytes
+ * here) is several calls, stopping at the first short count; a count
+ * above what was asked for is refused, and nothing of it comes back. */
+static void stream_proxy_chunks_and_counts(void **state)
+{
+    (void)state;
+    memset(&seq_obj, 0, sizeof(seq_obj));
+    seq_obj.ISequentialStream_iface.lpVtbl = &tseq_vtbl;
+    seq_obj.refs = 1;
+    for (int i = 0; i < 40; i++)
+        seq_obj.data[i] = (unsigned char)(i + 1);
+    seq_obj.size = 40;
+    atomic_store(&shmc_tune.stream_chunk, 16);
+    enter_apartment(COINIT_MULTITHREADED);
+    IStream *stream = NULL;
+    assert_hr(shmc_stream_create_heap(0, &stream), S_OK);
+    left.host = thost_start(COINIT_APARTMENTTHREADED, stream, &IID_ISequentialStream,
+                            (IUnknown *)&seq_obj.ISequentialStream_iface, MSHLFLAGS_NORMAL);
+    assert_hr(thost_marshal_hr(left.host), S_OK);
+    tstream_rewind(stream);
+    ISequentialStream *p = NULL;
+    assert_hr(ShmCoUnmarshalInterface(stream, &IID_ISequentialStream, (void **)&p), S_OK);
+    assert_ptr_not_equal(p, &seq_obj.ISequentialStream_iface);
+
+    unsigned char buf[64];
+    ULONG got = 0;
+    memset(buf, 0, sizeof(buf));
+    assert_hr(ISequentialStream_Read(p, buf, 40, &got), S_OK);
+    assert_int_equal(got, 40);
+    assert_int_equal(seq_obj.reads, 3); /* 16 + 16 + 8 */
+    assert_memory_equal(buf, seq_obj.data, 40);
+    /* at the end: one call, short */
+    assert_hr(ISequentialStream_Read(p, buf, 40, &got), S_OK);
+    assert_int_equal(got, 0);
+    assert_int_equal(seq_obj.reads, 4);
+    /* a short count in the second chunk ends it there */
+    seq_obj.pos = 20;
+    assert_hr(ISequentialStream_Read(p, buf, 64, &got), S_OK);
+    assert_int_equal(got, 20);
+    assert_int_equal(seq_obj.reads, 6);
+    assert_memory_equal(buf, seq_obj.data + 20, 20);
+
+    unsigned char in[48];
+    for (int i = 0; i < 48; i++)
+        in[i] = (unsigned char)(100 + i);
+    seq_obj.pos = 0;
+    ULONG done = 0;
+    assert_hr(ISequentialStream_Write(p, in, 48, &done), S_OK);
+    assert_int_equal(done, 48);
+    assert_int_equal(seq_obj.writes, 3);
+    assert_memory_equal(seq_obj.data, in, 48);
+    assert_int_equal(seq_obj.size, 48);
+
+    /* a stream that says it moved a byte more than it was asked for */
+    seq_obj.lie = 1;
+    seq_obj.pos = 0;
+    memset(buf, 0x55, sizeof(buf));
+    got = 99;
+    assert_hr(ISequentialStream_Read(p, buf, 10, &got), RPC_E_INVALID_DATA);
+    assert_int_equal(got, 0);
+    for (int i = 0; i < 10; i++)
+        assert_int_equal(buf[i], 0);
+    assert_int_equal(buf[10], 0x55);
+    done = 99;
+    assert_hr(ISequentialStream_Write(p, in, 10, &done), RPC_E_INVALID_DATA);
+    assert_int_equal(done, 0);
+    seq_obj.lie = 0;
+
+    assert_int_equal(ISequentialStream_Release(p), 0);
+    assert_int_equal(atomic_load(&seq_obj.refs), 1);
+    thost_stop(left.host, false);
+    left.host = NULL;
+    IStream_Release(stream);
+    leave_apartment();
+}
+
+/* The runtime's tables for the streams pass the engine's checks, and a
+ * process that registered nothing finds them. */
+static void stream_tables(void **state)
+{
+    (void)state;
+    const ShmInterfaceInfo *seq = shmc_registry_find(&IID_ISequentialStream);
+    const ShmInterfaceInfo *stm = shmc_registry_find(&IID_IStream);
+    assert_non_null(seq);
+    assert_non_null(stm);
+    assert_hr(shmc_ps_check_interface(seq), S_OK);
+    assert_hr(shmc_ps_check_interface(stm), S_OK);
+    assert_int_equal(seq->nmethods, 5);
+    assert_int_equal(stm->nmethods, 14);
+    assert_true(IsEqualIID(stm->base_iid, &IID_ISequentialStream));
+    assert_string_equal(stm->methods[12].name, "Stat");
+    assert_null(shmc_registry_find(&IID_ILocalOnly));
+}
+
 int main(int argc, char **argv)
 {
     static const tsupport_child children[] = {
@@ -355,6 +520,8 @@ int main(int argc, char **argv)
         cmocka_unit_test_teardown(sta_caller_mta_object, teardown),
         cmocka_unit_test_teardown(mta_caller_sta_object_in_another_process, teardown),
         cmocka_unit_test_teardown(sta_caller_mta_object_in_another_process, teardown),
+        cmocka_unit_test_teardown(stream_proxy_chunks_and_counts, chunks_back),
+        cmocka_unit_test(stream_tables),
         cmocka_unit_test(tsupport_check_names_gone),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -415,6 +415,12 @@ static void method_failure(void **state)
     callsobj_check_method_failure(proxy, &obj.own);
 }
 
+static void streams(void **state)
+{
+    (void)state;
+    callsobj_check_streams(proxy, &obj.own);
+}
+
 static void interfaces(void **state)
 {
     (void)state;
@@ -963,6 +969,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(sized_arrays, setup, teardown),
         cmocka_unit_test_setup_teardown(callee_allocated, setup, teardown),
         cmocka_unit_test_setup_teardown(method_failure, setup, teardown),
+        cmocka_unit_test_setup_teardown(streams, setup, teardown),
         cmocka_unit_test_setup_teardown(interfaces, setup, teardown),
         cmocka_unit_test_setup_teardown(out_unmarshal_failure, setup, teardown),
         cmocka_unit_test_setup_teardown(null_pointers_and_bad_slots, setup, teardown),

@@ -20,7 +20,9 @@
  * `want` items with ids 0, 7, 14...; AllocIn gives 1, 2, ... n; Fail sets
  * every [out] and returns hr; GiveCallback calls cb (S_FALSE for NULL);
  * GetCallback gives the object's callback; Query and PassIid query the
- * [in] interface; Stream fails for a stream; More gives strlen(name).
+ * [in] interface; Stream reads the caller's stream, writes "!" at its
+ * end and gives a shared-memory stream of its own that holds what it read
+ * in angle brackets (S_FALSE for NULL); More gives strlen(name).
  * Ping(CALLSOBJ_FAIL), a SwapPair whose a is CALLSOBJ_FAIL, Strings and
  * More of "fail" and Arrays whose in[0] is CALLSOBJ_FAIL fail with E_FAIL
  * after setting their [out] parameters, as a sloppy callee would.
@@ -269,7 +271,45 @@ static HRESULT STDMETHODCALLTYPE o_stream(IDerived *This, IStream *stm, ISequent
 {
     impl(This)->counts->calls++;
     *seq = NULL;
-    return stm ? E_UNEXPECTED : S_FALSE;
+    if (!stm)
+        return S_FALSE;
+    /* what the caller's stream holds, from its start; then a mark at its
+     * end (NULL counts and positions, as COM allows) */
+    STATSTG st;
+    HRESULT hr = IStream_Stat(stm, &st, STATFLAG_NONAME);
+    if (FAILED(hr))
+        return hr;
+    char buf[CALLSOBJ_STREAM_MAX + 2];
+    if (st.pwcsName || st.cbSize.QuadPart > CALLSOBJ_STREAM_MAX)
+        return E_INVALIDARG;
+    ULONG n = (ULONG)st.cbSize.QuadPart, got = 0;
+    LARGE_INTEGER zero;
+    zero.QuadPart = 0;
+    hr = IStream_Seek(stm, zero, STREAM_SEEK_SET, NULL);
+    if (SUCCEEDED(hr))
+        hr = IStream_Read(stm, buf + 1, n, &got);
+    if (SUCCEEDED(hr) && got != n)
+        hr = E_FAIL;
+    if (SUCCEEDED(hr))
+        hr = IStream_Seek(stm, zero, STREAM_SEEK_END, NULL);
+    if (SUCCEEDED(hr))
+        hr = IStream_Write(stm, "!", 1, NULL);
+    if (FAILED(hr))
+        return hr;
+    /* a stream of its own, "<what it read>", from its start */
+    IStream *own;
+    hr = ShmCreateStreamOnSharedMemory(NULL, 1 << 16, 0, &own);
+    if (FAILED(hr))
+        return hr;
+    buf[0] = '<';
+    buf[n + 1] = '>';
+    hr = IStream_Write(own, buf, n + 2, NULL);
+    if (SUCCEEDED(hr))
+        hr = IStream_Seek(own, zero, STREAM_SEEK_SET, NULL);
+    if (SUCCEEDED(hr))
+        hr = IStream_QueryInterface(own, &IID_ISequentialStream, (void **)seq);
+    IStream_Release(own);
+    return hr;
 }
 static HRESULT STDMETHODCALLTYPE o_more(IDerived *This, const char *name, ULONG *len)
 {
@@ -573,4 +613,120 @@ void callsobj_check_method_failure(IDerived *p, callsobj_counts *counts)
     ICallback_Release(cb);
     ShmCoTaskMemFree(s);
     ShmCoTaskMemFree(arr);
+}
+
+/* Reads a stream from its start: its size and its first bytes. */
+static ULONG stream_text(IStream *s, char *text, ULONG size)
+{
+    STATSTG st;
+    assert_hr(IStream_Stat(s, &st, STATFLAG_NONAME), S_OK);
+    assert_null(st.pwcsName);
+    tsupport_stream_seek(s, 0);
+    ULONG got = 0;
+    memset(text, 0, size);
+    assert_hr(IStream_Read(s, text, size, &got), S_OK);
+    assert_true(got == st.cbSize.QuadPart || got == size);
+    return (ULONG)st.cbSize.QuadPart;
+}
+
+void callsobj_check_streams(IDerived *p, callsobj_counts *counts)
+{
+    int calls = counts->calls;
+    IStream *mine = NULL;
+    assert_hr(ShmCreateStreamOnSharedMemory(NULL, 1 << 16, 0, &mine), S_OK);
+    assert_hr(IStream_Write(mine, "hello", 5, NULL), S_OK);
+    /* the object reads this stream and marks its end (its seek pointer
+     * is this stream's: it moved), and gives a stream of its own */
+    ISequentialStream *seq = NULL;
+    assert_hr(IDerived_Stream(p, mine, &seq), S_OK);
+    assert_non_null(seq);
+    assert_int_equal(tsupport_stream_pos(mine), 6);
+    char text[32];
+    assert_int_equal(stream_text(mine, text, sizeof(text)), 6);
+    assert_string_equal(text, "hello!");
+    memset(text, 0, sizeof(text));
+    ULONG got = 0;
+    assert_hr(ISequentialStream_Read(seq, text, sizeof(text), &got), S_OK);
+    assert_int_equal(got, 7);
+    assert_string_equal(text, "<hello>");
+
+    /* every IStream method of the object's stream */
+    IStream *stm = NULL;
+    assert_hr(ISequentialStream_QueryInterface(seq, &IID_IStream, (void **)&stm), S_OK);
+    LARGE_INTEGER move;
+    ULARGE_INTEGER pos;
+    move.QuadPart = 1;
+    pos.QuadPart = 99;
+    assert_hr(IStream_Seek(stm, move, STREAM_SEEK_SET, &pos), S_OK);
+    assert_int_equal(pos.QuadPart, 1);
+    memset(text, 0, sizeof(text));
+    assert_hr(IStream_Read(stm, text, 5, NULL), S_OK); /* a NULL count */
+    assert_string_equal(text, "hello");
+    ULONG done = 0;
+    assert_hr(IStream_Write(stm, "HEL", 3, &done), S_OK);
+    assert_int_equal(done, 3);
+    STATSTG st;
+    assert_hr(IStream_Stat(stm, &st, STATFLAG_DEFAULT), S_OK);
+    assert_int_equal(st.type, STGTY_STREAM);
+    assert_int_equal(st.cbSize.QuadPart, 9);
+    /* its name (ShmCreateStreamOnSharedMemory's for NULL), for the caller to free */
+    assert_non_null(st.pwcsName);
+    static const OLECHAR anon[] = {'a', 'n', 'o', 'n', '-'};
+    assert_memory_equal(st.pwcsName, anon, sizeof(anon));
+    ShmCoTaskMemFree(st.pwcsName);
+    assert_hr(IStream_Stat(stm, &st, STATFLAG_NONAME), S_OK);
+    assert_null(st.pwcsName);
+    memset(&st, 0x55, sizeof(st));
+    assert_hr(IStream_Stat(stm, &st, 0x100), STG_E_INVALIDFLAG);
+    assert_null(st.pwcsName);
+    assert_int_equal(st.cbSize.QuadPart, 0);
+    assert_hr(IStream_Stat(stm, NULL, STATFLAG_NONAME), STG_E_INVALIDPOINTER);
+    ULARGE_INTEGER size, cb, r, w;
+    size.QuadPart = 4;
+    assert_hr(IStream_SetSize(stm, size), S_OK);
+    assert_hr(IStream_Stat(stm, &st, STATFLAG_NONAME), S_OK);
+    assert_int_equal(st.cbSize.QuadPart, 4);
+    assert_hr(IStream_Commit(stm, STGC_DEFAULT), S_OK);
+    assert_hr(IStream_Revert(stm), S_OK);
+    size.QuadPart = 0;
+    cb.QuadPart = 1;
+    assert_hr(IStream_LockRegion(stm, size, cb, LOCK_WRITE), STG_E_INVALIDFUNCTION);
+    assert_hr(IStream_UnlockRegion(stm, size, cb, LOCK_WRITE), S_OK);
+    move.QuadPart = 7;
+    assert_hr(IStream_Seek(stm, move, 7, NULL), STG_E_SEEKERROR); /* no such origin */
+    move.QuadPart = 0;
+    assert_hr(IStream_Seek(stm, move, STREAM_SEEK_SET, NULL), S_OK);
+    /* a clone: its own seek pointer over the same bytes */
+    IStream *clone = NULL;
+    assert_hr(IStream_Clone(stm, &clone), S_OK);
+    memset(text, 0, sizeof(text));
+    assert_hr(IStream_Read(clone, text, sizeof(text), &got), S_OK);
+    assert_int_equal(got, 4);
+    assert_string_equal(text, "<hel");
+    assert_int_equal(tsupport_stream_pos(stm), 0);
+    IStream_Release(clone);
+    assert_hr(IStream_Clone(stm, NULL), STG_E_INVALIDPOINTER);
+    /* CopyTo into this stream (the object's stream calls back here) */
+    cb.QuadPart = 4;
+    r.QuadPart = w.QuadPart = 99;
+    assert_hr(IStream_CopyTo(stm, mine, cb, &r, &w), S_OK);
+    assert_int_equal(r.QuadPart, 4);
+    assert_int_equal(w.QuadPart, 4);
+    assert_hr(IStream_CopyTo(stm, mine, cb, NULL, NULL), S_OK); /* (at the end: nothing) */
+    assert_hr(IStream_CopyTo(stm, NULL, cb, &r, &w), STG_E_INVALIDPOINTER);
+    assert_int_equal(stream_text(mine, text, sizeof(text)), 10);
+    assert_string_equal(text, "hello!<hel");
+    /* NULL buffers: with bytes to move, refused; without, fine */
+    got = done = 99;
+    assert_hr(IStream_Read(stm, NULL, 5, &got), STG_E_INVALIDPOINTER);
+    assert_int_equal(got, 0);
+    assert_hr(IStream_Write(stm, NULL, 5, &done), STG_E_INVALIDPOINTER);
+    assert_int_equal(done, 0);
+    assert_hr(IStream_Read(stm, NULL, 0, &got), S_OK);
+    assert_hr(ISequentialStream_Write(seq, NULL, 0, NULL), S_OK);
+
+    IStream_Release(stm);
+    ISequentialStream_Release(seq);
+    IStream_Release(mine);
+    assert_int_equal(counts->calls, calls + 1);
 }

@@ -51,6 +51,8 @@ typedef struct calls_obj {
 /* An argument that makes a method fail after setting its [out]
  * parameters (callsobj.c says which). */
 #define CALLSOBJ_FAIL (-7777)
+/* The most Stream reads from the caller's stream. */
+#define CALLSOBJ_STREAM_MAX 4096
 
 /* One reference each; counts NULL: their own (the object's, for cb). */
 void callback_init(callback *cb, callsobj_counts *counts);
@@ -86,5 +88,8 @@ void callsobj_check_callee_allocated(IDerived *p);
 /* Fail: a callee that sets every [out] and fails: nothing comes back;
  * the same with S_OK: everything does, the callback a working proxy. */
 void callsobj_check_method_failure(IDerived *p, callsobj_counts *counts);
+/* Stream: the object reads and writes the caller's stream, and gives a
+ * stream of its own, on which every IStream method is called. */
+void callsobj_check_streams(IDerived *p, callsobj_counts *counts);
 
 #endif /* SHMCOM_CALLSOBJ_H */
