@@ -22,6 +22,8 @@ static HRESULT STDMETHODCALLTYPE tobj_qi(IUnknown *iface, REFIID riid, void **pp
         ok = IsEqualIID(riid, o->iids[i]);
     if (!ok) {
         *ppv = NULL;
+        o->last_refused = *riid;
+        atomic_fetch_add(&o->refused, 1);
         return E_NOINTERFACE;
     }
     *ppv = iface;

@@ -11,12 +11,16 @@
 
 /* A heap object whose IUnknown counts references; it answers
  * QueryInterface for IUnknown and for the IIDs given at creation (with the
- * same pointer). Freed at zero references; `freed` then becomes true. */
+ * same pointer). Freed at zero references; `freed` then becomes true. It
+ * counts the QueryInterface calls it refused and keeps the IID of the last
+ * one (written by the thread that asked: read it once that call is over). */
 typedef struct tobj {
     IUnknown IUnknown_iface;
     _Atomic int refs;
     const IID *iids[4];
     _Atomic int *freed_flag;
+    _Atomic int refused;
+    IID last_refused;
 } tobj;
 
 tobj *tobj_new(_Atomic int *freed_flag, const IID *extra_iid);
