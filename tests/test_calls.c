@@ -22,6 +22,7 @@
 #ifdef _WIN32
 #include <windows.h>
 #else
+#include <errno.h>
 #include <poll.h>
 #endif
 
@@ -318,6 +319,362 @@ static void sta_driven_by_event_loop(void **state)
     ShmCoUninitialize();
 }
 
+/* ---- the three ways an STA receives calls, one by one -------------------------- */
+
+/* Waits (at most 20 s, scaled) for a flag another thread raises; false if
+ * it did not. Usable on any thread (it fails nothing itself). */
+static bool wait_flag(_Atomic int *flag)
+{
+    uint64_t t0 = shmc_plat_clock_ns();
+    while (!atomic_load(flag)) {
+        if (tsupport_ms_since(t0) > tsupport_ms(20000))
+            return false;
+        shmc_plat_sleep_ms(1);
+    }
+    return true;
+}
+
+static void record_apt(void *arg)
+{
+    shmc_apt *apt = shmc_current_apt();
+    shmc_apt_release(apt); /* (its thread keeps it while it is in it) */
+    *(shmc_apt **)arg = apt;
+}
+
+/* The apartment of f's host, which lives as long as the host. */
+static shmc_apt *host_apt(fixture *f)
+{
+    shmc_apt *apt = NULL;
+    thost_run(f->host, record_apt, &apt);
+    assert_non_null(apt);
+    return apt;
+}
+
+/* How many calls wait in an apartment's inbox (rt.h: a stack of calls,
+ * bit 0 the closed flag). Read only while its thread takes none: while it
+ * is busy outside a pump or inside a call, the stack only grows. */
+static unsigned inbox_count(shmc_apt *apt)
+{
+    unsigned n = 0;
+    uintptr_t top = atomic_load(&apt->inbox) & ~(uintptr_t)1;
+    for (shmc_qnode *q = (shmc_qnode *)top; q; q = atomic_load(&q->next))
+        n++;
+    return n;
+}
+
+/* Waits until n calls wait in the inbox of an apartment that takes none. */
+static void wait_inbox(shmc_apt *apt, unsigned n)
+{
+    uint64_t t0 = shmc_plat_clock_ns();
+    while (inbox_count(apt) < n) {
+        if (tsupport_ms_since(t0) > tsupport_ms(20000))
+            fail_msg("%u calls queued, not %u", inbox_count(apt), n);
+        shmc_plat_sleep_ms(1);
+    }
+    assert_int_equal(inbox_count(apt), n);
+}
+
+/* A thread that joins the MTA and makes one call, ICallee_Add(id, seq), on
+ * a proxy of the MTA. */
+typedef struct one_call {
+    ICallee *proxy;
+    LONG id, seq, sum;
+    HRESULT hr;
+    _Atomic int done;
+    shmc_plat_thread thread;
+} one_call;
+
+static void one_call_main(void *arg)
+{
+    one_call *c = arg;
+    c->hr = ShmCoInitializeEx(NULL, COINIT_MULTITHREADED);
+    if (SUCCEEDED(c->hr)) {
+        c->hr = ICallee_Add(c->proxy, c->id, c->seq, &c->sum);
+        ShmCoUninitialize();
+    }
+    atomic_store(&c->done, 1);
+}
+
+static void one_call_start(one_call *c, ICallee *proxy, LONG id, LONG seq)
+{
+    memset(c, 0, sizeof(*c));
+    c->proxy = proxy;
+    c->id = id;
+    c->seq = seq;
+    c->hr = E_FAIL;
+    assert_hr(shmc_plat_thread_create(&c->thread, one_call_main, c), S_OK);
+}
+
+/* (a) The host's thread in ShmCoProcessCalls, run by thost_run (the host
+ * pumps nothing else meanwhile). */
+typedef struct process_calls {
+    fixture *f;
+    _Atomic int waiting, held, go;
+    HRESULT first_hr, queued_hr;
+    double first_ms;
+    int queued_ran; /* the object's Add calls once the second returned */
+} process_calls;
+
+static void process_calls_on_host(void *arg)
+{
+    process_calls *p = arg;
+    atomic_store(&p->waiting, 1);
+    uint64_t t0 = shmc_plat_clock_ns();
+    p->first_hr = ShmCoProcessCalls(tsupport_ms(10000));
+    p->first_ms = tsupport_ms_since(t0);
+    /* then it keeps its thread, dispatching nothing, until told */
+    atomic_store(&p->held, 1);
+    if (wait_flag(&p->go)) {
+        p->queued_hr = ShmCoProcessCalls(tsupport_ms(10000));
+        p->queued_ran = atomic_load(&p->f->obj->calls);
+    }
+}
+
+static void run_process_calls(void *arg)
+{
+    process_calls *p = arg;
+    thost_run(p->f->host, process_calls_on_host, p);
+}
+
+/* (a) An STA asleep in ShmCoProcessCalls wakes for a call, runs it on its
+ * thread and returns S_OK long before its timeout; calls that queued up
+ * while it dispatched nothing are all run by the next ShmCoProcessCalls. */
+static void sta_process_calls_dispatches(void **state)
+{
+    (void)state;
+    fixture *f = fixture_new(COINIT_APARTMENTTHREADED, COINIT_MULTITHREADED);
+    shmc_apt *apt = host_apt(f);
+    process_calls p;
+    memset(&p, 0, sizeof(p));
+    p.f = f;
+    p.first_hr = p.queued_hr = E_FAIL;
+    shmc_plat_thread t;
+    assert_hr(shmc_plat_thread_create(&t, run_process_calls, &p), S_OK);
+
+    /* asleep in it: past its spin, a sleeper on its doorbell */
+    assert_true(wait_flag(&p.waiting));
+    uint64_t t0 = shmc_plat_clock_ns();
+    while (atomic_load(&apt->bell->sleepers) == 0 && tsupport_ms_since(t0) < tsupport_ms(20000))
+        shmc_plat_sleep_ms(1);
+    assert_int_equal(atomic_load(&apt->bell->sleepers), 1);
+    hyper tid = 0;
+    assert_hr(ICallee_GetThreadId(f->proxy, &tid), S_OK);
+    assert_int_equal((uint64_t)tid, f->host_tid); /* run by the host's thread */
+    assert_true(wait_flag(&p.held));
+    assert_hr(p.first_hr, S_OK);
+    assert_true(p.first_ms < tsupport_ms(5000)); /* woken by the call, not its timeout */
+
+    /* three callers wait for their replies while the host dispatches nothing */
+    enum { N = 3 };
+    one_call c[N];
+    for (int i = 0; i < N; i++)
+        one_call_start(&c[i], f->proxy, i, 1);
+    wait_inbox(apt, N);
+    for (int i = 0; i < N; i++)
+        assert_false(atomic_load(&c[i].done));
+    atomic_store(&p.go, 1);
+    for (int i = 0; i < N; i++) {
+        shmc_plat_thread_join(&c[i].thread);
+        assert_hr(c[i].hr, S_OK);
+        assert_int_equal(c[i].sum, i + 1);
+    }
+    shmc_plat_thread_join(&t);
+    assert_hr(p.queued_hr, S_OK);
+    assert_int_equal(p.queued_ran, N); /* all three, by that one ShmCoProcessCalls */
+    assert_int_equal(atomic_load(&f->obj->calls), N);
+    fixture_free(f);
+}
+
+/* ICallee_Wait's hook: keeps the STA in the call until released. */
+static struct {
+    _Atomic int entered, release;
+} hold;
+
+static void hold_hook(bool entering)
+{
+    if (!entering)
+        return;
+    atomic_store(&hold.entered, 1);
+    wait_flag(&hold.release);
+}
+
+typedef struct holder {
+    ICallee *proxy;
+    HRESULT hr;
+} holder;
+
+static void holder_main(void *arg)
+{
+    holder *h = arg;
+    h->hr = ShmCoInitializeEx(NULL, COINIT_MULTITHREADED);
+    if (SUCCEEDED(h->hr)) {
+        h->hr = ICallee_Wait(h->proxy, 0);
+        ShmCoUninitialize();
+    }
+}
+
+/* Calls of different callers run in the order they arrived: the STA is
+ * held in a call while callers 1..N queue one call each, each queued (seen
+ * in the inbox) before the next starts; the callee checks that the
+ * sequence numbers they carry (one caller id for all) rise. */
+static void sta_runs_callers_in_arrival_order(void **state)
+{
+    (void)state;
+    fixture *f = fixture_new(COINIT_APARTMENTTHREADED, COINIT_MULTITHREADED);
+    shmc_apt *apt = host_apt(f);
+    memset(&hold, 0, sizeof(hold));
+    callee_wait_hook = hold_hook;
+    holder h = {f->proxy, E_FAIL};
+    shmc_plat_thread t;
+    assert_hr(shmc_plat_thread_create(&t, holder_main, &h), S_OK);
+    assert_true(wait_flag(&hold.entered));
+    assert_int_equal(inbox_count(apt), 0);
+
+    enum { N = 6, ID = 7 };
+    one_call c[N];
+    for (int i = 0; i < N; i++) {
+        one_call_start(&c[i], f->proxy, ID, i + 1);
+        wait_inbox(apt, (unsigned)i + 1);
+    }
+    atomic_store(&hold.release, 1);
+    for (int i = 0; i < N; i++) {
+        shmc_plat_thread_join(&c[i].thread);
+        assert_hr(c[i].hr, S_OK);
+        assert_int_equal(c[i].sum, ID + i + 1);
+    }
+    shmc_plat_thread_join(&t);
+    assert_hr(h.hr, S_OK);
+    callee_wait_hook = NULL;
+    assert_int_equal(atomic_load(&f->obj->calls), N);
+    assert_false(f->obj->out_of_order); /* 1..N, in that order */
+    assert_int_equal(f->obj->last_seq[ID], N);
+    fixture_free(f);
+}
+
+/* (c) An event loop that serves an STA through its wait handle and notes,
+ * for each of the first LOOP_CALLS calls, whether the handle became ready
+ * for it, what ShmCoProcessCalls(0) said, and whether the handle was
+ * still ready once it had run; then it serves until told to stop. */
+enum { LOOP_CALLS = 9 };
+
+typedef struct handle_loop {
+    callee *obj;
+    IStream *stream;
+    _Atomic int waits_for; /* 1 + the calls it noted, once it waits for the next */
+    _Atomic int stop, finished;
+    HRESULT hr;
+    bool ready_before_any;
+    bool ready[LOOP_CALLS], ready_after[LOOP_CALLS];
+    HRESULT processed[LOOP_CALLS];
+} handle_loop;
+
+static bool handle_ready(intptr_t h, uint32_t ms)
+{
+#ifdef _WIN32
+    return WaitForSingleObject((HANDLE)h, ms) == WAIT_OBJECT_0;
+#else
+    struct pollfd p = {.fd = (int)h, .events = POLLIN};
+    int rc;
+    while ((rc = poll(&p, 1, (int)ms)) < 0 && errno == EINTR) {}
+    return rc > 0;
+#endif
+}
+
+static void handle_loop_main(void *arg)
+{
+    handle_loop *l = arg;
+    ShmCoInitializeEx(NULL, COINIT_APARTMENTTHREADED);
+    intptr_t h = -1;
+    l->hr = ShmCoGetApartmentWaitHandle(&h);
+    if (SUCCEEDED(l->hr))
+        l->hr = ShmCoMarshalInterface(l->stream, &IID_ICallee, (IUnknown *)&l->obj->ICallee_iface,
+                                      MSHCTX_INPROC, NULL, MSHLFLAGS_NORMAL);
+    if (SUCCEEDED(l->hr)) {
+        l->ready_before_any = handle_ready(h, 0);
+        for (int i = 0; i < LOOP_CALLS; i++) {
+            atomic_store(&l->waits_for, i + 1);
+            l->ready[i] = handle_ready(h, tsupport_ms(10000));
+            l->processed[i] = ShmCoProcessCalls(0);
+            l->ready_after[i] = handle_ready(h, 0);
+        }
+        atomic_store(&l->waits_for, LOOP_CALLS + 1);
+        while (!atomic_load(&l->stop)) {
+            if (handle_ready(h, 10))
+                ShmCoProcessCalls(0);
+        }
+    }
+    ShmCoUninitialize();
+    atomic_store(&l->finished, 1);
+}
+
+/* (c) The wait handle of an STA whose thread never spins for calls (a poll
+ * with ShmCoProcessCalls(0) does not, and the idle spin is off) becomes
+ * ready for every call, whether it comes through the inbox (a caller's
+ * first call, or one after another caller's) or to the STA's watch of the
+ * caller's last call, and is no longer ready once the call has run. */
+static void sta_wait_handle_ready_for_each_call(void **state)
+{
+    (void)state;
+    assert_hr(ShmCoInitializeEx(NULL, COINIT_MULTITHREADED), S_OK);
+    register_calltest();
+    uint32_t spin = atomic_load(&shmc_tune.callee_spin_ns);
+    atomic_store(&shmc_tune.callee_spin_ns, 0u);
+    _Atomic int freed;
+    handle_loop l;
+    memset(&l, 0, sizeof(l));
+    l.obj = callee_new(5, &freed);
+    assert_hr(shmc_stream_create_heap(0, &l.stream), S_OK);
+    shmc_plat_thread t;
+    assert_hr(shmc_plat_thread_create(&t, handle_loop_main, &l), S_OK);
+    uint64_t t0 = shmc_plat_clock_ns();
+    while (!atomic_load(&l.waits_for) && !atomic_load(&l.finished) &&
+           tsupport_ms_since(t0) < tsupport_ms(20000))
+        shmc_plat_sleep_ms(1);
+    assert_hr(l.hr, S_OK);
+    ICallee *p = NULL;
+    tstream_rewind(l.stream);
+    assert_hr(ShmCoUnmarshalInterface(l.stream, &IID_ICallee, (void **)&p), S_OK);
+
+    for (int i = 0; i < LOOP_CALLS; i++) {
+        t0 = shmc_plat_clock_ns();
+        while (atomic_load(&l.waits_for) < i + 1 && tsupport_ms_since(t0) < tsupport_ms(20000))
+            shmc_plat_sleep_ms(1);
+        if (atomic_load(&l.waits_for) != i + 1)
+            break; /* it went on without this call: its notes below say why */
+        /* an idle gap, so that the loop is asleep in its wait when the call
+         * comes (the case under test); were it shorter, the handle would
+         * only be found ready sooner */
+        shmc_plat_sleep_ms(5);
+        if (i % 3 == 2) { /* another caller's: through the inbox */
+            one_call c;
+            one_call_start(&c, p, 100 + i, 1);
+            shmc_plat_thread_join(&c.thread);
+            assert_hr(c.hr, S_OK);
+            assert_int_equal(c.sum, 101 + i);
+        } else { /* ours: through the inbox after another's, else to the watch */
+            LONG sum = 0;
+            assert_hr(ICallee_Add(p, 100 + i, 1, &sum), S_OK);
+            assert_int_equal(sum, 101 + i);
+        }
+    }
+    assert_int_equal(ICallee_Release(p), 0);
+    atomic_store(&l.stop, 1);
+    shmc_plat_thread_join(&t);
+
+    assert_false(l.ready_before_any);
+    for (int i = 0; i < LOOP_CALLS; i++) {
+        assert_true(l.ready[i]);         /* ready for the call */
+        assert_hr(l.processed[i], S_OK); /* which was there to run */
+        assert_false(l.ready_after[i]);  /* and no longer once it ran */
+    }
+    assert_int_equal(atomic_load(&l.obj->calls), LOOP_CALLS);
+    atomic_store(&shmc_tune.callee_spin_ns, spin);
+    ICallee_Release(&l.obj->ICallee_iface);
+    assert_true(atomic_load(&freed));
+    IStream_Release(l.stream);
+    ShmCoUninitialize();
+}
+
 /* ---- MTA objects ------------------------------------------------------------------- */
 
 static void mta_object_runs_on_runtime_threads(void **state)
@@ -414,6 +771,65 @@ static void iid_is_and_remote_qi(void **state)
     assert_hr(ICallee_QueryInterface(f->proxy, &nobody, &none), E_NOINTERFACE);
     assert_null(none);
     fixture_free(f);
+}
+
+/* QueryInterface through a proxy for interfaces that have a proxy and a
+ * stub here (ICallee, ICallback) but that the object lacks: the proxy
+ * cannot answer alone, so the object itself is asked, in its apartment,
+ * and its E_NOINTERFACE comes back; nothing is kept, and the proxy goes on
+ * with the same identity. (iid_is_and_remote_qi asks for an IID nobody
+ * registered, which the proxy refuses without asking.) */
+static void remote_qi_for_missing_interface(DWORD host_coinit, DWORD mine)
+{
+    register_calltest();
+    assert_hr(ShmCoInitializeEx(NULL, mine), S_OK);
+    _Atomic int freed;
+    tobj *o = tobj_new(&freed, NULL); /* IUnknown alone */
+    assert_non_null(o);
+    IStream *s = NULL;
+    assert_hr(shmc_stream_create_heap(0, &s), S_OK);
+    thost *h = thost_start(host_coinit, s, &IID_IUnknown, &o->IUnknown_iface, MSHLFLAGS_NORMAL);
+    assert_hr(thost_marshal_hr(h), S_OK);
+    tstream_rewind(s);
+    IUnknown *proxy = NULL;
+    assert_hr(ShmCoUnmarshalInterface(s, &IID_IUnknown, (void **)&proxy), S_OK);
+    assert_ptr_not_equal(proxy, &o->IUnknown_iface);
+
+    int refs = tobj_refs(o);
+    const IID *missing[] = {&IID_ICallee, &IID_ICallback};
+    for (int i = 0; i < 2; i++) {
+        int refused = atomic_load(&o->refused);
+        void *out = (void *)1;
+        assert_hr(IUnknown_QueryInterface(proxy, missing[i], &out), E_NOINTERFACE);
+        assert_null(out);
+        assert_int_equal(atomic_load(&o->refused), refused + 1); /* the object was asked */
+        assert_true(IsEqualIID(&o->last_refused, missing[i]));
+        assert_int_equal(tobj_refs(o), refs); /* and nothing kept */
+    }
+    IUnknown *u = NULL;
+    assert_hr(IUnknown_QueryInterface(proxy, &IID_IUnknown, (void **)&u), S_OK);
+    assert_ptr_equal(u, proxy); /* the same identity */
+    IUnknown_Release(u);
+    assert_int_equal(tobj_refs(o), refs);
+
+    assert_int_equal(IUnknown_Release(proxy), 0);
+    IUnknown_Release(&o->IUnknown_iface);
+    thost_stop(h, false);
+    assert_true(atomic_load(&freed));
+    IStream_Release(s);
+    ShmCoUninitialize();
+}
+
+static void remote_qi_for_missing_interface_sta(void **state)
+{
+    (void)state;
+    remote_qi_for_missing_interface(COINIT_APARTMENTTHREADED, COINIT_MULTITHREADED);
+}
+
+static void remote_qi_for_missing_interface_mta(void **state)
+{
+    (void)state;
+    remote_qi_for_missing_interface(COINIT_MULTITHREADED, COINIT_APARTMENTTHREADED);
 }
 
 static void proxy_passed_to_third_apartment(void **state)
@@ -1174,10 +1590,15 @@ int main(int argc, char **argv)
         cmocka_unit_test(sta_runs_one_call_at_a_time_in_order),
         cmocka_unit_test(callback_reaches_the_waiting_sta),
         cmocka_unit_test(sta_driven_by_event_loop),
+        cmocka_unit_test(sta_process_calls_dispatches),
+        cmocka_unit_test(sta_runs_callers_in_arrival_order),
+        cmocka_unit_test(sta_wait_handle_ready_for_each_call),
         cmocka_unit_test(mta_object_runs_on_runtime_threads),
         cmocka_unit_test(mta_to_mta_is_direct),
         cmocka_unit_test(object_returning_method),
         cmocka_unit_test(iid_is_and_remote_qi),
+        cmocka_unit_test(remote_qi_for_missing_interface_sta),
+        cmocka_unit_test(remote_qi_for_missing_interface_mta),
         cmocka_unit_test(proxy_passed_to_third_apartment),
         cmocka_unit_test(timeout_and_late_reply),
         cmocka_unit_test(watched_call_timeouts),
