@@ -584,7 +584,7 @@ void shmc_apt_ring(shmc_apt *apt)
     /* an MTA worker that watches a call never sleeps: nobody to wake */
     if (apt->model != SHMC_STA)
         return;
-    if (atomic_load_explicit(&apt->has_event, memory_order_acquire))
+    if (atomic_load(&apt->has_event)) /* seq_cst: see ShmCoGetApartmentWaitHandle */
         shmc_plat_event_set(&apt->event);
     shmc_notifier_notify(apt->bell, true); /* an STA has one sleeper */
     ring_remote_wait(apt);
@@ -633,7 +633,7 @@ bool shmc_apt_enqueue(shmc_apt *apt, shmc_call *c)
     if (!inbox_push(apt, &c->link, &c->link, false))
         return false;
     if (apt->model == SHMC_STA) {
-        if (atomic_load_explicit(&apt->has_event, memory_order_acquire))
+        if (atomic_load(&apt->has_event)) /* seq_cst: see ShmCoGetApartmentWaitHandle */
             shmc_plat_event_set(&apt->event);
         shmc_notifier_notify(apt->bell, true); /* an STA has one sleeper */
         ring_remote_wait(apt);
@@ -951,7 +951,12 @@ HRESULT ShmCoGetApartmentWaitHandle(intptr_t *handle)
         hr = shmc_plat_event_init(&apt->event);
         if (FAILED(hr))
             return hr;
-        atomic_store_explicit(&apt->has_event, true, memory_order_release);
+        /* seq_cst, as the producers' push (or send to the watch) and
+         * their look at has_event after it: either this look at the queue
+         * sees their call, or they see the event and set it. A release
+         * store may pass the look (x86 reorders a store with a later
+         * load), and a call pushed in between left the event unset. */
+        atomic_store(&apt->has_event, true);
         if (shmc_apt_has_calls(apt))
             shmc_plat_event_set(&apt->event);
     }
