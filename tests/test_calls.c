@@ -1392,7 +1392,16 @@ static void thread_cpu_is_asked_again(void **state)
 }
 
 /* A caller that finds the watcher of its call waiting on the CPU it runs
- * on moves to another CPU rather than spin where the watcher cannot run. */
+ * on moves to another CPU rather than spin where the watcher cannot run.
+ * An attempt shows it only if the kernel leaves the caller where it was
+ * bound until the call looks: on a busy machine (another build, Wine's
+ * own threads) the kernel may move the unbound caller first, or the
+ * watcher away, and that attempt proves nothing either way. So the test
+ * tries up to MOVE_ATTEMPTS times and needs one move; a runtime that never
+ * moves fails every attempt. It cleans up before it judges, so that a
+ * failure leaves the next tests a process in order. */
+enum { MOVE_ATTEMPTS = 40 };
+
 static void caller_moves_off_a_shared_cpu(DWORD host_coinit, DWORD mine)
 {
     if (shmc_plat_cpu_count() < 2)
@@ -1400,10 +1409,13 @@ static void caller_moves_off_a_shared_cpu(DWORD host_coinit, DWORD mine)
     fixture *f = fixture_new(host_coinit, mine);
     uint32_t spin = atomic_load(&shmc_tune.callee_spin_ns);
     atomic_store(&shmc_tune.callee_spin_ns, 4000000000u); /* the watcher watches on */
-    bool moved = false;
-    for (int attempt = 0; attempt < 5 && !moved; attempt++) {
+    bool moved = false, pinned = true, called = true;
+    int attempts = 0;
+    for (; attempts < MOVE_ATTEMPTS && !moved && pinned && called; attempts++) {
         int cpu = tsupport_pin_self(-1);
-        assert_true(cpu >= 0);
+        pinned = cpu >= 0;
+        if (!pinned)
+            break;
         shmc_cpu_forget();
         pin_callee_to(f, cpu); /* the watcher says it is on cpu */
         /* a thread moves at most once a millisecond, and tries at most
@@ -1411,19 +1423,21 @@ static void caller_moves_off_a_shared_cpu(DWORD host_coinit, DWORD mine)
         shmc_plat_sleep_ms(2);
         tsupport_unpin_self(); /* the caller may go elsewhere, and is still on cpu */
         uint32_t moves = atomic_load(&shmc_cpu_moves);
-        bool there = shmc_plat_current_cpu() == cpu;
         hyper tid = 0;
-        assert_hr(ICallee_GetThreadId(f->proxy, &tid), S_OK);
+        called = ICallee_GetThreadId(f->proxy, &tid) == S_OK;
         /* (where it runs after the call is the kernel's: woken by the
          * callee, it may be put back on cpu) */
         moved = atomic_load(&shmc_cpu_moves) == moves + 1;
-        if (!moved)
-            assert_false(there); /* only if the kernel moved it first: try again */
         pin_callee_to(f, -1);
     }
-    assert_true(moved);
     atomic_store(&shmc_tune.callee_spin_ns, spin);
     fixture_free(f);
+    assert_true(pinned);
+    assert_true(called);
+    if (!moved)
+        fail_msg("the caller never moved off the watcher's CPU in %d attempts", attempts);
+    if (attempts > 1)
+        print_message("moved on attempt %d\n", attempts);
 }
 
 static void caller_moves_off_a_shared_cpu_sta_mta(void **state)
