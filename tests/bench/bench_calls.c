@@ -2,7 +2,8 @@
  * bench_calls.c - calls between apartments of one process, next to the
  * floors of the machine measured in the same run:
  *   - a two-thread spin ping-pong on a shared word (both threads running);
- *   - a two-thread futex ping-pong (each side sleeps; a cross-core wake-up);
+ *   - a two-thread futex ping-pong (each side sleeps, each bound to a CPU of
+ *     its own: a cross-core wake-up);
  * and the ShmCoMarshalInterThreadInterfaceInStream +
  * ShmCoGetInterfaceAndReleaseStream pair. In the Windows build (under
  * Wine) the same calls through Wine's own ole32 are measured too, in the
@@ -100,6 +101,7 @@ static double now_us(void)
 typedef struct pp {
     _Atomic uint32_t ping, pong;
     int rounds;
+    int pong_cpu; /* futex_pong's CPU (bench_bind_other), or -1 */
     shmc_plat_wword wa, wb;
     shmc_plat_waiter a, b;
 } pp;
@@ -141,6 +143,8 @@ static double floor_spin_round(int n)
 static void futex_pong(void *arg)
 {
     pp *p = arg;
+    if (p->pong_cpu >= 0 && bench_bind_other(p->pong_cpu) < 0)
+        fprintf(stderr, "bench_calls: the wait/wake floor's threads may share a CPU\n");
     for (uint32_t i = 1; i <= (uint32_t)p->rounds; i++) {
         while (atomic_load(&p->wa.value) != i)
             shmc_plat_wait(&p->a, i - 1, SHMC_PLAT_INFINITE);
@@ -155,6 +159,8 @@ static fig floor_futex(void)
     for (int k = 0; k < ROUNDS; k++) {
         pp *p = calloc(1, sizeof(*p));
         p->rounds = quick ? 20 : 2000;
+        int mine = bench_bind_self(); /* a cross-core wake-up (benchobj.h) */
+        p->pong_cpu = mine;
         CHECK(shmc_plat_waiter_open_local(&p->a, &p->wa));
         CHECK(shmc_plat_waiter_open_local(&p->b, &p->wb));
         shmc_plat_thread t;
@@ -168,6 +174,8 @@ static fig floor_futex(void)
         }
         r[k] = (now_us() - t0) / p->rounds;
         shmc_plat_thread_join(&t);
+        if (mine >= 0)
+            bench_unbind();
         shmc_plat_waiter_close(&p->a);
         shmc_plat_waiter_close(&p->b);
         free(p);
@@ -397,7 +405,7 @@ static void print_tsv(fig spin, fig futex, call_times mta_sta, call_times sta_mt
     btsv_header("bench_calls", shmc_plat_cpu_count(), quick);
     btsv_row("floor.spin", spin.med, spin.lo, spin.hi, "us", "floor", "spin ping-pong, 2 threads");
     btsv_row("floor.wait", futex.med, futex.lo, futex.hi, "us", "floor",
-             "wait/wake ping-pong, 2 threads (futex; Windows: semaphores)");
+             "wait/wake ping-pong, 2 threads on 2 CPUs (futex; Windows: semaphores)");
     btsv_row("null.mta_sta.running", mta_sta.running.med, mta_sta.running.lo, mta_sta.running.hi,
              "us", "call", "null call MTA->STA, both running");
     btsv_ratio("null.mta_sta.running", "floor.spin", mta_sta.ratio.med, "spin floor");
@@ -473,7 +481,7 @@ int main(int argc, char **argv)
            quick ? ", --quick: too short to mean anything" : "", shmc_plat_cpu_count());
     printf("%-62s %10s  %s\n", "", "us/op", "ratio");
     printf("%-62s %10.3f\n", "floor: spin ping-pong, 2 threads", spin.med);
-    printf("%-62s %10.3f\n", "floor: futex ping-pong, 2 threads", futex.med);
+    printf("%-62s %10.3f\n", "floor: futex ping-pong, 2 threads on 2 CPUs", futex.med);
     printf("%-62s %10.3f  %5.2fx spin floor\n", "null call MTA->STA, both running",
            mta_sta.running.med, mta_sta.ratio.med);
     printf("%-62s %10.3f  %5.2fx futex floor\n",

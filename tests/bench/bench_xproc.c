@@ -4,7 +4,8 @@
  * processes:
  *   - a spin ping-pong on a shared word (both processes running);
  *   - a wait/wake ping-pong through the platform layer (futex on Linux,
- *     the named semaphores the runtime uses on Windows): each side sleeps;
+ *     the named semaphores the runtime uses on Windows): each side sleeps,
+ *     each bound to a CPU of its own (a cross-core wake-up, benchobj.h);
  *   - Windows only: the same ping-pong built from named events (under
  *     Wine every SetEvent and wait goes through wineserver);
  *   - a Unix-domain-socket request/reply of one byte (AF_UNIX; "n/a" where
@@ -153,7 +154,7 @@ enum {
  *   fresh_name                            parent, while the region exists
  *   (the names are there so that a child whose parent was killed can
  *   remove what the parent can no longer remove)
- *   cmd.value (seq), op, arg              parent; op and arg before seq
+ *   cmd.value (seq), op, arg, floor_cpu   parent; op and arg before seq
  *   ack.value, status, default_spin       child; status before ack
  *   ping, fping                           parent during a ping-pong
  *   pong, fpong                           child during a ping-pong
@@ -169,6 +170,7 @@ typedef struct mailbox {
     _Atomic uint32_t op, arg;
     _Atomic int32_t status;
     _Atomic uint32_t default_spin;
+    _Atomic int32_t floor_cpu; /* the parent's CPU in a wait floor (benchobj.h), or -1 */
     _Alignas(128) shmc_plat_wword cmd;
     _Alignas(128) shmc_plat_wword ack;
     _Alignas(128) _Atomic uint32_t ping;
@@ -441,12 +443,28 @@ static HRESULT child_spin_pong(uint32_t n)
     return S_OK;
 }
 
+/* The child's side of a wait floor: on a CPU other than the parent's. */
+static bool child_bind(void)
+{
+    int32_t cpu = atomic_load(&g.mb->floor_cpu);
+    if (cpu < 0)
+        return false;
+    if (bench_bind_other(cpu) < 0) {
+        fprintf(stderr, "bench_xproc: the wait floor's processes may share a CPU\n");
+        return false;
+    }
+    return true;
+}
+
 static HRESULT child_wait_pong(uint32_t n)
 {
+    bool bound = child_bind();
     for (uint32_t i = 1; i <= n; i++) {
         sleep_until(&g.fping, i, "wait/wake ping-pong");
         post(&g.fpong, i);
     }
+    if (bound)
+        bench_unbind();
     return S_OK;
 }
 
@@ -462,12 +480,15 @@ static HRESULT child_event_pong(uint32_t n)
         if (!g.ev_ping || !g.ev_pong)
             return HRESULT_FROM_WIN32(GetLastError());
     }
+    bool bound = child_bind();
     uint64_t start = shmc_plat_clock_ns();
     for (uint32_t i = 1; i <= n; i++) {
         while (WaitForSingleObject(g.ev_ping, 1000) != WAIT_OBJECT_0)
             stuck_check(start, "named events ping-pong");
         SetEvent(g.ev_pong);
     }
+    if (bound)
+        bench_unbind();
     return S_OK;
 }
 #endif
@@ -645,6 +666,8 @@ static double floor_wait(uint32_t n)
 {
     atomic_store(&g.mb->fping.value, 0);
     atomic_store(&g.mb->fpong.value, 0);
+    int mine = bench_bind_self(); /* a cross-core wake-up (benchobj.h) */
+    atomic_store(&g.mb->floor_cpu, mine);
     command_post(OP_WAIT_PONG, n + 1);
     double t0 = 0;
     for (uint32_t i = 1; i <= n + 1; i++) {
@@ -655,6 +678,9 @@ static double floor_wait(uint32_t n)
     }
     double us = (now_us() - t0) / n;
     CHECK(command_wait());
+    if (mine >= 0)
+        bench_unbind();
+    atomic_store(&g.mb->floor_cpu, -1);
     return us;
 }
 
@@ -672,6 +698,8 @@ static void events_make(void)
 
 static double floor_events(uint32_t n)
 {
+    int mine = bench_bind_self(); /* a cross-core wake-up (benchobj.h) */
+    atomic_store(&g.mb->floor_cpu, mine);
     command_post(OP_EVENT_PONG, n + 1);
     uint64_t start = shmc_plat_clock_ns();
     double t0 = 0;
@@ -684,6 +712,9 @@ static double floor_events(uint32_t n)
     }
     double us = (now_us() - t0) / n;
     CHECK(command_wait());
+    if (mine >= 0)
+        bench_unbind();
+    atomic_store(&g.mb->floor_cpu, -1);
     return us;
 }
 #endif
@@ -859,6 +890,7 @@ static IBench *parent_setup(unsigned char **buf_out, uint32_t *default_spin)
     g.mb = g.mbr.base;
     g.mb->parent_pid = self.pid;
     g.mb->parent_start = self.start_time;
+    atomic_store(&g.mb->floor_cpu, -1);
     snprintf(g.mb->stream, sizeof(g.mb->stream), "tst-bxp-%llu-2", pid);
     snprintf(g.mb->event_ping, sizeof(g.mb->event_ping), "Local\\shmcom-bxp-%llu-ping", pid);
     snprintf(g.mb->event_pong, sizeof(g.mb->event_pong), "Local\\shmcom-bxp-%llu-pong", pid);
@@ -1087,9 +1119,10 @@ static void print_tsv(const results *r)
             "spin ping-pong, two words on lines of their own, 2 processes");
     /* one label on both platforms: the report puts them side by side */
     tsv_row("floor.wait", &r->wait, "us", "floor",
-            "wait/wake ping-pong, 2 processes (futex; Windows: named semaphores)");
+            "wait/wake ping-pong, 2 processes on 2 CPUs (futex; Windows: named semaphores)");
 #ifdef _WIN32
-    tsv_row("floor.events", &r->events, "us", "floor", "named events ping-pong, 2 processes");
+    tsv_row("floor.events", &r->events, "us", "floor",
+            "named events ping-pong, 2 processes on 2 CPUs");
 #endif
     if (r->have_sock) {
         tsv_row("floor.socket", &r->sock, "us", "floor", "Unix socket request/reply, 1 byte");

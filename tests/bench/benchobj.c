@@ -3,6 +3,8 @@
  */
 #define COBJMACROS
 #include "benchobj.h"
+
+#include "tsupport.h"
 #include "platform.h"
 
 #include <stdatomic.h>
@@ -96,4 +98,23 @@ HRESULT bench_null_after_gap(IBench *p, uint32_t n, double gap_us, double *us)
     }
     *us = n ? sum / n : 0;
     return S_OK;
+}
+
+int bench_bind_self(void)
+{
+    if (tsupport_allowed_cpus() < 2)
+        return -1;
+    return tsupport_pin_self(-1);
+}
+
+int bench_bind_other(int mine)
+{
+    if (mine < 0)
+        return -1;
+    return tsupport_pin_self(mine == 0 ? 1 : 0);
+}
+
+void bench_unbind(void)
+{
+    tsupport_unpin_self();
 }
