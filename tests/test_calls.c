@@ -389,6 +389,8 @@ static void one_call_main(void *arg)
     one_call *c = arg;
     c->hr = ShmCoInitializeEx(NULL, COINIT_MULTITHREADED);
     if (SUCCEEDED(c->hr)) {
+        /* a call the runtime lost fails the test rather than hang its join */
+        ShmCoSetCallTimeout(tsupport_ms(20000));
         c->hr = ICallee_Add(c->proxy, c->id, c->seq, &c->sum);
         ShmCoUninitialize();
     }
@@ -508,6 +510,7 @@ static void holder_main(void *arg)
     holder *h = arg;
     h->hr = ShmCoInitializeEx(NULL, COINIT_MULTITHREADED);
     if (SUCCEEDED(h->hr)) {
+        ShmCoSetCallTimeout(tsupport_ms(20000)); /* (as one_call_main) */
         h->hr = ICallee_Wait(h->proxy, 0);
         ShmCoUninitialize();
     }

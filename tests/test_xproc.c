@@ -1365,7 +1365,7 @@ static double kill_server_during_call(DWORD caller_coinit, DWORD server_coinit)
     /* until the call runs over there */
     uint64_t t0 = shmc_plat_clock_ns();
     while (atomic_load(&r.x.mb->waiting) < 1 && atomic_load(&wp->setup) != 2 &&
-           tsupport_ms_since(t0) < 30000)
+           tsupport_ms_since(t0) < tsupport_ms(30000))
         shmc_plat_sleep_ms(1);
     uint64_t killed = shmc_plat_clock_ns();
     remote_kill(&r);
@@ -1384,7 +1384,9 @@ static double kill_server_during_call(DWORD caller_coinit, DWORD server_coinit)
     assert_true(w.qi_null);
     print_message("    the call returned %.2f ms after the kill; later calls failed in %.3f ms\n",
                   ms, w.later_ms);
-    assert_true(w.later_ms < tsupport_ms(BOUND_MS)); /* no wait for a timeout */
+    /* no wait for a timeout (they take microseconds; one round on a loaded
+     * machine is held to the hard cap, as the call's own return is) */
+    assert_true(w.later_ms < tsupport_ms(PROMPT_MS));
     assert_int_equal(w.kid_left, 0);
     assert_int_equal(w.p_left, 0);
 
