@@ -3075,6 +3075,19 @@ static void hostile_peer(void **state)
     ShmCoUninitialize();
 }
 
+/* After every test: one that failed half-way may have left this thread in
+ * its apartment, and each later test would then fail at its own
+ * ShmCoInitializeEx (S_FALSE, RPC_E_CHANGED_MODE) instead of running.
+ * A test that passed left it already: then this does nothing. */
+static int leave_apartment(void **state)
+{
+    (void)state;
+    shmc_thread *th = shmc_thread_peek();
+    while (th && th->inits)
+        ShmCoUninitialize();
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     static const tsupport_child children[] = {
@@ -3089,45 +3102,45 @@ int main(int argc, char **argv)
     };
     tsupport_dispatch_child(argc, argv, children);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(detached_connection),
-        cmocka_unit_test(given_back_ipid_refused),
-        cmocka_unit_test(operations_undone),
-        cmocka_unit_test(lying_peer_leaves_no_bulk_name),
-        cmocka_unit_test(every_argument_kind_sta_server),
-        cmocka_unit_test(every_argument_kind_mta_server),
-        cmocka_unit_test(huge_arrays),
-        cmocka_unit_test(server_hangs_call_times_out),
-        cmocka_unit_test(abandoned_query_is_given_back),
-        cmocka_unit_test(server_killed_during_call),
-        cmocka_unit_test(server_killed_during_sta_call_sta_server),
-        cmocka_unit_test(server_killed_during_sta_call_mta_server),
-        cmocka_unit_test(client_killed_releases_its_references),
-        cmocka_unit_test(many_clients_one_object),
-        cmocka_unit_test(proxy_passed_to_third_process),
-        cmocka_unit_test(proxy_marshaled_as_iunknown),
-        cmocka_unit_test(server_disconnects_object),
-        cmocka_unit_test(server_apartment_ends),
-        cmocka_unit_test(server_disconnects_during_call_sta),
-        cmocka_unit_test(server_disconnects_during_call_mta),
-        cmocka_unit_test(sta_runs_one_call_at_a_time_across_processes),
-        cmocka_unit_test(client_apartment_ends_and_wrong_thread),
-        cmocka_unit_test(allocation_failures_in_calls),
-        cmocka_unit_test(forged_and_replayed_records),
-        cmocka_unit_test(frame_limits),
-        cmocka_unit_test(every_allocation_fails_in_turn),
-        cmocka_unit_test(server_allocations_fail_in_turn_mta),
-        cmocka_unit_test(server_allocations_fail_in_turn_sta),
-        cmocka_unit_test(local_marshaling_fails_in_turn),
-        cmocka_unit_test(records_per_client),
-        cmocka_unit_test(calls_per_connection),
-        cmocka_unit_test(kept_slots_are_taken_back),
-        cmocka_unit_test(kept_slot_in_use_is_given_back),
-        cmocka_unit_test(calls_beside_a_long_one),
-        cmocka_unit_test(hostile_peer),
-        cmocka_unit_test(client_moves_off_a_shared_cpu),
-        cmocka_unit_test(calls_on_one_shared_cpu),
-        cmocka_unit_test(backstop_wakeups_stay_asleep),
-        cmocka_unit_test(tsupport_check_names_gone),
+        cmocka_unit_test_teardown(detached_connection, leave_apartment),
+        cmocka_unit_test_teardown(given_back_ipid_refused, leave_apartment),
+        cmocka_unit_test_teardown(operations_undone, leave_apartment),
+        cmocka_unit_test_teardown(lying_peer_leaves_no_bulk_name, leave_apartment),
+        cmocka_unit_test_teardown(every_argument_kind_sta_server, leave_apartment),
+        cmocka_unit_test_teardown(every_argument_kind_mta_server, leave_apartment),
+        cmocka_unit_test_teardown(huge_arrays, leave_apartment),
+        cmocka_unit_test_teardown(server_hangs_call_times_out, leave_apartment),
+        cmocka_unit_test_teardown(abandoned_query_is_given_back, leave_apartment),
+        cmocka_unit_test_teardown(server_killed_during_call, leave_apartment),
+        cmocka_unit_test_teardown(server_killed_during_sta_call_sta_server, leave_apartment),
+        cmocka_unit_test_teardown(server_killed_during_sta_call_mta_server, leave_apartment),
+        cmocka_unit_test_teardown(client_killed_releases_its_references, leave_apartment),
+        cmocka_unit_test_teardown(many_clients_one_object, leave_apartment),
+        cmocka_unit_test_teardown(proxy_passed_to_third_process, leave_apartment),
+        cmocka_unit_test_teardown(proxy_marshaled_as_iunknown, leave_apartment),
+        cmocka_unit_test_teardown(server_disconnects_object, leave_apartment),
+        cmocka_unit_test_teardown(server_apartment_ends, leave_apartment),
+        cmocka_unit_test_teardown(server_disconnects_during_call_sta, leave_apartment),
+        cmocka_unit_test_teardown(server_disconnects_during_call_mta, leave_apartment),
+        cmocka_unit_test_teardown(sta_runs_one_call_at_a_time_across_processes, leave_apartment),
+        cmocka_unit_test_teardown(client_apartment_ends_and_wrong_thread, leave_apartment),
+        cmocka_unit_test_teardown(allocation_failures_in_calls, leave_apartment),
+        cmocka_unit_test_teardown(forged_and_replayed_records, leave_apartment),
+        cmocka_unit_test_teardown(frame_limits, leave_apartment),
+        cmocka_unit_test_teardown(every_allocation_fails_in_turn, leave_apartment),
+        cmocka_unit_test_teardown(server_allocations_fail_in_turn_mta, leave_apartment),
+        cmocka_unit_test_teardown(server_allocations_fail_in_turn_sta, leave_apartment),
+        cmocka_unit_test_teardown(local_marshaling_fails_in_turn, leave_apartment),
+        cmocka_unit_test_teardown(records_per_client, leave_apartment),
+        cmocka_unit_test_teardown(calls_per_connection, leave_apartment),
+        cmocka_unit_test_teardown(kept_slots_are_taken_back, leave_apartment),
+        cmocka_unit_test_teardown(kept_slot_in_use_is_given_back, leave_apartment),
+        cmocka_unit_test_teardown(calls_beside_a_long_one, leave_apartment),
+        cmocka_unit_test_teardown(hostile_peer, leave_apartment),
+        cmocka_unit_test_teardown(client_moves_off_a_shared_cpu, leave_apartment),
+        cmocka_unit_test_teardown(calls_on_one_shared_cpu, leave_apartment),
+        cmocka_unit_test_teardown(backstop_wakeups_stay_asleep, leave_apartment),
+        cmocka_unit_test_teardown(tsupport_check_names_gone, leave_apartment),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
