@@ -28,6 +28,8 @@ int xpeer_teardown(void **state)
         shmc_plat_proc p;
         if (SUCCEEDED(shmc_plat_proc_open(&p, &children[i].id))) {
             shmc_plat_proc_kill(&p); /* (gone already: nothing happens) */
+            /* and gone before the next test takes its baseline */
+            shmc_plat_proc_wait(&p, tsupport_ms(10000));
             shmc_plat_proc_close(&p);
         }
     }
