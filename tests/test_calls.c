@@ -1396,14 +1396,17 @@ static void thread_cpu_is_asked_again(void **state)
 
 /* A caller that finds the watcher of its call waiting on the CPU it runs
  * on moves to another CPU rather than spin where the watcher cannot run.
- * An attempt shows it only if the kernel leaves the caller where it was
- * bound until the call looks: on a busy machine (another build, Wine's
- * own threads) the kernel may move the unbound caller first, or the
- * watcher away, and that attempt proves nothing either way. So the test
- * tries up to MOVE_ATTEMPTS times and needs one move; a runtime that never
- * moves fails every attempt. It cleans up before it judges, so that a
- * failure leaves the next tests a process in order. */
-enum { MOVE_ATTEMPTS = 40 };
+ * An attempt shows it only if the caller is still on the watcher's CPU
+ * when it calls: the kernel may move it first once it is unbound (under
+ * Wine, unbinding goes through wineserver, and the caller, woken from
+ * that, is mostly put on the idle CPU). Such an attempt proves nothing
+ * either way. So the test tries up to MOVE_ATTEMPTS times: one move
+ * passes; MOVE_MISSES attempts that called from the watcher's CPU without
+ * a move fail; if the caller was never left there, the case is reported
+ * SKIPPED (its precondition could not be made), not passed. It cleans up
+ * before it judges, so that a failure leaves the next tests a process in
+ * order. */
+enum { MOVE_ATTEMPTS = 60, MOVE_MISSES = 3 };
 
 static void caller_moves_off_a_shared_cpu(DWORD host_coinit, DWORD mine)
 {
@@ -1413,8 +1416,9 @@ static void caller_moves_off_a_shared_cpu(DWORD host_coinit, DWORD mine)
     uint32_t spin = atomic_load(&shmc_tune.callee_spin_ns);
     atomic_store(&shmc_tune.callee_spin_ns, 4000000000u); /* the watcher watches on */
     bool moved = false, pinned = true, called = true;
-    int attempts = 0;
-    for (; attempts < MOVE_ATTEMPTS && !moved && pinned && called; attempts++) {
+    int attempts = 0, misses = 0;
+    for (; attempts < MOVE_ATTEMPTS && !moved && misses < MOVE_MISSES && pinned && called;
+         attempts++) {
         int cpu = tsupport_pin_self(-1);
         pinned = cpu >= 0;
         if (!pinned)
@@ -1426,21 +1430,29 @@ static void caller_moves_off_a_shared_cpu(DWORD host_coinit, DWORD mine)
         shmc_plat_sleep_ms(2);
         tsupport_unpin_self(); /* the caller may go elsewhere, and is still on cpu */
         uint32_t moves = atomic_load(&shmc_cpu_moves);
+        bool there = shmc_plat_current_cpu() == cpu;
         hyper tid = 0;
         called = ICallee_GetThreadId(f->proxy, &tid) == S_OK;
         /* (where it runs after the call is the kernel's: woken by the
          * callee, it may be put back on cpu) */
         moved = atomic_load(&shmc_cpu_moves) == moves + 1;
+        if (!moved && there)
+            misses++;
         pin_callee_to(f, -1);
     }
     atomic_store(&shmc_tune.callee_spin_ns, spin);
     fixture_free(f);
     assert_true(pinned);
     assert_true(called);
-    if (!moved)
-        fail_msg("the caller never moved off the watcher's CPU in %d attempts", attempts);
-    if (attempts > 1)
-        print_message("moved on attempt %d\n", attempts);
+    if (moved) {
+        if (attempts > 1)
+            print_message("moved on attempt %d\n", attempts);
+        return;
+    }
+    if (misses)
+        fail_msg("the caller called from the watcher's CPU %d times and never moved", misses);
+    print_message("the caller was never left on the watcher's CPU in %d attempts\n", attempts);
+    skip();
 }
 
 static void caller_moves_off_a_shared_cpu_sta_mta(void **state)
