@@ -1076,11 +1076,12 @@ static int hazards_off(void **state)
     return 0;
 }
 
+static int settle(void **state);
+
 static int hazards_back(void **state)
 {
-    (void)state;
     shmc_hazards_setup();
-    return 0;
+    return settle(state);
 }
 
 static void disconnect_while_counted_call_runs_sta(void **state)
@@ -1609,51 +1610,70 @@ static void call_timeout_is_per_thread(void **state)
     fixture_free(f);
 }
 
+/* After every test: one that failed half-way may have left a hook on the
+ * callee, its spin changed, or this thread in its apartment, and the tests
+ * after it would then fail for that (or hang) instead of running. After a
+ * test that passed this changes nothing. (Threads a failed test started
+ * are not stopped here: it fails, and they end with the program.) */
+static uint32_t default_callee_spin;
+
+static int settle(void **state)
+{
+    (void)state;
+    callee_wait_hook = NULL;
+    atomic_store(&shmc_tune.callee_spin_ns, default_callee_spin);
+    shmc_thread *th = shmc_thread_peek();
+    while (th && th->inits)
+        ShmCoUninitialize();
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     tsupport_dispatch_child(argc, argv, NULL);
+    default_callee_spin = atomic_load(&shmc_tune.callee_spin_ns);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(every_argument_kind),
-        cmocka_unit_test(handoff_quiet_adapts),
-        cmocka_unit_test(calls_run_on_the_sta_thread),
-        cmocka_unit_test(sta_runs_one_call_at_a_time_in_order),
-        cmocka_unit_test(callback_reaches_the_waiting_sta),
-        cmocka_unit_test(sta_driven_by_event_loop),
-        cmocka_unit_test(sta_process_calls_dispatches),
-        cmocka_unit_test(sta_runs_callers_in_arrival_order),
-        cmocka_unit_test(sta_wait_handle_ready_for_each_call),
-        cmocka_unit_test(mta_object_runs_on_runtime_threads),
-        cmocka_unit_test(mta_to_mta_is_direct),
-        cmocka_unit_test(object_returning_method),
-        cmocka_unit_test(iid_is_and_remote_qi),
-        cmocka_unit_test(remote_qi_for_missing_interface_sta),
-        cmocka_unit_test(remote_qi_for_missing_interface_mta),
-        cmocka_unit_test(proxy_passed_to_third_apartment),
-        cmocka_unit_test(timeout_and_late_reply),
-        cmocka_unit_test(watched_call_timeouts),
-        cmocka_unit_test(watched_call_timeouts_mta),
-        cmocka_unit_test(disconnected_object),
-        cmocka_unit_test(disconnect_while_call_runs_sta),
-        cmocka_unit_test(disconnect_while_call_runs_mta),
+        cmocka_unit_test_teardown(every_argument_kind, settle),
+        cmocka_unit_test_teardown(handoff_quiet_adapts, settle),
+        cmocka_unit_test_teardown(calls_run_on_the_sta_thread, settle),
+        cmocka_unit_test_teardown(sta_runs_one_call_at_a_time_in_order, settle),
+        cmocka_unit_test_teardown(callback_reaches_the_waiting_sta, settle),
+        cmocka_unit_test_teardown(sta_driven_by_event_loop, settle),
+        cmocka_unit_test_teardown(sta_process_calls_dispatches, settle),
+        cmocka_unit_test_teardown(sta_runs_callers_in_arrival_order, settle),
+        cmocka_unit_test_teardown(sta_wait_handle_ready_for_each_call, settle),
+        cmocka_unit_test_teardown(mta_object_runs_on_runtime_threads, settle),
+        cmocka_unit_test_teardown(mta_to_mta_is_direct, settle),
+        cmocka_unit_test_teardown(object_returning_method, settle),
+        cmocka_unit_test_teardown(iid_is_and_remote_qi, settle),
+        cmocka_unit_test_teardown(remote_qi_for_missing_interface_sta, settle),
+        cmocka_unit_test_teardown(remote_qi_for_missing_interface_mta, settle),
+        cmocka_unit_test_teardown(proxy_passed_to_third_apartment, settle),
+        cmocka_unit_test_teardown(timeout_and_late_reply, settle),
+        cmocka_unit_test_teardown(watched_call_timeouts, settle),
+        cmocka_unit_test_teardown(watched_call_timeouts_mta, settle),
+        cmocka_unit_test_teardown(disconnected_object, settle),
+        cmocka_unit_test_teardown(disconnect_while_call_runs_sta, settle),
+        cmocka_unit_test_teardown(disconnect_while_call_runs_mta, settle),
         cmocka_unit_test_setup_teardown(disconnect_while_counted_call_runs_sta, hazards_off,
                                         hazards_back),
         cmocka_unit_test_setup_teardown(disconnect_while_counted_call_runs_mta, hazards_off,
                                         hazards_back),
-        cmocka_unit_test(hazard_records_run_out_and_come_back),
-        cmocka_unit_test(server_apartment_ends),
-        cmocka_unit_test(client_apartment_ends),
-        cmocka_unit_test(used_from_the_wrong_apartment),
-        cmocka_unit_test(allocation_failures_in_calls),
-        cmocka_unit_test(frame_limits),
-        cmocka_unit_test(every_allocation_fails_in_turn_sta),
-        cmocka_unit_test(every_allocation_fails_in_turn_mta),
-        cmocka_unit_test(register_proxy_stubs_results),
-        cmocka_unit_test(thread_cpu_is_asked_again),
-        cmocka_unit_test(caller_moves_off_a_shared_cpu_sta_mta),
-        cmocka_unit_test(caller_moves_off_a_shared_cpu_mta_sta),
-        cmocka_unit_test(calls_on_one_shared_cpu_sta_mta),
-        cmocka_unit_test(calls_on_one_shared_cpu_mta_sta),
-        cmocka_unit_test(call_timeout_is_per_thread),
+        cmocka_unit_test_teardown(hazard_records_run_out_and_come_back, settle),
+        cmocka_unit_test_teardown(server_apartment_ends, settle),
+        cmocka_unit_test_teardown(client_apartment_ends, settle),
+        cmocka_unit_test_teardown(used_from_the_wrong_apartment, settle),
+        cmocka_unit_test_teardown(allocation_failures_in_calls, settle),
+        cmocka_unit_test_teardown(frame_limits, settle),
+        cmocka_unit_test_teardown(every_allocation_fails_in_turn_sta, settle),
+        cmocka_unit_test_teardown(every_allocation_fails_in_turn_mta, settle),
+        cmocka_unit_test_teardown(register_proxy_stubs_results, settle),
+        cmocka_unit_test_teardown(thread_cpu_is_asked_again, settle),
+        cmocka_unit_test_teardown(caller_moves_off_a_shared_cpu_sta_mta, settle),
+        cmocka_unit_test_teardown(caller_moves_off_a_shared_cpu_mta_sta, settle),
+        cmocka_unit_test_teardown(calls_on_one_shared_cpu_sta_mta, settle),
+        cmocka_unit_test_teardown(calls_on_one_shared_cpu_mta_sta, settle),
+        cmocka_unit_test_teardown(call_timeout_is_per_thread, settle),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
