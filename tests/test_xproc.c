@@ -951,7 +951,16 @@ static ICallee *watching_server(remote *r)
 }
 
 /* A client thread that finds the receiver watching its slot waiting on
- * the CPU it runs on moves to another CPU rather than spin there. */
+ * the CPU it runs on moves to another CPU rather than spin there. An
+ * attempt shows it only if the client is still on the receiver's CPU when
+ * it calls: once unbound, the kernel may move it first (under Wine,
+ * unbinding goes through wineserver). Such an attempt proves nothing
+ * either way, so, as test_calls' caller_moves_off_a_shared_cpu: up to
+ * MOVE_ATTEMPTS attempts; one move passes; MOVE_MISSES attempts that
+ * called from the receiver's CPU without a move fail; a client never left
+ * there is reported SKIPPED, not passed. It cleans up before it judges. */
+enum { MOVE_ATTEMPTS = 60, MOVE_MISSES = 3 };
+
 static void client_moves_off_a_shared_cpu(void **state)
 {
     (void)state;
@@ -959,10 +968,14 @@ static void client_moves_off_a_shared_cpu(void **state)
         skip(); /* nobody spins on one CPU */
     remote r;
     ICallee *p = watching_server(&r);
-    bool moved = false;
-    for (int attempt = 0; attempt < 5 && !moved; attempt++) {
+    bool moved = false, pinned = true, called = true;
+    int attempts = 0, misses = 0;
+    for (; attempts < MOVE_ATTEMPTS && !moved && misses < MOVE_MISSES && pinned && called;
+         attempts++) {
         int cpu = tsupport_pin_self(-1);
-        assert_true(cpu >= 0);
+        pinned = cpu >= 0;
+        if (!pinned)
+            break;
         shmc_cpu_forget();
         pin_receiver_to(&r, p, cpu); /* it says it is on cpu, and watches */
         /* a thread moves at most once a millisecond, and tries at most
@@ -972,19 +985,28 @@ static void client_moves_off_a_shared_cpu(void **state)
         uint32_t moves = atomic_load(&shmc_cpu_moves);
         bool there = shmc_plat_current_cpu() == cpu;
         LONG sum = 0;
-        assert_hr(ICallee_Add(p, 100, attempt, &sum), S_OK);
-        assert_int_equal(sum, 100 + attempt);
+        called = ICallee_Add(p, 100, attempts, &sum) == S_OK && sum == 100 + attempts;
         /* (where it runs after the call is the kernel's: woken by the
          * callee, it may be put back on cpu) */
         moved = atomic_load(&shmc_cpu_moves) == moves + 1;
-        if (!moved)
-            assert_false(there); /* only if the kernel moved it first: try again */
+        if (!moved && there)
+            misses++;
         pin_receiver_to(&r, p, -1);
     }
-    assert_true(moved);
     assert_int_equal(ICallee_Release(p), 0);
     remote_finish(&r);
     ShmCoUninitialize();
+    assert_true(pinned);
+    assert_true(called);
+    if (moved) {
+        if (attempts > 1)
+            print_message("moved on attempt %d\n", attempts);
+        return;
+    }
+    if (misses)
+        fail_msg("the client called from the receiver's CPU %d times and never moved", misses);
+    print_message("the client was never left on the receiver's CPU in %d attempts\n", attempts);
+    skip();
 }
 
 /* Client thread and receiver bound to one CPU: neither can move, each
