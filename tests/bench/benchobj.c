@@ -111,7 +111,8 @@ int bench_bind_other(int mine)
 {
     if (mine < 0)
         return -1;
-    return tsupport_pin_self(mine == 0 ? 1 : 0);
+    int other = tsupport_other_cpu(mine);
+    return other < 0 ? -1 : tsupport_pin_self(other);
 }
 
 void bench_unbind(void)
