@@ -140,9 +140,13 @@ HRESULT shmc_remote_add_record(shmc_proxymgr *pm, REFIID riid, DWORD mshlflags, 
         op.iid = *riid;
         op.mshlflags = mshlflags;
         hr = shmc_conn_op(pm->conn, SHMC_OP_ADD_RECORD, &op, sizeof(op), nonce, sizeof(*nonce));
-        if (borrowed) { /* the record holds a reference of its own */
+        if (borrowed) {
+            /* the record holds a reference of its own. Should this fail
+             * (the server died, or hangs past the call timeout), the
+             * reference stays counted for this connection, and the server
+             * drops it with the connection's others when it ends */
             op.count = 1;
-            shmc_conn_op(pm->conn, SHMC_OP_RELEASE, &op, sizeof(op), NULL, 0);
+            (void)shmc_conn_op(pm->conn, SHMC_OP_RELEASE, &op, sizeof(op), NULL, 0);
         }
     } else {
         hr = E_NOINTERFACE;
