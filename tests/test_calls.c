@@ -1401,14 +1401,9 @@ static void thread_cpu_is_asked_again(void **state)
  * when it calls: the kernel may move it first once it is unbound (under
  * Wine, unbinding goes through wineserver, and the caller, woken from
  * that, is mostly put on the idle CPU). Such an attempt proves nothing
- * either way. So the test tries up to MOVE_ATTEMPTS times: one move
- * passes; MOVE_MISSES attempts that called from the watcher's CPU without
- * a move fail; if the caller was never left there, the case is reported
- * SKIPPED (its precondition could not be made), not passed. It cleans up
- * before it judges, so that a failure leaves the next tests a process in
- * order. */
-enum { MOVE_ATTEMPTS = 60, MOVE_MISSES = 3 };
-
+ * either way: tsupport_judge_move says how the attempts are judged. It
+ * cleans up before it judges, so that a failure leaves the next tests a
+ * process in order. */
 static void caller_moves_off_a_shared_cpu(DWORD host_coinit, DWORD mine)
 {
     if (shmc_plat_cpu_count() < 2)
@@ -1418,7 +1413,8 @@ static void caller_moves_off_a_shared_cpu(DWORD host_coinit, DWORD mine)
     atomic_store(&shmc_tune.callee_spin_ns, 4000000000u); /* the watcher watches on */
     bool moved = false, pinned = true, called = true;
     int attempts = 0, misses = 0;
-    for (; attempts < MOVE_ATTEMPTS && !moved && misses < MOVE_MISSES && pinned && called;
+    for (; attempts < TSUPPORT_MOVE_ATTEMPTS && !moved && misses < TSUPPORT_MOVE_MISSES && pinned &&
+           called;
          attempts++) {
         int cpu = tsupport_pin_self(-1);
         pinned = cpu >= 0;
@@ -1443,17 +1439,7 @@ static void caller_moves_off_a_shared_cpu(DWORD host_coinit, DWORD mine)
     }
     atomic_store(&shmc_tune.callee_spin_ns, spin);
     fixture_free(f);
-    assert_true(pinned);
-    assert_true(called);
-    if (moved) {
-        if (attempts > 1)
-            print_message("moved on attempt %d\n", attempts);
-        return;
-    }
-    if (misses)
-        fail_msg("the caller called from the watcher's CPU %d times and never moved", misses);
-    print_message("the caller was never left on the watcher's CPU in %d attempts\n", attempts);
-    skip();
+    tsupport_judge_move(pinned, called, moved, attempts, misses, "caller", "watcher");
 }
 
 static void caller_moves_off_a_shared_cpu_sta_mta(void **state)

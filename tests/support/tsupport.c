@@ -135,6 +135,22 @@ double tsupport_ms_since(uint64_t start_ns)
     return (double)(shmc_plat_clock_ns() - start_ns) / 1e6;
 }
 
+void tsupport_judge_move(bool pinned, bool called, bool moved, int attempts, int misses,
+                         const char *who, const char *whose)
+{
+    assert_true(pinned);
+    assert_true(called);
+    if (moved) {
+        if (attempts > 1)
+            print_message("moved on attempt %d\n", attempts);
+        return;
+    }
+    if (misses)
+        fail_msg("the %s called from the %s's CPU %d times and never moved", who, whose, misses);
+    print_message("the %s was never left on the %s's CPU in %d attempts\n", who, whose, attempts);
+    skip();
+}
+
 void tsupport_skip_if_listed(const char *test)
 {
     const char *list = getenv("SHMCOM_TEST_SKIP");

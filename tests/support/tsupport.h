@@ -77,6 +77,20 @@ double tsupport_ms_since(uint64_t start_ns);
 uint32_t tsupport_ms(uint32_t ms);
 
 /*
+ * The verdict of a test that a thread moves off a CPU it shares with the
+ * thread that waits for it (test_calls, test_xproc): attempts, each from
+ * the waiter's CPU or not (the kernel may move the thread first, which
+ * proves nothing), until one moved, TSUPPORT_MOVE_MISSES attempts made from
+ * that CPU did not move, or TSUPPORT_MOVE_ATTEMPTS. A move passes; a miss
+ * fails; a thread never left there is SKIPPED, not passed. `pinned` and
+ * `called`: the set-up's binds and the calls all worked. `who` and `whose`
+ * name the mover and the waiter in the messages.
+ */
+enum { TSUPPORT_MOVE_ATTEMPTS = 60, TSUPPORT_MOVE_MISSES = 3 };
+void tsupport_judge_move(bool pinned, bool called, bool moved, int attempts, int misses,
+                         const char *who, const char *whose);
+
+/*
  * Skips the running test (cmocka reports it SKIPPED) if its name is in
  * SHMCOM_TEST_SKIP (names separated by commas) in the environment: what a
  * preset does not run, and says why where it sets the list (the tsan and
