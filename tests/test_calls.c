@@ -35,7 +35,21 @@ typedef struct fixture {
     thost *host;
     ICallee *proxy;
     uint64_t host_tid;
+    shmc_apt *apt; /* host_apt's answer, written by the host's thread */
 } fixture;
+
+/* State a test shares with threads it starts lives on the heap, not on the
+ * test's stack: a failed assert leaves the test (longjmp) while those
+ * threads may still run, and they must not go on in a frame that is gone.
+ * The test frees it once it has joined every thread that uses it; on a
+ * failed assert the threads may still use it: it is leaked, not freed
+ * under them. Zeroed; taken before any thread that uses it starts. */
+static void *shared_state(size_t size)
+{
+    void *p = calloc(1, size);
+    assert_non_null(p);
+    return p;
+}
 
 static void record_tid(void *arg)
 {
@@ -214,7 +228,7 @@ static void sta_runs_one_call_at_a_time_in_order(void **state)
     (void)state;
     fixture *f = fixture_new(COINIT_APARTMENTTHREADED, COINIT_MULTITHREADED);
     enum { N = 4 };
-    hammer h[N];
+    hammer *h = shared_state(N * sizeof(*h));
     shmc_plat_thread t[N];
     for (int i = 0; i < N; i++) {
         h[i].proxy = NULL;
@@ -229,6 +243,7 @@ static void sta_runs_one_call_at_a_time_in_order(void **state)
         shmc_plat_thread_join(&t[i]);
         assert_hr(h[i].hr, S_OK);
     }
+    free(h);
     assert_int_equal(atomic_load(&f->obj->max_in_flight), 1); /* one at a time */
     assert_false(f->obj->out_of_order);                       /* each caller in order */
     assert_int_equal(atomic_load(&f->obj->calls), N * 300);
@@ -260,6 +275,7 @@ typedef struct loop_host {
     _Atomic int ready, stop;
     _Atomic int dispatched;
     HRESULT hr;
+    _Atomic int freed; /* obj's */
 } loop_host;
 
 static void event_loop_main(void *arg)
@@ -291,31 +307,30 @@ static void sta_driven_by_event_loop(void **state)
     (void)state;
     assert_hr(ShmCoInitializeEx(NULL, COINIT_MULTITHREADED), S_OK);
     ShmCoRegisterProxyStubs(&calltest_ProxyFileInfo);
-    _Atomic int freed;
-    loop_host l;
-    memset(&l, 0, sizeof(l));
-    l.obj = callee_new(3, &freed);
-    assert_hr(shmc_stream_create_heap(0, &l.stream), S_OK);
+    loop_host *l = shared_state(sizeof(*l));
+    l->obj = callee_new(3, &l->freed);
+    assert_hr(shmc_stream_create_heap(0, &l->stream), S_OK);
     shmc_plat_thread t;
-    assert_hr(shmc_plat_thread_create(&t, event_loop_main, &l), S_OK);
-    while (!atomic_load(&l.ready))
+    assert_hr(shmc_plat_thread_create(&t, event_loop_main, l), S_OK);
+    while (!atomic_load(&l->ready))
         shmc_plat_sleep_ms(1);
-    assert_hr(l.hr, S_OK);
+    assert_hr(l->hr, S_OK);
     ICallee *p = NULL;
-    tstream_rewind(l.stream);
-    assert_hr(ShmCoUnmarshalInterface(l.stream, &IID_ICallee, (void **)&p), S_OK);
+    tstream_rewind(l->stream);
+    assert_hr(ShmCoUnmarshalInterface(l->stream, &IID_ICallee, (void **)&p), S_OK);
     for (LONG i = 0; i < 50; i++) {
         LONG tag = 0;
         assert_hr(ICallee_GetTag(p, &tag), S_OK);
         assert_int_equal(tag, 3);
     }
-    assert_true(atomic_load(&l.dispatched) > 0); /* the loop ran them */
+    assert_true(atomic_load(&l->dispatched) > 0); /* the loop ran them */
     assert_int_equal(ICallee_Release(p), 0);
-    atomic_store(&l.stop, 1);
+    atomic_store(&l->stop, 1);
     shmc_plat_thread_join(&t);
-    ICallee_Release(&l.obj->ICallee_iface);
-    assert_true(atomic_load(&freed));
-    IStream_Release(l.stream);
+    ICallee_Release(&l->obj->ICallee_iface);
+    assert_true(atomic_load(&l->freed));
+    IStream_Release(l->stream);
+    free(l);
     ShmCoUninitialize();
 }
 
@@ -341,13 +356,14 @@ static void record_apt(void *arg)
     *(shmc_apt **)arg = apt;
 }
 
-/* The apartment of f's host, which lives as long as the host. */
+/* The apartment of f's host, which lives as long as the host. (Recorded
+ * in f, not here: thost_run may give up on a host that runs it later.) */
 static shmc_apt *host_apt(fixture *f)
 {
-    shmc_apt *apt = NULL;
-    thost_run(f->host, record_apt, &apt);
-    assert_non_null(apt);
-    return apt;
+    f->apt = NULL;
+    thost_run(f->host, record_apt, &f->apt);
+    assert_non_null(f->apt);
+    return f->apt;
 }
 
 /* How many calls wait in an apartment's inbox (rt.h: a stack of calls,
@@ -446,15 +462,16 @@ static void sta_process_calls_dispatches(void **state)
     (void)state;
     fixture *f = fixture_new(COINIT_APARTMENTTHREADED, COINIT_MULTITHREADED);
     shmc_apt *apt = host_apt(f);
-    process_calls p;
-    memset(&p, 0, sizeof(p));
-    p.f = f;
-    p.first_hr = p.queued_hr = E_FAIL;
+    enum { N = 3 };
+    process_calls *p = shared_state(sizeof(*p));
+    one_call *c = shared_state(N * sizeof(*c));
+    p->f = f;
+    p->first_hr = p->queued_hr = E_FAIL;
     shmc_plat_thread t;
-    assert_hr(shmc_plat_thread_create(&t, run_process_calls, &p), S_OK);
+    assert_hr(shmc_plat_thread_create(&t, run_process_calls, p), S_OK);
 
     /* asleep in it: past its spin, a sleeper on its doorbell */
-    assert_true(wait_flag(&p.waiting));
+    assert_true(wait_flag(&p->waiting));
     uint64_t t0 = shmc_plat_clock_ns();
     while (atomic_load(&apt->bell->sleepers) == 0 && tsupport_ms_since(t0) < tsupport_ms(20000))
         shmc_plat_sleep_ms(1);
@@ -462,27 +479,27 @@ static void sta_process_calls_dispatches(void **state)
     hyper tid = 0;
     assert_hr(ICallee_GetThreadId(f->proxy, &tid), S_OK);
     assert_int_equal((uint64_t)tid, f->host_tid); /* run by the host's thread */
-    assert_true(wait_flag(&p.held));
-    assert_hr(p.first_hr, S_OK);
-    assert_true(p.first_ms < tsupport_ms(5000)); /* woken by the call, not its timeout */
+    assert_true(wait_flag(&p->held));
+    assert_hr(p->first_hr, S_OK);
+    assert_true(p->first_ms < tsupport_ms(5000)); /* woken by the call, not its timeout */
 
     /* three callers wait for their replies while the host dispatches nothing */
-    enum { N = 3 };
-    one_call c[N];
     for (int i = 0; i < N; i++)
         one_call_start(&c[i], f->proxy, i, 1);
     wait_inbox(apt, N);
     for (int i = 0; i < N; i++)
         assert_false(atomic_load(&c[i].done));
-    atomic_store(&p.go, 1);
+    atomic_store(&p->go, 1);
     for (int i = 0; i < N; i++) {
         shmc_plat_thread_join(&c[i].thread);
         assert_hr(c[i].hr, S_OK);
         assert_int_equal(c[i].sum, i + 1);
     }
     shmc_plat_thread_join(&t);
-    assert_hr(p.queued_hr, S_OK);
-    assert_int_equal(p.queued_ran, N); /* all three, by that one ShmCoProcessCalls */
+    assert_hr(p->queued_hr, S_OK);
+    assert_int_equal(p->queued_ran, N); /* all three, by that one ShmCoProcessCalls */
+    free(c);
+    free(p);
     assert_int_equal(atomic_load(&f->obj->calls), N);
     fixture_free(f);
 }
@@ -526,15 +543,17 @@ static void sta_runs_callers_in_arrival_order(void **state)
     fixture *f = fixture_new(COINIT_APARTMENTTHREADED, COINIT_MULTITHREADED);
     shmc_apt *apt = host_apt(f);
     memset(&hold, 0, sizeof(hold));
+    enum { N = 6, ID = 7 };
+    holder *h = shared_state(sizeof(*h));
+    one_call *c = shared_state(N * sizeof(*c));
+    h->proxy = f->proxy;
+    h->hr = E_FAIL;
     callee_wait_hook = hold_hook;
-    holder h = {f->proxy, E_FAIL};
     shmc_plat_thread t;
-    assert_hr(shmc_plat_thread_create(&t, holder_main, &h), S_OK);
+    assert_hr(shmc_plat_thread_create(&t, holder_main, h), S_OK);
     assert_true(wait_flag(&hold.entered));
     assert_int_equal(inbox_count(apt), 0);
 
-    enum { N = 6, ID = 7 };
-    one_call c[N];
     for (int i = 0; i < N; i++) {
         one_call_start(&c[i], f->proxy, ID, i + 1);
         wait_inbox(apt, (unsigned)i + 1);
@@ -546,7 +565,9 @@ static void sta_runs_callers_in_arrival_order(void **state)
         assert_int_equal(c[i].sum, ID + i + 1);
     }
     shmc_plat_thread_join(&t);
-    assert_hr(h.hr, S_OK);
+    assert_hr(h->hr, S_OK);
+    free(c);
+    free(h);
     callee_wait_hook = NULL;
     assert_int_equal(atomic_load(&f->obj->calls), N);
     assert_false(f->obj->out_of_order); /* 1..N, in that order */
@@ -569,6 +590,7 @@ typedef struct handle_loop {
     bool ready_before_any;
     bool ready[LOOP_CALLS], ready_after[LOOP_CALLS];
     HRESULT processed[LOOP_CALLS];
+    _Atomic int freed; /* obj's */
 } handle_loop;
 
 static bool handle_ready(intptr_t h, uint32_t ms)
@@ -622,34 +644,32 @@ static void sta_wait_handle_ready_for_each_call(void **state)
     register_calltest();
     uint32_t spin = atomic_load(&shmc_tune.callee_spin_ns);
     atomic_store(&shmc_tune.callee_spin_ns, 0u);
-    _Atomic int freed;
-    handle_loop l;
-    memset(&l, 0, sizeof(l));
-    l.obj = callee_new(5, &freed);
-    assert_hr(shmc_stream_create_heap(0, &l.stream), S_OK);
+    handle_loop *l = shared_state(sizeof(*l));
+    l->obj = callee_new(5, &l->freed);
+    assert_hr(shmc_stream_create_heap(0, &l->stream), S_OK);
     shmc_plat_thread t;
-    assert_hr(shmc_plat_thread_create(&t, handle_loop_main, &l), S_OK);
+    assert_hr(shmc_plat_thread_create(&t, handle_loop_main, l), S_OK);
     uint64_t t0 = shmc_plat_clock_ns();
-    while (!atomic_load(&l.waits_for) && !atomic_load(&l.finished) &&
+    while (!atomic_load(&l->waits_for) && !atomic_load(&l->finished) &&
            tsupport_ms_since(t0) < tsupport_ms(20000))
         shmc_plat_sleep_ms(1);
-    assert_hr(l.hr, S_OK);
+    assert_hr(l->hr, S_OK);
     ICallee *p = NULL;
-    tstream_rewind(l.stream);
-    assert_hr(ShmCoUnmarshalInterface(l.stream, &IID_ICallee, (void **)&p), S_OK);
+    tstream_rewind(l->stream);
+    assert_hr(ShmCoUnmarshalInterface(l->stream, &IID_ICallee, (void **)&p), S_OK);
 
     for (int i = 0; i < LOOP_CALLS; i++) {
         t0 = shmc_plat_clock_ns();
-        while (atomic_load(&l.waits_for) < i + 1 && tsupport_ms_since(t0) < tsupport_ms(20000))
+        while (atomic_load(&l->waits_for) < i + 1 && tsupport_ms_since(t0) < tsupport_ms(20000))
             shmc_plat_sleep_ms(1);
-        if (atomic_load(&l.waits_for) != i + 1)
+        if (atomic_load(&l->waits_for) != i + 1)
             break; /* it went on without this call: its notes below say why */
         /* an idle gap, so that the loop is asleep in its wait when the call
          * comes (the case under test); were it shorter, the handle would
          * only be found ready sooner */
         shmc_plat_sleep_ms(5);
         if (i % 3 == 2) { /* another caller's: through the inbox */
-            one_call c;
+            one_call c;   /* (joined before anything is asserted: it may stay here) */
             one_call_start(&c, p, 100 + i, 1);
             shmc_plat_thread_join(&c.thread);
             assert_hr(c.hr, S_OK);
@@ -661,20 +681,21 @@ static void sta_wait_handle_ready_for_each_call(void **state)
         }
     }
     assert_int_equal(ICallee_Release(p), 0);
-    atomic_store(&l.stop, 1);
+    atomic_store(&l->stop, 1);
     shmc_plat_thread_join(&t);
 
-    assert_false(l.ready_before_any);
+    assert_false(l->ready_before_any);
     for (int i = 0; i < LOOP_CALLS; i++) {
-        assert_true(l.ready[i]);         /* ready for the call */
-        assert_hr(l.processed[i], S_OK); /* which was there to run */
-        assert_false(l.ready_after[i]);  /* and no longer once it ran */
+        assert_true(l->ready[i]);         /* ready for the call */
+        assert_hr(l->processed[i], S_OK); /* which was there to run */
+        assert_false(l->ready_after[i]);  /* and no longer once it ran */
     }
-    assert_int_equal(atomic_load(&l.obj->calls), LOOP_CALLS);
+    assert_int_equal(atomic_load(&l->obj->calls), LOOP_CALLS);
     atomic_store(&shmc_tune.callee_spin_ns, spin);
-    ICallee_Release(&l.obj->ICallee_iface);
-    assert_true(atomic_load(&freed));
-    IStream_Release(l.stream);
+    ICallee_Release(&l->obj->ICallee_iface);
+    assert_true(atomic_load(&l->freed));
+    IStream_Release(l->stream);
+    free(l);
     ShmCoUninitialize();
 }
 
@@ -709,17 +730,20 @@ static void mta_to_mta_is_direct(void **state)
     assert_hr(ShmCoInitializeEx(NULL, COINIT_MULTITHREADED), S_OK);
     ShmCoRegisterProxyStubs(&calltest_ProxyFileInfo);
     callee *c = callee_new(4, NULL);
-    take_arg a = {NULL, NULL, E_FAIL};
+    take_arg *a =
+        shared_state(sizeof(*a)); /* (thost_run may give up on a host that runs it later) */
+    a->hr = E_FAIL;
     assert_hr(ShmCoMarshalInterThreadInterfaceInStream(&IID_ICallee, (IUnknown *)&c->ICallee_iface,
-                                                       &a.stream),
+                                                       &a->stream),
               S_OK);
     /* another MTA thread gets the object itself, no proxy */
     thost *h = thost_start(COINIT_MULTITHREADED, NULL, NULL, NULL, 0);
-    thost_run(h, take_from_stream, &a);
-    assert_hr(a.hr, S_OK);
-    assert_ptr_equal(a.got, &c->ICallee_iface);
-    ICallee_Release(a.got);
+    thost_run(h, take_from_stream, a);
+    assert_hr(a->hr, S_OK);
+    assert_ptr_equal(a->got, &c->ICallee_iface);
+    ICallee_Release(a->got);
     thost_stop(h, false);
+    free(a);
     assert_int_equal(ICallee_Release(&c->ICallee_iface), 0);
     ShmCoUninitialize();
 }
@@ -917,19 +941,21 @@ static void watched_call_timeouts(void **state)
     assert_int_equal(sum, 5);
 
     /* given up before the host looks: it is busy outside any call */
-    busy_host b = {f, 0, 0};
+    busy_host *b = shared_state(sizeof(*b));
+    b->f = f;
     shmc_plat_thread t;
-    assert_hr(shmc_plat_thread_create(&t, run_busy_host, &b), S_OK);
+    assert_hr(shmc_plat_thread_create(&t, run_busy_host, b), S_OK);
     uint64_t t0 = shmc_plat_clock_ns();
-    while (!atomic_load(&b.started) && tsupport_ms_since(t0) < 20000)
+    while (!atomic_load(&b->started) && tsupport_ms_since(t0) < 20000)
         shmc_plat_sleep_ms(1);
-    assert_true(atomic_load(&b.started));
+    assert_true(atomic_load(&b->started));
     assert_hr(ShmCoSetCallTimeout(tsupport_ms(50)), S_OK);
     ICallee *child = (ICallee *)1;
     assert_hr(ICallee_GetChild(f->proxy, 4, &child), RPC_E_TIMEOUT);
     assert_null(child);
-    atomic_store(&b.release, 1);
+    atomic_store(&b->release, 1);
     shmc_plat_thread_join(&t);
+    free(b);
     assert_hr(ShmCoSetCallTimeout(INFINITE), S_OK);
     assert_hr(ICallee_Add(f->proxy, 8, 1, &sum), S_OK); /* the host dropped it and goes on */
     assert_int_equal(sum, 9);
@@ -1036,11 +1062,14 @@ static void disconnect_while_call_runs(DWORD host)
     shmc_plat_thread t;
     if (!inflight.from_hook)
         assert_hr(shmc_plat_thread_create(&t, inflight_other_thread, NULL), S_OK);
-    assert_hr(ICallee_Wait(f->proxy, 0), S_OK); /* it was running: it ends normally */
+    HRESULT wait_hr = ICallee_Wait(f->proxy, 0);
+    /* (joined before the call's result is judged: left running, the thread
+     * would disconnect the next test's object through `inflight`) */
     if (!inflight.from_hook)
         shmc_plat_thread_join(&t);
     callee_wait_hook = NULL;
 
+    assert_hr(wait_hr, S_OK); /* it was running: it ends normally */
     assert_hr(atomic_load(&inflight.hr), S_OK);
     assert_int_equal(atomic_load(&inflight.freed_during), 0); /* not under the running call */
     assert_int_equal(atomic_load(&f->freed), 1);              /* but once it was over */
@@ -1578,21 +1607,28 @@ static void call_timeout_is_per_thread(void **state)
 {
     (void)state;
     fixture *f = fixture_new(COINIT_APARTMENTTHREADED, COINIT_MULTITHREADED);
-    timeout_thread a = {f->proxy, tsupport_ms(50), tsupport_ms(300), 0, 0, E_FAIL};
-    timeout_thread b = {f->proxy, 0, tsupport_ms(300), 0, 0, E_FAIL};
-    timeout_thread c = {f->proxy, 0, tsupport_ms(1500), 0, 0, E_FAIL};
+    timeout_thread *abc = shared_state(3 * sizeof(*abc));
+    timeout_thread *a = &abc[0], *b = &abc[1], *c = &abc[2];
+    for (int i = 0; i < 3; i++) {
+        abc[i].proxy = f->proxy;
+        abc[i].hr = E_FAIL;
+    }
+    a->set_ms = tsupport_ms(50); /* b and c keep the default */
+    a->wait_ms = b->wait_ms = tsupport_ms(300);
+    c->wait_ms = tsupport_ms(1500);
     shmc_plat_thread ta, tb, tc;
-    start_timeout_thread(&ta, &a, false); /* A set 50 ms, and waits */
-    start_timeout_thread(&tb, &b, true);
+    start_timeout_thread(&ta, a, false); /* A set 50 ms, and waits */
+    start_timeout_thread(&tb, b, true);
     shmc_plat_thread_join(&tb);
-    assert_hr(b.hr, S_OK);
-    start_timeout_thread(&tc, &c, true);
+    assert_hr(b->hr, S_OK);
+    start_timeout_thread(&tc, c, true);
     shmc_plat_thread_join(&tc);
-    assert_hr(c.hr, S_OK);
+    assert_hr(c->hr, S_OK);
     /* and A's own limit is still 50 ms */
-    atomic_store(&a.go, 1);
+    atomic_store(&a->go, 1);
     shmc_plat_thread_join(&ta);
-    assert_hr(a.hr, RPC_E_TIMEOUT);
+    assert_hr(a->hr, RPC_E_TIMEOUT);
+    free(abc);
     fixture_free(f);
 }
 
@@ -1600,7 +1636,8 @@ static void call_timeout_is_per_thread(void **state)
  * callee, its spin changed, or this thread in its apartment, and the tests
  * after it would then fail for that (or hang) instead of running. After a
  * test that passed this changes nothing. (Threads a failed test started
- * are not stopped here: it fails, and they end with the program.) */
+ * are not stopped here: it fails, and they end with the program; what
+ * they use is on the heap, see shared_state.) */
 static uint32_t default_callee_spin;
 
 static int settle(void **state)
