@@ -315,13 +315,47 @@ def xport_corpus():
     return c
 
 
-# ---- fuzz_stub: method slot, then the request frame -------------------------------------------
+# ---- fuzz_stub: sel (method slot; 0x80: IStream, 0xC0: ISequentialStream), request frame ------
+
+STM, SEQ = 0x80, 0xC0
+(S_READ, S_WRITE, S_SEEK, S_SETSIZE, S_COPYTO, S_COMMIT, S_REVERT, S_LOCK, S_UNLOCK, S_STAT,
+ S_CLONE) = range(3, 14)
+
+
+def stream_seeds():
+    """Valid request frames of runtime/streamps.c's tables (their layouts are there)."""
+    c = {}
+    for itf, pre in ((STM, 'stm'), (SEQ, 'seq')):
+        c[pre + '_read'] = bytes([itf | S_READ]) + struct.pack('<I', 16)
+        c[pre + '_read_past_end'] = bytes([itf | S_READ]) + struct.pack('<I', 300)
+        c[pre + '_read_0'] = bytes([itf | S_READ]) + struct.pack('<I', 0)
+        data = b'written by the fuzzer'
+        c[pre + '_write'] = bytes([itf | S_WRITE]) + pad8(ref(16, len(data)) +
+                                                          struct.pack('<I', len(data))) + data
+        c[pre + '_write_0'] = bytes([itf | S_WRITE]) + pad8(ref(16, 0) + struct.pack('<I', 0))
+    c['stm_seek_set'] = bytes([STM | S_SEEK]) + struct.pack('<qI', 100, 0)
+    c['stm_seek_end'] = bytes([STM | S_SEEK]) + struct.pack('<qI', -8, 2)
+    c['stm_seek_bad'] = bytes([STM | S_SEEK]) + struct.pack('<qI', -1, 1)
+    c['stm_setsize'] = bytes([STM | S_SETSIZE]) + struct.pack('<Q', 1000)
+    c['stm_setsize_full'] = bytes([STM | S_SETSIZE]) + struct.pack('<Q', (64 << 10) + 1)
+    c['stm_copyto_null'] = bytes([STM | S_COPYTO]) + NULL_REF + struct.pack('<Q', 50)
+    c['stm_copyto_rec'] = bytes([STM | S_COPYTO]) + ref(16, 8) + struct.pack('<Q', 50) + b'SHMR\0\0\0\0'
+    c['stm_commit'] = bytes([STM | S_COMMIT]) + struct.pack('<I', 0)
+    c['stm_revert'] = bytes([STM | S_REVERT])
+    c['stm_lock'] = bytes([STM | S_LOCK]) + struct.pack('<QQI', 0, 10, 1)
+    c['stm_unlock'] = bytes([STM | S_UNLOCK]) + struct.pack('<QQI', 0, 10, 1)
+    c['stm_stat'] = bytes([STM | S_STAT]) + struct.pack('<I', 0)
+    c['stm_stat_noname'] = bytes([STM | S_STAT]) + struct.pack('<I', 1)
+    c['stm_clone'] = bytes([STM | S_CLONE])
+    return c
+
 
 def stub_corpus():
     c = {}
     for m in range(3, 24):
         c['zero_%d' % m] = bytes([m]) + bytes(64)
         c['nullrefs_%d' % m] = bytes([m]) + b'\xff\xff\xff\xff\0\0\0\0' * 8
+    c.update(stream_seeds())
     return c
 
 
