@@ -72,7 +72,7 @@ void shmc_plat_thread_detach(shmc_plat_thread *t)
 
 uint64_t shmc_plat_thread_self_id(void)
 {
-    static _Thread_local uint64_t tid;
+    static SHMC_THREAD_LOCAL uint64_t tid;
     if (!tid)
         tid = (uint64_t)syscall(SYS_gettid);
     return tid;
@@ -125,7 +125,7 @@ HRESULT shmc_plat_tls_set(shmc_plat_tls *k, void *value)
     return rc == 0 ? S_OK : shmc_plat_hresult_from_os(rc);
 }
 
-static _Thread_local void *fast_tls;
+static SHMC_THREAD_LOCAL void *fast_tls;
 
 void *shmc_plat_fast_tls_get(void)
 {

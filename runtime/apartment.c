@@ -161,7 +161,7 @@ static void cur_thread_set(shmc_thread *th)
     shmc_plat_fast_tls_set(th); /* (if it cannot, the lookups take the slow way) */
 }
 #else
-static _Thread_local shmc_thread *cur_thread;
+static SHMC_THREAD_LOCAL shmc_thread *cur_thread;
 
 static shmc_thread *cur_thread_get(void)
 {

@@ -53,7 +53,7 @@
 /* How often a caller waiting on an MTA looks whether it has a worker. */
 #define MTA_RECHECK_MS 100u
 
-_Thread_local shmc_hot shmc_hot_tls = {.reply_ns_avg = 20000u};
+SHMC_THREAD_LOCAL shmc_hot shmc_hot_tls = {.reply_ns_avg = 20000u};
 
 /* Each thread keeps its last call (shmc_hot.spare) and reuses it for
  * the next one; the others are recycled (never freed: see above). */

@@ -73,7 +73,7 @@ typedef struct rng_tls {
     uint64_t pid;
 } rng_tls;
 
-static _Thread_local rng_tls tls_rng = {{0}, 64, 0};
+static SHMC_THREAD_LOCAL rng_tls tls_rng = {{0}, 64, 0};
 
 HRESULT shmc_random(void *out, size_t n)
 {

@@ -201,7 +201,7 @@ static ULONG rch_Release(ShmProxyChannel *ch, ShmProxyHeader *from)
 
 /* Each thread keeps one call record for its remote calls (freed when the
  * thread ends). */
-static _Thread_local shmc_xcall *spare_xcall;
+static SHMC_THREAD_LOCAL shmc_xcall *spare_xcall;
 
 void shmc_remote_free_spare(void)
 {

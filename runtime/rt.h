@@ -567,7 +567,7 @@ typedef struct shmc_hot {
     uint64_t moved_at;     /* its last move off a CPU (call.c) */
     bool moved_once;
 } shmc_hot;
-extern _Thread_local shmc_hot shmc_hot_tls;
+extern SHMC_THREAD_LOCAL shmc_hot shmc_hot_tls;
 
 /* The calling thread's shmc_hot: shmc_hot_tls; on Windows, where that is
  * emulated TLS, the one in its runtime state (shmc_thread.hot), reached
