@@ -328,8 +328,9 @@ HRESULT shmc_plat_tls_set(shmc_plat_tls *k, void *value);
  * offset from the thread pointer, not through a call to __tls_get_addr
  * (which made a hot null call between processes 10 ns longer, 0.143 ->
  * 0.153 us). A dlopen of the library takes its thread-local block (under
- * 256 bytes) from the static TLS that glibc keeps for such libraries (512
- * bytes unless tuned); tests/test_dlopen.c loads it so, and
+ * 256 bytes) from the surplus static TLS that glibc keeps for such
+ * libraries (about 1 KiB by default, docs/limits.md); tests/test_dlopen.c
+ * loads it so, and
  * tests/check_tls.cmake checks that no access goes through __tls_get_addr.
  */
 #if defined(__ELF__) && (defined(__GNUC__) || defined(__clang__))
