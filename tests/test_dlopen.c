@@ -6,8 +6,10 @@
  * for in the static TLS that glibc keeps; threads started before and
  * after the load both get it. The program marshals a shared-memory stream
  * from the MTA to an STA thread started after the load, writes and reads
- * it through the proxy there, and checks the bytes in the MTA. A plain
- * program, not linked with the runtime (argv[1]: the library's path).
+ * it through the proxy there, and checks the bytes in the MTA; after
+ * dlclose the library is still loaded (it is linked -z nodelete) and works
+ * again. A plain program, not linked with the runtime (argv[1]: the
+ * library's path).
  */
 #define COBJMACROS
 #include <shmcom/shmcom.h>
@@ -114,6 +116,17 @@ int main(int argc, char **argv)
     }
     api.uninit();
     dlclose(lib);
+    /* the library stays loaded (linked -z nodelete: its threads and
+     * process-wide state may outlive the host's last call), and a host
+     * that loads its plugin again gets a runtime that works */
+    void *again = dlopen(argv[1], RTLD_NOW | RTLD_NOLOAD);
+    CHECK(again != NULL);
+    if (again) {
+        CHECK(dlsym(again, "ShmCoInitializeEx") == (void *)(uintptr_t)api.init);
+        CHECK(api.init(NULL, COINIT_MULTITHREADED) == S_OK);
+        api.uninit();
+        dlclose(again);
+    }
     if (failures) {
         fprintf(stderr, "test_dlopen: %d check(s) failed\n", failures);
         return 1;
