@@ -329,9 +329,9 @@ HRESULT shmc_plat_tls_set(shmc_plat_tls *k, void *value);
  * (which made a hot null call between processes 10 ns longer, 0.143 ->
  * 0.153 us). A dlopen of the library takes its thread-local block (under
  * 256 bytes) from the surplus static TLS that glibc keeps for such
- * libraries (about 1 KiB by default, docs/limits.md); tests/test_dlopen.c
- * loads it so, and
- * tests/check_tls.cmake checks that no access goes through __tls_get_addr.
+ * libraries (about 1 KiB by default, docs/limits.md): tests/test_dlopen.c
+ * loads it so. tests/check_tls.cmake checks that no access goes through
+ * __tls_get_addr.
  */
 #if defined(__ELF__) && (defined(__GNUC__) || defined(__clang__))
 #define SHMC_THREAD_LOCAL _Thread_local __attribute__((tls_model("initial-exec")))
