@@ -816,9 +816,10 @@ static double floor_memcpy_fresh(const unsigned char *src, uint32_t size, uint32
                  (unsigned long long)self.pid, 100 + i);
         memcpy(g.mb->fresh_name, g.fresh_name, sizeof(g.fresh_name));
         CHECK(shmc_plat_region_create(&r, g.fresh_name, (size_t)size + 4096));
+        /* (the name first: a run killed during the copy leaves nothing) */
+        shmc_plat_region_unlink(g.fresh_name);
         memcpy((unsigned char *)r.base + 4096, src, size);
         shmc_plat_region_close(&r);
-        shmc_plat_region_unlink(g.fresh_name);
         g.fresh_name[0] = 0;
         g.mb->fresh_name[0] = 0;
     }
@@ -911,6 +912,11 @@ static IBench *parent_setup(unsigned char **buf_out, uint32_t *default_spin)
     snprintf(g.mc_name, sizeof(g.mc_name), "tst-bxp-%llu-3", pid);
     memcpy(g.mb->mc_name, g.mc_name, sizeof(g.mc_name));
     CHECK(shmc_plat_region_create(&g.mc, g.mc_name, BUF_SIZE));
+    /* only this process maps it: its name goes at once, so that a run
+     * killed with the child (Ctrl-C reaches both) leaves no 64 MiB behind */
+    shmc_plat_region_unlink(g.mc_name);
+    g.mc_name[0] = 0;
+    g.mb->mc_name[0] = 0;
     unsigned char *buf = malloc(BUF_SIZE);
     if (!buf)
         fail("out of memory");
@@ -927,6 +933,10 @@ static IBench *parent_setup(unsigned char **buf_out, uint32_t *default_spin)
 
     /* the server: an MTA object, marshaled for this process */
     CHECK(command(OP_SETUP, 0));
+    /* the child has the mailbox mapped (it answered): its name has done its
+     * job (and a run killed from here on leaves it nowhere) */
+    shmc_plat_region_unlink(g.mb_name);
+    g.mb_name[0] = 0;
     *default_spin = atomic_load(&g.mb->default_spin);
     CHECK(ShmCoInitializeEx(NULL, COINIT_MULTITHREADED));
     LARGE_INTEGER zero;
