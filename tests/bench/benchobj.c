@@ -107,12 +107,20 @@ int bench_bind_self(void)
     return tsupport_pin_self(-1);
 }
 
+/* (CPU_SETSIZE on Linux) */
+#define BENCH_MAX_CPUS 1024
+
 int bench_bind_other(int mine)
 {
     if (mine < 0)
         return -1;
-    int other = tsupport_other_cpu(mine);
-    return other < 0 ? -1 : tsupport_pin_self(other);
+    /* the lowest CPU other than `mine` the OS lets this thread run on. Not
+     * judged by its affinity: a thread started by a bound one inherits the
+     * one CPU it is bound to */
+    for (int cpu = 0; cpu < BENCH_MAX_CPUS; cpu++)
+        if (cpu != mine && tsupport_pin_self(cpu) == cpu)
+            return cpu;
+    return -1;
 }
 
 void bench_unbind(void)

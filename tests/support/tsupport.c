@@ -225,18 +225,6 @@ unsigned tsupport_allowed_cpus(void)
     return n;
 }
 
-int tsupport_other_cpu(int mine)
-{
-    GROUP_AFFINITY mask;
-    if (!GetThreadGroupAffinity(GetCurrentThread(), &mask))
-        return -1;
-    for (int n = 0; n < 64; n++) {
-        int cpu = (int)mask.Group * 64 + n;
-        if ((mask.Mask >> n) & 1 && cpu != mine)
-            return cpu;
-    }
-    return -1;
-}
 #elif defined(__linux__)
 static _Thread_local cpu_set_t pinned_from;
 
@@ -263,16 +251,6 @@ unsigned tsupport_allowed_cpus(void)
     return sched_getaffinity(0, sizeof(mask), &mask) ? 0u : (unsigned)CPU_COUNT(&mask);
 }
 
-int tsupport_other_cpu(int mine)
-{
-    cpu_set_t mask;
-    if (sched_getaffinity(0, sizeof(mask), &mask))
-        return -1;
-    for (int cpu = 0; cpu < CPU_SETSIZE; cpu++)
-        if (CPU_ISSET(cpu, &mask) && cpu != mine)
-            return cpu;
-    return -1;
-}
 #else
 int tsupport_pin_self(int cpu)
 {
@@ -289,9 +267,4 @@ unsigned tsupport_allowed_cpus(void)
     return 0;
 }
 
-int tsupport_other_cpu(int mine)
-{
-    (void)mine;
-    return -1;
-}
 #endif

@@ -60,9 +60,6 @@ int tsupport_pin_self(int cpu);
 void tsupport_unpin_self(void);
 /* How many CPUs the calling thread may run on (0 if the OS does not say). */
 unsigned tsupport_allowed_cpus(void);
-/* A CPU the calling thread may run on other than `mine` (the lowest such;
- * on Windows, in the thread's processor group), or -1 if there is none. */
-int tsupport_other_cpu(int mine);
 
 /* Milliseconds since an earlier shmc_plat_clock_ns() reading. */
 double tsupport_ms_since(uint64_t start_ns);
