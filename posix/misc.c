@@ -132,3 +132,8 @@ size_t shmc_plat_page_size(void)
     }
     return v;
 }
+
+void shmc_plat_pin_module(void)
+{
+    /* libshmcom.so is linked -z nodelete (runtime/CMakeLists.txt) */
+}

@@ -53,6 +53,7 @@ static uint32_t quiet_pauses(uint64_t per, uint32_t ns, uint32_t max)
 
 static void rt_setup(void)
 {
+    shmc_plat_pin_module(); /* its threads and callbacks outlive an unload */
     shmc_plat_mutex_init(&shmc_g.lock);
     shmc_plat_mutex_init(&pool_lock);
     shmc_call_setup();

@@ -425,6 +425,17 @@ uint32_t shmc_plat_clock_ms_until(uint64_t deadline_ns);
  */
 HRESULT shmc_plat_random(void *buf, size_t n);
 
+/*
+ * Keeps the module that holds the runtime (its shared library, or the
+ * program it is linked into) loaded until the process exits, so that the
+ * runtime's threads and its thread-exit callbacks (the destructor of
+ * shmc_plat_tls_create) never run code a host unloaded (dlclose,
+ * FreeLibrary). Called once, when the runtime sets itself up. Windows pins
+ * the module; on ELF the library is linked -z nodelete and this does
+ * nothing. tests/test_dlopen.c checks both.
+ */
+void shmc_plat_pin_module(void);
+
 /* Number of CPUs this process may run on (at least 1). */
 unsigned shmc_plat_cpu_count(void);
 

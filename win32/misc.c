@@ -91,3 +91,17 @@ size_t shmc_plat_page_size(void)
     }
     return page;
 }
+
+/* An address inside this module, to name it by. */
+static const char module_anchor;
+
+void shmc_plat_pin_module(void)
+{
+    HMODULE self;
+    /* (if it fails, the module is only as safe to unload as before. Under
+     * Wine 8 the mingw-w64 DLL stayed loaded after FreeLibrary without
+     * this too, its loader saying count -1: test_dlopen passes there
+     * either way, and only Windows itself shows the difference) */
+    GetModuleHandleExW(GET_MODULE_HANDLE_EX_FLAG_FROM_ADDRESS | GET_MODULE_HANDLE_EX_FLAG_PIN,
+                       (LPCWSTR)(const void *)&module_anchor, &self);
+}
