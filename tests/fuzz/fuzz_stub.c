@@ -17,9 +17,10 @@
  * this file (memstm), made afresh for every input with 200 bytes in it,
  * capped at 64 KiB (Write and SetSize past it fail with STG_E_MEDIUMFULL),
  * whose methods keep to their contracts and touch every byte they are
- * handed. The marshaler refuses every record, so an [in] interface comes
- * out as NULL or the call fails before the object is called, and an [out]
- * interface (Clone) cannot be marshaled and is released by the stub.
+ * handed. The marshaler (below) turns an 8-byte "SHMR" record into a fresh
+ * in-memory stream and refuses any other, so an [in] interface (CopyTo's
+ * target) is a real object or the call fails before the object is called;
+ * an [out] interface (Clone's) is marshaled and held until the input ends.
  *
  * A bad frame must give an error and touch nothing outside it (ASan), and
  * nothing may leak (LSan). For the streams, also: after every input the
@@ -40,32 +41,90 @@
 #include <stdlib.h>
 #include <string.h>
 
+/*
+ * The marshaler. A record is 8 bytes, "SHMR" and an index. Marshal (an
+ * [out] interface: Clone's) holds a reference on the object in `held` and
+ * writes its index; the end of each input releases what the reply's
+ * records still hold, as a client that unmarshaled them would. Unmarshal of
+ * an 8-byte "SHMR" record (an [in] interface from the frame: CopyTo's
+ * target) gives a fresh in-memory stream, as iid; anything else is refused
+ * (RPC_E_INVALID_OBJREF). Every record is read whole, as a real marshaler
+ * reads it.
+ */
+#define HELD_MAX 8
+static IUnknown *held[HELD_MAX];
+static const unsigned char rec_magic[4] = {'S', 'H', 'M', 'R'};
+static int memstm_alive; /* in-memory streams (below) not yet freed */
+
+static HRESULT memstm_new(const unsigned char *data, uint64_t size, uint64_t pos, IStream **out);
+
 static HRESULT m_marshal(ShmItfMarshaler *m, REFIID iid, IUnknown *itf, void **d, uint32_t *s)
 {
     (void)m;
     (void)iid;
-    (void)itf;
-    (void)d;
-    (void)s;
-    return E_FAIL;
+    *d = NULL;
+    *s = 0;
+    uint32_t i = 0;
+    while (i < HELD_MAX && held[i])
+        i++;
+    unsigned char *rec = i < HELD_MAX ? ShmCoTaskMemAlloc(8) : NULL;
+    if (!rec)
+        return E_OUTOFMEMORY;
+    memcpy(rec, rec_magic, 4);
+    memcpy(rec + 4, &i, 4);
+    IUnknown_AddRef(itf);
+    held[i] = itf;
+    *d = rec;
+    *s = 8;
+    return S_OK;
 }
+
+static bool read_record(const void *d, uint32_t s)
+{
+    volatile unsigned char sum = 0;
+    for (uint32_t i = 0; i < s; i++)
+        sum ^= ((const unsigned char *)d)[i];
+    return s == 8 && memcmp(d, rec_magic, 4) == 0;
+}
+
 static HRESULT m_unmarshal(ShmItfMarshaler *m, REFIID iid, const void *d, uint32_t s, void **ppv)
 {
     (void)m;
-    (void)iid;
-    /* read the record as a real marshaler would: all of it */
-    volatile unsigned char sum = 0;
-    for (uint32_t i = 0; i < s; i++)
-        sum ^= ((const unsigned char *)d)[i];
     *ppv = NULL;
-    return RPC_E_INVALID_OBJREF;
+    if (!read_record(d, s))
+        return RPC_E_INVALID_OBJREF;
+    IStream *fresh;
+    HRESULT hr = memstm_new(NULL, 0, 0, &fresh);
+    if (FAILED(hr))
+        return hr;
+    hr = IStream_QueryInterface(fresh, iid, ppv);
+    IStream_Release(fresh);
+    return hr;
 }
+
+/* What a record of ours holds (one in `held`), let go. */
 static void m_release(ShmItfMarshaler *m, const void *d, uint32_t s)
 {
     (void)m;
-    volatile unsigned char sum = 0;
-    for (uint32_t i = 0; i < s; i++)
-        sum ^= ((const unsigned char *)d)[i];
+    uint32_t i;
+    if (!read_record(d, s))
+        return;
+    memcpy(&i, (const unsigned char *)d + 4, 4);
+    if (i < HELD_MAX && held[i]) {
+        IUnknown_Release(held[i]);
+        held[i] = NULL;
+    }
+}
+
+/* The end of an input: the reply's records are consumed. */
+static void release_held(void)
+{
+    for (uint32_t i = 0; i < HELD_MAX; i++) {
+        if (held[i]) {
+            IUnknown_Release(held[i]);
+            held[i] = NULL;
+        }
+    }
 }
 static const ShmItfMarshalerVtbl mvtbl = {m_marshal, m_unmarshal, m_release};
 static ShmItfMarshaler marshaler = {&mvtbl};
@@ -150,6 +209,9 @@ static void derived(uint8_t sel, unsigned char *frame, uint32_t n)
     if (verbose())
         fprintf(stderr, "fuzz_stub: IDerived %s (slot %u): 0x%08x\n",
                 cur && cur->name ? cur->name : "-", (unsigned)slot, (unsigned)hr);
+    release_held();
+    if (memstm_alive)
+        fail("an [in] interface the stub unmarshaled was not released");
 }
 
 /* ---- the streams: a small in-memory IStream ---------------------------------------------- */
@@ -163,7 +225,6 @@ typedef struct memstm {
     uint64_t size, pos;
 } memstm;
 
-static int memstm_alive;  /* objects not yet freed */
 static HRESULT last_hr;   /* what the object's last method returned */
 static int stream_called; /* a method past IUnknown's was called */
 
@@ -465,6 +526,7 @@ static void stream(uint8_t sel, unsigned char *frame, uint32_t n)
         if (mhr != last_hr)
             fail("the reply's HRESULT is not the object's");
     }
+    release_held();
     if (impl(stm)->refs != 1)
         fail("the object's references changed");
     IStream_Release(stm);
