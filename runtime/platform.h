@@ -167,7 +167,10 @@ HRESULT shmc_plat_region_access(const shmc_plat_region *r, unsigned *mode);
  * The handle (shmc_plat_waiter) binds a word to the OS object that sleeps
  * on it: on Linux nothing (futex on the address); on Windows a named
  * semaphore derived from the region name and the word's offset, because
- * WaitOnAddress does not work between processes.
+ * WaitOnAddress does not work between processes. A word in the process's
+ * own memory (shmc_plat_waiter_open_local) needs none: on Windows it waits
+ * on its address with WaitOnAddress (where that is missing, before Windows
+ * 8, on an unnamed semaphore).
  *
  * Rules for callers: change `value` (with any atomic store) before calling
  * wake; loop on your own condition around wait, because wait may return
@@ -182,7 +185,7 @@ typedef struct shmc_plat_wword {
 
 typedef struct shmc_plat_waiter {
     shmc_plat_wword *word;
-    alignas(8) unsigned char opaque[8]; /* Windows: semaphore HANDLE */
+    alignas(8) unsigned char opaque[8]; /* Windows: semaphore HANDLE, or NULL */
 } shmc_plat_waiter;
 
 /*

@@ -1,7 +1,10 @@
 /*
  * test_wait.c - wait/wake on a shared word: between threads, between
  * processes (10,000 round trips, counted exactly), timeouts, and words a
- * hostile peer scribbled on.
+ * hostile peer scribbled on. On Windows the words of one process wait on
+ * their address (WaitOnAddress); the tests of such words run a second
+ * time with that routed to fail, on the unnamed semaphore a local word
+ * falls back to.
  */
 #include "tsupport.h"
 
@@ -262,6 +265,83 @@ static void waiter_open_checks_bounds(void **state)
     assert_hr(shmc_plat_region_unlink(name), S_OK);
 }
 
+/* ---- Windows: WaitOnAddress, and the semaphore where it is missing -------------- */
+
+#if defined(_WIN32)
+#include <windows.h>
+
+/* The local-word tests again on the fallback: every local waiter opened
+ * from here on takes a semaphore. */
+static int setup_no_woa(void **state)
+{
+    (void)state;
+    return shmc_plat_fault_set("WaitOnAddress", 1, ERROR_PROC_NOT_FOUND) == S_OK ? 0 : -1;
+}
+
+static int teardown_no_woa(void **state)
+{
+    (void)state;
+    shmc_plat_fault_clear_all();
+    return 0;
+}
+
+/* The HANDLE a waiter holds (NULL: none). */
+static HANDLE waiter_handle(const shmc_plat_waiter *w)
+{
+    HANDLE h;
+    memcpy(&h, w->opaque, sizeof(h));
+    return h;
+}
+
+/* A local waiter holds no kernel object (an apartment, a thread and a
+ * detached connection's 17 each have one), unless WaitOnAddress is
+ * missing: then each holds its semaphore until it is closed. (Wine's
+ * GetProcessHandleCount says 0 whatever is open, so the handle is looked
+ * at in the waiter.) */
+static void local_waiters_hold_no_handle(void **state)
+{
+    (void)state;
+    enum { N = 64 };
+    static shmc_plat_wword words[N];
+    shmc_plat_waiter w[N];
+    HANDLE h[N];
+    for (int pass = 0; pass < 2; pass++) {
+        if (pass == 1)
+            assert_int_equal(setup_no_woa(NULL), 0);
+        for (int i = 0; i < N; i++) {
+            assert_hr(shmc_plat_waiter_open_local(&w[i], &words[i]), S_OK);
+            h[i] = waiter_handle(&w[i]);
+            DWORD flags;
+            if (pass == 0)
+                assert_null(h[i]);
+            else
+                assert_true(h[i] && GetHandleInformation(h[i], &flags));
+        }
+        /* each works: a value that changed returns at once, one that did
+         * not times out */
+        for (int i = 0; i < N; i++) {
+            atomic_store(&words[i].value, 1);
+            assert_hr(shmc_plat_wait(&w[i], 0, SHMC_PLAT_INFINITE), S_OK);
+            assert_hr(shmc_plat_wait(&w[i], 1, 0), S_FALSE);
+            atomic_store(&words[i].value, 0);
+        }
+        for (int i = 0; i < N; i++) {
+            shmc_plat_waiter_close(&w[i]);
+            assert_null(waiter_handle(&w[i]));
+        }
+        if (pass == 1) {
+            assert_int_equal(shmc_plat_fault_hits("WaitOnAddress"), N);
+            DWORD flags;
+            for (int i = 0; i < N; i++)
+                assert_false(GetHandleInformation(h[i], &flags)); /* closed */
+            teardown_no_woa(NULL);
+        }
+    }
+}
+
+#define NO_WOA(fn) cmocka_unit_test_setup_teardown(fn, setup_no_woa, teardown_no_woa)
+#endif
+
 static const tsupport_child children[] = {
     {"pong", child_pong},
     {NULL, NULL},
@@ -278,6 +358,13 @@ int main(int argc, char **argv)
         cmocka_unit_test(process_ping_pong),
         cmocka_unit_test(scribbled_waiter_count_is_harmless),
         cmocka_unit_test(waiter_open_checks_bounds),
+#if defined(_WIN32)
+        cmocka_unit_test(local_waiters_hold_no_handle),
+        NO_WOA(timeout_is_reported),
+        NO_WOA(changed_value_returns_at_once),
+        NO_WOA(wake_all_wakes_every_thread),
+        NO_WOA(thread_ping_pong),
+#endif
         cmocka_unit_test(tsupport_check_names_gone),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -5,10 +5,15 @@
  */
 #include "win_impl.h"
 
+/* (WaitOnAddress: its use for a waiter opened on a local word, in
+ * wait_sem.c; failed, the waiter takes a semaphore, as where Windows has
+ * no WaitOnAddress) */
 const char *const shmc_plat__routed_syscalls[] = {
-    "CreateFileMappingW", "OpenFileMappingW", "MapViewOfFile",
-    "CreateSemaphoreW",   "CreateProcessW",   "OpenProcess",
-    "BCryptGenRandom",    "_beginthreadex",   NULL,
+    "CreateFileMappingW", "OpenFileMappingW",
+    "MapViewOfFile",      "CreateSemaphoreW",
+    "CreateProcessW",     "OpenProcess",
+    "BCryptGenRandom",    "_beginthreadex",
+    "WaitOnAddress",      NULL,
 };
 
 static const struct {
