@@ -580,13 +580,69 @@ static void ring_remote_wait(shmc_apt *apt)
     }
 }
 
+/*
+ * The event of an STA (ShmCoGetApartmentWaitHandle) is set while calls
+ * wait for it. Setting and clearing it are system calls (under Wine,
+ * requests to wineserver, tens of microseconds each), and an event loop
+ * only waits on it while the STA's thread is outside the runtime. So:
+ *  - a caller that queues a call sets it only if that thread is not in a
+ *    wait of the runtime's (in_runtime == 0), which runs the call anyway;
+ *  - that thread, leaving its outermost such wait, sets the event if calls
+ *    wait (those that came after its last look); else it clears it, then
+ *    looks once more, unless no set began or ended since it last cleared.
+ * Caller: queue, then load in_runtime; the thread: in_runtime = 0, then
+ * look at the queue; all sequentially consistent, so a caller that saw
+ * the thread in has its call seen by the thread's look as it leaves.
+ * Every set is counted as it begins and again once done: a set that lands
+ * after a clear (its caller was slow to make it, and its call has run) is
+ * either still counted as begun only, or done after the count the clear
+ * noted; either way the next leave clears it. (An event loop woken by such
+ * a set finds nothing to run: ShmCoProcessCalls(0) then clears it.)
+ * An STA without an event counts nothing (shmc_sta_enter): its calls pay
+ * one load for all this.
+ */
+static void sta_set_event(shmc_apt *apt)
+{
+    atomic_fetch_add(&apt->event_sets_begun, 1);
+    shmc_plat_event_set(&apt->event);
+    atomic_fetch_add(&apt->event_sets_done, 1);
+}
+
+/* A call was queued for the STA (or sent to its watch). */
+static void sta_call_queued(shmc_apt *apt)
+{
+    /* seq_cst: see ShmCoGetApartmentWaitHandle and above */
+    if (atomic_load(&apt->has_event) && atomic_load(&apt->in_runtime) == 0)
+        sta_set_event(apt);
+}
+
+void shmc_sta_leave(shmc_apt *sta)
+{
+    uint32_t depth = atomic_load_explicit(&sta->in_runtime, memory_order_relaxed) - 1;
+    atomic_store(&sta->in_runtime, depth); /* seq_cst: before the look below */
+    if (depth)
+        return;
+    if (shmc_apt_has_calls(sta)) {
+        sta_set_event(sta);
+        return;
+    }
+    /* (done first: begun is never behind it) */
+    uint32_t done = atomic_load(&sta->event_sets_done);
+    uint32_t begun = atomic_load(&sta->event_sets_begun);
+    if (done == sta->event_sets_cleared && begun == done)
+        return; /* clear since this thread cleared it, and no set under way */
+    sta->event_sets_cleared = done;
+    shmc_plat_event_reset(&sta->event);
+    if (shmc_apt_has_calls(sta))
+        sta_set_event(sta);
+}
+
 void shmc_apt_ring(shmc_apt *apt)
 {
     /* an MTA worker that watches a call never sleeps: nobody to wake */
     if (apt->model != SHMC_STA)
         return;
-    if (atomic_load(&apt->has_event)) /* seq_cst: see ShmCoGetApartmentWaitHandle */
-        shmc_plat_event_set(&apt->event);
+    sta_call_queued(apt);
     shmc_notifier_notify(apt->bell, true); /* an STA has one sleeper */
     ring_remote_wait(apt);
 }
@@ -634,8 +690,7 @@ bool shmc_apt_enqueue(shmc_apt *apt, shmc_call *c)
     if (!inbox_push(apt, &c->link, &c->link, false))
         return false;
     if (apt->model == SHMC_STA) {
-        if (atomic_load(&apt->has_event)) /* seq_cst: see ShmCoGetApartmentWaitHandle */
-            shmc_plat_event_set(&apt->event);
+        sta_call_queued(apt);
         shmc_notifier_notify(apt->bell, true); /* an STA has one sleeper */
         ring_remote_wait(apt);
         return true;
@@ -674,14 +729,7 @@ unsigned shmc_apt_pump(shmc_apt *apt)
             sta_watch(apt, c);
         n++;
     }
-    if (atomic_load_explicit(&apt->has_event, memory_order_acquire)) {
-        /* level-triggered: clear the event, then look again, so that a
-         * call queued meanwhile sets it again */
-        shmc_plat_event_reset(&apt->event);
-        if (shmc_apt_has_calls(apt))
-            shmc_plat_event_set(&apt->event);
-    }
-    return n;
+    return n; /* (the event: shmc_sta_leave) */
 }
 
 /* Closes the queue: calls pushed from now on are refused; an STA stops
@@ -898,12 +946,23 @@ static HRESULT own_sta(shmc_apt **out)
     return S_OK;
 }
 
+static HRESULT process_calls(shmc_apt *apt, DWORD timeout_ms);
+
 HRESULT ShmCoProcessCalls(DWORD timeout_ms)
 {
     shmc_apt *apt;
     HRESULT hr = own_sta(&apt);
     if (FAILED(hr))
         return hr;
+    bool counted = shmc_sta_enter(apt);
+    hr = process_calls(apt, timeout_ms);
+    if (counted)
+        shmc_sta_leave(apt);
+    return hr;
+}
+
+static HRESULT process_calls(shmc_apt *apt, DWORD timeout_ms)
+{
     if (shmc_apt_pump(apt))
         return S_OK;
     if (timeout_ms == 0)
@@ -959,7 +1018,7 @@ HRESULT ShmCoGetApartmentWaitHandle(intptr_t *handle)
          * load), and a call pushed in between left the event unset. */
         atomic_store(&apt->has_event, true);
         if (shmc_apt_has_calls(apt))
-            shmc_plat_event_set(&apt->event);
+            sta_set_event(apt);
     }
     *handle = shmc_plat_event_handle(&apt->event);
     return S_OK;

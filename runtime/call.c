@@ -255,6 +255,9 @@ bool shmc_caller_behind(int cpu, int32_t partner, _Atomic int32_t *mine)
     return false;
 }
 
+static HRESULT wait_reply(shmc_call *c, shmc_thread *th, shmc_notifier *n, shmc_apt *my_sta,
+                          bool shared, uint32_t budget);
+
 HRESULT shmc_call_run(shmc_call *c)
 {
     shmc_thread *th = shmc_thread_get();
@@ -289,8 +292,21 @@ HRESULT shmc_call_run(shmc_call *c)
         }
     }
 
-    uint64_t deadline = 0; /* set once the call has to sleep (shmc_spin_deadline) */
     uint32_t budget = shmc_call_spin_budget();
+    bool counted = shmc_sta_enter(my_sta); /* it runs its incoming calls as it waits */
+    HRESULT hr = wait_reply(c, th, n, my_sta, shared, budget);
+    if (counted)
+        shmc_sta_leave(my_sta);
+    return hr;
+}
+
+/* shmc_call_run's wait for the reply (incoming calls of the caller's STA,
+ * my_sta, run meanwhile). */
+static HRESULT wait_reply(shmc_call *c, shmc_thread *th, shmc_notifier *n, shmc_apt *my_sta,
+                          bool shared, uint32_t budget)
+{
+    uint64_t deadline = 0; /* set once the call has to sleep (shmc_spin_deadline) */
+    uint32_t s;
 
     /* spin: both sides running meet here */
     shmc_spin sp;

@@ -993,6 +993,7 @@ HRESULT shmc_xcall_send(shmc_xcall *x, uint32_t kind, uint32_t method, const uin
     uint64_t deadline = 0; /* set once the call has to sleep (shmc_spin_deadline) */
     if (!shared)
         shmc_handoff_quiet(&shmc_hot_get()->client_quiet);
+    bool counted = shmc_sta_enter(my_sta); /* it runs its incoming calls as it waits */
     shmc_spin sp;
     shmc_spin_begin(&sp, shmc_call_spin_budget());
     if (shared)
@@ -1007,8 +1008,11 @@ HRESULT shmc_xcall_send(shmc_xcall *x, uint32_t kind, uint32_t method, const uin
             shmc_apt_pump(my_sta); /* callbacks into this STA */
         if (atomic_load_explicit(&s->state, memory_order_acquire) == SHMC_SLOT_REPLY)
             break;
-        if (atomic_load(&c->dead))
+        if (atomic_load(&c->dead)) {
+            if (counted)
+                shmc_sta_leave(my_sta);
             return RPC_E_SERVER_DIED;
+        }
         uint32_t seq = atomic_load(&s->wake.value);
         if (my_sta)
             sta_register(my_sta, &c->slot_wake[i]);
@@ -1044,6 +1048,8 @@ HRESULT shmc_xcall_send(shmc_xcall *x, uint32_t kind, uint32_t method, const uin
                 c->abandoned_mask |= 1u << i;
                 shmc_plat_mutex_unlock(&c->slot_lock);
                 x->slot = -1;
+                if (counted)
+                    shmc_sta_leave(my_sta);
                 return RPC_E_TIMEOUT;
             }
             continue; /* the reply came meanwhile */
@@ -1059,6 +1065,8 @@ HRESULT shmc_xcall_send(shmc_xcall *x, uint32_t kind, uint32_t method, const uin
         if (my_sta)
             sta_unregister(my_sta);
     }
+    if (counted)
+        shmc_sta_leave(my_sta);
     shmc_call_note_reply(shmc_spin_waited_ns(&sp));
 
     /* the reply: each field read once, checked, then used */

@@ -121,6 +121,15 @@ struct shmc_apt {
     shmc_plat_waiter *remote_wait; /* under remote_lock */
     shmc_plat_event event;         /* STA: set while calls are queued (lazily created) */
     _Atomic bool has_event;
+    /* STA: how deep its thread is in the runtime's own waits (in
+     * ShmCoProcessCalls, or waiting for the reply of a call it made),
+     * which run calls as they come: callers leave the event alone
+     * meanwhile (shmc_sta_enter); only that thread writes it */
+    _Atomic uint32_t in_runtime;
+    /* sets of the event: counted as they begin and once they are done;
+     * the count done when the thread last cleared it (apartment.c) */
+    _Atomic uint32_t event_sets_begun, event_sets_done;
+    uint32_t event_sets_cleared;
     /* Incoming calls: a stack that producers push on with one
      * compare-and-swap and consumers take whole with another (see
      * apartment.c); bit 0 set: closed (shutting down), no new calls. Next
@@ -835,6 +844,25 @@ bool shmc_call_execute(shmc_apt *apt, shmc_call *c, _Atomic int32_t *spare_worke
 void shmc_call_drop_unrun(shmc_call *c);
 /* Tells the apartment that a call it watches was sent to it (or given up). */
 void shmc_apt_ring(shmc_apt *apt);
+/* The STA's own thread enters and leaves a wait of the runtime's that runs
+ * incoming calls (nested: counted); leaving the outermost, it makes the
+ * STA's event (ShmCoGetApartmentWaitHandle) say whether calls wait
+ * (apartment.c). Only an STA with an event counts (its thread makes the
+ * event, and only it writes the depth): shmc_sta_enter says whether it
+ * counted, and only then is shmc_sta_leave called. An event made during
+ * such a wait is left to the callers until the thread's next wait: they
+ * set it as they did before it had one, whatever the depth says. */
+void shmc_sta_leave(shmc_apt *sta);
+
+static inline bool shmc_sta_enter(shmc_apt *sta)
+{
+    if (!sta || !atomic_load_explicit(&sta->has_event, memory_order_relaxed))
+        return false;
+    atomic_store_explicit(&sta->in_runtime,
+                          atomic_load_explicit(&sta->in_runtime, memory_order_relaxed) + 1,
+                          memory_order_relaxed);
+    return true;
+}
 
 /* Tables and objects (stubmgr.c, proxymgr.c). */
 shmc_stubmgr *shmc_stubmgr_find_oid(uint64_t oid);

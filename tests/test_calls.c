@@ -703,6 +703,282 @@ static void sta_wait_handle_ready_for_each_call(void **state)
 
 /* ---- MTA objects ------------------------------------------------------------------- */
 
+/* (c) after (a): a call queued while the STA's thread ran another inside
+ * ShmCoProcessCalls (its caller leaves the handle alone then) comes after
+ * that pump's share of calls, so ShmCoProcessCalls returns with it still
+ * waiting: the handle must be ready for it then, and clear once it ran. */
+typedef struct late_loop {
+    callee *obj;
+    IStream *stream;
+    shmc_apt *apt;
+    _Atomic int ready, stop;
+    HRESULT hr, first, second;
+    bool ready_after_first, ready_after_second;
+    _Atomic int freed;
+} late_loop;
+
+static void late_loop_main(void *arg)
+{
+    late_loop *l = arg;
+    ShmCoInitializeEx(NULL, COINIT_APARTMENTTHREADED);
+    intptr_t h = -1;
+    l->hr = ShmCoGetApartmentWaitHandle(&h);
+    if (SUCCEEDED(l->hr))
+        l->hr = ShmCoMarshalInterface(l->stream, &IID_ICallee, (IUnknown *)&l->obj->ICallee_iface,
+                                      MSHCTX_INPROC, NULL, MSHLFLAGS_NORMAL);
+    record_apt(&l->apt);
+    atomic_store(&l->ready, 1);
+    if (SUCCEEDED(l->hr)) {
+        l->first = ShmCoProcessCalls(tsupport_ms(20000)); /* the held call */
+        l->ready_after_first = handle_ready(h, 0);
+        l->second = ShmCoProcessCalls(0); /* the one queued meanwhile */
+        l->ready_after_second = handle_ready(h, 0);
+        while (!atomic_load(&l->stop)) /* (a test that failed: its calls) */
+            ShmCoProcessCalls(10);
+    }
+    ShmCoUninitialize();
+}
+
+static void sta_wait_handle_set_for_call_left_behind(void **state)
+{
+    (void)state;
+    assert_hr(ShmCoInitializeEx(NULL, COINIT_MULTITHREADED), S_OK);
+    register_calltest();
+    atomic_store(&shmc_tune.callee_spin_ns, 0u); /* (settle puts it back) */
+    memset(&hold, 0, sizeof(hold));
+    late_loop *l = shared_state(sizeof(*l));
+    holder *hd = shared_state(sizeof(*hd));
+    one_call *c = shared_state(sizeof(*c));
+    l->obj = callee_new(8, &l->freed);
+    assert_non_null(l->obj);
+    assert_hr(shmc_stream_create_heap(0, &l->stream), S_OK);
+    shmc_plat_thread t, th;
+    assert_hr(shmc_plat_thread_create(&t, late_loop_main, l), S_OK);
+    assert_true(wait_flag(&l->ready));
+    assert_hr(l->hr, S_OK);
+    tstream_rewind(l->stream);
+    ICallee *p = NULL;
+    assert_hr(ShmCoUnmarshalInterface(l->stream, &IID_ICallee, (void **)&p), S_OK);
+
+    callee_wait_hook = hold_hook;
+    hd->proxy = p;
+    hd->hr = E_FAIL;
+    assert_hr(shmc_plat_thread_create(&th, holder_main, hd), S_OK);
+    assert_true(wait_flag(&hold.entered)); /* the STA runs it, in ShmCoProcessCalls */
+    one_call_start(c, p, 3, 1);
+    wait_inbox(l->apt, 1); /* queued behind it */
+    atomic_store(&hold.release, 1);
+    shmc_plat_thread_join(&th);
+    shmc_plat_thread_join(&c->thread);
+    atomic_store(&l->stop, 1);
+    shmc_plat_thread_join(&t);
+    callee_wait_hook = NULL;
+
+    assert_hr(hd->hr, S_OK);
+    assert_hr(c->hr, S_OK);
+    assert_int_equal(c->sum, 4);
+    assert_hr(l->first, S_OK);
+    assert_true(l->ready_after_first); /* the call behind it waits */
+    assert_hr(l->second, S_OK);
+    assert_false(l->ready_after_second); /* and then it ran */
+    assert_int_equal(ICallee_Release(p), 0);
+    ICallee_Release(&l->obj->ICallee_iface);
+    assert_true(atomic_load(&l->freed));
+    IStream_Release(l->stream);
+    free(c);
+    free(hd);
+    free(l);
+    ShmCoUninitialize();
+}
+
+/* (c) with (a) and (b) on the same thread: an STA that has its wait
+ * handle but also waits in ShmCoProcessCalls and for the replies of its
+ * own calls, in turn, while other threads call it back to back.
+ * While its thread is in such a wait, callers leave the handle alone (a
+ * system call each, a request to wineserver under Wine) and the thread
+ * makes the handle right as it leaves: no call may be lost (one would
+ * show as a handle wait that ran out with calls in flight, or as a caller
+ * timing out), and once all are done the handle must not be left ready. */
+enum { MIXED_CALLERS = 4, MIXED_CALLS = 400 };
+
+typedef struct mixed_loop {
+    callee *obj;     /* the STA's */
+    IStream *stream; /* its record */
+    IStream *mta_stream;
+    _Atomic int ready, stop, answered, finished;
+    _Atomic int inflight;            /* calls the callers have made and not had back */
+    _Atomic int lost, handle_waits;  /* handle waits that ran out with calls in flight; all */
+    _Atomic int outgoing, processed; /* waits of each other kind it made */
+    bool ready_when_idle;
+    HRESULT hr;
+    _Atomic int freed;
+} mixed_loop;
+
+typedef struct mixed_caller {
+    mixed_loop *l;
+    ICallee *proxy;
+    LONG id;
+    HRESULT hr;
+    int done;
+    shmc_plat_thread thread;
+} mixed_caller;
+
+static void mixed_loop_main(void *arg)
+{
+    mixed_loop *l = arg;
+    ShmCoInitializeEx(NULL, COINIT_APARTMENTTHREADED);
+    ShmCoSetCallTimeout(tsupport_ms(20000));
+    intptr_t h = -1;
+    ICallee *mta = NULL;
+    l->hr = ShmCoGetApartmentWaitHandle(&h);
+    if (SUCCEEDED(l->hr))
+        l->hr = ShmCoGetInterfaceAndReleaseStream(l->mta_stream, &IID_ICallee, (void **)&mta);
+    l->mta_stream = NULL;
+    if (SUCCEEDED(l->hr))
+        l->hr = ShmCoMarshalInterface(l->stream, &IID_ICallee, (IUnknown *)&l->obj->ICallee_iface,
+                                      MSHCTX_INPROC, NULL, MSHLFLAGS_NORMAL);
+    atomic_store(&l->ready, 1);
+    for (unsigned k = 0; SUCCEEDED(l->hr) && !atomic_load(&l->stop); k++) {
+        switch (k % 3) {
+        case 0: /* the event loop's way */
+            atomic_fetch_add(&l->handle_waits, 1);
+            if (handle_ready(h, tsupport_ms(20000)))
+                ShmCoProcessCalls(0);
+            else if (atomic_load(&l->inflight))
+                atomic_fetch_add(&l->lost, 1);
+            break;
+        case 1: /* (a): a short wait in the runtime */
+            ShmCoProcessCalls(1);
+            atomic_fetch_add(&l->processed, 1);
+            break;
+        default: { /* (b): a call of its own, to the MTA, while calls come */
+            LONG tag = 0;
+            if (FAILED(ICallee_GetTag(mta, &tag)) || tag != 7)
+                l->hr = E_FAIL;
+            atomic_fetch_add(&l->outgoing, 1);
+            break;
+        }
+        }
+    }
+    /* the test's last call, made once every caller is done, may have come
+     * as it stopped: it runs, and has its answer (whose caller has set the
+     * handle, if it did, by then) */
+    while (!atomic_load(&l->answered))
+        ShmCoProcessCalls(1);
+    if (SUCCEEDED(l->hr)) {
+        /* nothing waits now: the handle is clear once it looked */
+        ShmCoProcessCalls(0);
+        l->ready_when_idle = handle_ready(h, 0);
+    }
+    if (mta)
+        ICallee_Release(mta);
+    ShmCoUninitialize();
+    atomic_store(&l->finished, 1);
+}
+
+static void mixed_caller_main(void *arg)
+{
+    mixed_caller *c = arg;
+    c->hr = ShmCoInitializeEx(NULL, COINIT_MULTITHREADED);
+    if (FAILED(c->hr))
+        return;
+    ShmCoSetCallTimeout(tsupport_ms(20000)); /* a lost call fails, not hangs */
+    for (int i = 1; i <= MIXED_CALLS && SUCCEEDED(c->hr); i++) {
+        LONG sum = 0;
+        atomic_fetch_add(&c->l->inflight, 1);
+        c->hr = ICallee_Add(c->proxy, c->id, i, &sum);
+        atomic_fetch_sub(&c->l->inflight, 1);
+        if (SUCCEEDED(c->hr) && sum != c->id + i)
+            c->hr = E_UNEXPECTED;
+        c->done = i;
+    }
+    ShmCoUninitialize();
+}
+
+/* One run of the above; with `idle_spin` false nobody spins for the next
+ * call (the STA's waits end as soon as they ran a call, so it goes from
+ * one kind of wait to the next all the time). */
+static void run_mixed_loop(bool idle_spin, int callers)
+{
+    uint32_t spin = atomic_load(&shmc_tune.callee_spin_ns);
+    if (!idle_spin)
+        atomic_store(&shmc_tune.callee_spin_ns, 0u);
+    register_calltest();
+    mixed_loop *l = shared_state(sizeof(*l));
+    mixed_caller *c = shared_state((size_t)callers * sizeof(*c));
+    l->obj = callee_new(6, &l->freed);
+    callee *mta_obj = callee_new(7, NULL);
+    assert_non_null(l->obj);
+    assert_non_null(mta_obj);
+    assert_hr(shmc_stream_create_heap(0, &l->stream), S_OK);
+    assert_hr(ShmCoMarshalInterThreadInterfaceInStream(
+                  &IID_ICallee, (IUnknown *)&mta_obj->ICallee_iface, &l->mta_stream),
+              S_OK);
+    shmc_plat_thread t;
+    assert_hr(shmc_plat_thread_create(&t, mixed_loop_main, l), S_OK);
+    assert_true(wait_flag(&l->ready));
+    assert_hr(l->hr, S_OK);
+    tstream_rewind(l->stream);
+    ICallee *p = NULL;
+    assert_hr(ShmCoUnmarshalInterface(l->stream, &IID_ICallee, (void **)&p), S_OK);
+    for (int i = 0; i < callers; i++) {
+        c[i].l = l;
+        c[i].proxy = p;
+        c[i].id = 1 + i; /* (callee keeps the order of ids below 8) */
+        c[i].hr = E_FAIL;
+        assert_hr(shmc_plat_thread_create(&c[i].thread, mixed_caller_main, &c[i]), S_OK);
+    }
+    for (int i = 0; i < callers; i++)
+        shmc_plat_thread_join(&c[i].thread);
+    /* the loop may be in a handle wait: a last call ends it */
+    atomic_store(&l->stop, 1);
+    LONG tag = 0;
+    HRESULT last = ICallee_GetTag(p, &tag);
+    atomic_store(&l->answered, 1);
+    shmc_plat_thread_join(&t);
+    assert_hr(last, S_OK);
+    assert_int_equal(tag, 6);
+
+    for (int i = 0; i < callers; i++) {
+        assert_hr(c[i].hr, S_OK);
+        assert_int_equal(c[i].done, MIXED_CALLS);
+    }
+    assert_hr(l->hr, S_OK);
+    assert_int_equal(atomic_load(&l->lost), 0);
+    assert_false(l->ready_when_idle);
+    assert_false(l->obj->out_of_order); /* each caller's calls ran in its order */
+    assert_int_equal(atomic_load(&l->obj->calls), callers * MIXED_CALLS); /* (not GetTag) */
+    print_message("      %d callers, idle spin %s: %d handle waits, %d in ShmCoProcessCalls, %d "
+                  "calls of its own\n",
+                  callers, idle_spin ? "on" : "off", atomic_load(&l->handle_waits),
+                  atomic_load(&l->processed), atomic_load(&l->outgoing));
+    /* (how often it went from one kind of wait to the next is the
+     * scheduler's: spinning for calls, or waiting for the MTA's answer, it
+     * may take them all in a few waits; sta_wait_handle_set_for_call_left_behind
+     * makes the case that matters most happen for certain) */
+    assert_int_equal(ICallee_Release(p), 0);
+    ICallee_Release(&l->obj->ICallee_iface);
+    assert_true(atomic_load(&l->freed));
+    ICallee_Release(&mta_obj->ICallee_iface);
+    IStream_Release(l->stream);
+    free(c);
+    free(l);
+    atomic_store(&shmc_tune.callee_spin_ns, spin);
+}
+
+static void sta_wait_handle_with_other_waits(void **state)
+{
+    (void)state;
+    assert_hr(ShmCoInitializeEx(NULL, COINIT_MULTITHREADED), S_OK);
+    register_calltest();
+    run_mixed_loop(true, MIXED_CALLERS);
+    run_mixed_loop(false, MIXED_CALLERS);
+    /* one caller: no other call comes to set the handle for one that the
+     * STA's thread left behind */
+    run_mixed_loop(false, 1);
+    ShmCoUninitialize();
+}
+
 static void mta_object_runs_on_runtime_threads(void **state)
 {
     (void)state;
@@ -1673,6 +1949,8 @@ int main(int argc, char **argv)
         cmocka_unit_test_teardown(sta_process_calls_dispatches, settle),
         cmocka_unit_test_teardown(sta_runs_callers_in_arrival_order, settle),
         cmocka_unit_test_teardown(sta_wait_handle_ready_for_each_call, settle),
+        cmocka_unit_test_teardown(sta_wait_handle_set_for_call_left_behind, settle),
+        cmocka_unit_test_teardown(sta_wait_handle_with_other_waits, settle),
         cmocka_unit_test_teardown(mta_object_runs_on_runtime_threads, settle),
         cmocka_unit_test_teardown(mta_to_mta_is_direct, settle),
         cmocka_unit_test_teardown(object_returning_method, settle),
