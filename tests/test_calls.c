@@ -270,6 +270,19 @@ static void callback_reaches_the_waiting_sta(void **state)
     fixture_free(f);
 }
 
+/* The calling thread becomes an STA with its wait handle (*h) and writes
+ * a record of obj into stream; the first error, if any. (The thread is in
+ * the STA either way: it uninitializes.) */
+static HRESULT sta_with_handle(callee *obj, IStream *stream, intptr_t *h)
+{
+    ShmCoInitializeEx(NULL, COINIT_APARTMENTTHREADED);
+    HRESULT hr = ShmCoGetApartmentWaitHandle(h);
+    if (SUCCEEDED(hr))
+        hr = ShmCoMarshalInterface(stream, &IID_ICallee, (IUnknown *)&obj->ICallee_iface,
+                                   MSHCTX_INPROC, NULL, MSHLFLAGS_NORMAL);
+    return hr;
+}
+
 /* An STA driven by an ordinary event loop through its wait handle. */
 typedef struct loop_host {
     callee *obj;
@@ -283,12 +296,8 @@ typedef struct loop_host {
 static void event_loop_main(void *arg)
 {
     loop_host *l = arg;
-    ShmCoInitializeEx(NULL, COINIT_APARTMENTTHREADED);
     intptr_t h = -1;
-    l->hr = ShmCoGetApartmentWaitHandle(&h);
-    if (SUCCEEDED(l->hr))
-        l->hr = ShmCoMarshalInterface(l->stream, &IID_ICallee, (IUnknown *)&l->obj->ICallee_iface,
-                                      MSHCTX_INPROC, NULL, MSHLFLAGS_NORMAL);
+    l->hr = sta_with_handle(l->obj, l->stream, &h);
     atomic_store(&l->ready, 1);
     while (SUCCEEDED(l->hr) && !atomic_load(&l->stop)) {
 #ifdef _WIN32
@@ -610,12 +619,8 @@ static bool handle_ready(intptr_t h, uint32_t ms)
 static void handle_loop_main(void *arg)
 {
     handle_loop *l = arg;
-    ShmCoInitializeEx(NULL, COINIT_APARTMENTTHREADED);
     intptr_t h = -1;
-    l->hr = ShmCoGetApartmentWaitHandle(&h);
-    if (SUCCEEDED(l->hr))
-        l->hr = ShmCoMarshalInterface(l->stream, &IID_ICallee, (IUnknown *)&l->obj->ICallee_iface,
-                                      MSHCTX_INPROC, NULL, MSHLFLAGS_NORMAL);
+    l->hr = sta_with_handle(l->obj, l->stream, &h);
     if (SUCCEEDED(l->hr)) {
         l->ready_before_any = handle_ready(h, 0);
         for (int i = 0; i < LOOP_CALLS; i++) {
@@ -720,12 +725,8 @@ typedef struct late_loop {
 static void late_loop_main(void *arg)
 {
     late_loop *l = arg;
-    ShmCoInitializeEx(NULL, COINIT_APARTMENTTHREADED);
     intptr_t h = -1;
-    l->hr = ShmCoGetApartmentWaitHandle(&h);
-    if (SUCCEEDED(l->hr))
-        l->hr = ShmCoMarshalInterface(l->stream, &IID_ICallee, (IUnknown *)&l->obj->ICallee_iface,
-                                      MSHCTX_INPROC, NULL, MSHLFLAGS_NORMAL);
+    l->hr = sta_with_handle(l->obj, l->stream, &h);
     record_apt(&l->apt);
     atomic_store(&l->ready, 1);
     if (SUCCEEDED(l->hr)) {
@@ -826,17 +827,14 @@ typedef struct mixed_caller {
 static void mixed_loop_main(void *arg)
 {
     mixed_loop *l = arg;
-    ShmCoInitializeEx(NULL, COINIT_APARTMENTTHREADED);
-    ShmCoSetCallTimeout(tsupport_ms(20000));
     intptr_t h = -1;
     ICallee *mta = NULL;
-    l->hr = ShmCoGetApartmentWaitHandle(&h);
-    if (SUCCEEDED(l->hr))
-        l->hr = ShmCoGetInterfaceAndReleaseStream(l->mta_stream, &IID_ICallee, (void **)&mta);
+    l->hr = sta_with_handle(l->obj, l->stream, &h);
+    ShmCoSetCallTimeout(tsupport_ms(20000));
+    HRESULT got = ShmCoGetInterfaceAndReleaseStream(l->mta_stream, &IID_ICallee, (void **)&mta);
     l->mta_stream = NULL;
     if (SUCCEEDED(l->hr))
-        l->hr = ShmCoMarshalInterface(l->stream, &IID_ICallee, (IUnknown *)&l->obj->ICallee_iface,
-                                      MSHCTX_INPROC, NULL, MSHLFLAGS_NORMAL);
+        l->hr = got;
     atomic_store(&l->ready, 1);
     for (unsigned k = 0; SUCCEEDED(l->hr) && !atomic_load(&l->stop); k++) {
         switch (k % 3) {
