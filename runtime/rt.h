@@ -850,8 +850,9 @@ void shmc_apt_ring(shmc_apt *apt);
  * (apartment.c). Only an STA with an event counts (its thread makes the
  * event, and only it writes the depth): shmc_sta_enter says whether it
  * counted, and only then is shmc_sta_leave called. An event made during
- * such a wait is left to the callers until the thread's next wait: they
- * set it as they did before it had one, whatever the depth says. */
+ * a wait (by a call the wait runs) finds the depth at 0, as no wait of an
+ * STA without an event counts: the callers set it until the thread's next
+ * wait. */
 void shmc_sta_leave(shmc_apt *sta);
 
 static inline bool shmc_sta_enter(shmc_apt *sta)
