@@ -716,6 +716,7 @@ typedef struct late_loop {
     callee *obj;
     IStream *stream;
     shmc_apt *apt;
+    intptr_t handle;
     _Atomic int ready, stop;
     HRESULT hr, first, second;
     bool ready_after_first, ready_after_second;
@@ -727,6 +728,7 @@ static void late_loop_main(void *arg)
     late_loop *l = arg;
     intptr_t h = -1;
     l->hr = sta_with_handle(l->obj, l->stream, &h);
+    l->handle = h;
     record_apt(&l->apt);
     atomic_store(&l->ready, 1);
     if (SUCCEEDED(l->hr)) {
@@ -768,6 +770,9 @@ static void sta_wait_handle_set_for_call_left_behind(void **state)
     assert_true(wait_flag(&hold.entered)); /* the STA runs it, in ShmCoProcessCalls */
     one_call_start(c, p, 3, 1);
     wait_inbox(l->apt, 1); /* queued behind it */
+    /* its caller left the handle alone: the STA's thread is in a wait of
+     * the runtime's, which looks at the queue as it leaves */
+    bool ready_while_inside = handle_ready(l->handle, 0);
     atomic_store(&hold.release, 1);
     shmc_plat_thread_join(&th);
     shmc_plat_thread_join(&c->thread);
@@ -778,6 +783,7 @@ static void sta_wait_handle_set_for_call_left_behind(void **state)
     assert_hr(hd->hr, S_OK);
     assert_hr(c->hr, S_OK);
     assert_int_equal(c->sum, 4);
+    assert_false(ready_while_inside);
     assert_hr(l->first, S_OK);
     assert_true(l->ready_after_first); /* the call behind it waits */
     assert_hr(l->second, S_OK);
